@@ -1,0 +1,635 @@
+//! The registry of live peers: a plain synchronous state machine keyed by hostname.
+//! No sockets, no clock, no locks: every input takes `now` and returns what changed.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::beacon::Beacon;
+use crate::wheel::TimerWheel;
+
+/// One live peer as the registry knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub hostname: String,
+    /// Where its latest beacon came from.
+    pub address: SocketAddr,
+    /// The instance id of the process now announcing this hostname.
+    pub instance: u64,
+    /// Sequence number of the latest beacon accepted from that instance.
+    pub sequence: u64,
+    /// When this instance was first heard (reset by a restart).
+    pub first_seen: Instant,
+    /// When its latest beacon was heard.
+    pub last_seen: Instant,
+    /// `last_seen + ttl`: listed while `now < deadline`. The wheel only indexes it.
+    pub deadline: Instant,
+}
+
+/// What changed in the registry. Each input emits at most the events listed for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerEvent {
+    /// A hostname not listed was heard: new, or back after it expired (a healed partition).
+    Joined {
+        hostname: String,
+        address: SocketAddr,
+        instance: u64,
+    },
+    /// A listed peer's beacons now come from another address.
+    Updated {
+        hostname: String,
+        old_address: SocketAddr,
+        address: SocketAddr,
+    },
+    /// A hostname is announced by a new process (new instance id): either while still listed,
+    /// or within one ttl after its goodbye or expiry.
+    Restarted {
+        hostname: String,
+        old_instance: u64,
+        instance: u64,
+        address: SocketAddr,
+    },
+    /// A listed peer said goodbye; it is dropped at once.
+    Left { hostname: String, address: SocketAddr },
+    /// A listed peer went silent for a whole ttl.
+    Expired { hostname: String, address: SocketAddr },
+}
+
+impl PeerEvent {
+    pub fn hostname(&self) -> &str {
+        match self {
+            PeerEvent::Joined { hostname, .. }
+            | PeerEvent::Updated { hostname, .. }
+            | PeerEvent::Restarted { hostname, .. }
+            | PeerEvent::Left { hostname, .. }
+            | PeerEvent::Expired { hostname, .. } => hostname,
+        }
+    }
+}
+
+/// A hostname's slot in the map: listed, or recently gone and remembered for one ttl so that
+/// its return with a new instance reads as a restart rather than a leave and an unrelated join.
+#[derive(Debug)]
+enum Slot {
+    Live(Peer),
+    Gone {
+        instance: u64,
+        /// Latest sequence heard from that instance (its goodbye's, if it said one).
+        sequence: u64,
+        forget_at: Instant,
+    },
+}
+
+#[derive(Debug)]
+struct Record {
+    slot: Slot,
+    /// Identifies this record's one pending wheel entry; entries with another value are stale.
+    timer: u64,
+}
+
+/// Live peers keyed by hostname, each listed while `last_seen + ttl > now`.
+///
+/// Renewal is O(1) and touches no timer: a peer keeps a single wheel entry, and when it comes
+/// due the peer's own deadline decides between expiring it and scheduling it again. So the
+/// sweep costs in proportion to the entries due, and a renewal racing its deadline can never
+/// lose or duplicate the peer.
+#[derive(Debug)]
+pub struct Registry {
+    own_instance: u64,
+    ttl: Duration,
+    records: HashMap<String, Record>,
+    live: usize,
+    wheel: TimerWheel<(String, u64)>,
+    next_timer: u64,
+    /// Reused by [`Registry::expire`] so a sweep does not allocate.
+    due: Vec<(String, u64)>,
+}
+
+impl Registry {
+    /// An empty registry for an agent whose own beacons carry `own_instance`.
+    pub fn new(own_instance: u64, ttl: Duration, now: Instant) -> Self {
+        Registry {
+            own_instance,
+            ttl,
+            records: HashMap::new(),
+            live: 0,
+            wheel: TimerWheel::new(now),
+            next_timer: 0,
+            due: Vec::new(),
+        }
+    }
+
+    /// Takes in one beacon heard from `from` at `now`.
+    ///
+    /// Ignored (no event, no renewal): our own beacons, beacons older than the latest one
+    /// accepted from the same instance, and goodbyes from an instance that is not the one listed.
+    pub fn observe(&mut self, beacon: &Beacon, from: SocketAddr, now: Instant) -> Option<PeerEvent> {
+        if beacon.instance == self.own_instance {
+            return None;
+        }
+        let deadline = now + self.ttl;
+        // Looked up by &str first: a renewal, the common case, allocates nothing.
+        let Some(record) = self.records.get_mut(beacon.hostname.as_str()) else {
+            if beacon.goodbye {
+                return None;
+            }
+            let timer = schedule(&mut self.wheel, &mut self.next_timer, &beacon.hostname, deadline);
+            let slot = Slot::Live(new_peer(beacon, from, now, deadline));
+            self.records.insert(beacon.hostname.clone(), Record { slot, timer });
+            self.live += 1;
+            return Some(PeerEvent::Joined {
+                hostname: beacon.hostname.clone(),
+                address: from,
+                instance: beacon.instance,
+            });
+        };
+        match &mut record.slot {
+            Slot::Live(peer) => {
+                let same_instance = peer.instance == beacon.instance;
+                if same_instance && beacon.sequence <= peer.sequence {
+                    return None;
+                }
+                if beacon.goodbye {
+                    if !same_instance {
+                        return None;
+                    }
+                    let address = peer.address;
+                    // The pending wheel entry comes due no later than `forget_at` and then
+                    // reschedules for it.
+                    record.slot = Slot::Gone {
+                        instance: beacon.instance,
+                        sequence: beacon.sequence,
+                        forget_at: deadline,
+                    };
+                    self.live -= 1;
+                    return Some(PeerEvent::Left {
+                        hostname: beacon.hostname.clone(),
+                        address,
+                    });
+                }
+                // The wheel entry stays where it is: when it comes due, the deadline renewed
+                // here tells the sweep to reschedule instead of expiring.
+                let (old_address, old_instance) = (peer.address, peer.instance);
+                peer.address = from;
+                peer.instance = beacon.instance;
+                peer.sequence = beacon.sequence;
+                peer.last_seen = now;
+                peer.deadline = deadline;
+                if !same_instance {
+                    peer.first_seen = now;
+                    Some(PeerEvent::Restarted {
+                        hostname: beacon.hostname.clone(),
+                        old_instance,
+                        instance: beacon.instance,
+                        address: from,
+                    })
+                } else if old_address != from {
+                    Some(PeerEvent::Updated {
+                        hostname: beacon.hostname.clone(),
+                        old_address,
+                        address: from,
+                    })
+                } else {
+                    None
+                }
+            }
+            Slot::Gone {
+                instance, sequence, ..
+            } => {
+                let same_instance = *instance == beacon.instance;
+                // A goodbye changes nothing here, nor does a beacon older than the last one
+                // heard from the instance that went.
+                if beacon.goodbye || (same_instance && beacon.sequence <= *sequence) {
+                    return None;
+                }
+                let old_instance = *instance;
+                // The record's wheel entry (at or before `forget_at`, before this deadline) stays.
+                record.slot = Slot::Live(new_peer(beacon, from, now, deadline));
+                self.live += 1;
+                Some(if same_instance {
+                    // Back from a partition: it never left, we lost sight of it.
+                    PeerEvent::Joined {
+                        hostname: beacon.hostname.clone(),
+                        address: from,
+                        instance: beacon.instance,
+                    }
+                } else {
+                    PeerEvent::Restarted {
+                        hostname: beacon.hostname.clone(),
+                        old_instance,
+                        instance: beacon.instance,
+                        address: from,
+                    }
+                })
+            }
+        }
+    }
+
+    /// Drops every peer whose deadline is at or before `now`, one `Expired` event each.
+    pub fn expire(&mut self, now: Instant) -> Vec<PeerEvent> {
+        let mut events = Vec::new();
+        let mut due = std::mem::take(&mut self.due);
+        self.wheel.advance(now, &mut due);
+        for (hostname, timer) in due.drain(..) {
+            let Some(record) = self.records.get_mut(&hostname) else {
+                continue;
+            };
+            if record.timer != timer {
+                continue; // stale entry: the record was rescheduled or replaced since
+            }
+            match &record.slot {
+                Slot::Live(peer) if peer.deadline > now => {
+                    let deadline = peer.deadline;
+                    record.timer = schedule(&mut self.wheel, &mut self.next_timer, &hostname, deadline);
+                }
+                Slot::Live(peer) => {
+                    let (instance, sequence, address) = (peer.instance, peer.sequence, peer.address);
+                    record.slot = Slot::Gone {
+                        instance,
+                        sequence,
+                        forget_at: now + self.ttl,
+                    };
+                    record.timer = schedule(&mut self.wheel, &mut self.next_timer, &hostname, now + self.ttl);
+                    self.live -= 1;
+                    events.push(PeerEvent::Expired { hostname, address });
+                }
+                Slot::Gone { forget_at, .. } if *forget_at > now => {
+                    let forget_at = *forget_at;
+                    record.timer = schedule(&mut self.wheel, &mut self.next_timer, &hostname, forget_at);
+                }
+                Slot::Gone { .. } => {
+                    self.records.remove(&hostname);
+                }
+            }
+        }
+        self.due = due;
+        events
+    }
+
+    /// When [`expire`](Self::expire) next has work to do, if ever. The agent sleeps until then.
+    pub fn next_deadline(&mut self) -> Option<Instant> {
+        self.wheel.next_deadline()
+    }
+
+    /// The listed peers, in no particular order. Call [`expire`](Self::expire) first so that none
+    /// past its deadline is included.
+    pub fn peers(&self) -> impl Iterator<Item = &Peer> {
+        self.records.values().filter_map(|record| match &record.slot {
+            Slot::Live(peer) => Some(peer),
+            Slot::Gone { .. } => None,
+        })
+    }
+
+    /// Number of listed peers.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+}
+
+fn new_peer(beacon: &Beacon, from: SocketAddr, now: Instant, deadline: Instant) -> Peer {
+    Peer {
+        hostname: beacon.hostname.clone(),
+        address: from,
+        instance: beacon.instance,
+        sequence: beacon.sequence,
+        first_seen: now,
+        last_seen: now,
+        deadline,
+    }
+}
+
+/// Puts one wheel entry for `hostname` at `at` and returns the id that marks it current.
+fn schedule(wheel: &mut TimerWheel<(String, u64)>, next_timer: &mut u64, hostname: &str, at: Instant) -> u64 {
+    *next_timer += 1;
+    wheel.insert(at, (hostname.to_owned(), *next_timer));
+    *next_timer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const TTL: Duration = Duration::from_secs(35);
+    const OWN: u64 = 0xAAAA;
+
+    fn addr(last: u8) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, last], 49001))
+    }
+
+    fn beacon(hostname: &str, instance: u64, sequence: u64) -> Beacon {
+        Beacon {
+            instance,
+            sequence,
+            goodbye: false,
+            hostname: hostname.into(),
+        }
+    }
+
+    fn goodbye(hostname: &str, instance: u64, sequence: u64) -> Beacon {
+        Beacon {
+            goodbye: true,
+            ..beacon(hostname, instance, sequence)
+        }
+    }
+
+    fn listed(reg: &Registry) -> Vec<String> {
+        let mut names: Vec<String> = reg.peers().map(|p| p.hostname.clone()).collect();
+        names.sort();
+        names
+    }
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn first_beacon_joins() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(OWN, TTL, t0);
+        let event = reg.observe(&beacon("a", 1, 0), addr(1), t0);
+        assert_eq!(
+            event,
+            Some(PeerEvent::Joined {
+                hostname: "a".into(),
+                address: addr(1),
+                instance: 1
+            })
+        );
+        assert_eq!(listed(&reg), ["a"]);
+        assert_eq!(reg.next_deadline(), Some(t0 + TTL));
+    }
+
+    #[test]
+    fn expires_exactly_at_the_deadline_and_not_before() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(OWN, TTL, t0);
+        reg.observe(&beacon("a", 1, 0), addr(1), t0);
+        assert!(reg.expire(t0 + TTL - Duration::from_nanos(1)).is_empty());
+        assert_eq!(listed(&reg), ["a"]);
+        assert_eq!(
+            reg.expire(t0 + TTL),
+            [PeerEvent::Expired {
+                hostname: "a".into(),
+                address: addr(1)
+            }]
+        );
+        assert!(listed(&reg).is_empty());
+    }
+
+    #[test]
+    fn expired_peer_emits_one_event() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(OWN, TTL, t0);
+        reg.observe(&beacon("a", 1, 0), addr(1), t0);
+        assert_eq!(reg.expire(t0 + TTL).len(), 1);
+        assert!(reg.expire(t0 + TTL + secs(1)).is_empty());
+        assert!(reg.expire(t0 + TTL * 3).is_empty());
+    }
+
+    #[test]
+    fn renewal_resets_deadline() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(OWN, TTL, t0);
+        reg.observe(&beacon("a", 1, 0), addr(1), t0);
+        assert_eq!(reg.observe(&beacon("a", 1, 1), addr(1), t0 + secs(15)), None);
+        assert!(reg.expire(t0 + TTL).is_empty(), "the old deadline no longer counts");
+        assert_eq!(listed(&reg), ["a"]);
+        assert!(reg.expire(t0 + secs(15) + TTL - Duration::from_nanos(1)).is_empty());
+        assert_eq!(reg.expire(t0 + secs(15) + TTL).len(), 1);
+    }
+
+    #[test]
+    fn renewal_racing_expiry_keeps_the_peer_once_with_new_data() {
+        let t0 = Instant::now();
+        let deadline = t0 + TTL;
+        // Renewal first, then the sweep at the same instant.
+        let mut reg = Registry::new(OWN, TTL, t0);
+        reg.observe(&beacon("a", 1, 0), addr(1), t0);
+        reg.observe(&beacon("a", 1, 1), addr(2), deadline);
+        assert!(reg.expire(deadline).is_empty());
+        let peers: Vec<&Peer> = reg.peers().collect();
+        assert_eq!(peers.len(), 1);
+        assert_eq!((peers[0].sequence, peers[0].address), (1, addr(2)));
+        assert_eq!(peers[0].deadline, deadline + TTL);
+
+        // Sweep first, then the renewal at the same instant: expired, then back.
+        let mut reg = Registry::new(OWN, TTL, t0);
+        reg.observe(&beacon("a", 1, 0), addr(1), t0);
+        assert_eq!(reg.expire(deadline).len(), 1);
+        assert!(matches!(
+            reg.observe(&beacon("a", 1, 1), addr(2), deadline),
+            Some(PeerEvent::Joined { .. })
+        ));
+        let peers: Vec<&Peer> = reg.peers().collect();
+        assert_eq!(peers.len(), 1);
+        assert_eq!((peers[0].sequence, peers[0].address), (1, addr(2)));
+        assert_eq!(reg.len(), 1);
+    }
+
+    #[test]
+    fn goodbye_drops_the_peer_at_once() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(OWN, TTL, t0);
+        reg.observe(&beacon("a", 1, 0), addr(1), t0);
+        assert_eq!(
+            reg.observe(&goodbye("a", 1, 1), addr(1), t0 + secs(1)),
+            Some(PeerEvent::Left {
+                hostname: "a".into(),
+                address: addr(1)
+            })
+        );
+        assert!(listed(&reg).is_empty());
+        let late = reg.observe(&beacon("a", 1, 0), addr(1), t0 + secs(2));
+        assert_eq!(late, None, "a beacon sent before the goodbye does not bring it back");
+        assert!(reg.expire(t0 + TTL * 4).is_empty(), "a peer that left never expires");
+    }
+
+    #[test]
+    fn goodbye_from_another_instance_or_unknown_host_is_ignored() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(OWN, TTL, t0);
+        reg.observe(&beacon("a", 2, 0), addr(1), t0);
+        assert_eq!(reg.observe(&goodbye("a", 1, 9), addr(1), t0), None);
+        assert_eq!(reg.observe(&goodbye("b", 1, 9), addr(1), t0), None);
+        assert_eq!(listed(&reg), ["a"]);
+    }
+
+    #[test]
+    fn new_instance_is_a_restart_not_a_join() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(OWN, TTL, t0);
+        reg.observe(&beacon("a", 1, 7), addr(1), t0);
+        let event = reg.observe(&beacon("a", 2, 0), addr(1), t0 + secs(3));
+        assert_eq!(
+            event,
+            Some(PeerEvent::Restarted {
+                hostname: "a".into(),
+                old_instance: 1,
+                instance: 2,
+                address: addr(1)
+            })
+        );
+        let peer = reg.peers().next().expect("still listed");
+        assert_eq!((peer.instance, peer.first_seen), (2, t0 + secs(3)));
+    }
+
+    #[test]
+    fn return_after_goodbye_with_new_instance_is_a_restart() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(OWN, TTL, t0);
+        reg.observe(&beacon("a", 1, 0), addr(1), t0);
+        reg.observe(&goodbye("a", 1, 1), addr(1), t0 + secs(1));
+        assert!(matches!(
+            reg.observe(&beacon("a", 2, 0), addr(1), t0 + secs(2)),
+            Some(PeerEvent::Restarted { old_instance: 1, instance: 2, .. })
+        ));
+        assert_eq!(listed(&reg), ["a"]);
+    }
+
+    #[test]
+    fn the_memory_of_a_departed_peer_fades_after_one_ttl() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(OWN, TTL, t0);
+        reg.observe(&beacon("a", 1, 0), addr(1), t0);
+        reg.observe(&goodbye("a", 1, 1), addr(1), t0);
+        reg.expire(t0 + TTL);
+        assert_eq!(reg.next_deadline(), None, "nothing left to sweep");
+        assert!(matches!(
+            reg.observe(&beacon("a", 2, 0), addr(1), t0 + TTL),
+            Some(PeerEvent::Joined { .. })
+        ));
+    }
+
+    #[test]
+    fn address_change_is_an_update() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(OWN, TTL, t0);
+        reg.observe(&beacon("a", 1, 0), addr(1), t0);
+        assert_eq!(
+            reg.observe(&beacon("a", 1, 1), addr(9), t0 + secs(1)),
+            Some(PeerEvent::Updated {
+                hostname: "a".into(),
+                old_address: addr(1),
+                address: addr(9)
+            })
+        );
+        assert_eq!(reg.peers().next().map(|p| p.address), Some(addr(9)));
+    }
+
+    #[test]
+    fn own_beacons_are_ignored() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(OWN, TTL, t0);
+        assert_eq!(reg.observe(&beacon("me", OWN, 0), addr(1), t0), None);
+        assert_eq!(reg.observe(&beacon("me", OWN, 1), addr(1), t0), None);
+        assert!(reg.is_empty());
+        assert_eq!(reg.next_deadline(), None);
+    }
+
+    #[test]
+    fn duplicated_or_reordered_beacons_do_not_renew() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(OWN, TTL, t0);
+        reg.observe(&beacon("a", 1, 5), addr(1), t0);
+        assert_eq!(reg.observe(&beacon("a", 1, 5), addr(2), t0 + secs(1)), None);
+        assert_eq!(reg.observe(&beacon("a", 1, 4), addr(2), t0 + secs(1)), None);
+        let peer = reg.peers().next().expect("listed");
+        assert_eq!((peer.address, peer.last_seen), (addr(1), t0));
+    }
+
+    #[test]
+    fn back_from_a_partition_the_same_instance_joins_again() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(OWN, TTL, t0);
+        reg.observe(&beacon("a", 1, 0), addr(1), t0);
+        assert_eq!(reg.expire(t0 + TTL).len(), 1);
+        assert!(matches!(
+            reg.observe(&beacon("a", 1, 9), addr(1), t0 + TTL + secs(5)),
+            Some(PeerEvent::Joined { instance: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn sleeps_until_the_next_deadline() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(OWN, TTL, t0);
+        assert_eq!(reg.next_deadline(), None);
+        reg.observe(&beacon("a", 1, 0), addr(1), t0);
+        reg.observe(&beacon("b", 2, 0), addr(2), t0 + secs(10));
+        assert_eq!(reg.next_deadline(), Some(t0 + TTL));
+        reg.observe(&beacon("a", 1, 1), addr(1), t0 + secs(20));
+        // The renewal did not touch the wheel: the next wake-up is the stale one, which
+        // reschedules `a` and expires nothing.
+        assert!(reg.expire(t0 + TTL).is_empty());
+        assert_eq!(reg.next_deadline(), Some(t0 + secs(10) + TTL));
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Beacon { host: u8, instance: u8 },
+        Goodbye { host: u8 },
+        Advance { millis: u16 },
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => (0..5u8, 0..2u8).prop_map(|(host, instance)| Step::Beacon { host, instance }),
+            1 => (0..5u8).prop_map(|host| Step::Goodbye { host }),
+            4 => (0..2000u16).prop_map(|millis| Step::Advance { millis }),
+        ]
+    }
+
+    proptest! {
+        /// A peer is listed exactly while `last_heard + ttl > now`, whatever the sequence of
+        /// beacons, goodbyes and clock steps (ttl 1 s here so steps cross deadlines often).
+        #[test]
+        fn listed_exactly_while_last_heard_plus_ttl_is_ahead(steps in proptest::collection::vec(step(), 1..200)) {
+            let ttl = Duration::from_secs(1);
+            let t0 = Instant::now();
+            let mut now = t0;
+            let mut reg = Registry::new(OWN, ttl, t0);
+            // Model: host -> (instance, last heard), cleared by a goodbye from that instance.
+            let mut model: HashMap<String, (u64, Instant)> = HashMap::new();
+            let mut seq = 0u64;
+            for step in steps {
+                match step {
+                    Step::Beacon { host, instance } => {
+                        seq += 1;
+                        let name = format!("h{host}");
+                        let instance = u64::from(instance) + 1;
+                        reg.observe(&beacon(&name, instance, seq), addr(host), now);
+                        model.insert(name, (instance, now));
+                    }
+                    Step::Goodbye { host } => {
+                        seq += 1;
+                        let name = format!("h{host}");
+                        let current = model.get(&name).filter(|(_, at)| *at + ttl > now).map(|(i, _)| *i);
+                        if let Some(instance) = current {
+                            reg.observe(&goodbye(&name, instance, seq), addr(host), now);
+                            model.remove(&name);
+                        }
+                    }
+                    Step::Advance { millis } => now += Duration::from_millis(u64::from(millis)),
+                }
+                reg.expire(now);
+                let mut expected: Vec<String> = model
+                    .iter()
+                    .filter(|(_, (_, at))| *at + ttl > now)
+                    .map(|(name, _)| name.clone())
+                    .collect();
+                expected.sort();
+                prop_assert_eq!(listed(&reg), expected);
+                prop_assert_eq!(reg.len(), reg.peers().count());
+            }
+        }
+    }
+}
