@@ -233,9 +233,16 @@ mod tests {
     fn rejects_foreign_truncated_and_oversized_datagrams() {
         let good = sample().encode();
         assert_eq!(Beacon::decode(b""), Err(DecodeError::NotABeacon));
-        assert_eq!(Beacon::decode(b"GET / HTTP/1.1"), Err(DecodeError::NotABeacon));
+        assert_eq!(
+            Beacon::decode(b"GET / HTTP/1.1"),
+            Err(DecodeError::NotABeacon)
+        );
         for cut in 4..good.len() {
-            assert_eq!(Beacon::decode(&good[..cut]), Err(DecodeError::Truncated), "cut at {cut}");
+            assert_eq!(
+                Beacon::decode(&good[..cut]),
+                Err(DecodeError::Truncated),
+                "cut at {cut}"
+            );
         }
         let mut huge = good.clone();
         huge.resize(MAX_BEACON_LEN + 1, 0);
@@ -246,7 +253,10 @@ mod tests {
     fn rejects_other_versions() {
         let mut bytes = sample().encode();
         bytes[4] = 2;
-        assert_eq!(Beacon::decode(&bytes), Err(DecodeError::UnsupportedVersion(2)));
+        assert_eq!(
+            Beacon::decode(&bytes),
+            Err(DecodeError::UnsupportedVersion(2))
+        );
     }
 
     #[test]
@@ -256,7 +266,11 @@ mod tests {
             bytes.truncate(HEADER_LEN - 1);
             bytes.push(bad.len() as u8);
             bytes.extend_from_slice(bad.as_bytes());
-            assert_eq!(Beacon::decode(&bytes), Err(DecodeError::InvalidHostname), "{bad:?}");
+            assert_eq!(
+                Beacon::decode(&bytes),
+                Err(DecodeError::InvalidHostname),
+                "{bad:?}"
+            );
         }
         assert!(validate_hostname(&"a".repeat(253)).is_ok());
         assert!(validate_hostname(&"a".repeat(254)).is_err());

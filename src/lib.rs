@@ -4,8 +4,22 @@
 //! - [`beacon`]: the wire format, pure encode/decode.
 //! - [`wheel`]: a hashed timer wheel, the registry's index of deadlines.
 //! - [`registry`]: live peers keyed by hostname; a synchronous state machine driven by `now`.
+//! - [`config`]: the agent's settings and their defaults.
+//! - [`interface`]: picks the default interface to announce on.
+//! - [`socket`]: the multicast socket and its options (the only user of socket2).
+//! - [`agent`]: the beacon and receive tasks and the API server, wired together.
+//! - [`api`]: HTTP routes and the response types the CLI shares.
+//! - [`client`]: the CLI's HTTP client for the local API.
+//! - [`table`]: the human-readable peer table.
 #![forbid(unsafe_code)]
 
+pub mod agent;
+pub mod api;
 pub mod beacon;
+pub mod client;
+pub mod config;
+pub mod interface;
 pub mod registry;
+pub mod socket;
+pub mod table;
 pub mod wheel;

@@ -1,3 +1,249 @@
-fn main() {
-    println!("Hello, world!");
+//! The `peerd` binary: parses the command line, sets up logging and signals, binds sockets,
+//! and hands over to the library. No domain logic lives here.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use peerd::api::{self, AgentStatus, PeerInfo};
+use peerd::config::{self, Config};
+use peerd::{agent, beacon, client, interface, socket, table};
+
+/// Zero-configuration peer discovery: who is alive on this network, right now.
+#[derive(Debug, Parser)]
+#[command(name = "peerd", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the agent in the foreground: announce this node and track its peers
+    Agent(AgentArgs),
+    /// List the live peers the local agent knows, sorted by hostname
+    Peers(PeersArgs),
+    /// Check that the local agent answers (exit 0) and show its counters
+    Health(PeersArgs),
+}
+
+#[derive(Debug, Args)]
+struct AgentArgs {
+    /// Hostname to announce [default: this machine's hostname]
+    #[arg(long, env = "PEERD_NAME", value_parser = parse_name)]
+    name: Option<String>,
+    /// Multicast group the beacons go to
+    #[arg(long, env = "PEERD_GROUP", default_value_t = config::MULTICAST_GROUP)]
+    group: Ipv4Addr,
+    /// UDP port of the group
+    #[arg(long, env = "PEERD_PORT", default_value_t = config::PORT)]
+    port: u16,
+    /// IPv4 address of the interface to announce on [default: the first interface that is up,
+    /// multicast-capable and not loopback]
+    #[arg(long, env = "PEERD_INTERFACE")]
+    interface: Option<Ipv4Addr>,
+    /// Mean time between beacons (jittered by up to 10 %)
+    #[arg(long, env = "PEERD_INTERVAL", default_value_t = config::BEACON_INTERVAL.into())]
+    interval: humantime::Duration,
+    /// How long a silent peer stays listed; must exceed the interval
+    #[arg(long, env = "PEERD_TTL", default_value_t = config::PEER_TTL.into())]
+    ttl: humantime::Duration,
+    /// IP TTL of beacons; 1 keeps them on the local link
+    #[arg(long, env = "PEERD_MULTICAST_TTL", default_value_t = config::MULTICAST_TTL,
+          value_parser = clap::value_parser!(u32).range(1..=255))]
+    multicast_ttl: u32,
+    /// Address of the local HTTP/JSON API (TCP)
+    #[arg(long, env = "PEERD_API", default_value_t = config::API_ADDR)]
+    api: SocketAddr,
+    /// Log line format; the level comes from RUST_LOG (default: info)
+    #[arg(long, env = "PEERD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Args)]
+struct PeersArgs {
+    /// Address of the local agent's API
+    #[arg(long, env = "PEERD_API", default_value_t = config::API_ADDR)]
+    api: SocketAddr,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn parse_name(name: &str) -> Result<String, beacon::InvalidHostname> {
+    beacon::validate_hostname(name).map(|()| name.to_owned())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // One thread is plenty for one socket and a local API, and keeps the footprint small.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => return fail(anyhow::Error::new(err).context("starting the async runtime")),
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Agent(args) => run_agent(args).await,
+            Command::Peers(args) => show_peers(args).await,
+            Command::Health(args) => show_health(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fail(err),
+    }
+}
+
+fn fail(err: anyhow::Error) -> ExitCode {
+    eprintln!("peerd: {err:#}");
+    ExitCode::FAILURE
+}
+
+async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
+    init_tracing(args.log_format);
+    let config = agent_config(&args)?;
+    let socket = socket::bind_multicast(
+        config.group,
+        config.port,
+        config.interface,
+        config.multicast_ttl,
+    )?;
+    let api = tokio::net::TcpListener::bind(args.api)
+        .await
+        .with_context(|| {
+            format!(
+                "binding the API on {} (another agent there? pick one with --api)",
+                args.api
+            )
+        })?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    agent::run(config, socket, api, shutdown).await
+}
+
+/// Resolves defaults that depend on the machine and validates the result; a bad combination of
+/// flags exits 2 through clap, like any other usage error.
+fn agent_config(args: &AgentArgs) -> anyhow::Result<Config> {
+    let name = match &args.name {
+        Some(name) => name.clone(),
+        None => {
+            let os = hostname::get().context("reading this machine's hostname")?;
+            let os = os.to_string_lossy().into_owned();
+            parse_name(&os).unwrap_or_else(|err| usage_error(format!("{err}; pass --name")))
+        }
+    };
+    let mut config = Config {
+        name,
+        group: args.group,
+        port: args.port,
+        interface: Ipv4Addr::UNSPECIFIED,
+        interval: args.interval.into(),
+        ttl: args.ttl.into(),
+        multicast_ttl: args.multicast_ttl,
+    };
+    // Before looking at interfaces, so a usage error never gets as far as the network.
+    if let Err(err) = config.validate() {
+        usage_error(err.to_string());
+    }
+    config.interface = match args.interface {
+        Some(address) => {
+            let name = interface::name_of(address).unwrap_or_else(|| "?".into());
+            info!(interface = %name, %address, "using the interface given");
+            address
+        }
+        None => {
+            let chosen = interface::default_interface()?;
+            info!(interface = %chosen.name, address = %chosen.address, "chose the first multicast-capable interface");
+            chosen.address
+        }
+    };
+    if config.multicast_ttl > 1 {
+        warn!(
+            multicast_ttl = config.multicast_ttl,
+            "beacons may cross routers beyond this link"
+        );
+    }
+    Ok(config)
+}
+
+fn usage_error(message: String) -> ! {
+    let mut command = Cli::command();
+    let agent = command
+        .find_subcommand_mut("agent")
+        .expect("the agent subcommand exists");
+    agent
+        .error(clap::error::ErrorKind::ValueValidation, message)
+        .exit()
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM (`docker stop`, which signals PID 1) both mean "say goodbye
+/// and exit".
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = match signal(SignalKind::terminate()) {
+        Ok(stream) => stream,
+        Err(err) => {
+            warn!(error = %err, "cannot listen for SIGTERM; only Ctrl-C stops the agent cleanly");
+            let _ = tokio::signal::ctrl_c().await;
+            shutdown.cancel();
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => info!("SIGINT received, stopping"),
+        _ = terminate.recv() => info!("SIGTERM received, stopping"),
+    }
+    shutdown.cancel();
+}
+
+fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn show_peers(args: PeersArgs) -> anyhow::Result<()> {
+    let peers: Vec<PeerInfo> = client::get_json(args.api, api::PEERS_PATH).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&peers)?);
+    } else if peers.is_empty() {
+        println!("no live peers yet");
+    } else {
+        print!("{}", table::render(&peers));
+    }
+    Ok(())
+}
+
+async fn show_health(args: PeersArgs) -> anyhow::Result<()> {
+    let status: AgentStatus = client::get_json(args.api, api::STATUS_PATH).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        println!(
+            "ok: {} on {} via {}, {} live peers",
+            status.hostname, status.group, status.interface, status.peers
+        );
+    }
+    Ok(())
 }

@@ -50,9 +50,15 @@ pub enum PeerEvent {
         address: SocketAddr,
     },
     /// A listed peer said goodbye; it is dropped at once.
-    Left { hostname: String, address: SocketAddr },
+    Left {
+        hostname: String,
+        address: SocketAddr,
+    },
     /// A listed peer went silent for a whole ttl.
-    Expired { hostname: String, address: SocketAddr },
+    Expired {
+        hostname: String,
+        address: SocketAddr,
+    },
 }
 
 impl PeerEvent {
@@ -123,7 +129,12 @@ impl Registry {
     ///
     /// Ignored (no event, no renewal): our own beacons, beacons older than the latest one
     /// accepted from the same instance, and goodbyes from an instance that is not the one listed.
-    pub fn observe(&mut self, beacon: &Beacon, from: SocketAddr, now: Instant) -> Option<PeerEvent> {
+    pub fn observe(
+        &mut self,
+        beacon: &Beacon,
+        from: SocketAddr,
+        now: Instant,
+    ) -> Option<PeerEvent> {
         if beacon.instance == self.own_instance {
             return None;
         }
@@ -133,9 +144,15 @@ impl Registry {
             if beacon.goodbye {
                 return None;
             }
-            let timer = schedule(&mut self.wheel, &mut self.next_timer, &beacon.hostname, deadline);
+            let timer = schedule(
+                &mut self.wheel,
+                &mut self.next_timer,
+                &beacon.hostname,
+                deadline,
+            );
             let slot = Slot::Live(new_peer(beacon, from, now, deadline));
-            self.records.insert(beacon.hostname.clone(), Record { slot, timer });
+            self.records
+                .insert(beacon.hostname.clone(), Record { slot, timer });
             self.live += 1;
             return Some(PeerEvent::Joined {
                 hostname: beacon.hostname.clone(),
@@ -240,22 +257,30 @@ impl Registry {
             match &record.slot {
                 Slot::Live(peer) if peer.deadline > now => {
                     let deadline = peer.deadline;
-                    record.timer = schedule(&mut self.wheel, &mut self.next_timer, &hostname, deadline);
+                    record.timer =
+                        schedule(&mut self.wheel, &mut self.next_timer, &hostname, deadline);
                 }
                 Slot::Live(peer) => {
-                    let (instance, sequence, address) = (peer.instance, peer.sequence, peer.address);
+                    let (instance, sequence, address) =
+                        (peer.instance, peer.sequence, peer.address);
                     record.slot = Slot::Gone {
                         instance,
                         sequence,
                         forget_at: now + self.ttl,
                     };
-                    record.timer = schedule(&mut self.wheel, &mut self.next_timer, &hostname, now + self.ttl);
+                    record.timer = schedule(
+                        &mut self.wheel,
+                        &mut self.next_timer,
+                        &hostname,
+                        now + self.ttl,
+                    );
                     self.live -= 1;
                     events.push(PeerEvent::Expired { hostname, address });
                 }
                 Slot::Gone { forget_at, .. } if *forget_at > now => {
                     let forget_at = *forget_at;
-                    record.timer = schedule(&mut self.wheel, &mut self.next_timer, &hostname, forget_at);
+                    record.timer =
+                        schedule(&mut self.wheel, &mut self.next_timer, &hostname, forget_at);
                 }
                 Slot::Gone { .. } => {
                     self.records.remove(&hostname);
@@ -274,10 +299,12 @@ impl Registry {
     /// The listed peers, in no particular order. Call [`expire`](Self::expire) first so that none
     /// past its deadline is included.
     pub fn peers(&self) -> impl Iterator<Item = &Peer> {
-        self.records.values().filter_map(|record| match &record.slot {
-            Slot::Live(peer) => Some(peer),
-            Slot::Gone { .. } => None,
-        })
+        self.records
+            .values()
+            .filter_map(|record| match &record.slot {
+                Slot::Live(peer) => Some(peer),
+                Slot::Gone { .. } => None,
+            })
     }
 
     /// Number of listed peers.
@@ -307,7 +334,12 @@ fn new_peer(beacon: &Beacon, from: SocketAddr, now: Instant, deadline: Instant) 
 }
 
 /// Puts one wheel entry for `hostname` at `at` and returns the id that marks it current.
-fn schedule(wheel: &mut TimerWheel<(String, u64)>, next_timer: &mut u64, hostname: &str, at: Instant) -> u64 {
+fn schedule(
+    wheel: &mut TimerWheel<(String, u64)>,
+    next_timer: &mut u64,
+    hostname: &str,
+    at: Instant,
+) -> u64 {
     *next_timer += 1;
     wheel.insert(at, (hostname.to_owned(), *next_timer));
     *next_timer
@@ -400,10 +432,19 @@ mod tests {
         let t0 = Instant::now();
         let mut reg = Registry::new(OWN, TTL, t0);
         reg.observe(&beacon("a", 1, 0), addr(1), t0);
-        assert_eq!(reg.observe(&beacon("a", 1, 1), addr(1), t0 + secs(15)), None);
-        assert!(reg.expire(t0 + TTL).is_empty(), "the old deadline no longer counts");
+        assert_eq!(
+            reg.observe(&beacon("a", 1, 1), addr(1), t0 + secs(15)),
+            None
+        );
+        assert!(
+            reg.expire(t0 + TTL).is_empty(),
+            "the old deadline no longer counts"
+        );
         assert_eq!(listed(&reg), ["a"]);
-        assert!(reg.expire(t0 + secs(15) + TTL - Duration::from_nanos(1)).is_empty());
+        assert!(
+            reg.expire(t0 + secs(15) + TTL - Duration::from_nanos(1))
+                .is_empty()
+        );
         assert_eq!(reg.expire(t0 + secs(15) + TTL).len(), 1);
     }
 
@@ -449,8 +490,14 @@ mod tests {
         );
         assert!(listed(&reg).is_empty());
         let late = reg.observe(&beacon("a", 1, 0), addr(1), t0 + secs(2));
-        assert_eq!(late, None, "a beacon sent before the goodbye does not bring it back");
-        assert!(reg.expire(t0 + TTL * 4).is_empty(), "a peer that left never expires");
+        assert_eq!(
+            late, None,
+            "a beacon sent before the goodbye does not bring it back"
+        );
+        assert!(
+            reg.expire(t0 + TTL * 4).is_empty(),
+            "a peer that left never expires"
+        );
     }
 
     #[test]
@@ -490,7 +537,11 @@ mod tests {
         reg.observe(&goodbye("a", 1, 1), addr(1), t0 + secs(1));
         assert!(matches!(
             reg.observe(&beacon("a", 2, 0), addr(1), t0 + secs(2)),
-            Some(PeerEvent::Restarted { old_instance: 1, instance: 2, .. })
+            Some(PeerEvent::Restarted {
+                old_instance: 1,
+                instance: 2,
+                ..
+            })
         ));
         assert_eq!(listed(&reg), ["a"]);
     }

@@ -95,7 +95,11 @@ impl<T> TimerWheel<T> {
         }
         self.current_tick = self.current_tick.max(now_tick);
         // The current tick is only partly over: take what is due, keep the rest.
-        self.drain_slot(slot_of(now_tick), |e| e.tick <= now_tick && e.at <= now, due);
+        self.drain_slot(
+            slot_of(now_tick),
+            |e| e.tick <= now_tick && e.at <= now,
+            due,
+        );
         if due.len() > before {
             self.earliest = None;
         }
@@ -181,7 +185,10 @@ mod tests {
         let mut wheel = TimerWheel::new(t0);
         assert!(due_at(&mut wheel, t0 + Duration::from_secs(10)).is_empty());
         wheel.insert(t0 + Duration::from_secs(1), "late");
-        assert_eq!(due_at(&mut wheel, t0 + Duration::from_secs(10)), vec!["late"]);
+        assert_eq!(
+            due_at(&mut wheel, t0 + Duration::from_secs(10)),
+            vec!["late"]
+        );
     }
 
     #[test]
@@ -190,10 +197,16 @@ mod tests {
         let mut wheel = TimerWheel::new(t0);
         let lap = TICK * SLOTS as u32;
         wheel.insert(t0 + lap + Duration::from_millis(50), "far");
-        assert_eq!(wheel.next_deadline(), Some(t0 + lap + Duration::from_millis(50)));
+        assert_eq!(
+            wheel.next_deadline(),
+            Some(t0 + lap + Duration::from_millis(50))
+        );
         assert!(due_at(&mut wheel, t0 + Duration::from_millis(60)).is_empty());
         assert!(due_at(&mut wheel, t0 + lap).is_empty());
-        assert_eq!(due_at(&mut wheel, t0 + lap + Duration::from_millis(50)), vec!["far"]);
+        assert_eq!(
+            due_at(&mut wheel, t0 + lap + Duration::from_millis(50)),
+            vec!["far"]
+        );
     }
 
     #[test]

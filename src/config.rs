@@ -1,0 +1,165 @@
+//! The agent's settings as a plain struct, with the defaults every entry point shares.
+//! Parsing flags and reading the environment is the binary's job, not this module's.
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::Duration;
+
+use crate::beacon::{InvalidHostname, validate_hostname};
+
+/// How often a node announces itself. 15 s keeps the traffic negligible (one ~30-byte datagram
+/// per node per 15 s) while a crashed node is still noticed within a minute.
+pub const BEACON_INTERVAL: Duration = Duration::from_secs(15);
+/// How long a peer stays listed after its last beacon. 35 s outlasts two intervals plus the
+/// maximum jitter (2 x 16.5 s = 33 s), so one lost beacon never drops a live peer, while a
+/// crashed one is dropped within 35 s.
+pub const PEER_TTL: Duration = Duration::from_secs(35);
+/// Each delay between beacons is the interval scaled by a random factor in 1 +/- this, so nodes
+/// started together drift apart instead of sending in lockstep.
+pub const JITTER: f64 = 0.10;
+/// Organisation-local scope (RFC 2365), never routed off a site by default.
+pub const MULTICAST_GROUP: Ipv4Addr = Ipv4Addr::new(239, 255, 49, 1);
+pub const PORT: u16 = 49001;
+/// 1: beacons never cross a router, so discovery stays on one link.
+pub const MULTICAST_TTL: u32 = 1;
+/// Loopback only: the API answers local clients (`peerd peers`), nobody on the network.
+pub const API_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 49001));
+
+/// Everything the agent needs to run, already resolved (no "default interface" left to find).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Hostname announced in every beacon: 1..=253 ASCII letters, digits, `-` and `.`.
+    pub name: String,
+    /// Multicast group beacons go to; must be an IPv4 multicast address.
+    pub group: Ipv4Addr,
+    /// UDP port of the group.
+    pub port: u16,
+    /// IPv4 address of the interface to join the group on and send from.
+    pub interface: Ipv4Addr,
+    /// Mean delay between beacons; must be non-zero.
+    pub interval: Duration,
+    /// How long a silent peer stays listed; must exceed `interval`.
+    pub ttl: Duration,
+    /// IP TTL of beacons: 1 keeps them on the local link.
+    pub multicast_ttl: u32,
+}
+
+impl Config {
+    /// The defaults for a node called `name` on the interface with address `interface`.
+    pub fn new(name: impl Into<String>, interface: Ipv4Addr) -> Self {
+        Config {
+            name: name.into(),
+            group: MULTICAST_GROUP,
+            port: PORT,
+            interface,
+            interval: BEACON_INTERVAL,
+            ttl: PEER_TTL,
+            multicast_ttl: MULTICAST_TTL,
+        }
+    }
+
+    /// Checks the constraints documented on each field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        validate_hostname(&self.name).map_err(ConfigError::Name)?;
+        if !self.group.is_multicast() {
+            return Err(ConfigError::NotMulticast(self.group));
+        }
+        if self.interval.is_zero() {
+            return Err(ConfigError::ZeroInterval);
+        }
+        if self.ttl <= self.interval {
+            return Err(ConfigError::TtlNotAboveInterval {
+                ttl: self.ttl,
+                interval: self.interval,
+            });
+        }
+        Ok(())
+    }
+
+    /// True when one lost beacon can expire this node at its peers: the ttl does not cover two
+    /// maximally jittered intervals. Allowed (tests use tight timings) but worth a warning.
+    pub fn ttl_is_tight(&self) -> bool {
+        self.ttl < self.interval.mul_f64(2.0 * (1.0 + JITTER))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConfigError {
+    Name(InvalidHostname),
+    NotMulticast(Ipv4Addr),
+    ZeroInterval,
+    TtlNotAboveInterval { ttl: Duration, interval: Duration },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Name(err) => write!(f, "{err}"),
+            ConfigError::NotMulticast(group) => {
+                write!(
+                    f,
+                    "group {group} is not an IPv4 multicast address (224.0.0.0/4)"
+                )
+            }
+            ConfigError::ZeroInterval => write!(f, "the beacon interval must be greater than zero"),
+            ConfigError::TtlNotAboveInterval { ttl, interval } => write!(
+                f,
+                "ttl ({}) must exceed the beacon interval ({}), or peers expire between beacons",
+                humantime::format_duration(*ttl),
+                humantime::format_duration(*interval)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        Config::new("node-1", Ipv4Addr::LOCALHOST)
+    }
+
+    #[test]
+    fn defaults_are_valid_and_not_tight() {
+        assert_eq!(config().validate(), Ok(()));
+        assert!(!config().ttl_is_tight());
+    }
+
+    #[test]
+    fn ttl_must_exceed_interval() {
+        let c = Config {
+            ttl: BEACON_INTERVAL,
+            ..config()
+        };
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::TtlNotAboveInterval { .. })
+        ));
+        assert!(c.validate().unwrap_err().to_string().contains("ttl (15s)"));
+    }
+
+    #[test]
+    fn rejects_bad_names_groups_and_intervals() {
+        let bad_name = Config {
+            name: "no_underscores".into(),
+            ..config()
+        };
+        assert!(matches!(bad_name.validate(), Err(ConfigError::Name(_))));
+        let unicast = Config {
+            group: Ipv4Addr::new(10, 0, 0, 1),
+            ..config()
+        };
+        assert!(matches!(
+            unicast.validate(),
+            Err(ConfigError::NotMulticast(_))
+        ));
+        let zero = Config {
+            interval: Duration::ZERO,
+            ..config()
+        };
+        assert_eq!(zero.validate(), Err(ConfigError::ZeroInterval));
+    }
+}

@@ -1,0 +1,85 @@
+//! The human view of `peerd peers`: an aligned table with humantime durations.
+//! Pure formatting; fetching and JSON output live elsewhere.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use crate::api::PeerInfo;
+
+const HEADERS: [&str; 5] = ["HOSTNAME", "ADDRESS", "LAST SEEN", "EXPIRES IN", "UP FOR"];
+
+/// Renders `peers` as a table in the order given (the API sorts by hostname).
+pub fn render(peers: &[PeerInfo]) -> String {
+    let rows: Vec<[String; 5]> = peers
+        .iter()
+        .map(|p| {
+            [
+                p.hostname.clone(),
+                p.address.clone(),
+                format!("{} ago", short(p.last_seen_ms_ago)),
+                short(p.expires_in_ms),
+                short(p.up_for_ms),
+            ]
+        })
+        .collect();
+    let mut widths = HEADERS.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    let header = HEADERS.map(String::from);
+    for row in std::iter::once(&header).chain(&rows) {
+        let mut line = String::new();
+        for (cell, width) in row.iter().zip(widths) {
+            let _ = write!(line, "{cell:<width$}   ");
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Whole seconds once past a second ("3s", "1m 5s"), milliseconds below ("250ms").
+fn short(ms: u64) -> String {
+    let d = if ms >= 1000 {
+        Duration::from_secs(ms / 1000)
+    } else {
+        Duration::from_millis(ms)
+    };
+    humantime::format_duration(d).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(hostname: &str, last_seen_ms_ago: u64, expires_in_ms: u64, up_for_ms: u64) -> PeerInfo {
+        PeerInfo {
+            hostname: hostname.into(),
+            address: "172.18.0.3".into(),
+            instance: "0123456789abcdef".into(),
+            sequence: 3,
+            first_seen: "2026-11-22T10:00:00.000Z".into(),
+            last_seen: "2026-11-22T10:00:42.000Z".into(),
+            last_seen_ms_ago,
+            expires_in_ms,
+            up_for_ms,
+        }
+    }
+
+    #[test]
+    fn renders_aligned_columns_with_human_durations() {
+        let table = render(&[
+            peer("node-1", 3_400, 31_600, 65_000),
+            peer("n2", 250, 34_750, 900),
+        ]);
+        assert_eq!(
+            table,
+            "HOSTNAME   ADDRESS      LAST SEEN   EXPIRES IN   UP FOR\n\
+             node-1     172.18.0.3   3s ago      31s          1m 5s\n\
+             n2         172.18.0.3   250ms ago   34s          900ms\n"
+        );
+    }
+}
