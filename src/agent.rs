@@ -17,6 +17,7 @@ use crate::api::{self, AgentStatus, PeerInfo, Query, format_instance, millis};
 use crate::beacon::{Beacon, MAX_BEACON_LEN};
 use crate::config::{Config, JITTER};
 use crate::registry::{PeerEvent, Registry};
+use crate::socket;
 
 /// At most one debug line per this period about ignored datagrams, so a flood cannot flood logs.
 const IGNORED_LOG_PERIOD: Duration = Duration::from_secs(1);
@@ -121,19 +122,44 @@ impl BeaconTask {
     async fn run(self, shutdown: CancellationToken) {
         let target = SocketAddr::V4(SocketAddrV4::new(self.config.group, self.config.port));
         let mut sequence = 0;
+        let mut sending = true;
         loop {
-            self.send(target, sequence, false).await;
+            self.refresh_membership();
+            sending = self.send(target, sequence, false, sending).await;
             sequence += 1;
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(jittered(self.config.interval)) => {}
             }
         }
-        self.send(target, sequence, true).await;
-        info!("goodbye sent");
+        if self.send(target, sequence, true, sending).await {
+            info!("goodbye sent");
+        }
     }
 
-    async fn send(&self, target: SocketAddr, sequence: u64, goodbye: bool) {
+    fn refresh_membership(&self) {
+        let (group, interface) = (self.config.group, self.config.interface);
+        match socket::refresh_membership(&self.socket, group, interface) {
+            Ok(true) => {
+                info!(%group, %interface, "rejoined the multicast group: the interface came back")
+            }
+            Ok(false) => {}
+            // The interface is gone for now; sending fails too and says so.
+            Err(err) => {
+                debug!(%group, %interface, error = %err, "cannot rejoin the multicast group")
+            }
+        }
+    }
+
+    /// Sends one beacon; returns whether it went out. Only the first of a run of failures is
+    /// a warning, so an unplugged link does not fill the log.
+    async fn send(
+        &self,
+        target: SocketAddr,
+        sequence: u64,
+        goodbye: bool,
+        was_sending: bool,
+    ) -> bool {
         let beacon = Beacon {
             instance: self.instance,
             sequence,
@@ -144,9 +170,20 @@ impl BeaconTask {
             Ok(_) => {
                 self.counters.sent.fetch_add(1, Ordering::Relaxed);
                 debug!(sequence, goodbye, "beacon sent");
+                if !was_sending {
+                    info!(%target, "sending beacons again");
+                }
+                true
             }
             // Not fatal: a link that is down now may be up by the next beacon.
-            Err(err) => warn!(%target, error = %err, "cannot send beacon"),
+            Err(err) if was_sending => {
+                warn!(%target, error = %err, "cannot send beacon; will keep trying every interval");
+                false
+            }
+            Err(err) => {
+                debug!(%target, error = %err, "cannot send beacon");
+                false
+            }
         }
     }
 }

@@ -56,3 +56,24 @@ pub fn bind_multicast(
         .context("making the socket non-blocking")?;
     tokio::net::UdpSocket::from_std(socket.into()).context("registering the socket with tokio")
 }
+
+/// Re-asserts the group membership and the sending interface, in case the interface went away
+/// and came back (a container disconnected from its network and reconnected, a link replugged):
+/// the kernel drops memberships with the old device, and the socket keeps its old index.
+///
+/// Returns `Ok(true)` when the membership had been lost and is now restored. One syscall when
+/// nothing changed, so the agent calls it before every beacon.
+pub fn refresh_membership(
+    socket: &tokio::net::UdpSocket,
+    group: Ipv4Addr,
+    interface: Ipv4Addr,
+) -> std::io::Result<bool> {
+    match socket.join_multicast_v4(group, interface) {
+        Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => Ok(false),
+        Err(err) => Err(err),
+        Ok(()) => {
+            socket2::SockRef::from(socket).set_multicast_if_v4(&interface)?;
+            Ok(true)
+        }
+    }
+}
