@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -21,6 +21,9 @@ use crate::socket;
 
 /// At most one debug line per this period about ignored datagrams, so a flood cannot flood logs.
 const IGNORED_LOG_PERIOD: Duration = Duration::from_secs(1);
+/// Least time between an early beacon (the answer to a newcomer) and the one before it, so a
+/// crowd starting together costs each node about one extra beacon a second, not one per peer.
+const EARLY_BEACON_SPACING: Duration = Duration::from_secs(1);
 
 /// Counters written by one task and read by the status query.
 #[derive(Debug, Default)]
@@ -60,12 +63,14 @@ pub async fn run(
     }
 
     let (queries, query_rx) = mpsc::channel(16);
+    let newcomer = Arc::new(Notify::new());
     let tracker = TaskTracker::new();
     let beacons = BeaconTask {
         socket: Arc::clone(&socket),
         config: config.clone(),
         instance,
         counters: Arc::clone(&counters),
+        newcomer: Arc::clone(&newcomer),
     };
     tracker.spawn(
         beacons
@@ -78,6 +83,7 @@ pub async fn run(
         config,
         instance,
         counters,
+        newcomer,
         started: Instant::now(),
         received: 0,
         own_received: 0,
@@ -109,27 +115,45 @@ pub async fn run(
     Ok(())
 }
 
-/// Owns the schedule: the first beacon at once, then one per jittered interval, and a goodbye
-/// on cancellation.
+/// Owns the schedule: the first beacon at once, then one per jittered interval, an early one
+/// when a newcomer appears, and a goodbye on cancellation.
 struct BeaconTask {
     socket: Arc<UdpSocket>,
     config: Config,
     instance: u64,
     counters: Arc<Counters>,
+    /// Signalled by the receive task when a peer joins or restarts.
+    newcomer: Arc<Notify>,
 }
 
 impl BeaconTask {
     async fn run(self, shutdown: CancellationToken) {
         let target = SocketAddr::V4(SocketAddrV4::new(self.config.group, self.config.port));
+        // A newcomer announced itself at once, but would otherwise learn of us only at our next
+        // beacon, up to an interval later. Answering early makes discovery take a round trip;
+        // the spacing bounds the extra beacons when many nodes start together.
+        let spacing = (self.config.interval / 10).min(EARLY_BEACON_SPACING);
         let mut sequence = 0;
         let mut sending = true;
+        let mut last_sent = tokio::time::Instant::now();
+        let mut next_send = last_sent;
         loop {
-            self.refresh_membership();
-            sending = self.send(target, sequence, false, sending).await;
-            sequence += 1;
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(jittered(self.config.interval)) => {}
+                _ = tokio::time::sleep_until(next_send) => {
+                    self.refresh_membership();
+                    sending = self.send(target, sequence, false, sending).await;
+                    sequence += 1;
+                    last_sent = tokio::time::Instant::now();
+                    next_send = last_sent + jittered(self.config.interval);
+                }
+                _ = self.newcomer.notified() => {
+                    let early = (last_sent + spacing).max(tokio::time::Instant::now());
+                    if early < next_send {
+                        debug!("newcomer heard: announcing early");
+                        next_send = early;
+                    }
+                }
             }
         }
         if self.send(target, sequence, true, sending).await {
@@ -201,6 +225,7 @@ struct ReceiveTask {
     config: Config,
     instance: u64,
     counters: Arc<Counters>,
+    newcomer: Arc<Notify>,
     started: Instant,
     received: u64,
     own_received: u64,
@@ -237,6 +262,12 @@ impl ReceiveTask {
                 self.received += 1;
                 debug!(hostname = %beacon.hostname, %from, sequence = beacon.sequence, "beacon received");
                 if let Some(event) = self.registry.observe(&beacon, from, now) {
+                    if matches!(
+                        event,
+                        PeerEvent::Joined { .. } | PeerEvent::Restarted { .. }
+                    ) {
+                        self.newcomer.notify_one();
+                    }
                     log_event(&event);
                 }
             }

@@ -8,14 +8,13 @@ use std::time::{Duration, Instant};
 
 use support::{Agent, INTERVAL, Netns, TTL, wait_all_see_each_other, wait_for};
 
-const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
 const GROUP: Ipv4Addr = Ipv4Addr::new(239, 255, 49, 1);
 
 fn three_agents(netns: &Netns) -> Vec<Agent> {
     let agents: Vec<Agent> = ["alpha", "bravo", "charlie"]
         .iter()
         .zip(49101..)
-        .map(|(name, port)| Agent::start(netns, name, LOOPBACK, port, &[]))
+        .map(|(name, port)| Agent::start(netns, name, port))
         .collect();
     assert!(
         wait_all_see_each_other(&agents, Duration::from_secs(5)),
@@ -183,4 +182,30 @@ fn garbage_on_the_group_changes_nothing() {
     for agent in &agents {
         assert!(!agent.peer_names().contains(&"ghost".to_owned()));
     }
+}
+
+#[test]
+fn a_newcomer_sees_existing_agents_at_once_not_an_interval_later() {
+    let Some(netns) = Netns::create("newcomer") else {
+        return;
+    };
+    // An interval far longer than the test: only the early answer to a join can explain a
+    // newcomer listing the others in time.
+    let (interval, ttl) = (Duration::from_secs(60), Duration::from_secs(150));
+    let first = Agent::start_timed(&netns, "first", 49201, interval, ttl);
+    assert!(
+        wait_for(Duration::from_secs(5), || first.status()).is_some(),
+        "first agent answers"
+    );
+    let started = Instant::now();
+    let newcomer = Agent::start_timed(&netns, "newcomer", 49202, interval, ttl);
+    let agents = [first, newcomer];
+    assert!(
+        wait_all_see_each_other(&agents, Duration::from_secs(2)),
+        "discovery waited for the interval"
+    );
+    eprintln!(
+        "newcomer discovery with a 60 s interval took {:?}",
+        started.elapsed()
+    );
 }

@@ -160,20 +160,25 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Starts `peerd agent --name <name>` on `interface` in `netns`, its API on
-    /// `127.0.0.1:<api_port>` there, with the short test timings and any `extra` flags.
-    pub fn start(
+    /// Starts `peerd agent --name <name>` on loopback in `netns`, its API on
+    /// `127.0.0.1:<api_port>` there, with the short test timings.
+    pub fn start(netns: &Netns, name: &str, api_port: u16) -> Agent {
+        Agent::start_timed(netns, name, api_port, INTERVAL, TTL)
+    }
+
+    /// [`Agent::start`] with other timings.
+    pub fn start_timed(
         netns: &Netns,
         name: &str,
-        interface: Ipv4Addr,
         api_port: u16,
-        extra: &[&str],
+        interval: Duration,
+        ttl: Duration,
     ) -> Agent {
         let api = format!("127.0.0.1:{api_port}");
         let log = std::env::temp_dir().join(format!("{}-{name}.log", unique("agent")));
         let log_file = fs::File::create(&log).expect("create agent log");
-        let interval = humantime::format_duration(INTERVAL).to_string();
-        let ttl = humantime::format_duration(TTL).to_string();
+        let interval = humantime::format_duration(interval).to_string();
+        let ttl = humantime::format_duration(ttl).to_string();
         let child = netns
             .command(PEERD)
             .args([
@@ -181,12 +186,11 @@ impl Agent {
                 "--name",
                 name,
                 "--interface",
-                &interface.to_string(),
+                "127.0.0.1",
                 "--api",
                 &api,
             ])
             .args(["--interval", &interval, "--ttl", &ttl])
-            .args(extra)
             .env("RUST_LOG", "peerd=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
