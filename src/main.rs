@@ -69,7 +69,7 @@ struct PeersArgs {
     /// Address of the local agent's API
     #[arg(long, env = "PEERD_API", default_value_t = config::API_ADDR)]
     api: SocketAddr,
-    /// Print JSON instead of a table
+    /// Print JSON, for scripts, instead of the human-readable form
     #[arg(long)]
     json: bool,
 }

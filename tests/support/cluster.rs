@@ -267,3 +267,35 @@ pub fn restart<C: Cluster>(cluster: &mut C, node: &str) {
         );
     }
 }
+
+/// Scenario 6: with the default timings the cluster stays whole for `duration`: every check
+/// finds every node listing all the others, and no agent ever logs an expiry.
+pub fn soak(cluster: &impl Cluster, duration: Duration) {
+    let nodes = cluster.nodes();
+    assert!(wait_all_see_each_other(cluster, &nodes, Duration::from_secs(5)).is_some());
+    let started = Instant::now();
+    let mut checks = 0;
+    while started.elapsed() < duration {
+        // Pacing, not waiting for readiness: the soak samples the cluster every 10 s.
+        std::thread::sleep(Duration::from_secs(10));
+        let views = ask_all(&nodes, |n| peer_names(cluster, n));
+        for (node, seen) in nodes.iter().zip(views) {
+            assert_eq!(
+                seen,
+                others(&nodes, node),
+                "{node} lost a peer after {:?}",
+                started.elapsed()
+            );
+        }
+        checks += 1;
+    }
+    for node in &nodes {
+        let expiries = cluster.log(node).matches("peer expired").count();
+        assert_eq!(expiries, 0, "{node} logged spurious expiries");
+    }
+    eprintln!(
+        "soak: {} nodes whole for {:?} ({checks} checks), zero expiries",
+        nodes.len(),
+        started.elapsed()
+    );
+}

@@ -24,17 +24,27 @@ pub struct Lan {
     hosts: Vec<Host>,
     /// Holds the bridge; dropped last, after the hosts.
     bridge: Netns,
+    interval: Duration,
+    ttl: Duration,
 }
 
 impl Lan {
-    /// Builds the LAN and starts every agent, or `None` if namespaces cannot be made here.
+    /// Builds the LAN and starts every agent with the scenario timings, or `None` if
+    /// namespaces cannot be made here.
     pub fn start(hosts: usize) -> Option<Lan> {
+        Lan::start_timed(hosts, INTERVAL, TTL)
+    }
+
+    /// [`Lan::start`] with other timings.
+    pub fn start_timed(hosts: usize, interval: Duration, ttl: Duration) -> Option<Lan> {
         let bridge = Netns::create("br")?;
         bridge.ip(&["link", "add", "br0", "type", "bridge"]);
         bridge.ip(&["link", "set", "br0", "up"]);
         let mut lan = Lan {
             hosts: Vec::new(),
             bridge,
+            interval,
+            ttl,
         };
         for i in 1..=hosts {
             let netns = Netns::create("host")?;

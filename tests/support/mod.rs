@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use peerd::api::{AgentStatus, PeerInfo};
 
 pub mod cluster;
+pub mod docker;
 pub mod lan;
 
 /// Set by `.ci/run`: where namespaces always work, a skip would hide a broken test.
