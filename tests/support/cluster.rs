@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use peerd::api::PeerInfo;
 
-use super::wait_for;
+use super::{sorted_hostnames, wait_for};
 
 /// Timings for scenarios 1-5: short enough that a ttl passes in a second.
 pub const INTERVAL: Duration = Duration::from_millis(300);
@@ -35,14 +35,7 @@ pub trait Cluster: Sync {
 
 /// Sorted hostnames of `node`'s live peers; empty while it does not answer.
 fn peer_names(cluster: &impl Cluster, node: &str) -> Vec<String> {
-    let mut names: Vec<String> = cluster
-        .peers(node)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|p| p.hostname)
-        .collect();
-    names.sort();
-    names
+    sorted_hostnames(cluster.peers(node))
 }
 
 /// Asks every observer at once: a `docker exec` takes tens of milliseconds, in turn they add up.

@@ -50,6 +50,17 @@ pub fn must(program: &str, args: &[&str]) {
     );
 }
 
+/// The hostnames in a peer listing, sorted; none for an agent that did not answer.
+pub fn sorted_hostnames(peers: Option<Vec<PeerInfo>>) -> Vec<String> {
+    let mut names: Vec<String> = peers
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| p.hostname)
+        .collect();
+    names.sort();
+    names
+}
+
 /// Polls `check` every 20 ms until it returns `Some` or `within` has passed.
 pub fn wait_for<T>(within: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + within;
@@ -227,14 +238,7 @@ impl Agent {
 
     /// Sorted hostnames of this agent's live peers (empty while its API does not answer).
     pub fn peer_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .peers()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|p| p.hostname)
-            .collect();
-        names.sort();
-        names
+        sorted_hostnames(self.peers())
     }
 
     pub fn status(&self) -> Option<AgentStatus> {
