@@ -1,1 +1,419 @@
-fn main() {}
+//! The registry's costs at 100,000 peers: its timer wheel against tokio-util's `DelayQueue`,
+//! a renewal, and a sweep. Times are per insert or renewal, per sweep or per pass over the
+//! registry; BENCHMARKS.md has the figures and how to read them.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use peerd::beacon::Beacon;
+use peerd::config::{BEACON_INTERVAL, PEER_TTL};
+use peerd::registry::Registry;
+use peerd::wheel::{TICK, TimerWheel};
+use tokio_util::time::DelayQueue;
+
+/// Registry size the figures are quoted at.
+const PEERS: usize = 100_000;
+/// Entries due in each measured sweep.
+const DUE: usize = 1_000;
+const OWN: u64 = 0xAAAA;
+const FROM: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 49001);
+
+fn beacon(i: usize) -> Beacon {
+    Beacon {
+        // One per peer, as with real processes, and never ours.
+        instance: OWN + 1 + u64::try_from(i).expect("fits"),
+        sequence: 0,
+        goodbye: false,
+        hostname: format!("node-{i}"),
+    }
+}
+
+/// Deadlines as a registry sees them: `heard + ttl`, the peers heard over one beacon interval,
+/// so spread over [ttl - interval, ttl) from now. `shuffled` inserts them in random order
+/// (a seeded one, so runs compare); otherwise in order, as beacons arriving in real time do.
+fn offsets(shuffled: bool) -> Vec<Duration> {
+    let first = PEER_TTL - BEACON_INTERVAL;
+    let peers = u32::try_from(PEERS).expect("fits");
+    let mut offsets: Vec<Duration> = (0..peers)
+        .map(|i| first + BEACON_INTERVAL * i / peers)
+        .collect();
+    if shuffled {
+        fastrand::Rng::with_seed(49001).shuffle(&mut offsets);
+    }
+    offsets
+}
+
+/// Runs `iters` inserts as fills of at most [`PEERS`] each, so every insert lands in a
+/// structure of 0..100k entries. `fill(n)` starts from an empty structure and times only its
+/// `n` inserts.
+fn in_fills(iters: u64, mut fill: impl FnMut(usize) -> Duration) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let n = usize::try_from(left).map_or(PEERS, |left| left.min(PEERS));
+        total += fill(n);
+        left -= u64::try_from(n).expect("fits");
+    }
+    total
+}
+
+fn time_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a current-thread runtime with only the timer builds")
+}
+
+/// Filling a wheel or `DelayQueue` with 100k deadlines; the time is per insert. `fresh`: a new
+/// structure per fill, so its growth is paid; `reused`: one emptied between fills, which keeps
+/// its capacity, as the registry's long-lived wheel does.
+fn insert(c: &mut Criterion) {
+    // DelayQueue arms a tokio `Sleep`, which needs a runtime with a timer in context. It is
+    // never driven: nothing is polled, so no deadline fires while we measure.
+    let runtime = time_runtime();
+    let _context = runtime.enter();
+    let mut group = c.benchmark_group("insert_100k");
+    for (order, shuffled) in [("in_order", false), ("shuffled", true)] {
+        let offsets = offsets(shuffled);
+        group.bench_function(BenchmarkId::new("wheel", format!("fresh_{order}")), |b| {
+            b.iter_custom(|iters| {
+                in_fills(iters, |n| {
+                    let t0 = Instant::now();
+                    let mut wheel = TimerWheel::new(t0);
+                    let elapsed = fill_wheel(&mut wheel, t0, &offsets[..n]);
+                    // Dropped after the clock stopped.
+                    black_box(wheel);
+                    elapsed
+                })
+            });
+        });
+        let mut now = Instant::now();
+        let mut wheel = TimerWheel::new(now);
+        let mut drained = Vec::new();
+        group.bench_function(BenchmarkId::new("wheel", format!("reused_{order}")), |b| {
+            b.iter_custom(|iters| {
+                in_fills(iters, |n| {
+                    // Past every deadline of the last fill, all under one ttl ahead.
+                    now += PEER_TTL + TICK;
+                    wheel.advance(now, &mut drained);
+                    drained.clear();
+                    fill_wheel(&mut wheel, now, &offsets[..n])
+                })
+            });
+        });
+        group.bench_function(
+            BenchmarkId::new("delay_queue", format!("fresh_{order}")),
+            |b| {
+                b.iter_custom(|iters| {
+                    in_fills(iters, |n| {
+                        let mut queue = DelayQueue::new();
+                        let elapsed = fill_queue(&mut queue, &offsets[..n]);
+                        black_box(queue);
+                        elapsed
+                    })
+                });
+            },
+        );
+        let mut queue = DelayQueue::new();
+        group.bench_function(
+            BenchmarkId::new("delay_queue", format!("reused_{order}")),
+            |b| {
+                b.iter_custom(|iters| {
+                    in_fills(iters, |n| {
+                        queue.clear();
+                        fill_queue(&mut queue, &offsets[..n])
+                    })
+                });
+            },
+        );
+    }
+    group.finish();
+}
+
+/// Inserts one entry per offset from `now` and returns the time the inserts alone took.
+fn fill_wheel(wheel: &mut TimerWheel<usize>, now: Instant, offsets: &[Duration]) -> Duration {
+    let deadlines: Vec<Instant> = offsets.iter().map(|o| now + *o).collect();
+    let start = Instant::now();
+    for (i, at) in deadlines.iter().enumerate() {
+        wheel.insert(*at, i);
+    }
+    start.elapsed()
+}
+
+/// Inserts one entry per offset from now and returns the time the inserts alone took.
+fn fill_queue(queue: &mut DelayQueue<usize>, offsets: &[Duration]) -> Duration {
+    let now = tokio::time::Instant::now();
+    let deadlines: Vec<tokio::time::Instant> = offsets.iter().map(|o| now + *o).collect();
+    let start = Instant::now();
+    for (i, at) in deadlines.iter().enumerate() {
+        queue.insert_at(i, *at);
+    }
+    start.elapsed()
+}
+
+/// One renewal with 100k peers: what a beacon from a listed peer costs.
+fn renew(c: &mut Criterion) {
+    let runtime = time_runtime();
+    let _context = runtime.enter();
+    let mut group = c.benchmark_group("renew");
+    let offsets = offsets(false);
+
+    // The registry: a HashMap lookup by hostname and a few field updates; no timer is touched.
+    // Also at 10k, to tell the cost of the work from that of a map outgrowing the caches.
+    for peers in [10_000, PEERS] {
+        let t0 = Instant::now();
+        let mut registry = Registry::new(OWN, PEER_TTL, t0);
+        let mut beacons: Vec<Beacon> = (0..peers).map(beacon).collect();
+        let spread = u32::try_from(peers).expect("fits");
+        for (b, i) in beacons.iter().zip(0..) {
+            // Heard over the first interval.
+            registry.observe(b, FROM, t0 + BEACON_INTERVAL * i / spread);
+        }
+        assert_eq!(registry.len(), peers);
+        let mut now = t0;
+        let mut next = 0;
+        group.bench_function(BenchmarkId::new("registry_observe", peers), |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    if next == 0 {
+                        // A new round of beacons, one interval after the last.
+                        now += BEACON_INTERVAL;
+                    }
+                    let beacon = &mut beacons[next];
+                    // Newer than the last one accepted, else it is dropped as a duplicate.
+                    beacon.sequence += 1;
+                    black_box(registry.observe(beacon, FROM, now));
+                    next = (next + 1) % peers;
+                }
+                start.elapsed()
+            });
+        });
+        assert_eq!(registry.len(), peers, "renewals neither add nor drop peers");
+    }
+
+    // DelayQueue's renewal: move the key to its new deadline. Alternately one interval later
+    // and back, so the queue keeps its shape however long criterion runs. Keys in insertion
+    // order walk its slab in order; shuffled, they do not, as when jitter has reordered the
+    // peers' beacons since they joined.
+    let t0 = tokio::time::Instant::now();
+    let mut queue = DelayQueue::new();
+    let earlier: Vec<tokio::time::Instant> = offsets.iter().map(|o| t0 + *o).collect();
+    let later: Vec<tokio::time::Instant> = earlier.iter().map(|at| *at + BEACON_INTERVAL).collect();
+    let keys: Vec<_> = earlier
+        .iter()
+        .enumerate()
+        .map(|(i, at)| queue.insert_at(i, *at))
+        .collect();
+    for (order, shuffled) in [("in_order", false), ("shuffled", true)] {
+        let mut peers: Vec<usize> = (0..PEERS).collect();
+        if shuffled {
+            fastrand::Rng::with_seed(15).shuffle(&mut peers);
+        }
+        let mut next = 0;
+        let mut forward = true;
+        let id = BenchmarkId::new("delay_queue_reset_at", format!("{PEERS}_{order}"));
+        group.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let peer = peers[next];
+                    let at = if forward { later[peer] } else { earlier[peer] };
+                    queue.reset_at(&keys[peer], at);
+                    next += 1;
+                    if next == PEERS {
+                        next = 0;
+                        forward = !forward;
+                    }
+                }
+                start.elapsed()
+            });
+        });
+        // Back where it started, for the next order.
+        if !forward {
+            for peer in 0..PEERS {
+                queue.reset_at(&keys[peer], earlier[peer]);
+            }
+        }
+    }
+
+    // The lookup alone, which a DelayQueue-based registry would pay before its `reset_at` too.
+    let mut map: HashMap<String, u64> = (0..PEERS).map(|i| (format!("node-{i}"), 0)).collect();
+    let names: Vec<String> = (0..PEERS).map(|i| format!("node-{i}")).collect();
+    let mut next = 0;
+    group.bench_function(BenchmarkId::new("hashmap_get_mut", PEERS), |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                if let Some(value) = map.get_mut(names[next].as_str()) {
+                    *value += 1;
+                }
+                next = (next + 1) % PEERS;
+            }
+            start.elapsed()
+        });
+    });
+    group.finish();
+}
+
+/// A registry in a steady state where each sweep finds exactly [`DUE`] entries due: peers in
+/// groups of [`DUE`], one group due per step. After its sweep a group beacons again (not
+/// timed), so its records are cold by the time it next comes due, as in a large registry.
+struct Ring {
+    registry: Registry,
+    beacons: Vec<Beacon>,
+    /// Whether the due entries are stale (the peer renewed since) rather than expiring.
+    renewed: bool,
+    groups: usize,
+    step: Duration,
+    /// When the next sweep runs.
+    now: Instant,
+    /// The group due at `now`.
+    group: usize,
+}
+
+impl Ring {
+    /// `renewed`: every group beacons half a ttl before each of its sweeps, so the sweep finds
+    /// its wheel entries stale and reschedules them: the deferred cost of renewals that touch
+    /// no timer. Otherwise every group is silent for a whole ttl and expires, then comes back.
+    fn new(peers: usize, renewed: bool) -> Self {
+        let groups = peers / DUE;
+        // A renewed group comes due every half ttl (its deadline was set half a ttl before),
+        // an expiring one once per ttl.
+        let period = if renewed { PEER_TTL / 2 } else { PEER_TTL };
+        let step = period / u32::try_from(groups).expect("fits");
+        let t0 = Instant::now();
+        let mut ring = Ring {
+            registry: Registry::new(OWN, PEER_TTL, t0),
+            beacons: (0..peers).map(beacon).collect(),
+            renewed,
+            groups,
+            step,
+            now: t0 + PEER_TTL,
+            group: 0,
+        };
+        for group in 0..groups {
+            let heard = t0 + step * u32::try_from(group).expect("fits");
+            ring.hear(group, heard);
+            if renewed {
+                ring.hear(group, heard + PEER_TTL / 2);
+            }
+        }
+        assert_eq!(ring.registry.len(), peers);
+        ring
+    }
+
+    fn hear(&mut self, group: usize, now: Instant) {
+        for beacon in &mut self.beacons[group * DUE..(group + 1) * DUE] {
+            beacon.sequence += 1;
+            self.registry.observe(beacon, FROM, now);
+        }
+    }
+
+    /// Sweeps the next group and returns the time `expire` took.
+    fn sweep(&mut self) -> Duration {
+        let start = Instant::now();
+        let events = self.registry.expire(self.now);
+        let elapsed = start.elapsed();
+        assert_eq!(events.len(), if self.renewed { 0 } else { DUE });
+        drop(events);
+        self.hear(self.group, self.now);
+        self.now += self.step;
+        self.group = (self.group + 1) % self.groups;
+        elapsed
+    }
+}
+
+/// `Registry::expire` with 1,000 entries due, at two registry sizes: the cost should follow
+/// the entries due, not the peers registered. The time is per sweep of 1,000 entries.
+fn sweep(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sweep_1000_due");
+    group.throughput(Throughput::Elements(u64::try_from(DUE).expect("fits")));
+    for peers in [10_000, PEERS] {
+        for (name, renewed) in [("expired", false), ("renewed", true)] {
+            let mut ring = Ring::new(peers, renewed);
+            group.bench_function(BenchmarkId::new(name, peers), |b| {
+                b.iter_custom(|iters| (0..iters).map(|_| ring.sweep()).sum());
+            });
+        }
+    }
+    group.finish();
+}
+
+/// What a sweep without an index would pay: one pass over every peer for its deadline. The
+/// time is per pass over the whole registry.
+fn scan(c: &mut Criterion) {
+    let mut group = c.benchmark_group("scan_all_peers");
+    for peers in [10_000, PEERS] {
+        let t0 = Instant::now();
+        let mut registry = Registry::new(OWN, PEER_TTL, t0);
+        let spread = u32::try_from(peers).expect("fits");
+        for (i, heard) in (0..peers).zip(0..) {
+            registry.observe(&beacon(i), FROM, t0 + BEACON_INTERVAL * heard / spread);
+        }
+        // About 1,000 due, as in the sweeps; the pass looks at every peer either way.
+        let now = t0 + PEER_TTL + BEACON_INTERVAL * u32::try_from(DUE).expect("fits") / spread;
+        group.bench_function(BenchmarkId::from_parameter(peers), |b| {
+            b.iter(|| registry.peers().filter(|p| p.deadline <= now).count());
+        });
+    }
+    group.finish();
+}
+
+/// `TimerWheel::advance` by one tick with 100k entries and nothing due: what a sweep costs
+/// when it has nothing to do, whatever the wheel holds.
+fn advance(c: &mut Criterion) {
+    // Entries between 36 s and 40 s ahead, within the wheel's 40.96 s lap; the clock walks
+    // 35 s of ticks before a new wheel is built (not timed).
+    let lead = Duration::from_secs(36);
+    let span = Duration::from_secs(4);
+    let walk = u64::try_from(PEER_TTL.as_nanos() / TICK.as_nanos()).expect("fits");
+    let build = || {
+        let t0 = Instant::now();
+        let peers = u32::try_from(PEERS).expect("fits");
+        let mut wheel = TimerWheel::new(t0);
+        for i in 0..peers {
+            wheel.insert(t0 + lead + span * i / peers, i);
+        }
+        (wheel, t0, 0)
+    };
+    let (mut wheel, mut now, mut walked) = build();
+    let mut due = Vec::new();
+    c.bench_function("advance_nothing_due_100k", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                if walked == walk {
+                    (wheel, now, walked) = build();
+                }
+                let n = left.min(walk - walked);
+                let start = Instant::now();
+                for _ in 0..n {
+                    now += TICK;
+                    wheel.advance(now, &mut due);
+                }
+                total += start.elapsed();
+                assert!(due.is_empty());
+                walked += n;
+                left -= n;
+            }
+            total
+        });
+    });
+}
+
+criterion_group! {
+    name = benches;
+    // Two cores and a few minutes: fewer, shorter samples than criterion's defaults.
+    config = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    targets = insert, renew, sweep, scan, advance
+}
+criterion_main!(benches);
