@@ -147,7 +147,7 @@ impl Registry {
             let timer = schedule(
                 &mut self.wheel,
                 &mut self.next_timer,
-                &beacon.hostname,
+                beacon.hostname.clone(),
                 deadline,
             );
             let slot = Slot::Live(new_peer(beacon, from, now, deadline));
@@ -257,8 +257,9 @@ impl Registry {
             match &record.slot {
                 Slot::Live(peer) if peer.deadline > now => {
                     let deadline = peer.deadline;
+                    // The due entry's own string moves into the new entry: no allocation.
                     record.timer =
-                        schedule(&mut self.wheel, &mut self.next_timer, &hostname, deadline);
+                        schedule(&mut self.wheel, &mut self.next_timer, hostname, deadline);
                 }
                 Slot::Live(peer) => {
                     let (instance, sequence, address) =
@@ -271,7 +272,7 @@ impl Registry {
                     record.timer = schedule(
                         &mut self.wheel,
                         &mut self.next_timer,
-                        &hostname,
+                        hostname.clone(),
                         now + self.ttl,
                     );
                     self.live -= 1;
@@ -280,7 +281,7 @@ impl Registry {
                 Slot::Gone { forget_at, .. } if *forget_at > now => {
                     let forget_at = *forget_at;
                     record.timer =
-                        schedule(&mut self.wheel, &mut self.next_timer, &hostname, forget_at);
+                        schedule(&mut self.wheel, &mut self.next_timer, hostname, forget_at);
                 }
                 Slot::Gone { .. } => {
                     self.records.remove(&hostname);
@@ -337,11 +338,11 @@ fn new_peer(beacon: &Beacon, from: SocketAddr, now: Instant, deadline: Instant) 
 fn schedule(
     wheel: &mut TimerWheel<(String, u64)>,
     next_timer: &mut u64,
-    hostname: &str,
+    hostname: String,
     at: Instant,
 ) -> u64 {
     *next_timer += 1;
-    wheel.insert(at, (hostname.to_owned(), *next_timer));
+    wheel.insert(at, (hostname, *next_timer));
     *next_timer
 }
 
