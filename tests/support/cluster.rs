@@ -271,15 +271,14 @@ pub fn soak(cluster: &impl Cluster, duration: Duration) {
     while started.elapsed() < duration {
         // Pacing, not waiting for readiness: the soak samples the cluster every 10 s.
         std::thread::sleep(Duration::from_secs(10));
-        let views = ask_all(&nodes, |n| peer_names(cluster, n));
-        for (node, seen) in nodes.iter().zip(views) {
-            assert_eq!(
-                seen,
-                others(&nodes, node),
-                "{node} lost a peer after {:?}",
-                started.elapsed()
-            );
-        }
+        // A few seconds' grace: under load a `docker exec` can fail while the agent is fine.
+        // The strict criterion is the logs' zero expiries, checked at the end.
+        let whole = wait_all_see_each_other(cluster, &nodes, Duration::from_secs(5));
+        assert!(
+            whole.is_some(),
+            "the cluster was not whole after {:?}",
+            started.elapsed()
+        );
         checks += 1;
     }
     for node in &nodes {

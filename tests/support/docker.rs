@@ -146,9 +146,12 @@ impl Cluster for DockerLan {
             "peers",
             "--json",
         ]);
-        out.status
-            .success()
-            .then(|| serde_json::from_slice(&out.stdout).expect("peers --json"))
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            eprintln!("peers on {node} failed: {}", err.trim());
+            return None;
+        }
+        Some(serde_json::from_slice(&out.stdout).expect("peers --json"))
     }
 
     fn stop(&mut self, node: &str) -> bool {
