@@ -293,7 +293,7 @@ impl Registry {
     }
 
     /// When [`expire`](Self::expire) next has work to do, if ever. The agent sleeps until then.
-    pub fn next_deadline(&mut self) -> Option<Instant> {
+    pub fn next_deadline(&self) -> Option<Instant> {
         self.wheel.next_deadline()
     }
 

@@ -22,8 +22,8 @@ pub struct TimerWheel<T> {
     /// entries due later within the tick.
     current_tick: u64,
     len: usize,
-    /// Earliest deadline in the wheel, kept so the agent can ask for it on every loop turn
-    /// in O(1). `None` with a non-empty wheel means "not known yet".
+    /// Earliest instant in the wheel, kept so the agent can ask for it on every loop turn in
+    /// O(1): lowered by inserts, recomputed by an advance that hands anything back.
     earliest: Option<Instant>,
 }
 
@@ -61,20 +61,14 @@ impl<T> TimerWheel<T> {
         // advance scans, so it is still handed back on time.
         let tick = self.tick_of(at).max(self.current_tick);
         self.slots[slot_of(tick)].push(Entry { tick, at, item });
-        if self.len == 0 || self.earliest.is_some_and(|e| at < e) {
+        if self.earliest.is_none_or(|e| at < e) {
             self.earliest = Some(at);
         }
         self.len += 1;
     }
 
     /// The earliest instant any item is scheduled for, if any.
-    pub fn next_deadline(&mut self) -> Option<Instant> {
-        if self.len == 0 {
-            return None;
-        }
-        if self.earliest.is_none() {
-            self.earliest = self.find_earliest();
-        }
+    pub fn next_deadline(&self) -> Option<Instant> {
         self.earliest
     }
 
@@ -101,7 +95,7 @@ impl<T> TimerWheel<T> {
             due,
         );
         if due.len() > before {
-            self.earliest = None;
+            self.earliest = self.find_earliest();
         }
     }
 
@@ -122,6 +116,9 @@ impl<T> TimerWheel<T> {
     /// lap has the earliest deadline. Entries of later laps need a full scan (rare: only for
     /// deadlines more than [`SLOTS`] ticks ahead).
     fn find_earliest(&self) -> Option<Instant> {
+        if self.len == 0 {
+            return None;
+        }
         for tick in self.current_tick..self.current_tick + SLOTS as u64 {
             let earliest = self.slots[slot_of(tick)]
                 .iter()
