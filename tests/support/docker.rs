@@ -37,7 +37,7 @@ fn docker(args: &[&str]) -> std::process::Output {
     run("docker", args)
 }
 
-fn docker_ok(args: &[&str]) -> String {
+pub fn docker_ok(args: &[&str]) -> String {
     let out = docker(args);
     assert!(
         out.status.success(),
@@ -123,6 +123,11 @@ impl DockerLan {
             lan.nodes.push(node);
         }
         Some(lan)
+    }
+
+    /// The container running `node`.
+    pub fn container(&self, node: &str) -> &str {
+        &self.node(node).container
     }
 
     fn node(&self, name: &str) -> &Node {
