@@ -193,8 +193,10 @@ pub fn partition_and_heal(cluster: &mut impl Cluster, cut: &str) {
     }
     expect_expiries(cluster, &pairs, cut_at);
 
-    let healed_wall = SystemTime::now();
     cluster.heal(cut);
+    // Taken once the heal is complete: reconnecting a container takes Docker a while, and the
+    // interval is counted from when the link is back.
+    let healed_wall = SystemTime::now();
     let back = wait_all_see_each_other(cluster, &nodes, Duration::from_secs(5));
     assert!(
         back.is_some(),
