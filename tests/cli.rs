@@ -1,16 +1,46 @@
 //! The command line's answers to mistakes: a clear line on stderr and a non-zero exit.
-//! None of these reach the network: usage errors stop before any socket is opened.
+//! None of these reach the network: usage errors stop before any socket is opened, and every
+//! `peerd agent` here is pinned to loopback in case one ever started by mistake.
 
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 const PEERD: &str = env!("CARGO_BIN_EXE_peerd");
 
+/// Runs `peerd args...` with `envs` and no other `PEERD_` setting from the caller. An agent is
+/// always given `--interface 127.0.0.1`: these tests run in the machine's own namespace, so
+/// if a regression let one past validation its beacons must stay on loopback, and it is
+/// killed after a few seconds instead of hanging the test.
+fn peerd_with(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(PEERD);
+    cmd.args(args);
+    if args.first() == Some(&"agent") {
+        cmd.args(["--interface", "127.0.0.1", "--api", "127.0.0.1:0"]);
+    }
+    for (var, _) in std::env::vars().filter(|(var, _)| var.starts_with("PEERD_")) {
+        cmd.env_remove(var);
+    }
+    let mut child = cmd
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run peerd");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().expect("try_wait").is_none() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("peerd {args:?} kept running instead of refusing its input");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("collect peerd output")
+}
+
 fn peerd(args: &[&str]) -> Output {
-    Command::new(PEERD)
-        .args(args)
-        .env_remove("PEERD_API")
-        .output()
-        .expect("run peerd")
+    peerd_with(args, &[])
 }
 
 fn stderr(out: &Output) -> String {
@@ -77,12 +107,10 @@ fn malformed_flags_are_usage_errors() {
 
 #[test]
 fn environment_fallbacks_are_read() {
-    let out = Command::new(PEERD)
-        .args(["agent"])
-        .env("PEERD_INTERVAL", "10s")
-        .env("PEERD_TTL", "5s")
-        .output()
-        .expect("run peerd");
+    let out = peerd_with(
+        &["agent"],
+        &[("PEERD_INTERVAL", "10s"), ("PEERD_TTL", "5s")],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("ttl (5s)"));
 }

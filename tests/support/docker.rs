@@ -103,6 +103,10 @@ impl DockerLan {
                 ip: format!("{prefix}.{}", i + 1),
                 name,
             };
+            // Listed before it is run, so a `docker run` that fails half-way (container
+            // created, not started) is still removed on drop.
+            lan.nodes.push(node);
+            let node = lan.nodes.last().expect("just pushed");
             docker_ok(&[
                 "run",
                 "--detach",
@@ -120,7 +124,6 @@ impl DockerLan {
                 &format!("PEERD_TTL={}", humantime::format_duration(ttl)),
                 &image,
             ]);
-            lan.nodes.push(node);
         }
         Some(lan)
     }
