@@ -1,7 +1,7 @@
 //! The running agent: a beacon task that announces this node, a receive task that owns the
 //! registry, and the HTTP API. No socket options here (see `socket`), no argv (see `main`).
 
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -49,7 +49,7 @@ pub async fn run(
     info!(
         hostname = %config.name,
         instance = %format_instance(instance),
-        group = %format!("{}:{}", config.group, config.port),
+        group = %config.group_addr(),
         interface = %config.interface,
         api = %api_addr,
         interval = %humantime::format_duration(config.interval),
@@ -128,7 +128,7 @@ struct BeaconTask {
 
 impl BeaconTask {
     async fn run(self, shutdown: CancellationToken) {
-        let target = SocketAddr::V4(SocketAddrV4::new(self.config.group, self.config.port));
+        let target = self.config.group_addr();
         // A newcomer announced itself at once, but would otherwise learn of us only at our next
         // beacon, up to an interval later. Answering early makes discovery take a round trip;
         // the spacing bounds the extra beacons when many nodes start together.
@@ -249,7 +249,7 @@ impl ReceiveTask {
                     // ICMP errors surface here on Linux; the socket itself is still fine.
                     Err(err) => warn!(error = %err, "receive failed"),
                 },
-                _ = sleep_until(next_deadline) => self.sweep(),
+                _ = sleep_until(next_deadline) => self.sweep(now()),
             }
         }
     }
@@ -286,15 +286,15 @@ impl ReceiveTask {
         }
     }
 
-    fn sweep(&mut self) {
-        for event in self.registry.expire(now()) {
+    fn sweep(&mut self, now: Instant) {
+        for event in self.registry.expire(now) {
             log_event(&event);
         }
     }
 
     fn answer(&mut self, query: Query) {
-        self.sweep();
         let now = now();
+        self.sweep(now);
         // A reply channel closed by a client that hung up is no concern of ours.
         match query {
             Query::Peers(reply) => {
@@ -311,7 +311,7 @@ impl ReceiveTask {
                 let _ = reply.send(AgentStatus {
                     hostname: self.config.name.clone(),
                     instance: format_instance(self.instance),
-                    group: format!("{}:{}", self.config.group, self.config.port),
+                    group: self.config.group_addr().to_string(),
                     interface: self.config.interface.to_string(),
                     interval_ms: millis(self.config.interval),
                     ttl_ms: millis(self.config.ttl),

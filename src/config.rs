@@ -58,6 +58,11 @@ impl Config {
         }
     }
 
+    /// Where beacons go: `group:port`.
+    pub fn group_addr(&self) -> SocketAddr {
+        SocketAddr::V4(SocketAddrV4::new(self.group, self.port))
+    }
+
     /// Checks the constraints documented on each field.
     pub fn validate(&self) -> Result<(), ConfigError> {
         validate_hostname(&self.name).map_err(ConfigError::Name)?;

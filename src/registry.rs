@@ -61,18 +61,6 @@ pub enum PeerEvent {
     },
 }
 
-impl PeerEvent {
-    pub fn hostname(&self) -> &str {
-        match self {
-            PeerEvent::Joined { hostname, .. }
-            | PeerEvent::Updated { hostname, .. }
-            | PeerEvent::Restarted { hostname, .. }
-            | PeerEvent::Left { hostname, .. }
-            | PeerEvent::Expired { hostname, .. } => hostname,
-        }
-    }
-}
-
 /// A hostname's slot in the map: listed, or recently gone and remembered for one ttl so that
 /// its return with a new instance reads as a restart rather than a leave and an unrelated join.
 #[derive(Debug)]
@@ -315,10 +303,6 @@ impl Registry {
 
     pub fn is_empty(&self) -> bool {
         self.live == 0
-    }
-
-    pub fn ttl(&self) -> Duration {
-        self.ttl
     }
 }
 

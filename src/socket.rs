@@ -4,7 +4,7 @@
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use anyhow::Context;
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 /// Binds a UDP socket that receives the group's datagrams on `interface` and sends to it from
 /// there. Several agents on one host may bind the same group and port.
@@ -31,14 +31,9 @@ pub fn bind_multicast(
     socket
         .bind(&bind.into())
         .with_context(|| format!("binding UDP {bind}"))?;
-    socket.join_multicast_v4(&group, &interface).with_context(|| {
+    join(&socket, group, interface).with_context(|| {
         format!("joining multicast group {group} on interface {interface} (is that address on this host?)")
     })?;
-    // Explicit: without it the kernel picks the interface by route, and a container without
-    // a default route gets "network unreachable".
-    socket
-        .set_multicast_if_v4(&interface)
-        .with_context(|| format!("setting the multicast interface to {interface}"))?;
     // Otherwise Linux delivers datagrams of any group another socket on the host joined.
     socket
         .set_multicast_all_v4(false)
@@ -68,12 +63,18 @@ pub fn refresh_membership(
     group: Ipv4Addr,
     interface: Ipv4Addr,
 ) -> std::io::Result<bool> {
-    match socket.join_multicast_v4(group, interface) {
+    match join(&SockRef::from(socket), group, interface) {
         Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => Ok(false),
         Err(err) => Err(err),
-        Ok(()) => {
-            socket2::SockRef::from(socket).set_multicast_if_v4(&interface)?;
-            Ok(true)
-        }
+        Ok(()) => Ok(true),
     }
+}
+
+/// Joins `group` on `interface` and sends from there. Fails with `AddrInUse`, changing nothing,
+/// while the membership still holds.
+fn join(socket: &Socket, group: Ipv4Addr, interface: Ipv4Addr) -> std::io::Result<()> {
+    socket.join_multicast_v4(&group, &interface)?;
+    // Explicit: without it the kernel picks the interface by route, and a container without
+    // a default route gets "network unreachable".
+    socket.set_multicast_if_v4(&interface)
 }

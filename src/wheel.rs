@@ -46,11 +46,6 @@ impl<T> TimerWheel<T> {
         }
     }
 
-    /// Number of scheduled items, stale ones included.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
