@@ -47,6 +47,13 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// A usage error: exit 2 and `expected` in the message.
+fn assert_usage_error(out: &Output, expected: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(expected), "expected {expected:?} in: {err}");
+}
+
 #[test]
 fn peers_without_an_agent_names_the_address_and_suggests_starting_one() {
     // Port 9 (discard) on loopback: nothing listens there in a test environment.
@@ -69,12 +76,7 @@ fn peers_without_an_agent_names_the_address_and_suggests_starting_one() {
 #[test]
 fn ttl_not_above_interval_is_a_usage_error() {
     let out = peerd(&["agent", "--interval", "10s", "--ttl", "5s"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("ttl (5s) must exceed the beacon interval (10s)"),
-        "{}",
-        stderr(&out)
-    );
+    assert_usage_error(&out, "ttl (5s) must exceed the beacon interval (10s)");
 }
 
 #[test]
@@ -95,13 +97,7 @@ fn malformed_flags_are_usage_errors() {
         &["peers", "--api", "not-an-address"],
     ];
     for args in cases {
-        let out = peerd(args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
-        assert!(
-            stderr(&out).contains("error:"),
-            "{args:?}: {}",
-            stderr(&out)
-        );
+        assert_usage_error(&peerd(args), "error:");
     }
 }
 
@@ -111,6 +107,5 @@ fn environment_fallbacks_are_read() {
         &["agent"],
         &[("PEERD_INTERVAL", "10s"), ("PEERD_TTL", "5s")],
     );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("ttl (5s)"));
+    assert_usage_error(&out, "ttl (5s)");
 }

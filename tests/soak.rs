@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use peerd::config::{BEACON_INTERVAL, PEER_TTL};
-use support::cluster;
+use support::cluster::{self, Cluster};
 use support::docker::DockerLan;
 use support::lan::Lan;
 
@@ -24,24 +24,24 @@ fn soak_duration() -> Option<Duration> {
     Some(Duration::from_secs(60 * minutes))
 }
 
-#[test]
-fn docker_cluster_has_no_spurious_expiries() {
+/// Runs the soak on a LAN that `start` builds from (nodes, interval, ttl), if the soak is asked
+/// for and this machine can build one.
+fn soak_on<C: Cluster>(start: fn(usize, Duration, Duration) -> Option<C>) {
     let Some(duration) = soak_duration() else {
         return;
     };
-    let Some(lan) = DockerLan::start_timed(NODES, BEACON_INTERVAL, PEER_TTL) else {
+    let Some(lan) = start(NODES, BEACON_INTERVAL, PEER_TTL) else {
         return;
     };
     cluster::soak(&lan, duration);
 }
 
 #[test]
+fn docker_cluster_has_no_spurious_expiries() {
+    soak_on(DockerLan::start_timed);
+}
+
+#[test]
 fn namespace_cluster_has_no_spurious_expiries() {
-    let Some(duration) = soak_duration() else {
-        return;
-    };
-    let Some(lan) = Lan::start_timed(NODES, BEACON_INTERVAL, PEER_TTL) else {
-        return;
-    };
-    cluster::soak(&lan, duration);
+    soak_on(Lan::start_timed);
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use peerd::api::PeerInfo;
 
-use super::{sorted_hostnames, wait_for};
+use super::{others, sorted_hostnames, wait_for};
 
 /// Timings for scenarios 1-5: short enough that a ttl passes in a second.
 pub const INTERVAL: Duration = Duration::from_millis(300);
@@ -46,10 +46,6 @@ fn ask_all<T: Send>(observers: &[String], ask: impl Fn(&str) -> T + Sync) -> Vec
             .map(|h| h.join().expect("ask thread"))
             .collect()
     })
-}
-
-fn others(nodes: &[String], node: &str) -> Vec<String> {
-    nodes.iter().filter(|n| *n != node).cloned().collect()
 }
 
 /// Waits until each of `nodes` lists exactly the others; returns when that was first seen.
@@ -292,4 +288,42 @@ pub fn soak(cluster: &impl Cluster, duration: Duration) {
         nodes.len(),
         started.elapsed()
     );
+}
+
+/// Defines the tests of scenarios 1 to 5 for one kind of LAN. `$start` is an expression giving
+/// `Option<impl Cluster>` of four nodes, `None` when this machine cannot build one (the
+/// harness has already said why). Each test builds its own LAN, so they run in parallel.
+#[macro_export]
+macro_rules! scenario_tests {
+    ($start:expr) => {
+        #[test]
+        fn started_together_all_list_each_other_within_2s() {
+            let Some(lan) = $start else { return };
+            $crate::support::cluster::discovery(&lan, std::time::Instant::now());
+        }
+
+        #[test]
+        fn graceful_stop_reaches_every_node_within_1s() {
+            let Some(mut lan) = $start else { return };
+            $crate::support::cluster::graceful_stop(&mut lan, "node2");
+        }
+
+        #[test]
+        fn killed_node_expires_after_its_ttl_not_before() {
+            let Some(mut lan) = $start else { return };
+            $crate::support::cluster::hard_kill(&mut lan, "node3");
+        }
+
+        #[test]
+        fn partition_expires_both_sides_and_heal_reunites_them() {
+            let Some(mut lan) = $start else { return };
+            $crate::support::cluster::partition_and_heal(&mut lan, "node1");
+        }
+
+        #[test]
+        fn restarted_node_is_reported_as_a_restart() {
+            let Some(mut lan) = $start else { return };
+            $crate::support::cluster::restart(&mut lan, "node4");
+        }
+    };
 }

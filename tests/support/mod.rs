@@ -61,6 +61,13 @@ pub fn sorted_hostnames(peers: Option<Vec<PeerInfo>>) -> Vec<String> {
     names
 }
 
+/// The names in `all` other than `me`, sorted: what `me` lists once discovery is complete.
+pub fn others(all: &[String], me: &str) -> Vec<String> {
+    let mut others: Vec<String> = all.iter().filter(|n| *n != me).cloned().collect();
+    others.sort();
+    others
+}
+
 /// Polls `check` every 20 ms until it returns `Some` or `within` has passed.
 pub fn wait_for<T>(within: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + within;
@@ -278,19 +285,12 @@ impl Drop for Agent {
 
 /// Waits until every agent lists exactly all the others.
 pub fn wait_all_see_each_other(agents: &[Agent], within: Duration) -> bool {
+    let names: Vec<String> = agents.iter().map(|a| a.name.clone()).collect();
     wait_for(within, || {
-        agents
+        let whole = agents
             .iter()
-            .all(|agent| {
-                let mut expected: Vec<String> = agents
-                    .iter()
-                    .filter(|a| a.name != agent.name)
-                    .map(|a| a.name.clone())
-                    .collect();
-                expected.sort();
-                agent.peer_names() == expected
-            })
-            .then_some(())
+            .all(|a| a.peer_names() == others(&names, &a.name));
+        whole.then_some(())
     })
     .is_some()
 }
