@@ -9,7 +9,7 @@ use std::time::Duration;
 use peerd::api::PeerInfo;
 
 use super::cluster::{Cluster, INTERVAL, TTL};
-use super::{Netns, PEERD, must, unique, wait_for};
+use super::{Netns, PEERD, send_signal, unique, wait_for};
 
 struct Host {
     name: String,
@@ -117,10 +117,10 @@ impl Lan {
         host.agent = Some(child);
     }
 
-    fn signal(&self, node: &str, signal: &str) -> Option<u32> {
-        let pid = self.hosts[self.index(node)].agent.as_ref()?.id();
-        must("kill", &[&format!("-{signal}"), &pid.to_string()]);
-        Some(pid)
+    fn signal(&self, node: &str, signal: &str) {
+        if let Some(agent) = &self.hosts[self.index(node)].agent {
+            send_signal(agent.id(), signal);
+        }
     }
 
     fn reap(&mut self, node: &str) -> bool {

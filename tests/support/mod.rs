@@ -68,6 +68,11 @@ pub fn others(all: &[String], me: &str) -> Vec<String> {
     others
 }
 
+/// Sends `signal` (`TERM`, `KILL`, ...) to process `pid`.
+pub fn send_signal(pid: u32, signal: &str) {
+    must("kill", &[&format!("-{signal}"), &pid.to_string()]);
+}
+
 /// Polls `check` every 20 ms until it returns `Some` or `within` has passed.
 pub fn wait_for<T>(within: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + within;
@@ -256,10 +261,7 @@ impl Agent {
     }
 
     pub fn signal(&self, signal: &str) {
-        must(
-            "kill",
-            &[&format!("-{signal}"), &self.child.id().to_string()],
-        );
+        send_signal(self.child.id(), signal);
     }
 
     /// Waits up to `within` for the process to exit.
