@@ -18,8 +18,10 @@ pub fn bind_multicast(
 ) -> anyhow::Result<tokio::net::UdpSocket> {
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
         .context("creating a UDP socket")?;
-    // Both: SO_REUSEADDR is what lets several multicast receivers share a port on Linux,
-    // SO_REUSEPORT lets them do so across users; every one still gets each group datagram.
+    // SO_REUSEADDR is what lets several agents (any user's) share the port on Linux, and each
+    // still gets every group datagram. SO_REUSEPORT adds sharing with programs that set only it
+    // (the BSD habit for multicast receivers); Linux allows that only between sockets of the
+    // same effective user.
     socket
         .set_reuse_address(true)
         .context("setting SO_REUSEADDR")?;
