@@ -129,7 +129,69 @@ async fn status(State(queries): State<mpsc::Sender<Query>>) -> Result<Json<Agent
     ask(&queries, Query::Status).await.map(Json)
 }
 
-/// Healthy when the receive loop answers: that is the task whose death would go unnoticed.
+/// The receive loop answers a query between two datagrams, in microseconds; past this it is
+/// wedged, not busy.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Healthy when the receive loop answers a query within [`HEALTH_TIMEOUT`]. This handler runs
+/// on the API's task, so without the timeout a wedged receive loop would make the check hang
+/// instead of fail. (A task that panics does not go unnoticed either way: the release build
+/// aborts on panic, and in a debug build the query channel closes and this answers 503.)
 async fn health(State(queries): State<mpsc::Sender<Query>>) -> Result<&'static str, ApiError> {
-    ask(&queries, Query::Status).await.map(|_| "ok\n")
+    match tokio::time::timeout(HEALTH_TIMEOUT, ask(&queries, Query::Status)).await {
+        Ok(answer) => answer.map(|_| "ok\n"),
+        Err(_) => Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the receive loop did not answer within 1s\n",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status() -> AgentStatus {
+        AgentStatus {
+            hostname: "node-1".into(),
+            instance: format_instance(1),
+            group: "239.255.49.1:49001".into(),
+            interface: "127.0.0.1".into(),
+            interval_ms: 15_000,
+            ttl_ms: 35_000,
+            peers: 0,
+            uptime_ms: 0,
+            beacons_sent: 0,
+            beacons_received: 0,
+            own_beacons_received: 0,
+            datagrams_ignored: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn health_is_ok_while_the_receive_loop_answers() {
+        let (queries, mut loop_side) = mpsc::channel(1);
+        tokio::spawn(async move {
+            if let Some(Query::Status(reply)) = loop_side.recv().await {
+                let _ = reply.send(status());
+            }
+        });
+        assert_eq!(health(State(queries)).await, Ok("ok\n"));
+    }
+
+    // Paused clock: the timeout elapses as soon as nothing else can run, not after a real second.
+    #[tokio::test(start_paused = true)]
+    async fn health_fails_when_the_receive_loop_is_wedged() {
+        let (queries, _wedged_loop) = mpsc::channel(1);
+        let (code, message) = health(State(queries)).await.unwrap_err();
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(message.contains("did not answer"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn health_fails_when_the_receive_loop_is_gone() {
+        let (queries, gone_loop) = mpsc::channel(1);
+        drop(gone_loop);
+        assert_eq!(health(State(queries)).await, Err(UNAVAILABLE));
+    }
 }
