@@ -15,15 +15,12 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::api::{self, AgentStatus, PeerInfo, Query, format_instance, millis};
 use crate::beacon::{Beacon, MAX_BEACON_LEN};
-use crate::config::{Config, JITTER};
+use crate::config::{Config, JITTER, early_beacon_spacing};
 use crate::registry::{PeerEvent, Registry};
 use crate::socket;
 
 /// At most one debug line per this period about ignored datagrams, so a flood cannot flood logs.
 const IGNORED_LOG_PERIOD: Duration = Duration::from_secs(1);
-/// Least time between an early beacon (the answer to a newcomer) and the one before it, so a
-/// crowd starting together costs each node about one extra beacon a second, not one per peer.
-const EARLY_BEACON_SPACING: Duration = Duration::from_secs(1);
 
 /// Counters written by one task and read by the status query.
 #[derive(Debug, Default)]
@@ -132,7 +129,7 @@ impl BeaconTask {
         // A newcomer announced itself at once, but would otherwise learn of us only at our next
         // beacon, up to an interval later. Answering early makes discovery take a round trip;
         // the spacing bounds the extra beacons when many nodes start together.
-        let spacing = (self.config.interval / 10).min(EARLY_BEACON_SPACING);
+        let spacing = early_beacon_spacing(self.config.interval);
         let mut sequence = 0;
         let mut sending = true;
         let mut last_sent = tokio::time::Instant::now();
@@ -327,7 +324,9 @@ impl ReceiveTask {
     }
 }
 
-/// The current instant from tokio's clock, so tests with a paused clock control it.
+/// The current instant from tokio's clock, the one `sleep_until` waits on, so a deadline and the
+/// sleep towards it are read from the same clock. (No test pauses that clock: timing is tested
+/// on the registry with explicit instants, and on real agents in real time.)
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }

@@ -17,6 +17,10 @@ pub const PEER_TTL: Duration = Duration::from_secs(35);
 /// Each delay between beacons is the interval scaled by a random factor in 1 +/- this, so nodes
 /// started together drift apart instead of sending in lockstep.
 pub const JITTER: f64 = 0.10;
+/// Least time between an early beacon (the answer to a newcomer) and the beacon before it, at
+/// the longest: a crowd starting together costs each node about one extra beacon a second, not
+/// one per peer. Shorter intervals space early beacons by a tenth of the interval instead.
+pub const EARLY_BEACON_SPACING: Duration = Duration::from_secs(1);
 /// Organisation-local scope (RFC 2365), never routed off a site by default.
 pub const MULTICAST_GROUP: Ipv4Addr = Ipv4Addr::new(239, 255, 49, 1);
 pub const PORT: u16 = 49001;
@@ -24,6 +28,12 @@ pub const PORT: u16 = 49001;
 pub const MULTICAST_TTL: u32 = 1;
 /// Loopback only: the API answers local clients (`peerd peers`), nobody on the network.
 pub const API_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 49001));
+
+/// The least time between an early beacon and the one before it, for beacons every `interval`:
+/// how long a newcomer may wait for each peer's answer.
+pub fn early_beacon_spacing(interval: Duration) -> Duration {
+    (interval / 10).min(EARLY_BEACON_SPACING)
+}
 
 /// Everything the agent needs to run, already resolved (no "default interface" left to find).
 #[derive(Debug, Clone, PartialEq)]
