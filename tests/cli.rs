@@ -3,9 +3,9 @@
 //! `peerd agent` here is pinned to loopback in case one ever started by mistake.
 
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const PEERD: &str = env!("CARGO_BIN_EXE_peerd");
+use crate::support::{PEERD, wait_for};
 
 /// Runs `peerd args...` with `envs` and no other `PEERD_` setting from the caller. An agent is
 /// always given `--interface 127.0.0.1`: these tests run in the machine's own namespace, so
@@ -27,14 +27,15 @@ fn peerd_with(args: &[&str], envs: &[(&str, &str)]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run peerd");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("peerd {args:?} kept running instead of refusing its input");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    // Refusing input takes milliseconds; ten seconds means it did not refuse.
+    if wait_for(Duration::from_secs(10), || {
+        child.try_wait().expect("try_wait")
+    })
+    .is_none()
+    {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("peerd {args:?} kept running instead of refusing its input");
     }
     child.wait_with_output().expect("collect peerd output")
 }

@@ -1,4 +1,4 @@
-//! A LAN of containers: the peerd image on a bridge network the test creates, removed with
+//! Agents in containers of the peerd image on a bridge network the test creates, removed with
 //! its containers on drop.
 //!
 //! Not `--internal`: Docker's isolation rules for internal networks drop every datagram whose
@@ -6,19 +6,20 @@
 //! through iptables (the usual case). Beacons carry IP TTL 1 and the agent sends nothing else,
 //! so nothing leaves the bridge.
 
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 
-use peerd::api::PeerInfo;
+use peerd::api::{AgentStatus, PeerInfo};
 
-use super::cluster::{Cluster, INTERVAL, TTL};
-use super::{run, unique};
+use super::cluster::Cluster;
+use super::skip::skip;
+use super::timings::{POLL_SLACK, Timings};
+use super::{must, run, unique, wait_for};
 
 /// Names the image to test; `bin/test` builds it and sets this when a Docker engine answers.
 pub const IMAGE_VAR: &str = "PEERD_IMAGE";
 /// Set by `.ci/run` when an engine answers: then a missing image is a failure, not a skip.
-pub const REQUIRE_VAR: &str = "PEERD_REQUIRE_DOCKER";
+pub const REQUIRE_DOCKER: &str = "PEERD_REQUIRE_DOCKER";
 
 static NEXT_SUBNET: AtomicU32 = AtomicU32::new(0);
 
@@ -29,26 +30,21 @@ struct Node {
 }
 
 pub struct DockerLan {
+    pub image: String,
     network: String,
     nodes: Vec<Node>,
+    timings: Timings,
 }
 
-fn docker(args: &[&str]) -> std::process::Output {
+fn docker(args: &[&str]) -> Output {
     run("docker", args)
 }
 
 pub fn docker_ok(args: &[&str]) -> String {
-    let out = docker(args);
-    assert!(
-        out.status.success(),
-        "docker {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    must("docker", args)
 }
 
-/// The image to test, or `None` after saying loudly why the Docker tests are skipped.
+/// The image to test, or a skip (see [`skip`]) saying why there is none.
 fn image() -> Option<String> {
     let image = std::env::var(IMAGE_VAR).ok().filter(|i| !i.is_empty());
     let answers = Command::new("docker")
@@ -60,22 +56,13 @@ fn image() -> Option<String> {
         (_, false) => "no Docker engine answers".to_owned(),
         (None, true) => format!("{IMAGE_VAR} is not set (bin/test builds the image and sets it)"),
     };
-    if std::env::var_os(REQUIRE_VAR).is_some_and(|v| v == "1") {
-        panic!("Docker test cannot run: {why}, and {REQUIRE_VAR}=1 forbids skipping");
-    }
-    eprintln!("\n*** SKIPPED Docker test: {why} ***\n");
-    None
+    skip(&format!("Docker test cannot run: {why}"), REQUIRE_DOCKER)
 }
 
 impl DockerLan {
-    /// Creates the network and starts `nodes` containers, `node1`.., with the scenario
-    /// timings; `None` if Docker is not here.
-    pub fn start(nodes: usize) -> Option<DockerLan> {
-        DockerLan::start_timed(nodes, INTERVAL, TTL)
-    }
-
-    /// [`DockerLan::start`] with other timings.
-    pub fn start_timed(nodes: usize, interval: Duration, ttl: Duration) -> Option<DockerLan> {
+    /// Creates the network and starts `nodes` containers, `node1`.., at `timings`, each once
+    /// the one before answers; `None` (a skip) if Docker or the image is not here.
+    pub fn start(nodes: usize, timings: Timings) -> Option<DockerLan> {
         let image = image()?;
         let network = unique("net");
         // A fixed subnet so a reconnected container gets its address back (`--ip` needs one);
@@ -93,20 +80,22 @@ impl DockerLan {
         }
         let prefix = prefix.expect("no free 10.213.x.0/24 subnet for a Docker network");
         let mut lan = DockerLan {
+            image,
             network,
             nodes: Vec::new(),
+            timings,
         };
         for i in 1..=nodes {
             let name = format!("node{i}");
-            let node = Node {
-                container: format!("{}-{name}", lan.network),
-                ip: format!("{prefix}.{}", i + 1),
-                name,
-            };
             // Listed before it is run, so a `docker run` that fails half-way (container
             // created, not started) is still removed on drop.
-            lan.nodes.push(node);
+            lan.nodes.push(Node {
+                container: format!("{}-{name}", lan.network),
+                ip: format!("{prefix}.{}", i + 1),
+                name: name.clone(),
+            });
             let node = lan.nodes.last().expect("just pushed");
+            let [_, interval, _, ttl] = timings.flags();
             docker_ok(&[
                 "run",
                 "--detach",
@@ -119,11 +108,15 @@ impl DockerLan {
                 "--ip",
                 &node.ip,
                 "--env",
-                &format!("PEERD_INTERVAL={}", humantime::format_duration(interval)),
+                &format!("PEERD_INTERVAL={interval}"),
                 "--env",
-                &format!("PEERD_TTL={}", humantime::format_duration(ttl)),
-                &image,
+                &format!("PEERD_TTL={ttl}"),
+                &lan.image,
             ]);
+            assert!(
+                wait_for(POLL_SLACK, || lan.status(&name)).is_some(),
+                "{name} did not answer within {POLL_SLACK:?} of its start"
+            );
         }
         Some(lan)
     }
@@ -137,29 +130,39 @@ impl DockerLan {
         self.nodes
             .iter()
             .find(|n| n.name == name)
-            .expect("known node")
+            .expect("a node of this LAN")
+    }
+
+    /// `peerd <command> --json` in `node`'s container, decoded; `None` if it fails.
+    fn cli<T: serde::de::DeserializeOwned>(&self, node: &str, command: &str) -> Option<T> {
+        let container = &self.node(node).container;
+        let out = docker(&["exec", container, "peerd", command, "--json"]);
+        out.status.success().then(|| {
+            serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|err| panic!("peerd {command} --json on {node}: {err}"))
+        })
     }
 }
 
 impl Cluster for DockerLan {
+    fn timings(&self) -> Timings {
+        self.timings
+    }
+
     fn nodes(&self) -> Vec<String> {
         self.nodes.iter().map(|n| n.name.clone()).collect()
     }
 
+    fn address(&self, node: &str) -> String {
+        self.node(node).ip.clone()
+    }
+
     fn peers(&self, node: &str) -> Option<Vec<PeerInfo>> {
-        let out = docker(&[
-            "exec",
-            &self.node(node).container,
-            "peerd",
-            "peers",
-            "--json",
-        ]);
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            eprintln!("peers on {node} failed: {}", err.trim());
-            return None;
-        }
-        Some(serde_json::from_slice(&out.stdout).expect("peers --json"))
+        self.cli(node, "peers")
+    }
+
+    fn status(&self, node: &str) -> Option<AgentStatus> {
+        self.cli(node, "health")
     }
 
     fn stop(&mut self, node: &str) -> bool {
@@ -169,16 +172,15 @@ impl Cluster for DockerLan {
     }
 
     fn kill(&mut self, node: &str) {
-        docker_ok(&["kill", "--signal", "KILL", &self.node(node).container]);
+        let container = &self.node(node).container;
+        docker_ok(&["kill", "--signal", "KILL", container]);
+        // Returns once the container has stopped: no beacon can follow.
+        docker_ok(&["wait", container]);
     }
 
     fn partition(&mut self, node: &str) {
-        docker_ok(&[
-            "network",
-            "disconnect",
-            &self.network,
-            &self.node(node).container,
-        ]);
+        let container = &self.node(node).container;
+        docker_ok(&["network", "disconnect", &self.network, container]);
     }
 
     fn heal(&mut self, node: &str) {

@@ -1,208 +1,162 @@
-//! A LAN of network namespaces: one per host, each with an `eth0` veth into a bridge that
-//! lives in a namespace of its own. Nothing touches the machine's own namespace.
+//! Agents on network namespaces: all on the loopback of one namespace, or one namespace per
+//! host with an `eth0` veth into a bridge in a namespace of its own. Nothing touches the
+//! machine's own namespace.
 
-use std::fs;
-use std::path::PathBuf;
-use std::process::{Child, Stdio};
-use std::time::Duration;
+use peerd::api::{AgentStatus, PeerInfo};
+use peerd::config::{MULTICAST_GROUP, PORT};
 
-use peerd::api::PeerInfo;
+use super::agent::Agent;
+use super::cluster::Cluster;
+use super::netns::Netns;
+use super::timings::Timings;
 
-use super::cluster::{Cluster, INTERVAL, TTL};
-use super::{Netns, PEERD, send_signal, unique, wait_for};
-
-struct Host {
-    name: String,
-    netns: Netns,
-    agent: Option<Child>,
-    log: PathBuf,
-}
-
-/// `hosts` namespaces on a private 10.77.0.0/24 bridge, each running `peerd agent` on its
-/// defaults (first multicast interface: its eth0; API on its own 127.0.0.1).
 pub struct Lan {
-    hosts: Vec<Host>,
-    /// Holds the bridge; dropped last, after the hosts.
-    bridge: Netns,
-    interval: Duration,
-    ttl: Duration,
+    /// Dropped first, so no agent outlives its namespace.
+    agents: Vec<Agent>,
+    /// One per node, or a single one that every node shares.
+    hosts: Vec<Netns>,
+    /// Holds the bridge of a bridged LAN; dropped last, after the hosts' veth ends.
+    bridge: Option<Netns>,
+    timings: Timings,
 }
 
 impl Lan {
-    /// Builds the LAN and starts every agent with the scenario timings, or `None` if
-    /// namespaces cannot be made here.
-    pub fn start(hosts: usize) -> Option<Lan> {
-        Lan::start_timed(hosts, INTERVAL, TTL)
+    /// `nodes` agents, `node1`.., in one namespace, all announcing on its loopback with their
+    /// APIs on 127.0.0.1:49101...; `None` if namespaces cannot be made here.
+    pub fn loopback(nodes: usize, timings: Timings) -> Option<Lan> {
+        let netns = Netns::create("lo")?;
+        let agents = (1..=nodes)
+            .map(|i| {
+                let api = format!("127.0.0.1:{}", 49100 + i);
+                Agent::start(&netns, &node(i), &api, Some("127.0.0.1"), timings)
+            })
+            .collect();
+        Some(Lan {
+            agents,
+            hosts: vec![netns],
+            bridge: None,
+            timings,
+        })
     }
 
-    /// [`Lan::start`] with other timings.
-    pub fn start_timed(hosts: usize, interval: Duration, ttl: Duration) -> Option<Lan> {
+    /// `nodes` hosts on a private 10.77.0.0/24 bridge, each running `peerd agent` with its
+    /// default interface (the host's only multicast one, its eth0) and API; `None` if
+    /// namespaces cannot be made here.
+    pub fn bridged(nodes: usize, timings: Timings) -> Option<Lan> {
         let bridge = Netns::create("br")?;
         bridge.ip(&["link", "add", "br0", "type", "bridge"]);
         bridge.ip(&["link", "set", "br0", "up"]);
         let mut lan = Lan {
+            agents: Vec::new(),
             hosts: Vec::new(),
-            bridge,
-            interval,
-            ttl,
+            bridge: Some(bridge),
+            timings,
         };
-        for i in 1..=hosts {
-            let netns = Netns::create("host")?;
+        for i in 1..=nodes {
+            let host = Netns::create("host")?;
+            let bridge = lan.bridge.as_ref().expect("a bridged LAN");
             let port = format!("port{i}");
-            lan.bridge.ip(&[
-                "link",
-                "add",
-                &port,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth0",
-                "netns",
-                &netns.name,
+            bridge.ip(&[
+                "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &host.name,
             ]);
-            lan.bridge
-                .ip(&["link", "set", &port, "master", "br0", "up"]);
-            netns.ip(&[
+            bridge.ip(&["link", "set", &port, "master", "br0", "up"]);
+            host.ip(&[
                 "addr",
                 "add",
                 &format!("10.77.0.{}/24", i + 1),
                 "dev",
                 "eth0",
             ]);
-            netns.ip(&["link", "set", "eth0", "up"]);
-            let name = format!("node{i}");
-            let log = std::env::temp_dir().join(format!("{}-{name}.log", unique("lan")));
-            lan.hosts.push(Host {
-                name,
-                netns,
-                agent: None,
-                log,
-            });
-        }
-        for i in 0..hosts {
-            lan.spawn(i);
+            host.ip(&["link", "set", "eth0", "up"]);
+            let api = peerd::config::API_ADDR.to_string();
+            lan.agents
+                .push(Agent::start(&host, &node(i), &api, None, timings));
+            lan.hosts.push(host);
         }
         Some(lan)
     }
 
+    /// Sends each datagram to the agents' group and port from the first host.
+    pub fn send_to_group(&self, datagrams: &[&[u8]]) {
+        self.hosts[0].send_udp(MULTICAST_GROUP, PORT, datagrams);
+    }
+
     fn index(&self, node: &str) -> usize {
-        self.hosts
+        self.agents
             .iter()
-            .position(|h| h.name == node)
-            .expect("known node")
+            .position(|a| a.name == node)
+            .expect("a node of this LAN")
     }
 
-    fn spawn(&mut self, i: usize) {
-        let host = &mut self.hosts[i];
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&host.log)
-            .expect("open log");
-        let child = host
-            .netns
-            .command(PEERD)
-            .args(["agent", "--name", &host.name])
-            .args([
-                "--interval",
-                &humantime::format_duration(INTERVAL).to_string(),
-            ])
-            .args(["--ttl", &humantime::format_duration(TTL).to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn peerd agent");
-        host.agent = Some(child);
+    fn agent(&self, node: &str) -> &Agent {
+        &self.agents[self.index(node)]
     }
 
-    fn signal(&self, node: &str, signal: &str) {
-        if let Some(agent) = &self.hosts[self.index(node)].agent {
-            send_signal(agent.id(), signal);
-        }
-    }
-
-    fn reap(&mut self, node: &str) -> bool {
+    fn agent_mut(&mut self, node: &str) -> &mut Agent {
         let i = self.index(node);
-        let Some(mut child) = self.hosts[i].agent.take() else {
-            return false;
-        };
-        let status = wait_for(Duration::from_secs(2), || {
-            child.try_wait().expect("try_wait")
-        });
-        status.is_some_and(|s| s.success())
+        &mut self.agents[i]
     }
 
-    fn bridge_port(&self, node: &str, state: &str) {
+    /// Sets `node`'s port on the bridge up or down.
+    fn link(&self, node: &str, state: &str) {
+        let bridge = self
+            .bridge
+            .as_ref()
+            .expect("a loopback LAN is one link for all: it cannot be partitioned");
         let port = format!("port{}", self.index(node) + 1);
-        self.bridge.ip(&["link", "set", &port, state]);
+        bridge.ip(&["link", "set", &port, state]);
     }
+}
+
+fn node(i: usize) -> String {
+    format!("node{i}")
 }
 
 impl Cluster for Lan {
+    fn timings(&self) -> Timings {
+        self.timings
+    }
+
     fn nodes(&self) -> Vec<String> {
-        self.hosts.iter().map(|h| h.name.clone()).collect()
+        self.agents.iter().map(|a| a.name.clone()).collect()
+    }
+
+    fn address(&self, node: &str) -> String {
+        match self.bridge {
+            Some(_) => format!("10.77.0.{}", self.index(node) + 2),
+            None => "127.0.0.1".into(),
+        }
     }
 
     fn peers(&self, node: &str) -> Option<Vec<PeerInfo>> {
-        let host = &self.hosts[self.index(node)];
-        let out = host
-            .netns
-            .command(PEERD)
-            .args(["peers", "--json"])
-            .output()
-            .expect("run peerd peers");
-        out.status
-            .success()
-            .then(|| serde_json::from_slice(&out.stdout).expect("peers --json"))
+        self.agent(node).peers()
+    }
+
+    fn status(&self, node: &str) -> Option<AgentStatus> {
+        self.agent(node).status()
     }
 
     fn stop(&mut self, node: &str) -> bool {
-        self.signal(node, "TERM");
-        self.reap(node)
+        self.agent_mut(node).stop()
     }
 
     fn kill(&mut self, node: &str) {
-        self.signal(node, "KILL");
-        self.reap(node);
+        self.agent_mut(node).kill();
     }
 
     fn partition(&mut self, node: &str) {
-        self.bridge_port(node, "down");
+        self.link(node, "down");
     }
 
     fn heal(&mut self, node: &str) {
-        self.bridge_port(node, "up");
+        self.link(node, "up");
     }
 
     fn restart(&mut self, node: &str) {
-        assert!(self.stop(node), "{node} did not exit 0 on SIGTERM");
-        let i = self.index(node);
-        self.spawn(i);
+        self.agent_mut(node).restart();
     }
 
     fn log(&self, node: &str) -> String {
-        fs::read_to_string(&self.hosts[self.index(node)].log).unwrap_or_default()
-    }
-}
-
-impl Drop for Lan {
-    fn drop(&mut self) {
-        for host in &mut self.hosts {
-            if let Some(mut child) = host.agent.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-            if std::thread::panicking() {
-                eprintln!(
-                    "---- log of {} ----\n{}",
-                    host.name,
-                    fs::read_to_string(&host.log).unwrap_or_default()
-                );
-            }
-            let _ = fs::remove_file(&host.log);
-        }
-        // The host namespaces (and their veth ends) go as `hosts` drops, then the bridge.
+        self.agent(node).log()
     }
 }

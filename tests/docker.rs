@@ -1,0 +1,41 @@
+//! The multi-host scenarios on real containers of the peerd image, and the image itself.
+//! Skipped, loudly and counted, where no Docker engine answers or no image was built.
+
+use std::time::Duration;
+
+use crate::support::docker::{DockerLan, docker_ok};
+use crate::support::timings::{POLL_SLACK, Timings};
+use crate::support::wait_for;
+
+crate::scenario_tests!(DockerLan::start(4, Timings::FAST));
+crate::partition_test!(DockerLan::start(4, Timings::FAST));
+
+#[test]
+fn image_is_small_runs_unprivileged_and_reports_healthy() {
+    let Some(lan) = DockerLan::start(1, Timings::FAST) else {
+        return;
+    };
+    let image = &lan.image;
+    let size: u64 = docker_ok(&["image", "inspect", "--format", "{{.Size}}", image])
+        .parse()
+        .expect("image size in bytes");
+    eprintln!("image {image}: {size} bytes");
+    assert!(
+        size < 5_000_000,
+        "image is {size} bytes, over the 5 MB target"
+    );
+    let user = docker_ok(&["image", "inspect", "--format", "{{.Config.User}}", image]);
+    assert!(
+        !user.is_empty() && !user.starts_with('0') && user != "root",
+        "runs as {user:?}"
+    );
+
+    // The image's HEALTHCHECK runs `peerd health` every 5 s, after a 2 s start period.
+    let container = lan.container("node1");
+    let first_check = Duration::from_secs(5);
+    let healthy = wait_for(first_check + POLL_SLACK, || {
+        let health = docker_ok(&["inspect", "--format", "{{.State.Health.Status}}", container]);
+        (health == "healthy").then_some(())
+    });
+    assert!(healthy.is_some(), "the container never reported healthy");
+}

@@ -1,0 +1,16 @@
+//! The integration tests, in one binary: one link step instead of one per file, and a harness
+//! whose unused code the compiler reports, since every test shares it.
+//!
+//! - `cli`: usage errors and the unreachable-agent message.
+//! - `loopback`: agents on the loopback of one private namespace.
+//! - `bridged`: one namespace per host, joined by veth pairs and a bridge.
+//! - `docker`: containers of the peerd image on a Docker network the test creates.
+//! - `soak`: scenario 6, ten minutes at the default timings (ignored unless asked for).
+
+mod support;
+
+mod bridged;
+mod cli;
+mod docker;
+mod loopback;
+mod soak;

@@ -1,0 +1,157 @@
+//! One `peerd agent` process in a network namespace: the one way the tests start an agent
+//! outside a container. Killed on drop, its log printed if the test failed.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::Duration;
+
+use peerd::api::{AgentStatus, PeerInfo};
+
+use super::netns::Netns;
+use super::timings::{POLL_SLACK, SCHEDULING_SLACK, Timings};
+use super::{PEERD, must, unique, wait_for};
+
+/// How soon an agent exits after SIGTERM: it sends one goodbye datagram and closes its API.
+const EXIT_BOUND: Duration = Duration::from_secs(1);
+
+pub struct Agent {
+    pub name: String,
+    netns: String,
+    /// `peerd agent`'s arguments, kept for a restart.
+    args: Vec<String>,
+    api: String,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Agent {
+    /// Starts `peerd agent --name <name>` at `timings` in `netns`, its API on `api` there and
+    /// announcing on `interface` (or the one the agent picks), and waits until its API answers:
+    /// by then it has joined the group, so the next agent's first beacon reaches it.
+    pub fn start(
+        netns: &Netns,
+        name: &str,
+        api: &str,
+        interface: Option<&str>,
+        timings: Timings,
+    ) -> Agent {
+        let mut args: Vec<String> = ["agent", "--name", name, "--api", api]
+            .map(String::from)
+            .to_vec();
+        args.extend(timings.flags());
+        if let Some(interface) = interface {
+            args.extend(["--interface".into(), interface.into()]);
+        }
+        let mut agent = Agent {
+            name: name.to_owned(),
+            netns: netns.name.clone(),
+            args,
+            api: api.to_owned(),
+            log: std::env::temp_dir().join(format!("{}-{name}.log", unique("agent"))),
+            child: None,
+        };
+        agent.spawn();
+        agent
+    }
+
+    fn spawn(&mut self) {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open the agent's log");
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", &self.netns, PEERD])
+            .args(&self.args);
+        // Only the flags above configure it, whatever PEERD_ settings the test runner has.
+        for (var, _) in std::env::vars().filter(|(var, _)| var.starts_with("PEERD_")) {
+            command.env_remove(var);
+        }
+        let child = command
+            .env("RUST_LOG", "peerd=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn peerd agent");
+        self.child = Some(child);
+        assert!(
+            wait_for(POLL_SLACK, || self.status()).is_some(),
+            "agent {} did not answer within {POLL_SLACK:?} of its start",
+            self.name
+        );
+    }
+
+    fn cli(&self, command: &str) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.netns, PEERD, command])
+            .args(["--api", &self.api, "--json"])
+            .output()
+            .expect("run the peerd client")
+    }
+
+    /// What `peerd peers --json` prints, or `None` while the API does not answer.
+    pub fn peers(&self) -> Option<Vec<PeerInfo>> {
+        let out = self.cli("peers");
+        out.status.success().then(|| {
+            serde_json::from_slice(&out.stdout).expect("peers --json prints the API's PeerInfo")
+        })
+    }
+
+    /// What `peerd health --json` prints, or `None` while the API does not answer.
+    pub fn status(&self) -> Option<AgentStatus> {
+        let out = self.cli("health");
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).expect("health --json prints AgentStatus"))
+    }
+
+    fn signal(&mut self, signal: &str) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        must("kill", &[&format!("-{signal}"), &child.id().to_string()]);
+        let bound = EXIT_BOUND + SCHEDULING_SLACK;
+        let exited = wait_for(bound, || child.try_wait().expect("try_wait"));
+        assert!(
+            exited.is_some(),
+            "{} still running {bound:?} after SIG{signal}",
+            self.name
+        );
+        exited
+    }
+
+    /// SIGTERM, as `docker stop` sends; returns whether it exited with status 0.
+    pub fn stop(&mut self) -> bool {
+        self.signal("TERM").is_some_and(|status| status.success())
+    }
+
+    /// SIGKILL: no goodbye. Returns once the process is gone.
+    pub fn kill(&mut self) {
+        self.signal("KILL");
+    }
+
+    /// Stops it gracefully and starts a new instance with the same flags and log.
+    pub fn restart(&mut self) {
+        assert!(self.stop(), "{} did not exit 0 on SIGTERM", self.name);
+        self.spawn();
+    }
+
+    /// Its log so far, every instance of it.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("---- log of agent {} ----\n{}", self.name, self.log());
+        }
+        let _ = fs::remove_file(&self.log);
+    }
+}

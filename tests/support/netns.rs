@@ -1,0 +1,87 @@
+//! A network namespace of the test's own: every datagram sent inside it stays there. Deleted,
+//! with any process still in it, on drop.
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+
+use super::skip::skip;
+use super::{must, unique};
+
+/// Set by `.ci/run`: where namespaces always work, a skip would hide a broken test.
+pub const REQUIRE_NETNS: &str = "PEERD_REQUIRE_NETNS";
+
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    /// Creates a namespace with loopback up, or skips the test (see [`skip`]) if this machine
+    /// cannot (not root, no iproute2).
+    pub fn create(tag: &str) -> Option<Netns> {
+        let name = unique(tag);
+        let added = Command::new("ip").args(["netns", "add", &name]).output();
+        let failure = match added {
+            Ok(out) if out.status.success() => None,
+            Ok(out) => Some(String::from_utf8_lossy(&out.stderr).trim().to_owned()),
+            Err(err) => Some(format!("cannot run `ip`: {err}")),
+        };
+        if let Some(why) = failure {
+            let why = format!("cannot create a network namespace ({why}); needs root and iproute2");
+            return skip(&why, REQUIRE_NETNS);
+        }
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        // Lets plain tools (bash's /dev/udp) send to the group; agents set their interface
+        // explicitly and do not need it.
+        ns.ip(&["route", "add", "224.0.0.0/4", "dev", "lo"]);
+        Some(ns)
+    }
+
+    /// `ip -n <ns> args...`, which must succeed.
+    pub fn ip(&self, args: &[&str]) {
+        let mut all = vec!["-n", self.name.as_str()];
+        all.extend_from_slice(args);
+        must("ip", &all);
+    }
+
+    /// A command that runs `program` inside this namespace.
+    pub fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name, program]);
+        cmd
+    }
+
+    /// Sends each datagram to `group:port` from inside the namespace, with bash's /dev/udp.
+    pub fn send_udp(&self, group: Ipv4Addr, port: u16, datagrams: &[&[u8]]) {
+        for datagram in datagrams {
+            let escaped: String = datagram.iter().map(|b| format!("\\x{b:02x}")).collect();
+            let script = format!("printf '{escaped}' > /dev/udp/{group}/{port}");
+            let out = self
+                .command("bash")
+                .args(["-c", &script])
+                .output()
+                .expect("run bash");
+            assert!(
+                out.status.success(),
+                "sending a datagram: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+        {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-KILL", pid]).status();
+            }
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
