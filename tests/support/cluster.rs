@@ -65,6 +65,13 @@ pub fn wait_whole(cluster: &impl Cluster, within: Duration) -> Option<Vec<Vec<Pe
     })
 }
 
+/// Prints a measured figure, prefixed with the test that measured it (libtest names each
+/// test's thread after it): the same scenario runs on several kinds of cluster.
+fn report(figure: String) {
+    let test = std::thread::current().name().unwrap_or("?").to_owned();
+    eprintln!("{test}: {figure}");
+}
+
 fn first_seen(peer: &PeerInfo) -> SystemTime {
     humantime::parse_rfc3339(&peer.first_seen).expect("first_seen is RFC 3339")
 }
@@ -118,15 +125,12 @@ pub fn discovery(cluster: &impl Cluster) {
         .max()
         .expect("at least two nodes");
     let took = elapsed(newest_start, complete);
-    eprintln!(
-        "discovery: {} nodes at {timings:?} all knew each other {took:?} after the newest started",
+    let bound = timings.discovery_bound();
+    report(format!(
+        "discovery: {} nodes at {timings}: all knew each other {took:?} after the newest started (bound {bound:?})",
         nodes.len()
-    );
-    assert!(
-        took <= timings.discovery_bound(),
-        "discovery took {took:?}, over {:?}",
-        timings.discovery_bound()
-    );
+    ));
+    assert!(took <= bound, "discovery took {took:?}, over {bound:?}");
 }
 
 /// Scenario 2: a node stopped with SIGTERM exits 0, and its goodbye reaches every other node at
@@ -156,7 +160,9 @@ pub fn graceful_stop(cluster: &mut impl Cluster, leaving: &str) {
         })
         .max()
         .expect("observers");
-    eprintln!("graceful stop: the goodbye reached every node within {slowest:?}");
+    report(format!(
+        "graceful stop: the goodbye reached every node within {slowest:?} (bound {SCHEDULING_SLACK:?})"
+    ));
     assert!(slowest <= SCHEDULING_SLACK, "the goodbye took {slowest:?}");
 }
 
@@ -204,15 +210,14 @@ fn expect_expiries(cluster: &impl Cluster, pairs: &[(String, String)], cut: Syst
         })
         .max()
         .expect("pairs");
-    eprintln!(
-        "expiry: all {} expected expiries within {slowest:?} of the cut (ttl {:?})",
-        pairs.len(),
-        timings.ttl
-    );
+    let bound = timings.expiry_bound();
+    report(format!(
+        "expiry at {timings}: all {} expected expiries within {slowest:?} of the cut (bound {bound:?})",
+        pairs.len()
+    ));
     assert!(
-        slowest <= timings.expiry_bound(),
-        "an expiry came {slowest:?} after the cut, over {:?}",
-        timings.expiry_bound()
+        slowest <= bound,
+        "an expiry came {slowest:?} after the cut, over {bound:?}"
     );
 }
 
@@ -261,12 +266,11 @@ pub fn partition_and_heal(cluster: &mut impl Cluster, cut: &str) {
         .map(|peer| elapsed(healed, first_seen(peer)))
         .max()
         .expect("pairs across the cut");
-    eprintln!("partition: both sides heard each other {slowest:?} after the heal");
-    assert!(
-        slowest <= timings.reunion_bound(),
-        "reunion took {slowest:?}, over {:?}",
-        timings.reunion_bound()
-    );
+    let bound = timings.reunion_bound();
+    report(format!(
+        "partition at {timings}: both sides heard each other {slowest:?} after the heal (bound {bound:?})"
+    ));
+    assert!(slowest <= bound, "reunion took {slowest:?}, over {bound:?}");
 }
 
 /// Scenario 5: a restarted node is reported by the others as restarted (new instance id),
@@ -344,13 +348,11 @@ pub fn soak(cluster: &impl Cluster, duration: Duration) {
         .iter()
         .map(|node| cluster.log(node).matches("peer expired").count())
         .sum();
-    eprintln!(
-        "soak: {} nodes at {} / {}, whole at all {checks} checks over {:?}, {expiries} expiries",
+    report(format!(
+        "soak: {} nodes at {timings}, whole at all {checks} checks over {:?}, {expiries} expiries",
         nodes.len(),
-        humantime::format_duration(timings.interval),
-        humantime::format_duration(timings.ttl),
         started.elapsed()
-    );
+    ));
     assert_eq!(expiries, 0, "spurious expiries");
 }
 

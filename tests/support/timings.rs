@@ -1,6 +1,7 @@
 //! The timings the tests run agents at, and every bound they assert, derived from the agent's
 //! own constants (`JITTER`, the early-answer spacing, the wheel's tick) so the two cannot drift.
 
+use std::fmt;
 use std::time::Duration;
 
 use peerd::config::{BEACON_INTERVAL, JITTER, PEER_TTL, early_beacon_spacing};
@@ -72,5 +73,13 @@ impl Timings {
     /// either side, then the other side's early answer.
     pub fn reunion_bound(self) -> Duration {
         self.longest_gap() + early_beacon_spacing(self.interval) + SCHEDULING_SLACK
+    }
+}
+
+/// `300ms / 1s`: interval, then ttl.
+impl fmt::Display for Timings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let format = humantime::format_duration;
+        write!(f, "{} / {}", format(self.interval), format(self.ttl))
     }
 }
