@@ -1,5 +1,5 @@
 //! The beacon wire format, version 1: pure encoding and decoding over bytes.
-//! No sockets here; the README documents the layout byte by byte.
+//! No sockets here; docs/wire-format.md documents the layout byte by byte.
 
 use std::fmt;
 
@@ -201,7 +201,7 @@ mod tests {
         }
     }
 
-    /// The README's test vector; if this changes, the wire format changed.
+    /// The test vector of docs/wire-format.md; if this changes, the wire format changed.
     #[test]
     fn encodes_the_documented_test_vector() {
         let bytes = sample().encode();
