@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use peerd::api::{AgentStatus, PeerInfo, millis};
 
 use super::timings::{POLL_SLACK, SCHEDULING_SLACK, Timings};
-use super::{elapsed, logged_at, others, sorted_hostnames, wait_for};
+use super::wait_for;
 
 /// Nodes on one link, each running one agent, that a test can stop, kill, cut off and restart.
 /// Every implementation starts its nodes one after another, each once the one before answers.
@@ -37,6 +37,38 @@ pub trait Cluster: Sync {
     fn log(&self, node: &str) -> String;
 }
 
+/// The hostnames in a peer listing, sorted.
+fn hostnames(peers: &[PeerInfo]) -> Vec<String> {
+    let mut names: Vec<String> = peers.iter().map(|p| p.hostname.clone()).collect();
+    names.sort();
+    names
+}
+
+/// The names in `all` other than `me`, sorted: what `me` lists once discovery is complete.
+fn others(all: &[String], me: &str) -> Vec<String> {
+    let mut others: Vec<String> = all.iter().filter(|n| *n != me).cloned().collect();
+    others.sort();
+    others
+}
+
+/// When the agent logged the first line containing `needle`, from the timestamp that opens each
+/// of its log lines (RFC 3339, UTC). The agents' own clocks judge how fast they reacted, free of
+/// the time it takes a test to poll them.
+fn logged_at(log: &str, needle: &str) -> Option<SystemTime> {
+    let line = log.lines().find(|line| line.contains(needle))?;
+    let stamp = line.split_whitespace().next()?;
+    Some(
+        humantime::parse_rfc3339_weak(stamp)
+            .unwrap_or_else(|err| panic!("log line without a timestamp ({err}): {line}")),
+    )
+}
+
+/// How long after `earlier` the instant `later` came; zero if it came first (two processes'
+/// log lines about one datagram can be a few microseconds out of order).
+fn elapsed(earlier: SystemTime, later: SystemTime) -> Duration {
+    later.duration_since(earlier).unwrap_or_default()
+}
+
 /// Asks every node at once: a `docker exec` takes tens of milliseconds, in turn they add up.
 fn ask_all<T: Send>(nodes: &[String], ask: impl Fn(&str) -> T + Sync) -> Vec<T> {
     std::thread::scope(|scope| {
@@ -48,7 +80,7 @@ fn ask_all<T: Send>(nodes: &[String], ask: impl Fn(&str) -> T + Sync) -> Vec<T> 
 }
 
 fn peer_names(cluster: &impl Cluster, node: &str) -> Vec<String> {
-    sorted_hostnames(cluster.peers(node))
+    hostnames(&cluster.peers(node).unwrap_or_default())
 }
 
 /// Waits up to `within` until every node lists exactly the others; returns every node's
@@ -60,7 +92,7 @@ pub fn wait_whole(cluster: &impl Cluster, within: Duration) -> Option<Vec<Vec<Pe
         let whole = nodes
             .iter()
             .zip(&views)
-            .all(|(node, view)| sorted_hostnames(Some(view.clone())) == others(&nodes, node));
+            .all(|(node, view)| hostnames(view) == others(&nodes, node));
         whole.then_some(views)
     })
 }
