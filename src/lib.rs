@@ -7,7 +7,8 @@
 //! - [`config`]: the agent's settings and their defaults.
 //! - [`interface`]: picks the default interface to announce on.
 //! - [`socket`]: the multicast socket and its options (the only user of socket2).
-//! - [`agent`]: the beacon and receive tasks and the API server, wired together.
+//! - [`node`]: one node's protocol without I/O: registry, announce schedule, counters.
+//! - [`agent`]: drives the node over the multicast socket, beside the API server.
 //! - [`api`]: HTTP routes and the response types the CLI shares.
 //! - [`client`]: the CLI's HTTP client for the local API.
 //! - [`table`]: the human-readable peer table.
@@ -19,6 +20,7 @@ pub mod beacon;
 pub mod client;
 pub mod config;
 pub mod interface;
+pub mod node;
 pub mod registry;
 pub mod socket;
 pub mod table;

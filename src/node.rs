@@ -1,0 +1,387 @@
+//! One node's protocol without I/O: its registry, its announce schedule (first beacon, jitter,
+//! early answers, goodbye) and its counters, driven by explicit instants. It says what to send
+//! and what changed; moving bytes through sockets is `agent`'s job.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use tracing::debug;
+
+use crate::api::{AgentStatus, PeerInfo, format_instance, millis};
+use crate::beacon::Beacon;
+use crate::config::{Config, JITTER, early_beacon_spacing};
+use crate::registry::{PeerEvent, Registry};
+
+/// At most one debug line per this period about ignored datagrams, so a flood cannot flood logs.
+const IGNORED_LOG_PERIOD: Duration = Duration::from_secs(1);
+
+/// What the node has done since it started; `/v1/status` shows them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counters {
+    pub beacons_sent: u64,
+    /// Valid beacons from other agents.
+    pub beacons_received: u64,
+    /// Our own beacons looped back by the kernel: proof the socket hears the group.
+    pub own_beacons_received: u64,
+    /// Datagrams on the port that were not valid beacons.
+    pub datagrams_ignored: u64,
+}
+
+pub struct Node {
+    config: Config,
+    instance: u64,
+    registry: Registry,
+    started: Instant,
+    /// The sequence number of the next beacon.
+    sequence: u64,
+    /// When the next beacon is due: a regular one, or an early answer to a newcomer.
+    next_beacon: Instant,
+    last_beacon: Option<Instant>,
+    counters: Counters,
+    /// Draws the jitter; seeded by the caller so tests can replay a schedule.
+    rng: fastrand::Rng,
+    ignored_unlogged: u64,
+    last_ignored_log: Option<Instant>,
+}
+
+impl Node {
+    /// A node announcing `config.name` as `instance`, started at `now`: its first beacon is due
+    /// at once. `seed` drives the jitter.
+    pub fn new(config: Config, instance: u64, seed: u64, now: Instant) -> Node {
+        Node {
+            registry: Registry::new(instance, config.ttl, now),
+            config,
+            instance,
+            started: now,
+            sequence: 0,
+            next_beacon: now,
+            last_beacon: None,
+            counters: Counters::default(),
+            rng: fastrand::Rng::with_seed(seed),
+            ignored_unlogged: 0,
+            last_ignored_log: None,
+        }
+    }
+
+    pub fn instance(&self) -> u64 {
+        self.instance
+    }
+
+    /// The beacon to send at `now`, if one is due; the next is then scheduled one jittered
+    /// interval later. Call it after every input and at every wake-up.
+    pub fn poll_beacon(&mut self, now: Instant) -> Option<Vec<u8>> {
+        if now < self.next_beacon {
+            return None;
+        }
+        let beacon = self.beacon(false);
+        self.last_beacon = Some(now);
+        let factor = 1.0 + JITTER * (2.0 * self.rng.f64() - 1.0);
+        self.next_beacon = now + self.config.interval.mul_f64(factor);
+        Some(beacon)
+    }
+
+    /// The goodbye, to send once on shutdown.
+    pub fn goodbye(&mut self) -> Vec<u8> {
+        self.beacon(true)
+    }
+
+    fn beacon(&mut self, goodbye: bool) -> Vec<u8> {
+        let beacon = Beacon {
+            instance: self.instance,
+            sequence: self.sequence,
+            goodbye,
+            hostname: self.config.name.clone(),
+        };
+        self.sequence += 1;
+        beacon.encode()
+    }
+
+    /// Counts a beacon that went out (the agent knows; sending may fail while a link is down).
+    pub fn beacon_sent(&mut self) {
+        self.counters.beacons_sent += 1;
+    }
+
+    /// Takes in one datagram heard from `from` at `now`; returns what it changed, if anything.
+    /// A join or a restart also schedules an early beacon, so the newcomer learns of this node
+    /// in one round trip instead of an interval.
+    pub fn handle_datagram(
+        &mut self,
+        bytes: &[u8],
+        from: SocketAddr,
+        now: Instant,
+    ) -> Option<PeerEvent> {
+        let beacon = match Beacon::decode(bytes) {
+            Ok(beacon) => beacon,
+            Err(reason) => {
+                self.counters.datagrams_ignored += 1;
+                self.ignored_unlogged += 1;
+                let due = self
+                    .last_ignored_log
+                    .is_none_or(|at| now.duration_since(at) >= IGNORED_LOG_PERIOD);
+                if due {
+                    debug!(%from, %reason, len = bytes.len(), ignored_since_last_log = self.ignored_unlogged, "datagram ignored");
+                    self.ignored_unlogged = 0;
+                    self.last_ignored_log = Some(now);
+                }
+                return None;
+            }
+        };
+        if beacon.instance == self.instance {
+            self.counters.own_beacons_received += 1;
+            return None;
+        }
+        self.counters.beacons_received += 1;
+        debug!(hostname = %beacon.hostname, %from, sequence = beacon.sequence, "beacon received");
+        let event = self.registry.observe(&beacon, from, now)?;
+        if matches!(
+            event,
+            PeerEvent::Joined { .. } | PeerEvent::Restarted { .. }
+        ) {
+            self.answer_early(now);
+        }
+        Some(event)
+    }
+
+    /// Brings the next beacon forward, but no sooner than the spacing after the last one: a
+    /// crowd starting together costs each node about one extra beacon per spacing, not one per
+    /// newcomer.
+    fn answer_early(&mut self, now: Instant) {
+        let spacing = early_beacon_spacing(self.config.interval);
+        let early = self
+            .last_beacon
+            .map_or(now, |last| (last + spacing).max(now));
+        if early < self.next_beacon {
+            debug!("newcomer heard: announcing early");
+            self.next_beacon = early;
+        }
+    }
+
+    /// Drops the peers whose deadline has passed by `now`.
+    pub fn handle_timeout(&mut self, now: Instant) -> Vec<PeerEvent> {
+        self.registry.expire(now)
+    }
+
+    /// When the node next has work: a beacon due or a deadline to check.
+    pub fn next_wakeup(&self) -> Instant {
+        match self.registry.next_deadline() {
+            Some(deadline) => deadline.min(self.next_beacon),
+            None => self.next_beacon,
+        }
+    }
+
+    /// The live peers as of `now` (when the wall clock read `wall_now`), sorted by hostname.
+    /// Call [`handle_timeout`](Self::handle_timeout) first, so none past its deadline is listed.
+    pub fn peers(&self, now: Instant, wall_now: SystemTime) -> Vec<PeerInfo> {
+        let mut peers: Vec<PeerInfo> = self
+            .registry
+            .peers()
+            .map(|peer| PeerInfo::new(peer, now, wall_now))
+            .collect();
+        peers.sort_by(|a, b| a.hostname.cmp(&b.hostname));
+        peers
+    }
+
+    /// The node itself, as of `now`.
+    pub fn status(&self, now: Instant) -> AgentStatus {
+        let counters = self.counters;
+        AgentStatus {
+            hostname: self.config.name.clone(),
+            instance: format_instance(self.instance),
+            group: self.config.group_addr().to_string(),
+            interface: self.config.interface.to_string(),
+            interval_ms: millis(self.config.interval),
+            ttl_ms: millis(self.config.ttl),
+            peers: self.registry.len(),
+            uptime_ms: millis(now.duration_since(self.started)),
+            beacons_sent: counters.beacons_sent,
+            beacons_received: counters.beacons_received,
+            own_beacons_received: counters.own_beacons_received,
+            datagrams_ignored: counters.datagrams_ignored,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    const OWN: u64 = 0xAAAA;
+
+    fn config() -> Config {
+        Config::new("self", Ipv4Addr::LOCALHOST)
+    }
+
+    fn node(t0: Instant) -> Node {
+        Node::new(config(), OWN, 7, t0)
+    }
+
+    fn from() -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, 2], 49001))
+    }
+
+    fn beacon_of(hostname: &str, instance: u64, sequence: u64) -> Vec<u8> {
+        Beacon {
+            instance,
+            sequence,
+            goodbye: false,
+            hostname: hostname.into(),
+        }
+        .encode()
+    }
+
+    fn sent(bytes: &[u8]) -> Beacon {
+        Beacon::decode(bytes).expect("the node sends valid beacons")
+    }
+
+    #[test]
+    fn first_beacon_goes_at_once_then_every_jittered_interval() {
+        let t0 = Instant::now();
+        let mut node = node(t0);
+        let first = sent(&node.poll_beacon(t0).expect("due at start"));
+        assert_eq!((first.sequence, first.goodbye), (0, false));
+        assert_eq!(first.hostname, "self");
+        assert_eq!(node.poll_beacon(t0), None, "one beacon per due time");
+        let interval = config().interval;
+        let mut last = t0;
+        for sequence in 1..50 {
+            let next = node.next_wakeup();
+            let gap = next - last;
+            assert!(
+                gap >= interval.mul_f64(1.0 - JITTER) && gap <= interval.mul_f64(1.0 + JITTER),
+                "gap {gap:?}"
+            );
+            assert_eq!(node.poll_beacon(next - Duration::from_nanos(1)), None);
+            let beacon = sent(&node.poll_beacon(next).expect("due"));
+            assert_eq!(beacon.sequence, sequence);
+            last = next;
+        }
+    }
+
+    #[test]
+    fn jitter_spreads_the_delays() {
+        let t0 = Instant::now();
+        let mut node = node(t0);
+        let mut at = t0;
+        let mut gaps = Vec::new();
+        for _ in 0..20 {
+            node.poll_beacon(at);
+            gaps.push(node.next_wakeup() - at);
+            at = node.next_wakeup();
+        }
+        gaps.sort();
+        assert!(gaps[19] - gaps[0] > config().interval / 20, "{gaps:?}");
+    }
+
+    #[test]
+    fn a_newcomer_is_answered_after_the_spacing_not_the_interval() {
+        let t0 = Instant::now();
+        let mut node = node(t0);
+        node.poll_beacon(t0);
+        let spacing = early_beacon_spacing(config().interval);
+        let joined_at = t0 + Duration::from_millis(200);
+        let event = node.handle_datagram(&beacon_of("peer", 1, 0), from(), joined_at);
+        assert!(matches!(event, Some(PeerEvent::Joined { .. })));
+        assert_eq!(node.next_wakeup(), t0 + spacing);
+        assert!(node.poll_beacon(t0 + spacing).is_some());
+        // Later joins are answered at once once the spacing has passed.
+        let late = t0 + spacing + Duration::from_secs(5);
+        node.handle_datagram(&beacon_of("other", 2, 0), from(), late);
+        assert_eq!(node.next_wakeup(), late);
+    }
+
+    #[test]
+    fn a_crowd_of_newcomers_costs_one_early_beacon() {
+        let t0 = Instant::now();
+        let mut node = node(t0);
+        node.poll_beacon(t0);
+        for (i, name) in ["a", "b", "c", "d"].into_iter().enumerate() {
+            let at = t0 + Duration::from_millis(10 * i as u64);
+            node.handle_datagram(&beacon_of(name, i as u64 + 1, 0), from(), at);
+        }
+        let early = node.next_wakeup();
+        assert!(node.poll_beacon(early).is_some());
+        assert!(
+            node.next_wakeup() - early > config().interval / 2,
+            "back to the interval"
+        );
+    }
+
+    #[test]
+    fn renewals_and_own_beacons_do_not_bring_the_next_beacon_forward() {
+        let t0 = Instant::now();
+        let mut node = node(t0);
+        let own = node.poll_beacon(t0).expect("due at start");
+        node.handle_datagram(&beacon_of("peer", 1, 0), from(), t0);
+        let answered = node.next_wakeup();
+        node.poll_beacon(answered).expect("the early answer");
+        let regular = node.next_wakeup();
+        let later = answered + Duration::from_secs(2);
+        assert_eq!(node.handle_datagram(&own, from(), later), None);
+        assert_eq!(
+            node.handle_datagram(&beacon_of("peer", 1, 1), from(), later),
+            None
+        );
+        assert_eq!(node.next_wakeup(), regular);
+        assert_eq!(node.status(later).own_beacons_received, 1);
+    }
+
+    #[test]
+    fn goodbye_carries_the_next_sequence_and_the_flag() {
+        let t0 = Instant::now();
+        let mut node = node(t0);
+        node.poll_beacon(t0);
+        let goodbye = sent(&node.goodbye());
+        assert_eq!((goodbye.sequence, goodbye.goodbye), (1, true));
+    }
+
+    #[test]
+    fn wakes_for_the_earlier_of_beacon_and_deadline() {
+        let t0 = Instant::now();
+        let config = Config {
+            interval: Duration::from_secs(60),
+            ttl: Duration::from_secs(90),
+            ..config()
+        };
+        let mut node = Node::new(config, OWN, 7, t0);
+        node.poll_beacon(t0);
+        let later = t0 + Duration::from_secs(5);
+        node.handle_datagram(&beacon_of("peer", 1, 0), from(), later);
+        node.poll_beacon(node.next_wakeup());
+        // The peer's deadline (later + 90 s) comes after the next beacon (about 60 s on).
+        assert!(node.next_wakeup() < later + Duration::from_secs(90));
+        let expiry = later + Duration::from_secs(90);
+        while node.next_wakeup() < expiry {
+            let at = node.next_wakeup();
+            node.poll_beacon(at);
+            assert!(
+                node.handle_timeout(at).is_empty(),
+                "not before its deadline"
+            );
+        }
+        let events = node.handle_timeout(expiry);
+        assert!(matches!(events[..], [PeerEvent::Expired { .. }]));
+    }
+
+    #[test]
+    fn counts_what_it_hears() {
+        let t0 = Instant::now();
+        let mut node = node(t0);
+        node.handle_datagram(b"garbage", from(), t0);
+        node.handle_datagram(&beacon_of("peer", 1, 0), from(), t0);
+        node.beacon_sent();
+        let status = node.status(t0 + Duration::from_secs(2));
+        assert_eq!(
+            (
+                status.datagrams_ignored,
+                status.beacons_received,
+                status.beacons_sent,
+                status.peers
+            ),
+            (1, 1, 1, 1)
+        );
+        assert_eq!(status.uptime_ms, 2000);
+        assert_eq!(node.peers(t0, SystemTime::now())[0].hostname, "peer");
+    }
+}
