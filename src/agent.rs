@@ -11,9 +11,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::api::{self, Query, format_instance};
+use crate::api::{self, Query, Snapshot, Start, Subscription, format_instance};
 use crate::beacon::MAX_BEACON_LEN;
 use crate::config::Config;
+use crate::events::Funnel;
 use crate::node::Node;
 use crate::registry::PeerEvent;
 use crate::socket;
@@ -53,6 +54,7 @@ pub async fn run(
     let driver = Driver {
         socket,
         node,
+        funnel: Funnel::default(),
         config,
         sending: true,
     };
@@ -85,6 +87,8 @@ pub async fn run(
 struct Driver {
     socket: UdpSocket,
     node: Node,
+    /// Every event the node reports goes through it.
+    funnel: Funnel,
     config: Config,
     /// Whether the last beacon went out: only the first of a run of failures is a warning.
     sending: bool,
@@ -106,8 +110,9 @@ impl Driver {
                 Some(query) = queries.recv() => self.answer(query),
                 received = self.socket.recv_from(&mut buf) => match received {
                     Ok((len, from)) => {
-                        if let Some(event) = self.node.handle_datagram(&buf[..len], from, now()) {
-                            log_event(&event);
+                        let now = now();
+                        if let Some(event) = self.node.handle_datagram(&buf[..len], from, now) {
+                            self.publish(&event, now);
                         }
                     }
                     // ICMP errors surface here on Linux; the socket itself is still fine.
@@ -124,8 +129,12 @@ impl Driver {
 
     fn sweep(&mut self, now: Instant) {
         for event in self.node.handle_timeout(now) {
-            log_event(&event);
+            self.publish(&event, now);
         }
+    }
+
+    fn publish(&mut self, event: &PeerEvent, now: Instant) {
+        self.funnel.publish(event, now, SystemTime::now());
     }
 
     fn refresh_membership(&self) {
@@ -174,8 +183,36 @@ impl Driver {
                 let _ = reply.send(self.node.peers(now, SystemTime::now()));
             }
             Query::Status(reply) => {
-                let _ = reply.send(self.node.status(now));
+                let _ = reply.send(self.node.status(now, self.funnel.counts()));
             }
+            Query::Subscribe { after, reply } => {
+                let _ = reply.send(self.subscribe(after, now));
+            }
+        }
+    }
+
+    /// Answered between two events, so the start and the receiver fit together exactly: no
+    /// event is both in the start and received, and none falls between them.
+    fn subscribe(&self, after: Option<(u64, u64)>, now: Instant) -> Subscription {
+        let instance = self.node.instance();
+        let missed = after
+            .filter(|(of, _)| *of == instance)
+            .and_then(|(_, id)| self.funnel.since(id));
+        let start = match missed {
+            Some(missed) => Start::Missed(missed),
+            None => {
+                let wall_now = SystemTime::now();
+                Start::Snapshot(Snapshot {
+                    id: self.funnel.last_id(),
+                    time: humantime::format_rfc3339_millis(wall_now).to_string(),
+                    peers: self.node.peers(now, wall_now),
+                })
+            }
+        };
+        Subscription {
+            instance,
+            start,
+            events: self.funnel.subscribe(),
         }
     }
 }
@@ -185,41 +222,4 @@ impl Driver {
 /// on the registry with explicit instants, and on real agents in real time.)
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
-}
-
-fn log_event(event: &PeerEvent) {
-    match event {
-        PeerEvent::Joined {
-            hostname,
-            address,
-            instance,
-        } => {
-            info!(%hostname, address = %address.ip(), instance = %format_instance(*instance), "peer joined")
-        }
-        PeerEvent::Updated {
-            hostname,
-            old_address,
-            address,
-        } => {
-            info!(%hostname, old_address = %old_address.ip(), address = %address.ip(), "peer moved")
-        }
-        PeerEvent::Restarted {
-            hostname,
-            old_instance,
-            instance,
-            address,
-        } => info!(
-            %hostname,
-            address = %address.ip(),
-            old_instance = %format_instance(*old_instance),
-            instance = %format_instance(*instance),
-            "peer restarted"
-        ),
-        PeerEvent::Left { hostname, address } => {
-            info!(%hostname, address = %address.ip(), "peer left")
-        }
-        PeerEvent::Expired { hostname, address } => {
-            info!(%hostname, address = %address.ip(), "peer expired")
-        }
-    }
 }

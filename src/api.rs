@@ -1,21 +1,31 @@
 //! The local HTTP/JSON API: response types shared with the CLI client, and a thin axum router.
 //! Handlers only ask the receive task for a snapshot and serialize it; they never hold state.
 
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::routing::get;
+use futures_util::Stream;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::registry::Peer;
+use crate::registry::{Peer, PeerEvent};
 
 pub const PEERS_PATH: &str = "/v1/peers";
 pub const STATUS_PATH: &str = "/v1/status";
 pub const HEALTH_PATH: &str = "/healthz";
+pub const EVENTS_PATH: &str = "/v1/events";
+
+/// A comment line this often keeps an idle stream's proxies and clients from timing it out.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// One live peer, as `GET /v1/peers` and `peerd peers --json` show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +90,142 @@ pub struct AgentStatus {
     pub own_beacons_received: u64,
     /// Datagrams on the port that were not valid beacons (foreign, truncated, bad version...).
     pub datagrams_ignored: u64,
+    /// Peer events since the start, by kind.
+    pub events: EventCounts,
+}
+
+/// What happened to a peer, as the event stream, `peerd watch` and `peerd wait` name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    /// A hostname not listed was heard: new, or back after it expired.
+    Joined,
+    /// A listed peer's beacons come from another address.
+    Moved,
+    /// A hostname is announced by a new process (a new instance id).
+    Restarted,
+    /// A peer said goodbye.
+    Left,
+    /// A peer went silent for a whole ttl.
+    Expired,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Joined => "joined",
+            EventKind::Moved => "moved",
+            EventKind::Restarted => "restarted",
+            EventKind::Left => "left",
+            EventKind::Expired => "expired",
+        }
+    }
+
+    /// Whether the peer is listed after an event of this kind.
+    pub fn lists_the_peer(self) -> bool {
+        !matches!(self, EventKind::Left | EventKind::Expired)
+    }
+}
+
+/// Peer events since the agent started, by kind.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventCounts {
+    pub joined: u64,
+    pub moved: u64,
+    pub restarted: u64,
+    pub left: u64,
+    pub expired: u64,
+}
+
+impl EventCounts {
+    pub fn count(&mut self, kind: EventKind) {
+        let counter = match kind {
+            EventKind::Joined => &mut self.joined,
+            EventKind::Moved => &mut self.moved,
+            EventKind::Restarted => &mut self.restarted,
+            EventKind::Left => &mut self.left,
+            EventKind::Expired => &mut self.expired,
+        };
+        *counter += 1;
+    }
+}
+
+/// One change in membership: the one JSON shape of the event stream and `peerd watch --json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerChange {
+    /// Counts up from 1 each time the agent starts.
+    pub id: u64,
+    pub event: EventKind,
+    /// RFC 3339, UTC.
+    pub time: String,
+    /// The peer after the change; for `left` and `expired`, as it was last listed.
+    pub peer: PeerInfo,
+    /// `moved`: the address its beacons came from before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_address: Option<String>,
+    /// `restarted`: the instance it replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_instance: Option<String>,
+}
+
+impl PeerChange {
+    /// Describes `event` as number `id`, as of `now` (when the wall clock read `wall_now`).
+    pub fn new(id: u64, event: &PeerEvent, now: Instant, wall_now: SystemTime) -> Self {
+        let (kind, old_address, old_instance) = match event {
+            PeerEvent::Joined { .. } => (EventKind::Joined, None, None),
+            PeerEvent::Updated { old_address, .. } => {
+                (EventKind::Moved, Some(old_address.ip().to_string()), None)
+            }
+            PeerEvent::Restarted { old_instance, .. } => (
+                EventKind::Restarted,
+                None,
+                Some(format_instance(*old_instance)),
+            ),
+            PeerEvent::Left { .. } => (EventKind::Left, None, None),
+            PeerEvent::Expired { .. } => (EventKind::Expired, None, None),
+        };
+        let mut peer = PeerInfo::new(event.peer(), now, wall_now);
+        if !kind.lists_the_peer() {
+            // Gone: it no longer expires.
+            peer.expires_in_ms = 0;
+        }
+        PeerChange {
+            id,
+            event: kind,
+            time: humantime::format_rfc3339_millis(wall_now).to_string(),
+            peer,
+            old_address,
+            old_instance,
+        }
+    }
+}
+
+/// Every live peer at one moment: what the event stream sends first (`snapshot`), and again to
+/// a subscriber that fell too far behind (`resync`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The id of the latest event it includes; the stream goes on after it.
+    pub id: u64,
+    /// RFC 3339, UTC.
+    pub time: String,
+    pub peers: Vec<PeerInfo>,
+}
+
+/// What a new subscriber gets, atomically: where to start, and every event after that.
+#[derive(Debug)]
+pub struct Subscription {
+    /// The agent's instance: stream ids name it, so a resume never crosses an agent restart.
+    pub instance: u64,
+    pub start: Start,
+    pub events: broadcast::Receiver<Arc<PeerChange>>,
+}
+
+#[derive(Debug)]
+pub enum Start {
+    /// The events missed since the `Last-Event-ID` the client gave.
+    Missed(Vec<Arc<PeerChange>>),
+    /// Every live peer: for a new client, or one whose missed events are no longer kept.
+    Snapshot(Snapshot),
 }
 
 pub fn format_instance(instance: u64) -> String {
@@ -95,6 +241,11 @@ pub fn millis(d: Duration) -> u64 {
 pub enum Query {
     Peers(oneshot::Sender<Vec<PeerInfo>>),
     Status(oneshot::Sender<AgentStatus>),
+    /// Subscribe to the events after the given id of this agent instance, or from a snapshot.
+    Subscribe {
+        after: Option<(u64, u64)>,
+        reply: oneshot::Sender<Subscription>,
+    },
 }
 
 /// The routes, served over `queries` to the registry's owner.
@@ -103,6 +254,7 @@ pub fn router(queries: mpsc::Sender<Query>) -> Router {
         .route(PEERS_PATH, get(peers))
         .route(STATUS_PATH, get(status))
         .route(HEALTH_PATH, get(health))
+        .route(EVENTS_PATH, get(events))
         .with_state(queries)
 }
 
@@ -147,6 +299,100 @@ async fn health(State(queries): State<mpsc::Sender<Query>>) -> Result<&'static s
     }
 }
 
+/// The stream's id of event `id` of agent `instance`: `<instance>-<id>`.
+pub fn stream_id(instance: u64, id: u64) -> String {
+    format!("{}-{id}", format_instance(instance))
+}
+
+/// Reads a stream id back; `None` for anything else (a client's guess, another program's id).
+pub fn parse_stream_id(text: &str) -> Option<(u64, u64)> {
+    let (instance, id) = text.trim().split_once('-')?;
+    Some((u64::from_str_radix(instance, 16).ok()?, id.parse().ok()?))
+}
+
+/// `GET /v1/events`: Server-Sent Events. First a `snapshot` of every live peer (or, for a client
+/// that sends `Last-Event-ID`, the events it missed while they are still kept), then each event
+/// as it happens. A subscriber that falls too far behind gets a `resync` snapshot, never a gap.
+/// The stream ends when the agent stops.
+async fn events(
+    State(queries): State<mpsc::Sender<Query>>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let after = headers
+        .get("last-event-id")
+        .and_then(|value| value.to_str().ok())
+        .and_then(parse_stream_id);
+    let subscription = ask(&queries, |reply| Query::Subscribe { after, reply }).await?;
+    let feed = Feed::new(subscription, "snapshot", queries);
+    let stream = futures_util::stream::unfold(feed, |mut feed| async move {
+        let event = feed.next().await?;
+        Some((Ok(event), feed))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+}
+
+/// One subscriber's stream: what is queued to send, then the live events.
+struct Feed {
+    instance: u64,
+    queued: VecDeque<SseEvent>,
+    events: broadcast::Receiver<Arc<PeerChange>>,
+    queries: mpsc::Sender<Query>,
+}
+
+impl Feed {
+    /// Starts with `subscription`'s start; a snapshot goes out as an event named `snapshot_name`.
+    fn new(subscription: Subscription, snapshot_name: &str, queries: mpsc::Sender<Query>) -> Feed {
+        let instance = subscription.instance;
+        let queued = match subscription.start {
+            Start::Missed(changes) => changes
+                .iter()
+                .map(|change| change_event(instance, change))
+                .collect(),
+            Start::Snapshot(snapshot) => {
+                let event = SseEvent::default()
+                    .id(stream_id(instance, snapshot.id))
+                    .event(snapshot_name)
+                    .json_data(&snapshot)
+                    .expect("a snapshot serializes to JSON");
+                VecDeque::from([event])
+            }
+        };
+        Feed {
+            instance,
+            queued,
+            events: subscription.events,
+            queries,
+        }
+    }
+
+    /// The next message, or `None` once the agent stops.
+    async fn next(&mut self) -> Option<SseEvent> {
+        loop {
+            if let Some(event) = self.queued.pop_front() {
+                return Some(event);
+            }
+            match self.events.recv().await {
+                Ok(change) => return Some(change_event(self.instance, &change)),
+                Err(RecvError::Closed) => return None,
+                // Too slow to keep up: start again from a fresh snapshot rather than skip.
+                Err(RecvError::Lagged(_)) => {
+                    let queries = self.queries.clone();
+                    let again = ask(&queries, |reply| Query::Subscribe { after: None, reply });
+                    *self = Feed::new(again.await.ok()?, "resync", queries);
+                }
+            }
+        }
+    }
+}
+
+fn change_event(instance: u64, change: &PeerChange) -> SseEvent {
+    SseEvent::default()
+        .id(stream_id(instance, change.id))
+        .event(change.event.as_str())
+        .json_data(change)
+        .expect("a peer change serializes to JSON")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +411,7 @@ mod tests {
             beacons_received: 0,
             own_beacons_received: 0,
             datagrams_ignored: 0,
+            events: EventCounts::default(),
         }
     }
 

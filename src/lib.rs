@@ -8,9 +8,11 @@
 //! - [`interface`]: picks the default interface to announce on.
 //! - [`socket`]: the multicast socket and its options (the only user of socket2).
 //! - [`node`]: one node's protocol without I/O: registry, announce schedule, counters.
+//! - [`events`]: the funnel every peer event passes through: logged, counted, published.
 //! - [`agent`]: drives the node over the multicast socket, beside the API server.
 //! - [`api`]: HTTP routes and the response types the CLI shares.
 //! - [`client`]: the CLI's HTTP client for the local API.
+//! - [`follow`]: the CLI's reader of the event stream, resuming after the agent went away.
 //! - [`table`]: the human-readable peer table.
 #![forbid(unsafe_code)]
 
@@ -19,6 +21,8 @@ pub mod api;
 pub mod beacon;
 pub mod client;
 pub mod config;
+pub mod events;
+pub mod follow;
 pub mod interface;
 pub mod node;
 pub mod registry;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tracing::debug;
 
-use crate::api::{AgentStatus, PeerInfo, format_instance, millis};
+use crate::api::{AgentStatus, EventCounts, PeerInfo, format_instance, millis};
 use crate::beacon::Beacon;
 use crate::config::{Config, JITTER, early_beacon_spacing};
 use crate::registry::{PeerEvent, Registry};
@@ -181,8 +181,8 @@ impl Node {
         peers
     }
 
-    /// The node itself, as of `now`.
-    pub fn status(&self, now: Instant) -> AgentStatus {
+    /// The node itself, as of `now`, with the event counts of the agent's funnel.
+    pub fn status(&self, now: Instant, events: EventCounts) -> AgentStatus {
         let counters = self.counters;
         AgentStatus {
             hostname: self.config.name.clone(),
@@ -197,6 +197,7 @@ impl Node {
             beacons_received: counters.beacons_received,
             own_beacons_received: counters.own_beacons_received,
             datagrams_ignored: counters.datagrams_ignored,
+            events,
         }
     }
 }
@@ -324,7 +325,11 @@ mod tests {
             None
         );
         assert_eq!(node.next_wakeup(), regular);
-        assert_eq!(node.status(later).own_beacons_received, 1);
+        assert_eq!(
+            node.status(later, EventCounts::default())
+                .own_beacons_received,
+            1
+        );
     }
 
     #[test]
@@ -371,7 +376,7 @@ mod tests {
         node.handle_datagram(b"garbage", from(), t0);
         node.handle_datagram(&beacon_of("peer", 1, 0), from(), t0);
         node.beacon_sent();
-        let status = node.status(t0 + Duration::from_secs(2));
+        let status = node.status(t0 + Duration::from_secs(2), EventCounts::default());
         assert_eq!(
             (
                 status.datagrams_ignored,

@@ -26,39 +26,34 @@ pub struct Peer {
     pub deadline: Instant,
 }
 
-/// What changed in the registry. Each input emits at most the events listed for it.
+/// What changed in the registry. Each input emits at most the events listed for it; each
+/// carries the peer as it stands after the change (for `Left` and `Expired`, as last listed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerEvent {
     /// A hostname not listed was heard: new, or back after it expired (a healed partition).
-    Joined {
-        hostname: String,
-        address: SocketAddr,
-        instance: u64,
-    },
+    Joined { peer: Peer },
     /// A listed peer's beacons now come from another address.
-    Updated {
-        hostname: String,
-        old_address: SocketAddr,
-        address: SocketAddr,
-    },
+    Updated { peer: Peer, old_address: SocketAddr },
     /// A hostname is announced by a new process (new instance id): either while still listed,
     /// or within one ttl after its goodbye or expiry.
-    Restarted {
-        hostname: String,
-        old_instance: u64,
-        instance: u64,
-        address: SocketAddr,
-    },
+    Restarted { peer: Peer, old_instance: u64 },
     /// A listed peer said goodbye; it is dropped at once.
-    Left {
-        hostname: String,
-        address: SocketAddr,
-    },
+    Left { peer: Peer },
     /// A listed peer went silent for a whole ttl.
-    Expired {
-        hostname: String,
-        address: SocketAddr,
-    },
+    Expired { peer: Peer },
+}
+
+impl PeerEvent {
+    /// The peer the event is about.
+    pub fn peer(&self) -> &Peer {
+        match self {
+            PeerEvent::Joined { peer }
+            | PeerEvent::Updated { peer, .. }
+            | PeerEvent::Restarted { peer, .. }
+            | PeerEvent::Left { peer }
+            | PeerEvent::Expired { peer } => peer,
+        }
+    }
 }
 
 /// A hostname's slot in the map: listed, or recently gone and remembered for one ttl so that
@@ -138,15 +133,13 @@ impl Registry {
                 beacon.hostname.clone(),
                 deadline,
             );
-            let slot = Slot::Live(new_peer(beacon, from, now, deadline));
+            let peer = new_peer(beacon, from, now, deadline);
+            let event = PeerEvent::Joined { peer: peer.clone() };
+            let slot = Slot::Live(peer);
             self.records
                 .insert(beacon.hostname.clone(), Record { slot, timer });
             self.live += 1;
-            return Some(PeerEvent::Joined {
-                hostname: beacon.hostname.clone(),
-                address: from,
-                instance: beacon.instance,
-            });
+            return Some(event);
         };
         match &mut record.slot {
             Slot::Live(peer) => {
@@ -158,7 +151,7 @@ impl Registry {
                     if !same_instance {
                         return None;
                     }
-                    let address = peer.address;
+                    let peer = peer.clone();
                     // The pending wheel entry comes due no later than `forget_at` and then
                     // reschedules for it.
                     record.slot = Slot::Gone {
@@ -167,10 +160,7 @@ impl Registry {
                         forget_at: deadline,
                     };
                     self.live -= 1;
-                    return Some(PeerEvent::Left {
-                        hostname: beacon.hostname.clone(),
-                        address,
-                    });
+                    return Some(PeerEvent::Left { peer });
                 }
                 // The wheel entry stays where it is: when it comes due, the deadline renewed
                 // here tells the sweep to reschedule instead of expiring.
@@ -183,16 +173,13 @@ impl Registry {
                 if !same_instance {
                     peer.first_seen = now;
                     Some(PeerEvent::Restarted {
-                        hostname: beacon.hostname.clone(),
+                        peer: peer.clone(),
                         old_instance,
-                        instance: beacon.instance,
-                        address: from,
                     })
                 } else if old_address != from {
                     Some(PeerEvent::Updated {
-                        hostname: beacon.hostname.clone(),
+                        peer: peer.clone(),
                         old_address,
-                        address: from,
                     })
                 } else {
                     None
@@ -209,22 +196,14 @@ impl Registry {
                 }
                 let old_instance = *instance;
                 // The record's wheel entry (at or before `forget_at`, before this deadline) stays.
-                record.slot = Slot::Live(new_peer(beacon, from, now, deadline));
+                let peer = new_peer(beacon, from, now, deadline);
+                record.slot = Slot::Live(peer.clone());
                 self.live += 1;
                 Some(if same_instance {
                     // Back from a partition: it never left, we lost sight of it.
-                    PeerEvent::Joined {
-                        hostname: beacon.hostname.clone(),
-                        address: from,
-                        instance: beacon.instance,
-                    }
+                    PeerEvent::Joined { peer }
                 } else {
-                    PeerEvent::Restarted {
-                        hostname: beacon.hostname.clone(),
-                        old_instance,
-                        instance: beacon.instance,
-                        address: from,
-                    }
+                    PeerEvent::Restarted { peer, old_instance }
                 })
             }
         }
@@ -250,8 +229,8 @@ impl Registry {
                         schedule(&mut self.wheel, &mut self.next_timer, hostname, deadline);
                 }
                 Slot::Live(peer) => {
-                    let (instance, sequence, address) =
-                        (peer.instance, peer.sequence, peer.address);
+                    let peer = peer.clone();
+                    let (instance, sequence) = (peer.instance, peer.sequence);
                     record.slot = Slot::Gone {
                         instance,
                         sequence,
@@ -264,7 +243,7 @@ impl Registry {
                         now + self.ttl,
                     );
                     self.live -= 1;
-                    events.push(PeerEvent::Expired { hostname, address });
+                    events.push(PeerEvent::Expired { peer });
                 }
                 Slot::Gone { forget_at, .. } if *forget_at > now => {
                     let forget_at = *forget_at;
@@ -373,13 +352,12 @@ mod tests {
         let t0 = Instant::now();
         let mut reg = Registry::new(OWN, TTL, t0);
         let event = reg.observe(&beacon("a", 1, 0), addr(1), t0);
+        let Some(PeerEvent::Joined { peer }) = event else {
+            panic!("{event:?}")
+        };
         assert_eq!(
-            event,
-            Some(PeerEvent::Joined {
-                hostname: "a".into(),
-                address: addr(1),
-                instance: 1
-            })
+            (peer.hostname.as_str(), peer.address, peer.instance),
+            ("a", addr(1), 1)
         );
         assert_eq!(listed(&reg), ["a"]);
         assert_eq!(reg.next_deadline(), Some(t0 + TTL));
@@ -392,12 +370,10 @@ mod tests {
         reg.observe(&beacon("a", 1, 0), addr(1), t0);
         assert!(reg.expire(t0 + TTL - Duration::from_nanos(1)).is_empty());
         assert_eq!(listed(&reg), ["a"]);
-        assert_eq!(
-            reg.expire(t0 + TTL),
-            [PeerEvent::Expired {
-                hostname: "a".into(),
-                address: addr(1)
-            }]
+        let events = reg.expire(t0 + TTL);
+        assert!(
+            matches!(&events[..], [PeerEvent::Expired { peer }] if peer.hostname == "a" && peer.address == addr(1)),
+            "{events:?}"
         );
         assert!(listed(&reg).is_empty());
     }
@@ -466,12 +442,10 @@ mod tests {
         let t0 = Instant::now();
         let mut reg = Registry::new(OWN, TTL, t0);
         reg.observe(&beacon("a", 1, 0), addr(1), t0);
-        assert_eq!(
-            reg.observe(&goodbye("a", 1, 1), addr(1), t0 + secs(1)),
-            Some(PeerEvent::Left {
-                hostname: "a".into(),
-                address: addr(1)
-            })
+        let left = reg.observe(&goodbye("a", 1, 1), addr(1), t0 + secs(1));
+        assert!(
+            matches!(&left, Some(PeerEvent::Left { peer }) if peer.hostname == "a" && peer.first_seen == t0),
+            "{left:?}"
         );
         assert!(listed(&reg).is_empty());
         let late = reg.observe(&beacon("a", 1, 0), addr(1), t0 + secs(2));
@@ -501,14 +475,9 @@ mod tests {
         let mut reg = Registry::new(OWN, TTL, t0);
         reg.observe(&beacon("a", 1, 7), addr(1), t0);
         let event = reg.observe(&beacon("a", 2, 0), addr(1), t0 + secs(3));
-        assert_eq!(
-            event,
-            Some(PeerEvent::Restarted {
-                hostname: "a".into(),
-                old_instance: 1,
-                instance: 2,
-                address: addr(1)
-            })
+        assert!(
+            matches!(&event, Some(PeerEvent::Restarted { peer, old_instance: 1 }) if peer.instance == 2 && peer.address == addr(1)),
+            "{event:?}"
         );
         let peer = reg.peers().next().expect("still listed");
         assert_eq!((peer.instance, peer.first_seen), (2, t0 + secs(3)));
@@ -522,11 +491,7 @@ mod tests {
         reg.observe(&goodbye("a", 1, 1), addr(1), t0 + secs(1));
         assert!(matches!(
             reg.observe(&beacon("a", 2, 0), addr(1), t0 + secs(2)),
-            Some(PeerEvent::Restarted {
-                old_instance: 1,
-                instance: 2,
-                ..
-            })
+            Some(PeerEvent::Restarted { peer, old_instance: 1 }) if peer.instance == 2
         ));
         assert_eq!(listed(&reg), ["a"]);
     }
@@ -550,13 +515,10 @@ mod tests {
         let t0 = Instant::now();
         let mut reg = Registry::new(OWN, TTL, t0);
         reg.observe(&beacon("a", 1, 0), addr(1), t0);
-        assert_eq!(
-            reg.observe(&beacon("a", 1, 1), addr(9), t0 + secs(1)),
-            Some(PeerEvent::Updated {
-                hostname: "a".into(),
-                old_address: addr(1),
-                address: addr(9)
-            })
+        let moved = reg.observe(&beacon("a", 1, 1), addr(9), t0 + secs(1));
+        assert!(
+            matches!(&moved, Some(PeerEvent::Updated { peer, old_address }) if *old_address == addr(1) && peer.address == addr(9)),
+            "{moved:?}"
         );
         assert_eq!(reg.peers().next().map(|p| p.address), Some(addr(9)));
     }
@@ -590,7 +552,7 @@ mod tests {
         assert_eq!(reg.expire(t0 + TTL).len(), 1);
         assert!(matches!(
             reg.observe(&beacon("a", 1, 9), addr(1), t0 + TTL + secs(5)),
-            Some(PeerEvent::Joined { instance: 1, .. })
+            Some(PeerEvent::Joined { peer }) if peer.instance == 1
         ));
     }
 

@@ -1,0 +1,179 @@
+//! The one funnel every peer event passes through: it numbers the event, logs it, counts it,
+//! keeps it in a bounded history and publishes it. The event stream (and through it `watch`
+//! and `wait`) consumes it; none of them is a second source of truth.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use tokio::sync::broadcast;
+use tracing::info;
+
+use crate::api::{EventCounts, PeerChange, format_instance};
+use crate::registry::PeerEvent;
+
+/// Events kept for a client that reconnects with `Last-Event-ID`: minutes of churn in a large
+/// cluster, a few hundred kilobytes at most.
+pub const HISTORY: usize = 1024;
+/// How far a subscriber may fall behind before it is told to start again from a snapshot.
+/// Publishing never waits for a subscriber, so a slow one cannot slow the agent.
+pub const SUBSCRIBER_LAG: usize = 256;
+
+pub struct Funnel {
+    last_id: u64,
+    history: VecDeque<Arc<PeerChange>>,
+    sender: broadcast::Sender<Arc<PeerChange>>,
+    counts: EventCounts,
+}
+
+impl Default for Funnel {
+    fn default() -> Self {
+        Funnel {
+            last_id: 0,
+            history: VecDeque::with_capacity(HISTORY),
+            sender: broadcast::Sender::new(SUBSCRIBER_LAG),
+            counts: EventCounts::default(),
+        }
+    }
+}
+
+impl Funnel {
+    /// Numbers `event`, logs it, counts it, keeps it and publishes it, as of `now` (when the
+    /// wall clock read `wall_now`).
+    pub fn publish(&mut self, event: &PeerEvent, now: Instant, wall_now: SystemTime) {
+        log(event);
+        self.last_id += 1;
+        let change = Arc::new(PeerChange::new(self.last_id, event, now, wall_now));
+        self.counts.count(change.event);
+        if self.history.len() == HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(Arc::clone(&change));
+        // Fails only while nobody subscribes, which is no concern of ours.
+        let _ = self.sender.send(change);
+    }
+
+    /// The id of the latest event, 0 before the first.
+    pub fn last_id(&self) -> u64 {
+        self.last_id
+    }
+
+    pub fn counts(&self) -> EventCounts {
+        self.counts
+    }
+
+    /// A receiver of every event published from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<PeerChange>> {
+        self.sender.subscribe()
+    }
+
+    /// The events after `id`, if the history still holds every one of them.
+    pub fn since(&self, id: u64) -> Option<Vec<Arc<PeerChange>>> {
+        let oldest_kept = self.history.front().map_or(self.last_id + 1, |c| c.id);
+        if id > self.last_id || id + 1 < oldest_kept {
+            return None;
+        }
+        Some(self.history.iter().filter(|c| c.id > id).cloned().collect())
+    }
+}
+
+fn log(event: &PeerEvent) {
+    let peer = event.peer();
+    let (hostname, address) = (&peer.hostname, peer.address.ip());
+    let instance = format_instance(peer.instance);
+    match event {
+        PeerEvent::Joined { .. } => info!(%hostname, %address, %instance, "peer joined"),
+        PeerEvent::Updated { old_address, .. } => {
+            info!(%hostname, old_address = %old_address.ip(), %address, "peer moved")
+        }
+        PeerEvent::Restarted { old_instance, .. } => info!(
+            %hostname,
+            %address,
+            old_instance = %format_instance(*old_instance),
+            %instance,
+            "peer restarted"
+        ),
+        PeerEvent::Left { .. } => info!(%hostname, %address, "peer left"),
+        PeerEvent::Expired { .. } => info!(%hostname, %address, "peer expired"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+    use crate::api::EventKind;
+    use crate::registry::Peer;
+
+    fn joined(hostname: &str, now: Instant) -> PeerEvent {
+        PeerEvent::Joined {
+            peer: Peer {
+                hostname: hostname.into(),
+                address: SocketAddr::from(([10, 0, 0, 2], 49001)),
+                instance: 1,
+                sequence: 0,
+                first_seen: now,
+                last_seen: now,
+                deadline: now,
+            },
+        }
+    }
+
+    #[test]
+    fn numbers_counts_and_publishes_in_order() {
+        let now = Instant::now();
+        let mut funnel = Funnel::default();
+        let mut receiver = funnel.subscribe();
+        funnel.publish(&joined("a", now), now, SystemTime::now());
+        funnel.publish(&joined("b", now), now, SystemTime::now());
+        let first = receiver.try_recv().expect("published");
+        let second = receiver.try_recv().expect("published");
+        assert_eq!((first.id, first.peer.hostname.as_str()), (1, "a"));
+        assert_eq!((second.id, second.event), (2, EventKind::Joined));
+        assert_eq!((funnel.last_id(), funnel.counts().joined), (2, 2));
+    }
+
+    #[test]
+    fn history_serves_a_reconnect_until_it_has_moved_on() {
+        let now = Instant::now();
+        let mut funnel = Funnel::default();
+        assert_eq!(
+            funnel.since(0).map(|v| v.len()),
+            Some(0),
+            "nothing missed yet"
+        );
+        for _ in 0..HISTORY + 10 {
+            funnel.publish(&joined("a", now), now, SystemTime::now());
+        }
+        let last = funnel.last_id();
+        assert_eq!(funnel.since(last).map(|v| v.len()), Some(0));
+        let missed = funnel.since(last - 3).expect("kept");
+        assert_eq!(
+            missed.iter().map(|c| c.id).collect::<Vec<_>>(),
+            [last - 2, last - 1, last]
+        );
+        assert!(
+            funnel.since(5).is_none(),
+            "dropped from the history: snapshot instead"
+        );
+        assert!(
+            funnel.since(last + 1).is_none(),
+            "an id this agent never gave"
+        );
+    }
+
+    #[test]
+    fn a_lagging_subscriber_is_told_not_silently_skipped() {
+        let now = Instant::now();
+        let mut funnel = Funnel::default();
+        let mut receiver = funnel.subscribe();
+        for _ in 0..SUBSCRIBER_LAG + 1 {
+            funnel.publish(&joined("a", now), now, SystemTime::now());
+        }
+        assert!(matches!(
+            receiver.try_recv(),
+            Err(broadcast::error::TryRecvError::Lagged(_))
+        ));
+    }
+}
