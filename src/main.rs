@@ -11,7 +11,8 @@ use tracing::{info, warn};
 
 use peerd::api::{self, AgentStatus, PeerInfo};
 use peerd::config::{self, Config};
-use peerd::{agent, beacon, client, interface, socket, table};
+use peerd::follow::{Followed, Follower, Message};
+use peerd::{agent, beacon, client, follow, interface, socket, table};
 
 /// Zero-configuration peer discovery: who is alive on this network, right now.
 #[derive(Debug, Parser)]
@@ -29,6 +30,10 @@ enum Command {
     Peers(PeersArgs),
     /// Check that the local agent answers (exit 0) and show its counters
     Health(PeersArgs),
+    /// Print the live peers, then each change as it happens, until Ctrl-C
+    Watch(PeersArgs),
+    /// Wait until the local agent lists at least N live peers (exit 0), or time out (exit 1)
+    Wait(WaitArgs),
 }
 
 #[derive(Debug, Args)]
@@ -74,6 +79,19 @@ struct PeersArgs {
     json: bool,
 }
 
+#[derive(Debug, Args)]
+struct WaitArgs {
+    /// How many live peers to wait for
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    count: u64,
+    /// How long to wait before giving up
+    #[arg(long, default_value = "30s")]
+    timeout: humantime::Duration,
+    /// Address of the local agent's API
+    #[arg(long, env = "PEERD_API", default_value_t = config::API_ADDR)]
+    api: SocketAddr,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum LogFormat {
     Text,
@@ -99,6 +117,8 @@ fn main() -> ExitCode {
             Command::Agent(args) => run_agent(args).await,
             Command::Peers(args) => show_peers(args).await,
             Command::Health(args) => show_health(args).await,
+            Command::Watch(args) => watch(args).await,
+            Command::Wait(args) => wait_for_peers(args).await,
         }
     });
     match result {
@@ -246,4 +266,101 @@ async fn show_health(args: PeersArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Prints the peers, then each change, until Ctrl-C (exit 0). Rides out the agent going away:
+/// says so on stderr and resumes where it left off when the agent answers again.
+async fn watch(args: PeersArgs) -> anyhow::Result<()> {
+    let mut follower = Follower::connect(args.api).await?;
+    let follow = async {
+        loop {
+            let line = match follower.next().await {
+                Followed::Message(message) => watch_line(&message, args.json)?,
+                Followed::Lost(why) => {
+                    eprintln!(
+                        "peerd: lost the agent at {} ({why}); reconnecting",
+                        args.api
+                    );
+                    continue;
+                }
+                Followed::Back => {
+                    eprintln!("peerd: the agent at {} answers again; resuming", args.api);
+                    continue;
+                }
+            };
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let written = write!(out, "{line}").and_then(|()| out.flush());
+            match written {
+                // The reader went away (`peerd watch | head`): nothing left to do.
+                Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                other => other.context("writing to stdout")?,
+            }
+        }
+    };
+    tokio::select! {
+        result = follow => result,
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}
+
+/// How `peerd watch` shows one message: a table or an aligned line, or one JSON object.
+fn watch_line(message: &Message, json: bool) -> anyhow::Result<String> {
+    Ok(match (message, json) {
+        (Message::Snapshot(snapshot) | Message::Resync(snapshot), true) => {
+            let name = if matches!(message, Message::Snapshot(_)) {
+                "snapshot"
+            } else {
+                "resync"
+            };
+            let mut value = serde_json::to_value(snapshot)?;
+            value["event"] = name.into();
+            format!("{value}\n")
+        }
+        (Message::Change(change), true) => format!("{}\n", serde_json::to_string(change)?),
+        (Message::Snapshot(snapshot) | Message::Resync(snapshot), false) => {
+            if snapshot.peers.is_empty() {
+                "no live peers yet\n".to_owned()
+            } else {
+                table::render(&snapshot.peers)
+            }
+        }
+        (Message::Change(change), false) => table::change_line(change),
+    })
+}
+
+/// Exits 0 as soon as the agent lists `count` live peers, counting them from its event stream;
+/// after `timeout`, one line and exit 1.
+async fn wait_for_peers(args: WaitArgs) -> anyhow::Result<()> {
+    let timeout: std::time::Duration = args.timeout.into();
+    let mut live = std::collections::HashSet::new();
+    let waiting = async {
+        let mut stream = follow::Stream::open(args.api, None).await?;
+        while (live.len() as u64) < args.count {
+            match stream.next().await? {
+                None => anyhow::bail!("the agent at {} stopped", args.api),
+                Some((_, Message::Snapshot(snapshot) | Message::Resync(snapshot))) => {
+                    live = snapshot.peers.into_iter().map(|p| p.hostname).collect();
+                }
+                Some((_, Message::Change(change))) => {
+                    if change.event.lists_the_peer() {
+                        live.insert(change.peer.hostname);
+                    } else {
+                        live.remove(&change.peer.hostname);
+                    }
+                }
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(timeout, waiting).await {
+        Ok(result) => result,
+        Err(_) => anyhow::bail!(
+            "timed out after {}: the agent at {} lists {} live peers, not {}",
+            args.timeout,
+            args.api,
+            live.len(),
+            args.count
+        ),
+    }
 }

@@ -4,9 +4,27 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use crate::api::PeerInfo;
+use crate::api::{PeerChange, PeerInfo};
 
 const HEADERS: [&str; 5] = ["HOSTNAME", "ADDRESS", "LAST SEEN", "EXPIRES IN", "UP FOR"];
+
+/// One change as `peerd watch` prints it: time, event, hostname, address, then what changed,
+/// in columns wide enough for the common case so consecutive lines align.
+pub fn change_line(change: &PeerChange) -> String {
+    let peer = &change.peer;
+    let detail = match (&change.old_address, &change.old_instance) {
+        (Some(old), _) => format!("from {old}"),
+        (_, Some(old)) => format!("instance {} (was {old})", peer.instance),
+        _ => format!("instance {}", peer.instance),
+    };
+    format!(
+        "{}  {:<9}  {:<20}  {:<15}  {detail}\n",
+        change.time,
+        change.event.as_str(),
+        peer.hostname,
+        peer.address
+    )
+}
 
 /// Renders `peers` as a table in the order given (the API sorts by hostname).
 pub fn render(peers: &[PeerInfo]) -> String {

@@ -1,0 +1,218 @@
+//! The CLI's side of `GET /v1/events`: reads the Server-Sent Events stream into the API's own
+//! types, and resumes with `Last-Event-ID` after the agent went away. No printing here.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use http_body_util::{BodyExt, Empty};
+use hyper::Request;
+use hyper::body::{Bytes, Incoming};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::api::{EVENTS_PATH, PeerChange, Snapshot};
+
+/// How long a connection may take to answer before the agent counts as gone.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Between two attempts to reach an agent that went away.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+
+/// One message of the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// Every live peer: the first message of a new stream.
+    Snapshot(Snapshot),
+    /// Every live peer again, after this client fell too far behind or reconnected too late
+    /// to be told what it missed.
+    Resync(Snapshot),
+    Change(PeerChange),
+}
+
+/// An open event stream.
+pub struct Stream {
+    body: Incoming,
+    pending: Vec<u8>,
+}
+
+impl Stream {
+    /// Opens the stream of the agent at `api`, resuming after `last_event_id` if given.
+    pub async fn open(api: SocketAddr, last_event_id: Option<&str>) -> anyhow::Result<Stream> {
+        let body = tokio::time::timeout(CONNECT_TIMEOUT, request(api, last_event_id))
+            .await
+            .map_err(|_| anyhow!("the peerd agent at {api} did not answer within 3s"))??;
+        Ok(Stream {
+            body,
+            pending: Vec::new(),
+        })
+    }
+
+    /// The next message with its stream id, or `None` when the agent ended the stream.
+    pub async fn next(&mut self) -> anyhow::Result<Option<(String, Message)>> {
+        loop {
+            if let Some(end) = find(&self.pending, b"\n\n") {
+                let block: Vec<u8> = self.pending.drain(..end + 2).collect();
+                if let Some(message) = parse_block(&String::from_utf8_lossy(&block))? {
+                    return Ok(Some(message));
+                }
+                continue; // a keep-alive comment
+            }
+            match self.body.frame().await {
+                None => return Ok(None),
+                Some(frame) => {
+                    let frame = frame.context("reading the event stream")?;
+                    if let Ok(data) = frame.into_data() {
+                        self.pending.extend_from_slice(&data);
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn request(api: SocketAddr, last_event_id: Option<&str>) -> anyhow::Result<Incoming> {
+    let stream = TcpStream::connect(api).await.map_err(|err| {
+        anyhow!("no peerd agent answering at {api} ({err}); start one with `peerd agent`, or point --api at it")
+    })?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .with_context(|| format!("talking HTTP to {api}"))?;
+    // Drives the connection for as long as the stream is read.
+    tokio::spawn(connection);
+    let mut request = Request::get(EVENTS_PATH)
+        .header(hyper::header::HOST, api.to_string())
+        .header(hyper::header::ACCEPT, "text/event-stream");
+    if let Some(id) = last_event_id {
+        request = request.header("last-event-id", id);
+    }
+    let request = request
+        .body(Empty::<Bytes>::new())
+        .context("building the request")?;
+    let response = sender
+        .send_request(request)
+        .await
+        .with_context(|| format!("requesting {EVENTS_PATH} from {api}"))?;
+    if !response.status().is_success() {
+        bail!("the peerd agent at {api} answered {}", response.status());
+    }
+    Ok(response.into_body())
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// One SSE block (the lines up to a blank line) as a message; `None` for a comment.
+fn parse_block(block: &str) -> anyhow::Result<Option<(String, Message)>> {
+    let (mut id, mut event, mut data) = (String::new(), String::new(), String::new());
+    for line in block.lines() {
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            "id" => id = value.to_owned(),
+            "event" => event = value.to_owned(),
+            "data" => {
+                if !data.is_empty() {
+                    data.push('\n');
+                }
+                data.push_str(value);
+            }
+            _ => {} // comments (keep-alives) and fields this client does not use
+        }
+    }
+    if data.is_empty() {
+        return Ok(None);
+    }
+    let context = || format!("decoding a {event:?} event from the agent");
+    let message = match event.as_str() {
+        "snapshot" => Message::Snapshot(serde_json::from_str(&data).with_context(context)?),
+        "resync" => Message::Resync(serde_json::from_str(&data).with_context(context)?),
+        _ => Message::Change(serde_json::from_str(&data).with_context(context)?),
+    };
+    Ok(Some((id, message)))
+}
+
+/// What [`Follower::next`] reports: a message, or a change in the connection.
+#[derive(Debug)]
+pub enum Followed {
+    /// Boxed: a snapshot is large, and the other variants are frequent enough to stay small.
+    Message(Box<Message>),
+    /// The agent went away (the reason); the follower keeps trying to reach it.
+    Lost(String),
+    /// The agent answers again; the stream resumes after the last message seen.
+    Back,
+}
+
+/// Follows an agent's events for as long as it is asked to, across the agent's restarts.
+pub struct Follower {
+    api: SocketAddr,
+    stream: Option<Stream>,
+    last_id: Option<String>,
+    lost: bool,
+}
+
+impl Follower {
+    /// Connects once; an agent that does not answer now is an error, as for `peerd peers`.
+    pub async fn connect(api: SocketAddr) -> anyhow::Result<Follower> {
+        let stream = Stream::open(api, None).await?;
+        Ok(Follower {
+            api,
+            stream: Some(stream),
+            last_id: None,
+            lost: false,
+        })
+    }
+
+    pub async fn next(&mut self) -> Followed {
+        loop {
+            let Some(stream) = &mut self.stream else {
+                match Stream::open(self.api, self.last_id.as_deref()).await {
+                    Ok(stream) => {
+                        self.stream = Some(stream);
+                        self.lost = false;
+                        return Followed::Back;
+                    }
+                    Err(_) => {
+                        tokio::time::sleep(RETRY_EVERY).await;
+                        continue;
+                    }
+                }
+            };
+            let why = match stream.next().await {
+                Ok(Some((id, message))) => {
+                    self.last_id = Some(id);
+                    return Followed::Message(Box::new(message));
+                }
+                Ok(None) => "the agent closed the stream".to_owned(),
+                Err(err) => format!("{err:#}"),
+            };
+            self.stream = None;
+            if !self.lost {
+                self.lost = true;
+                return Followed::Lost(why);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_events_snapshots_and_skips_keep_alives() {
+        assert!(parse_block(":\n\n").expect("a comment").is_none());
+        let snapshot = parse_block(
+            "id: 00000000000000ff-3\nevent: snapshot\ndata: {\"id\":3,\"time\":\"t\",\"peers\":[]}\n\n",
+        )
+        .expect("valid")
+        .expect("a message");
+        assert_eq!(snapshot.0, "00000000000000ff-3");
+        assert!(matches!(
+            snapshot.1,
+            Message::Snapshot(Snapshot { id: 3, .. })
+        ));
+        let garbage = parse_block("event: joined\ndata: {not json}\n\n");
+        assert!(garbage.is_err());
+    }
+}
