@@ -4,6 +4,7 @@
 //! - `cli`: usage errors and the unreachable-agent message.
 //! - `loopback`: agents on the loopback of one private namespace.
 //! - `bridged`: one namespace per host, joined by veth pairs and a bridge.
+//! - `events`: the event stream through `peerd watch` and `peerd wait`.
 //! - `docker`: containers of the peerd image on a Docker network the test creates.
 //! - `soak`: scenario 6, ten minutes at the default timings (ignored unless asked for).
 
@@ -12,5 +13,6 @@ mod support;
 mod bridged;
 mod cli;
 mod docker;
+mod events;
 mod loopback;
 mod soak;

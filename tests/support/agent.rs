@@ -61,10 +61,8 @@ impl Agent {
             .append(true)
             .open(&self.log)
             .expect("open the agent's log");
-        let mut command = Command::new("ip");
-        command
-            .args(["netns", "exec", &self.netns, PEERD])
-            .args(&self.args);
+        let mut command = self.command(PEERD);
+        command.args(&self.args);
         // Only the flags above configure it, whatever PEERD_ settings the test runner has.
         for (var, _) in std::env::vars().filter(|(var, _)| var.starts_with("PEERD_")) {
             command.env_remove(var);
@@ -84,10 +82,27 @@ impl Agent {
         );
     }
 
+    /// A command that runs `program` in this agent's namespace.
+    pub fn command(&self, program: &str) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.netns, program]);
+        command
+    }
+
+    /// `peerd <command> args... --api <this agent's API>`, in its namespace.
+    pub fn client(&self, command: &str, args: &[&str]) -> Command {
+        let mut client = self.command(PEERD);
+        client.arg(command).args(args).args(["--api", &self.api]);
+        client
+    }
+
+    /// This agent's API address, as its clients are given it.
+    pub fn api(&self) -> &str {
+        &self.api
+    }
+
     fn cli(&self, command: &str) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.netns, PEERD, command])
-            .args(["--api", &self.api, "--json"])
+        self.client(command, &["--json"])
             .output()
             .expect("run the peerd client")
     }

@@ -88,7 +88,7 @@ impl Lan {
             .expect("a node of this LAN")
     }
 
-    fn agent(&self, node: &str) -> &Agent {
+    pub fn agent(&self, node: &str) -> &Agent {
         &self.agents[self.index(node)]
     }
 

@@ -2,8 +2,10 @@
 //! helpers every test shares. Every datagram a test sends stays in a namespace or a Docker
 //! network the test created and removes on drop.
 
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub mod agent;
@@ -58,5 +60,29 @@ pub fn wait_for<T>(within: Duration, mut check: impl FnMut() -> Option<T>) -> Op
             return None;
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The lines a child process prints, read on a thread of their own so that a test can wait for
+/// each with a deadline instead of blocking on the pipe.
+pub struct Lines(mpsc::Receiver<String>);
+
+impl Lines {
+    pub fn new(from: impl Read + Send + 'static) -> Lines {
+        let (sender, receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(from).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines(receiver)
+    }
+
+    /// The next line, waiting at most `within`; `None` if none came (or the output ended).
+    pub fn next(&self, within: Duration) -> Option<String> {
+        self.0.recv_timeout(within).ok()
     }
 }

@@ -1,0 +1,211 @@
+//! The live event stream through its clients, on agents sharing one namespace's loopback:
+//! `peerd watch` shows the peers and then each change in order and rides out an agent restart,
+//! `peerd wait` returns as soon as enough peers are listed, and an agent with a hundred streams
+//! open still says goodbye and exits at once on SIGTERM.
+
+use std::collections::BTreeSet;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use peerd::api::{EventKind, PeerChange};
+use serde_json::Value;
+
+use crate::support::cluster::{self, Cluster};
+use crate::support::lan::Lan;
+use crate::support::timings::{POLL_SLACK, Timings};
+use crate::support::{Lines, wait_for};
+
+/// `peerd watch --json` following `node`, its stdout and stderr read line by line.
+struct Watch {
+    child: Child,
+    out: Lines,
+    err: Lines,
+}
+
+impl Watch {
+    fn start(lan: &Lan, node: &str) -> Watch {
+        let mut child = lan
+            .agent(node)
+            .client("watch", &["--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start peerd watch");
+        let out = Lines::new(child.stdout.take().expect("piped"));
+        let err = Lines::new(child.stderr.take().expect("piped"));
+        Watch { child, out, err }
+    }
+
+    fn next_json(&self) -> Value {
+        let line = self
+            .out
+            .next(POLL_SLACK)
+            .expect("watch printed a line in time");
+        serde_json::from_str(&line).unwrap_or_else(|err| panic!("{err}: {line}"))
+    }
+
+    fn next_change(&self) -> PeerChange {
+        serde_json::from_value(self.next_json()).expect("a change has the PeerChange shape")
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn hostnames(snapshot: &Value) -> BTreeSet<String> {
+    let peers = snapshot["peers"]
+        .as_array()
+        .expect("a snapshot lists peers");
+    peers
+        .iter()
+        .map(|p| p["hostname"].as_str().expect("a hostname").to_owned())
+        .collect()
+}
+
+fn names(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|n| n.to_string()).collect()
+}
+
+#[test]
+fn watch_prints_the_peers_then_each_change_in_order() {
+    let Some(mut lan) = Lan::loopback(3, Timings::FAST) else {
+        return;
+    };
+    assert!(
+        cluster::wait_whole(&lan, POLL_SLACK).is_some(),
+        "never whole"
+    );
+    let watch = Watch::start(&lan, "node1");
+    let snapshot = watch.next_json();
+    assert_eq!(snapshot["event"], "snapshot");
+    assert_eq!(hostnames(&snapshot), names(&["node2", "node3"]));
+    let mut id = snapshot["id"].as_u64().expect("a snapshot has an id");
+
+    assert!(lan.stop("node2"));
+    lan.restart("node3");
+    let expected = [
+        (EventKind::Left, "node2"),
+        (EventKind::Left, "node3"),
+        (EventKind::Restarted, "node3"),
+    ];
+    for (kind, hostname) in expected {
+        let change = watch.next_change();
+        assert_eq!(
+            (change.event, change.peer.hostname.as_str()),
+            (kind, hostname)
+        );
+        assert_eq!(change.id, id + 1, "ids count up by one");
+        id = change.id;
+    }
+}
+
+#[test]
+fn watch_rides_out_an_agent_restart() {
+    let Some(mut lan) = Lan::loopback(3, Timings::FAST) else {
+        return;
+    };
+    assert!(
+        cluster::wait_whole(&lan, POLL_SLACK).is_some(),
+        "never whole"
+    );
+    let watch = Watch::start(&lan, "node1");
+    assert_eq!(watch.next_json()["event"], "snapshot");
+
+    lan.restart("node1");
+    let lost = watch
+        .err
+        .next(POLL_SLACK)
+        .expect("watch says the agent went away");
+    assert!(lost.contains("lost the agent"), "{lost}");
+    let back = watch
+        .err
+        .next(POLL_SLACK)
+        .expect("watch says the agent is back");
+    assert!(back.contains("answers again"), "{back}");
+    // A new agent instance cannot resume the old one's ids: a fresh snapshot, then any joins.
+    let snapshot = watch.next_json();
+    assert_eq!(snapshot["event"], "snapshot");
+    let mut live = hostnames(&snapshot);
+    while live != names(&["node2", "node3"]) {
+        let change = watch.next_change();
+        assert_eq!(change.event, EventKind::Joined, "{change:?}");
+        live.insert(change.peer.hostname);
+    }
+}
+
+#[test]
+fn wait_returns_once_enough_peers_are_listed_and_times_out_otherwise() {
+    let Some(lan) = Lan::loopback(3, Timings::FAST) else {
+        return;
+    };
+    let node1 = lan.agent("node1");
+    let enough = node1
+        .client("wait", &["--count", "2", "--timeout", "5s"])
+        .output()
+        .expect("run peerd wait");
+    assert!(enough.status.success(), "{enough:?}");
+
+    let started = Instant::now();
+    let too_many = node1
+        .client("wait", &["--count", "3", "--timeout", "300ms"])
+        .output()
+        .expect("run peerd wait");
+    let took = started.elapsed();
+    assert_eq!(too_many.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&too_many.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(
+        err.contains("timed out after 300ms") && err.contains("2 live peers"),
+        "{err}"
+    );
+    assert!(took < Duration::from_millis(300) + POLL_SLACK);
+}
+
+#[test]
+fn a_hundred_open_streams_do_not_delay_the_goodbye() {
+    let Some(mut lan) = Lan::loopback(2, Timings::FAST) else {
+        return;
+    };
+    assert!(
+        cluster::wait_whole(&lan, POLL_SLACK).is_some(),
+        "never whole"
+    );
+    let (host, port) = lan.agent("node1").api().split_once(':').expect("host:port");
+    // One bash, a hundred connections, each subscribed and answered before "ready".
+    let script = format!(
+        r#"fds=()
+for i in $(seq 100); do
+  exec {{fd}}<>/dev/tcp/{host}/{port} || exit 1
+  printf 'GET /v1/events HTTP/1.1\r\nHost: peerd\r\n\r\n' >&$fd
+  fds+=($fd)
+done
+for fd in "${{fds[@]}}"; do read -r -t 5 status <&$fd && [[ $status == *200* ]] || exit 1; done
+echo ready
+sleep 30"#
+    );
+    let mut streams = lan
+        .agent("node1")
+        .command("bash")
+        .args(["-c", &script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start bash");
+    let ready = Lines::new(streams.stdout.take().expect("piped")).next(POLL_SLACK);
+    assert_eq!(ready.as_deref(), Some("ready"), "the streams did not open");
+
+    let stopped_at = Instant::now();
+    let exited_cleanly = lan.stop("node1");
+    let took = stopped_at.elapsed();
+    let _ = streams.kill();
+    let _ = streams.wait();
+    eprintln!("stop with 100 streams open: exited {took:?} after SIGTERM");
+    assert!(exited_cleanly, "node1 did not exit 0");
+    assert!(took < Duration::from_secs(1), "exit took {took:?}");
+    assert!(lan.log("node1").contains("goodbye sent"));
+    let dropped = wait_for(POLL_SLACK, || lan.peers("node2").filter(|p| p.is_empty()));
+    assert!(dropped.is_some(), "node2 still lists node1");
+}
