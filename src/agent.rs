@@ -2,6 +2,7 @@
 //! socket, and the HTTP API. No protocol here (see `node`), no socket options (see `socket`),
 //! no argv (see `main`).
 
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use anyhow::Context;
@@ -15,6 +16,7 @@ use crate::api::{self, Query, Snapshot, Start, Subscription, format_instance};
 use crate::beacon::MAX_BEACON_LEN;
 use crate::config::Config;
 use crate::events::Funnel;
+use crate::hooks::{self, HookCounters};
 use crate::node::Node;
 use crate::registry::PeerEvent;
 use crate::socket;
@@ -51,10 +53,33 @@ pub async fn run(
 
     let (queries, query_rx) = mpsc::channel(16);
     let tracker = TaskTracker::new();
+    let funnel = Funnel::default();
+    let hook_counters = Arc::new(HookCounters::default());
+    if !config.hooks.is_empty() {
+        // Subscribed before the loop runs, so the peers found at start-up fire `joined` too.
+        let run = hooks::run(
+            config.hooks.clone(),
+            config.hook_timeout,
+            funnel.subscribe(),
+            Arc::clone(&hook_counters),
+        );
+        let hooks_shutdown = shutdown.clone();
+        tracker.spawn(
+            async move {
+                // A hook still running at shutdown is killed: it must not hold up the exit.
+                tokio::select! {
+                    _ = run => {}
+                    _ = hooks_shutdown.cancelled() => {}
+                }
+            }
+            .instrument(info_span!("hooks")),
+        );
+    }
     let driver = Driver {
         socket,
         node,
-        funnel: Funnel::default(),
+        funnel,
+        hook_counters,
         config,
         sending: true,
     };
@@ -89,6 +114,7 @@ struct Driver {
     node: Node,
     /// Every event the node reports goes through it.
     funnel: Funnel,
+    hook_counters: Arc<HookCounters>,
     config: Config,
     /// Whether the last beacon went out: only the first of a run of failures is a warning.
     sending: bool,
@@ -183,7 +209,9 @@ impl Driver {
                 let _ = reply.send(self.node.peers(now, SystemTime::now()));
             }
             Query::Status(reply) => {
-                let _ = reply.send(self.node.status(now, self.funnel.counts()));
+                let mut status = self.node.status(now, self.funnel.counts());
+                status.hooks = self.hook_counters.snapshot();
+                let _ = reply.send(status);
             }
             Query::Subscribe { after, reply } => {
                 let _ = reply.send(self.subscribe(after, now));

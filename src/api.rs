@@ -92,6 +92,21 @@ pub struct AgentStatus {
     pub datagrams_ignored: u64,
     /// Peer events since the start, by kind.
     pub events: EventCounts,
+    /// What the `--on-event` programs did.
+    pub hooks: HookCounts,
+}
+
+/// What the `--on-event` programs did since the agent started.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookCounts {
+    /// Programs started (one per program per event).
+    pub runs: u64,
+    /// Runs that could not start or exited non-zero.
+    pub failures: u64,
+    /// Runs killed at the timeout.
+    pub timeouts: u64,
+    /// Events that never reached the hooks: they fell too far behind.
+    pub dropped: u64,
 }
 
 /// What happened to a peer, as the event stream, `peerd watch` and `peerd wait` name it.
@@ -412,6 +427,7 @@ mod tests {
             own_beacons_received: 0,
             datagrams_ignored: 0,
             events: EventCounts::default(),
+            hooks: HookCounts::default(),
         }
     }
 

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::beacon::{InvalidHostname, validate_hostname};
@@ -26,6 +27,9 @@ pub const MULTICAST_GROUP: Ipv4Addr = Ipv4Addr::new(239, 255, 49, 1);
 pub const PORT: u16 = 49001;
 /// 1: beacons never cross a router, so discovery stays on one link.
 pub const MULTICAST_TTL: u32 = 1;
+/// How long an `--on-event` program may run before it is killed: long enough for a script that
+/// reloads a service, short enough that one stuck hook does not hold up the events behind it.
+pub const HOOK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Loopback only: the API answers local clients (`peerd peers`), nobody on the network.
 pub const API_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 49001));
 
@@ -52,6 +56,10 @@ pub struct Config {
     pub ttl: Duration,
     /// IP TTL of beacons: 1 keeps them on the local link.
     pub multicast_ttl: u32,
+    /// Programs run for each peer event, in this order.
+    pub hooks: Vec<PathBuf>,
+    /// How long a hook may run before it is killed; must be non-zero.
+    pub hook_timeout: Duration,
 }
 
 impl Config {
@@ -65,6 +73,8 @@ impl Config {
             interval: BEACON_INTERVAL,
             ttl: PEER_TTL,
             multicast_ttl: MULTICAST_TTL,
+            hooks: Vec::new(),
+            hook_timeout: HOOK_TIMEOUT,
         }
     }
 
@@ -81,6 +91,9 @@ impl Config {
         }
         if self.interval.is_zero() {
             return Err(ConfigError::ZeroInterval);
+        }
+        if self.hook_timeout.is_zero() {
+            return Err(ConfigError::ZeroHookTimeout);
         }
         if self.ttl <= self.interval {
             return Err(ConfigError::TtlNotAboveInterval {
@@ -103,6 +116,7 @@ pub enum ConfigError {
     Name(InvalidHostname),
     NotMulticast(Ipv4Addr),
     ZeroInterval,
+    ZeroHookTimeout,
     TtlNotAboveInterval { ttl: Duration, interval: Duration },
 }
 
@@ -117,6 +131,7 @@ impl fmt::Display for ConfigError {
                 )
             }
             ConfigError::ZeroInterval => write!(f, "the beacon interval must be greater than zero"),
+            ConfigError::ZeroHookTimeout => write!(f, "the hook timeout must be greater than zero"),
             ConfigError::TtlNotAboveInterval { ttl, interval } => write!(
                 f,
                 "ttl ({}) must exceed the beacon interval ({}), or peers expire between beacons",

@@ -9,6 +9,7 @@
 //! - [`socket`]: the multicast socket and its options (the only user of socket2).
 //! - [`node`]: one node's protocol without I/O: registry, announce schedule, counters.
 //! - [`events`]: the funnel every peer event passes through: logged, counted, published.
+//! - [`hooks`]: runs the `--on-event` programs for each event, off the agent's loop.
 //! - [`agent`]: drives the node over the multicast socket, beside the API server.
 //! - [`api`]: HTTP routes and the response types the CLI shares.
 //! - [`client`]: the CLI's HTTP client for the local API.
@@ -23,6 +24,7 @@ pub mod client;
 pub mod config;
 pub mod events;
 pub mod follow;
+pub mod hooks;
 pub mod interface;
 pub mod node;
 pub mod registry;

@@ -64,6 +64,18 @@ struct AgentArgs {
     /// Address of the local HTTP/JSON API (TCP)
     #[arg(long, env = "PEERD_API", default_value_t = config::API_ADDR)]
     api: SocketAddr,
+    /// Program to run for each peer event, with the event in its environment and as JSON on
+    /// its stdin; repeatable, run in the order given (PEERD_ON_EVENT: comma-separated)
+    #[arg(
+        long = "on-event",
+        value_name = "PROGRAM",
+        env = "PEERD_ON_EVENT",
+        value_delimiter = ','
+    )]
+    on_event: Vec<std::path::PathBuf>,
+    /// How long a hook may run before it is killed
+    #[arg(long, env = "PEERD_HOOK_TIMEOUT", default_value_t = config::HOOK_TIMEOUT.into())]
+    hook_timeout: humantime::Duration,
     /// Log line format; the level comes from RUST_LOG (default: info)
     #[arg(long, env = "PEERD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -173,10 +185,20 @@ fn agent_config(args: &AgentArgs) -> anyhow::Result<Config> {
         interval: args.interval.into(),
         ttl: args.ttl.into(),
         multicast_ttl: args.multicast_ttl,
+        hooks: args.on_event.clone(),
+        hook_timeout: args.hook_timeout.into(),
     };
     // Before looking at interfaces, so a usage error never gets as far as the network.
     if let Err(err) = config.validate() {
         usage_error(err.to_string());
+    }
+    for hook in &config.hooks {
+        if !is_executable(hook) {
+            usage_error(format!(
+                "--on-event {}: no executable file there",
+                hook.display()
+            ));
+        }
     }
     config.interface = match args.interface {
         Some(address) => {
@@ -197,6 +219,11 @@ fn agent_config(args: &AgentArgs) -> anyhow::Result<Config> {
         );
     }
     Ok(config)
+}
+
+fn is_executable(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 fn usage_error(message: String) -> ! {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tracing::debug;
 
-use crate::api::{AgentStatus, EventCounts, PeerInfo, format_instance, millis};
+use crate::api::{AgentStatus, EventCounts, HookCounts, PeerInfo, format_instance, millis};
 use crate::beacon::Beacon;
 use crate::config::{Config, JITTER, early_beacon_spacing};
 use crate::registry::{PeerEvent, Registry};
@@ -181,7 +181,8 @@ impl Node {
         peers
     }
 
-    /// The node itself, as of `now`, with the event counts of the agent's funnel.
+    /// The node itself, as of `now`, with the event counts of the agent's funnel (the agent
+    /// adds the hooks' counts).
     pub fn status(&self, now: Instant, events: EventCounts) -> AgentStatus {
         let counters = self.counters;
         AgentStatus {
@@ -198,6 +199,7 @@ impl Node {
             own_beacons_received: counters.own_beacons_received,
             datagrams_ignored: counters.datagrams_ignored,
             events,
+            hooks: HookCounts::default(),
         }
     }
 }

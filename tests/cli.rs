@@ -82,8 +82,10 @@ fn ttl_not_above_interval_is_a_usage_error() {
 
 #[test]
 fn malformed_flags_are_usage_errors() {
-    let cases: [&[&str]; 5] = [
+    let cases: [&[&str]; 7] = [
         &["agent", "--name", "under_score"],
+        &["agent", "--on-event", "/nonexistent/hook"],
+        &["agent", "--hook-timeout", "0s"],
         &["agent", "--interval", "soon"],
         &[
             "agent",

@@ -5,6 +5,7 @@
 //! - `loopback`: agents on the loopback of one private namespace.
 //! - `bridged`: one namespace per host, joined by veth pairs and a bridge.
 //! - `events`: the event stream through `peerd watch` and `peerd wait`.
+//! - `hooks`: the `--on-event` programs.
 //! - `docker`: containers of the peerd image on a Docker network the test creates.
 //! - `soak`: scenario 6, ten minutes at the default timings (ignored unless asked for).
 
@@ -14,5 +15,6 @@ mod bridged;
 mod cli;
 mod docker;
 mod events;
+mod hooks;
 mod loopback;
 mod soak;

@@ -26,15 +26,16 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Starts `peerd agent --name <name>` at `timings` in `netns`, its API on `api` there and
-    /// announcing on `interface` (or the one the agent picks), and waits until its API answers:
-    /// by then it has joined the group, so the next agent's first beacon reaches it.
+    /// Starts `peerd agent --name <name> <extra>...` at `timings` in `netns`, its API on `api`
+    /// there and announcing on `interface` (or the one the agent picks), and waits until its API
+    /// answers: by then it has joined the group, so the next agent's first beacon reaches it.
     pub fn start(
         netns: &Netns,
         name: &str,
         api: &str,
         interface: Option<&str>,
         timings: Timings,
+        extra: &[&str],
     ) -> Agent {
         let mut args: Vec<String> = ["agent", "--name", name, "--api", api]
             .map(String::from)
@@ -43,6 +44,7 @@ impl Agent {
         if let Some(interface) = interface {
             args.extend(["--interface".into(), interface.into()]);
         }
+        args.extend(extra.iter().map(|arg| arg.to_string()));
         let mut agent = Agent {
             name: name.to_owned(),
             netns: netns.name.clone(),
@@ -94,6 +96,15 @@ impl Agent {
         let mut client = self.command(PEERD);
         client.arg(command).args(args).args(["--api", &self.api]);
         client
+    }
+
+    /// The names of the processes in this agent's namespace (its own, other agents', hooks').
+    pub fn processes_in_namespace(&self) -> Vec<String> {
+        let pids = must("ip", &["netns", "pids", &self.netns]);
+        pids.split_whitespace()
+            .filter_map(|pid| fs::read_to_string(format!("/proc/{pid}/comm")).ok())
+            .map(|comm| comm.trim().to_owned())
+            .collect()
     }
 
     /// This agent's API address, as its clients are given it.

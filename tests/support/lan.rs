@@ -24,19 +24,34 @@ impl Lan {
     /// `nodes` agents, `node1`.., in one namespace, all announcing on its loopback with their
     /// APIs on 127.0.0.1:49101...; `None` if namespaces cannot be made here.
     pub fn loopback(nodes: usize, timings: Timings) -> Option<Lan> {
-        let netns = Netns::create("lo")?;
-        let agents = (1..=nodes)
-            .map(|i| {
-                let api = format!("127.0.0.1:{}", 49100 + i);
-                Agent::start(&netns, &node(i), &api, Some("127.0.0.1"), timings)
-            })
-            .collect();
-        Some(Lan {
-            agents,
-            hosts: vec![netns],
+        let mut lan = Lan {
+            agents: Vec::new(),
+            hosts: vec![Netns::create("lo")?],
             bridge: None,
             timings,
-        })
+        };
+        for i in 1..=nodes {
+            lan.add(&node(i), &[]);
+        }
+        Some(lan)
+    }
+
+    /// Starts one more agent on a loopback LAN, with `extra` flags.
+    pub fn add(&mut self, name: &str, extra: &[&str]) {
+        assert!(
+            self.bridge.is_none(),
+            "only a loopback LAN takes agents later"
+        );
+        let api = format!("127.0.0.1:{}", 49101 + self.agents.len());
+        let agent = Agent::start(
+            &self.hosts[0],
+            name,
+            &api,
+            Some("127.0.0.1"),
+            self.timings,
+            extra,
+        );
+        self.agents.push(agent);
     }
 
     /// `nodes` hosts on a private 10.77.0.0/24 bridge, each running `peerd agent` with its
@@ -70,7 +85,7 @@ impl Lan {
             host.ip(&["link", "set", "eth0", "up"]);
             let api = peerd::config::API_ADDR.to_string();
             lan.agents
-                .push(Agent::start(&host, &node(i), &api, None, timings));
+                .push(Agent::start(&host, &node(i), &api, None, timings, &[]));
             lan.hosts.push(host);
         }
         Some(lan)
