@@ -84,6 +84,8 @@ pub struct AgentStatus {
     pub peers: usize,
     pub uptime_ms: u64,
     pub beacons_sent: u64,
+    /// Beacons brought forward to answer a newcomer: at most two a second.
+    pub early_answers: u64,
     /// Valid beacons from other agents.
     pub beacons_received: u64,
     /// Our own beacons looped back by the kernel: proof the socket hears the group.
@@ -423,6 +425,7 @@ mod tests {
             peers: 0,
             uptime_ms: 0,
             beacons_sent: 0,
+            early_answers: 0,
             beacons_received: 0,
             own_beacons_received: 0,
             datagrams_ignored: 0,

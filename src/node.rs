@@ -9,7 +9,7 @@ use tracing::debug;
 
 use crate::api::{AgentStatus, EventCounts, HookCounts, PeerInfo, format_instance, millis};
 use crate::beacon::Beacon;
-use crate::config::{Config, JITTER, early_beacon_spacing};
+use crate::config::{Config, EARLY_ANSWER_DELAY, JITTER, early_answer_at};
 use crate::registry::{PeerEvent, Registry};
 
 /// At most one debug line per this period about ignored datagrams, so a flood cannot flood logs.
@@ -19,6 +19,8 @@ const IGNORED_LOG_PERIOD: Duration = Duration::from_secs(1);
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counters {
     pub beacons_sent: u64,
+    /// Beacons brought forward to answer a newcomer (sent or not).
+    pub early_answers: u64,
     /// Valid beacons from other agents.
     pub beacons_received: u64,
     /// Our own beacons looped back by the kernel: proof the socket hears the group.
@@ -34,9 +36,12 @@ pub struct Node {
     started: Instant,
     /// The sequence number of the next beacon.
     sequence: u64,
-    /// When the next beacon is due: a regular one, or an early answer to a newcomer.
-    next_beacon: Instant,
-    last_beacon: Option<Instant>,
+    /// When the next regular beacon is due.
+    next_regular: Instant,
+    /// When an early answer to a newcomer is due, if one is.
+    next_early: Option<Instant>,
+    /// When the latest early answers went, the latest first: they pace the next one.
+    early_sent: [Option<Instant>; 2],
     counters: Counters,
     /// Draws the jitter; seeded by the caller so tests can replay a schedule.
     rng: fastrand::Rng,
@@ -54,8 +59,9 @@ impl Node {
             instance,
             started: now,
             sequence: 0,
-            next_beacon: now,
-            last_beacon: None,
+            next_regular: now,
+            next_early: None,
+            early_sent: [None, None],
             counters: Counters::default(),
             rng: fastrand::Rng::with_seed(seed),
             ignored_unlogged: 0,
@@ -70,14 +76,23 @@ impl Node {
     /// The beacon to send at `now`, if one is due; the next is then scheduled one jittered
     /// interval later. Call it after every input and at every wake-up.
     pub fn poll_beacon(&mut self, now: Instant) -> Option<Vec<u8>> {
-        if now < self.next_beacon {
+        if now < self.next_beacon() {
             return None;
         }
         let beacon = self.beacon(false);
-        self.last_beacon = Some(now);
+        if self.next_early.take().is_some_and(|early| early <= now) {
+            self.early_sent = [Some(now), self.early_sent[0]];
+            self.counters.early_answers += 1;
+        }
+        // Any beacon, early or not, renews this node everywhere: the next is an interval away.
         let factor = 1.0 + JITTER * (2.0 * self.rng.f64() - 1.0);
-        self.next_beacon = now + self.config.interval.mul_f64(factor);
+        self.next_regular = now + self.config.interval.mul_f64(factor);
         Some(beacon)
+    }
+
+    fn next_beacon(&self) -> Instant {
+        self.next_early
+            .map_or(self.next_regular, |early| early.min(self.next_regular))
     }
 
     /// The goodbye, to send once on shutdown.
@@ -142,18 +157,12 @@ impl Node {
         Some(event)
     }
 
-    /// Brings the next beacon forward, but no sooner than the spacing after the last one: a
-    /// crowd starting together costs each node about one extra beacon per spacing, not one per
-    /// newcomer.
+    /// Schedules an early beacon to answer a newcomer, paced by [`early_answer_at`].
     fn answer_early(&mut self, now: Instant) {
-        let spacing = early_beacon_spacing(self.config.interval);
-        let early = self
-            .last_beacon
-            .map_or(now, |last| (last + spacing).max(now));
-        if early < self.next_beacon {
-            debug!("newcomer heard: announcing early");
-            self.next_beacon = early;
-        }
+        let delay = EARLY_ANSWER_DELAY.mul_f64(self.rng.f64());
+        let early = early_answer_at(now, delay, self.next_early, self.early_sent);
+        debug!("newcomer heard: announcing early");
+        self.next_early = Some(early);
     }
 
     /// Drops the peers whose deadline has passed by `now`.
@@ -164,8 +173,8 @@ impl Node {
     /// When the node next has work: a beacon due or a deadline to check.
     pub fn next_wakeup(&self) -> Instant {
         match self.registry.next_deadline() {
-            Some(deadline) => deadline.min(self.next_beacon),
-            None => self.next_beacon,
+            Some(deadline) => deadline.min(self.next_beacon()),
+            None => self.next_beacon(),
         }
     }
 
@@ -195,6 +204,7 @@ impl Node {
             peers: self.registry.len(),
             uptime_ms: millis(now.duration_since(self.started)),
             beacons_sent: counters.beacons_sent,
+            early_answers: counters.early_answers,
             beacons_received: counters.beacons_received,
             own_beacons_received: counters.own_beacons_received,
             datagrams_ignored: counters.datagrams_ignored,
@@ -209,6 +219,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
+    use crate::config::EARLY_ANSWER_WINDOW;
 
     const OWN: u64 = 0xAAAA;
 
@@ -278,37 +289,52 @@ mod tests {
     }
 
     #[test]
-    fn a_newcomer_is_answered_after_the_spacing_not_the_interval() {
+    fn a_newcomer_is_answered_within_the_answer_delay_not_the_interval() {
         let t0 = Instant::now();
         let mut node = node(t0);
         node.poll_beacon(t0);
-        let spacing = early_beacon_spacing(config().interval);
-        let joined_at = t0 + Duration::from_millis(200);
+        let joined_at = t0 + Duration::from_secs(5);
         let event = node.handle_datagram(&beacon_of("peer", 1, 0), from(), joined_at);
         assert!(matches!(event, Some(PeerEvent::Joined { .. })));
-        assert_eq!(node.next_wakeup(), t0 + spacing);
-        assert!(node.poll_beacon(t0 + spacing).is_some());
-        // Later joins are answered at once once the spacing has passed.
-        let late = t0 + spacing + Duration::from_secs(5);
-        node.handle_datagram(&beacon_of("other", 2, 0), from(), late);
-        assert_eq!(node.next_wakeup(), late);
+        let answer = node.next_wakeup();
+        assert!(answer >= joined_at && answer <= joined_at + EARLY_ANSWER_DELAY);
+        assert!(node.poll_beacon(answer).is_some());
     }
 
     #[test]
-    fn a_crowd_of_newcomers_costs_one_early_beacon() {
+    fn a_crowd_of_newcomers_costs_at_most_two_early_beacons_a_second() {
         let t0 = Instant::now();
         let mut node = node(t0);
         node.poll_beacon(t0);
-        for (i, name) in ["a", "b", "c", "d"].into_iter().enumerate() {
-            let at = t0 + Duration::from_millis(10 * i as u64);
-            node.handle_datagram(&beacon_of(name, i as u64 + 1, 0), from(), at);
+        let start = t0 + Duration::from_secs(3);
+        let mut sent = Vec::new();
+        let mut send_due = |node: &mut Node, until: Instant| {
+            while node.next_wakeup() <= until {
+                let at = node.next_wakeup();
+                if node.poll_beacon(at).is_some() {
+                    sent.push(at);
+                }
+            }
+        };
+        // Forty newcomers over two seconds, one every 50 ms, then quiet.
+        let mut last_join = start;
+        for i in 0..40u64 {
+            last_join = start + Duration::from_millis(50 * i);
+            send_due(&mut node, last_join);
+            node.handle_datagram(&beacon_of(&format!("n{i}"), i + 1, 0), from(), last_join);
         }
-        let early = node.next_wakeup();
-        assert!(node.poll_beacon(early).is_some());
+        send_due(&mut node, last_join + Duration::from_secs(2));
         assert!(
-            node.next_wakeup() - early > config().interval / 2,
-            "back to the interval"
+            sent.len() <= 4,
+            "{} early beacons for two seconds of joins",
+            sent.len()
         );
+        for window in sent.windows(3) {
+            assert!(window[2] - window[0] >= EARLY_ANSWER_WINDOW, "{sent:?}");
+        }
+        let answered = sent.last().expect("answered");
+        assert!(*answered >= last_join, "the last newcomer was answered too");
+        assert!(*answered <= last_join + EARLY_ANSWER_WINDOW);
     }
 
     #[test]

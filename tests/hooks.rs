@@ -57,7 +57,8 @@ printf '%s %s %s %s %s\n' "$PEERD_EVENT" "$PEERD_PEER_HOSTNAME" "$PEERD_PEER_ADD
             record.display()
         ),
     );
-    lan.add("hooked", &["--on-event", &hook]);
+    lan.add("hooked", &["--on-event", &hook])
+        .expect("the namespace exists");
     let lines = |count: usize| {
         wait_for(POLL_SLACK, || {
             let text = fs::read_to_string(&record).unwrap_or_default();
@@ -116,7 +117,7 @@ fn a_failing_or_hanging_hook_is_counted_killed_and_stalls_nothing() {
         "--hook-timeout",
         "300ms",
     ];
-    lan.add("hooked", &flags);
+    lan.add("hooked", &flags).expect("the namespace exists");
     // Two joins: each runs `fail` (exit 3) and then `hang` (killed after 300 ms).
     let counted = wait_for(POLL_SLACK, || {
         let hooks = lan.status("hooked")?.hooks;
@@ -150,7 +151,8 @@ fn a_running_hook_does_not_hold_up_the_exit() {
     let scripts = Scripts::new();
     let started = scripts.file("started");
     let hang = scripts.script("hang", &format!("touch {}\nsleep 30", started.display()));
-    lan.add("hooked", &["--on-event", &hang]);
+    lan.add("hooked", &["--on-event", &hang])
+        .expect("the namespace exists");
     assert!(
         wait_for(POLL_SLACK, || started.exists().then_some(())).is_some(),
         "the hook never ran"

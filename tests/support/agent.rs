@@ -37,6 +37,20 @@ impl Agent {
         timings: Timings,
         extra: &[&str],
     ) -> Agent {
+        let agent = Agent::launch(netns, name, api, interface, timings, extra);
+        agent.wait_ready();
+        agent
+    }
+
+    /// [`Agent::start`] without waiting: for agents started together.
+    pub fn launch(
+        netns: &Netns,
+        name: &str,
+        api: &str,
+        interface: Option<&str>,
+        timings: Timings,
+        extra: &[&str],
+    ) -> Agent {
         let mut args: Vec<String> = ["agent", "--name", name, "--api", api]
             .map(String::from)
             .to_vec();
@@ -55,6 +69,15 @@ impl Agent {
         };
         agent.spawn();
         agent
+    }
+
+    /// Waits until the API answers.
+    pub fn wait_ready(&self) {
+        assert!(
+            wait_for(POLL_SLACK, || self.status()).is_some(),
+            "agent {} did not answer within {POLL_SLACK:?} of its start",
+            self.name
+        );
     }
 
     fn spawn(&mut self) {
@@ -77,11 +100,6 @@ impl Agent {
             .spawn()
             .expect("spawn peerd agent");
         self.child = Some(child);
-        assert!(
-            wait_for(POLL_SLACK, || self.status()).is_some(),
-            "agent {} did not answer within {POLL_SLACK:?} of its start",
-            self.name
-        );
     }
 
     /// A command that runs `program` in this agent's namespace.
@@ -161,6 +179,7 @@ impl Agent {
     pub fn restart(&mut self) {
         assert!(self.stop(), "{} did not exit 0 on SIGTERM", self.name);
         self.spawn();
+        self.wait_ready();
     }
 
     /// Its log so far, every instance of it.

@@ -65,7 +65,7 @@ fn logged_at(log: &str, needle: &str) -> Option<SystemTime> {
 
 /// How long after `earlier` the instant `later` came; zero if it came first (two processes'
 /// log lines about one datagram can be a few microseconds out of order).
-fn elapsed(earlier: SystemTime, later: SystemTime) -> Duration {
+pub fn elapsed(earlier: SystemTime, later: SystemTime) -> Duration {
     later.duration_since(earlier).unwrap_or_default()
 }
 
@@ -104,18 +104,19 @@ fn report(figure: String) {
     eprintln!("{test}: {figure}");
 }
 
-fn first_seen(peer: &PeerInfo) -> SystemTime {
+pub fn first_seen(peer: &PeerInfo) -> SystemTime {
     humantime::parse_rfc3339(&peer.first_seen).expect("first_seen is RFC 3339")
 }
 
-fn logged(cluster: &impl Cluster, node: &str, needle: &str) -> SystemTime {
+/// When `node`'s agent logged the first line containing `needle`, by its own clock.
+pub fn logged(cluster: &impl Cluster, node: &str, needle: &str) -> SystemTime {
     logged_at(&cluster.log(node), needle)
         .unwrap_or_else(|| panic!("{node} never logged {needle:?}"))
 }
 
 /// Scenario 1, on a cluster just started: every node lists every other, with its address, and
-/// reports the timings it was given; and every node had answered the newest one's first beacon
-/// within the early-answer spacing, however long the interval.
+/// reports the timings it was given; and every node knew every other within the discovery
+/// bound of the newest start, however long the interval.
 pub fn discovery(cluster: &impl Cluster) {
     let timings = cluster.timings();
     let nodes = cluster.nodes();
@@ -166,8 +167,8 @@ pub fn discovery(cluster: &impl Cluster) {
 }
 
 /// Scenario 2: a node stopped with SIGTERM exits 0, and its goodbye reaches every other node at
-/// once (within the scheduling slack, by the agents' log timestamps).
-pub fn graceful_stop(cluster: &mut impl Cluster, leaving: &str) {
+/// once (within the scheduling slack, by the agents' log timestamps). Returns the slowest.
+pub fn graceful_stop(cluster: &mut impl Cluster, leaving: &str) -> Duration {
     let nodes = cluster.nodes();
     assert!(wait_whole(cluster, POLL_SLACK).is_some(), "never whole");
     let observers = others(&nodes, leaving);
@@ -196,6 +197,7 @@ pub fn graceful_stop(cluster: &mut impl Cluster, leaving: &str) {
         "graceful stop: the goodbye reached every node within {slowest:?} (bound {SCHEDULING_SLACK:?})"
     ));
     assert!(slowest <= SCHEDULING_SLACK, "the goodbye took {slowest:?}");
+    slowest
 }
 
 /// Waits for every `(observer, gone)` pair to stop listing `gone`: none before the deadline

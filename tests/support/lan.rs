@@ -31,64 +31,90 @@ impl Lan {
             timings,
         };
         for i in 1..=nodes {
-            lan.add(&node(i), &[]);
+            lan.add(&node(i), &[])?;
         }
         Some(lan)
     }
 
-    /// Starts one more agent on a loopback LAN, with `extra` flags.
-    pub fn add(&mut self, name: &str, extra: &[&str]) {
-        assert!(
-            self.bridge.is_none(),
-            "only a loopback LAN takes agents later"
-        );
-        let api = format!("127.0.0.1:{}", 49101 + self.agents.len());
-        let agent = Agent::start(
-            &self.hosts[0],
-            name,
-            &api,
-            Some("127.0.0.1"),
-            self.timings,
-            extra,
-        );
-        self.agents.push(agent);
+    /// `nodes` hosts on a private 10.77.0.0/24 bridge, each running `peerd agent` with its
+    /// default interface (the host's only multicast one, its eth0) and API, started one after
+    /// another; `None` if namespaces cannot be made here.
+    pub fn bridged(nodes: usize, timings: Timings) -> Option<Lan> {
+        let mut lan = Lan::bridge(timings)?;
+        for i in 1..=nodes {
+            lan.add(&node(i), &[])?;
+        }
+        Some(lan)
     }
 
-    /// `nodes` hosts on a private 10.77.0.0/24 bridge, each running `peerd agent` with its
-    /// default interface (the host's only multicast one, its eth0) and API; `None` if
-    /// namespaces cannot be made here.
-    pub fn bridged(nodes: usize, timings: Timings) -> Option<Lan> {
+    /// [`Lan::bridged`] with every agent started at once, not each after the one before.
+    pub fn bridged_together(nodes: usize, timings: Timings) -> Option<Lan> {
+        let mut lan = Lan::bridge(timings)?;
+        let hosts: Vec<Netns> = (1..=nodes).map(|i| lan.host(i)).collect::<Option<_>>()?;
+        let api = peerd::config::API_ADDR.to_string();
+        for (i, host) in (1..).zip(&hosts) {
+            let agent = Agent::launch(host, &node(i), &api, None, timings, &[]);
+            lan.agents.push(agent);
+        }
+        lan.hosts.extend(hosts);
+        for agent in &lan.agents {
+            agent.wait_ready();
+        }
+        Some(lan)
+    }
+
+    fn bridge(timings: Timings) -> Option<Lan> {
         let bridge = Netns::create("br")?;
         bridge.ip(&["link", "add", "br0", "type", "bridge"]);
         bridge.ip(&["link", "set", "br0", "up"]);
-        let mut lan = Lan {
+        Some(Lan {
             agents: Vec::new(),
             hosts: Vec::new(),
             bridge: Some(bridge),
             timings,
+        })
+    }
+
+    /// Host `i` of a bridged LAN: a namespace whose eth0 (10.77.0.<i+1>) is on the bridge.
+    fn host(&self, i: usize) -> Option<Netns> {
+        let host = Netns::create("host")?;
+        let bridge = self.bridge.as_ref().expect("a bridged LAN");
+        let port = format!("port{i}");
+        bridge.ip(&[
+            "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &host.name,
+        ]);
+        bridge.ip(&["link", "set", &port, "master", "br0", "up"]);
+        host.ip(&[
+            "addr",
+            "add",
+            &format!("10.77.0.{}/24", i + 1),
+            "dev",
+            "eth0",
+        ]);
+        host.ip(&["link", "set", "eth0", "up"]);
+        Some(host)
+    }
+
+    /// Starts one more agent, with `extra` flags: on the shared loopback, or on a host of its
+    /// own on the bridge. `None` if its namespace cannot be made.
+    pub fn add(&mut self, name: &str, extra: &[&str]) -> Option<()> {
+        let i = self.agents.len() + 1;
+        let agent = match self.bridge {
+            None => {
+                let api = format!("127.0.0.1:{}", 49100 + i);
+                let netns = &self.hosts[0];
+                Agent::start(netns, name, &api, Some("127.0.0.1"), self.timings, extra)
+            }
+            Some(_) => {
+                let host = self.host(i)?;
+                let api = peerd::config::API_ADDR.to_string();
+                let agent = Agent::start(&host, name, &api, None, self.timings, extra);
+                self.hosts.push(host);
+                agent
+            }
         };
-        for i in 1..=nodes {
-            let host = Netns::create("host")?;
-            let bridge = lan.bridge.as_ref().expect("a bridged LAN");
-            let port = format!("port{i}");
-            bridge.ip(&[
-                "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &host.name,
-            ]);
-            bridge.ip(&["link", "set", &port, "master", "br0", "up"]);
-            host.ip(&[
-                "addr",
-                "add",
-                &format!("10.77.0.{}/24", i + 1),
-                "dev",
-                "eth0",
-            ]);
-            host.ip(&["link", "set", "eth0", "up"]);
-            let api = peerd::config::API_ADDR.to_string();
-            lan.agents
-                .push(Agent::start(&host, &node(i), &api, None, timings, &[]));
-            lan.hosts.push(host);
-        }
-        Some(lan)
+        self.agents.push(agent);
+        Some(())
     }
 
     /// Sends each datagram to the agents' group and port from the first host.

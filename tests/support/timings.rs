@@ -1,10 +1,10 @@
 //! The timings the tests run agents at, and every bound they assert, derived from the agent's
-//! own constants (`JITTER`, the early-answer spacing, the wheel's tick) so the two cannot drift.
+//! own constants (`JITTER`, the early-answer pacing, the wheel's tick) so the two cannot drift.
 
 use std::fmt;
 use std::time::Duration;
 
-use peerd::config::{BEACON_INTERVAL, JITTER, PEER_TTL, early_beacon_spacing};
+use peerd::config::{BEACON_INTERVAL, CROWD_QUIET, EARLY_ANSWER_WINDOW, JITTER, PEER_TTL};
 use peerd::wheel::TICK;
 
 /// How late a busy 2-core machine may run an agent that has work to do: a timer that is due, a
@@ -58,9 +58,16 @@ impl Timings {
         self.interval.mul_f64(1.0 + JITTER)
     }
 
-    /// How long after a newcomer's first beacon every peer has answered it.
+    /// How long after the newest of nodes started in turn every node knows every other: a
+    /// peer answers a newcomer within a crowd's quiet time, or, if it has already answered
+    /// twice in the last second, a second after the older answer at most; and a regular beacon
+    /// comes within the longest gap anyway.
     pub fn discovery_bound(self) -> Duration {
-        early_beacon_spacing(self.interval) + SCHEDULING_SLACK
+        self.answer_bound() + SCHEDULING_SLACK
+    }
+
+    fn answer_bound(self) -> Duration {
+        EARLY_ANSWER_WINDOW.min(self.longest_gap()).max(CROWD_QUIET)
     }
 
     /// How long after a cut a silent peer is dropped: its deadline is at most a ttl after its
@@ -70,9 +77,9 @@ impl Timings {
     }
 
     /// How long after a heal both sides hear each other again: the next regular beacon of
-    /// either side, then the other side's early answer.
+    /// either side, then the other side's answer.
     pub fn reunion_bound(self) -> Duration {
-        self.longest_gap() + early_beacon_spacing(self.interval) + SCHEDULING_SLACK
+        self.longest_gap() + self.answer_bound() + SCHEDULING_SLACK
     }
 }
 
