@@ -46,6 +46,17 @@ pub struct PeerInfo {
     pub expires_in_ms: u64,
     /// Since `first_seen`.
     pub up_for_ms: u64,
+    /// Another live instance announcing the same hostname, while there is one.
+    #[serde(default)]
+    pub conflict: Option<ConflictInfo>,
+}
+
+/// The other instance of a hostname that two live instances announce.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictInfo {
+    pub address: String,
+    pub instance: String,
+    pub last_seen_ms_ago: u64,
 }
 
 impl PeerInfo {
@@ -66,6 +77,11 @@ impl PeerInfo {
             last_seen_ms_ago: millis(ago(peer.last_seen)),
             expires_in_ms: millis(peer.deadline.saturating_duration_since(now)),
             up_for_ms: millis(ago(peer.first_seen)),
+            conflict: peer.conflict(now).map(|rival| ConflictInfo {
+                address: rival.address.ip().to_string(),
+                instance: format_instance(rival.instance),
+                last_seen_ms_ago: millis(ago(rival.last_seen)),
+            }),
         }
     }
 }
@@ -125,6 +141,8 @@ pub enum EventKind {
     Left,
     /// A peer went silent for a whole ttl.
     Expired,
+    /// Two live instances announce the peer's hostname (see `peer.conflict`).
+    Conflict,
 }
 
 impl EventKind {
@@ -135,6 +153,7 @@ impl EventKind {
             EventKind::Restarted => "restarted",
             EventKind::Left => "left",
             EventKind::Expired => "expired",
+            EventKind::Conflict => "conflict",
         }
     }
 
@@ -152,6 +171,7 @@ pub struct EventCounts {
     pub restarted: u64,
     pub left: u64,
     pub expired: u64,
+    pub conflict: u64,
 }
 
 impl EventCounts {
@@ -162,6 +182,7 @@ impl EventCounts {
             EventKind::Restarted => &mut self.restarted,
             EventKind::Left => &mut self.left,
             EventKind::Expired => &mut self.expired,
+            EventKind::Conflict => &mut self.conflict,
         };
         *counter += 1;
     }
@@ -200,6 +221,7 @@ impl PeerChange {
             ),
             PeerEvent::Left { .. } => (EventKind::Left, None, None),
             PeerEvent::Expired { .. } => (EventKind::Expired, None, None),
+            PeerEvent::Conflict { .. } => (EventKind::Conflict, None, None),
         };
         let mut peer = PeerInfo::new(event.peer(), now, wall_now);
         if !kind.lists_the_peer() {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use tokio::sync::broadcast;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::api::{EventCounts, PeerChange, format_instance};
 use crate::registry::PeerEvent;
@@ -95,6 +95,17 @@ fn log(event: &PeerEvent) {
         ),
         PeerEvent::Left { .. } => info!(%hostname, %address, "peer left"),
         PeerEvent::Expired { .. } => info!(%hostname, %address, "peer expired"),
+        PeerEvent::Conflict { peer } => {
+            let rival = peer.rival.as_ref();
+            warn!(
+                %hostname,
+                %address,
+                %instance,
+                other_address = %rival.map(|r| r.address.ip().to_string()).unwrap_or_default(),
+                other_instance = %rival.map(|r| format_instance(r.instance)).unwrap_or_default(),
+                "hostname conflict: two live instances announce this hostname"
+            )
+        }
     }
 }
 
@@ -116,6 +127,7 @@ mod tests {
                 first_seen: now,
                 last_seen: now,
                 deadline: now,
+                rival: None,
             },
         }
     }

@@ -26,7 +26,8 @@ pub enum Message {
     /// Every live peer again, after this client fell too far behind or reconnected too late
     /// to be told what it missed.
     Resync(Snapshot),
-    Change(PeerChange),
+    /// Boxed: a change is several times the size of the other variants.
+    Change(Box<PeerChange>),
 }
 
 /// An open event stream.
@@ -127,7 +128,7 @@ fn parse_block(block: &str) -> anyhow::Result<Option<(String, Message)>> {
     let message = match event.as_str() {
         "snapshot" => Message::Snapshot(serde_json::from_str(&data).with_context(context)?),
         "resync" => Message::Resync(serde_json::from_str(&data).with_context(context)?),
-        _ => Message::Change(serde_json::from_str(&data).with_context(context)?),
+        _ => Message::Change(Box::new(serde_json::from_str(&data).with_context(context)?)),
     };
     Ok(Some((id, message)))
 }

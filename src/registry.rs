@@ -24,6 +24,32 @@ pub struct Peer {
     pub last_seen: Instant,
     /// `last_seen + ttl`: listed while `now < deadline`. The wheel only indexes it.
     pub deadline: Instant,
+    /// Another instance announcing the same hostname: the one this instance replaced (until it
+    /// proves alive, a restart), or a live rival (a conflict).
+    pub rival: Option<Rival>,
+}
+
+impl Peer {
+    /// The rival, while both instances are alive and announcing this hostname at `now`.
+    pub fn conflict(&self, now: Instant) -> Option<&Rival> {
+        self.rival
+            .as_ref()
+            .filter(|rival| rival.confirmed && rival.deadline > now)
+    }
+}
+
+/// Another instance announcing a listed peer's hostname.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rival {
+    pub instance: u64,
+    pub address: SocketAddr,
+    /// Its latest sequence number: an older beacon of it (reordered, replayed) changes nothing.
+    pub sequence: u64,
+    pub last_seen: Instant,
+    /// Its `last_seen + ttl`.
+    pub deadline: Instant,
+    /// It was heard again after it was replaced: two live instances, not a restart.
+    pub confirmed: bool,
 }
 
 /// What changed in the registry. Each input emits at most the events listed for it; each
@@ -41,6 +67,9 @@ pub enum PeerEvent {
     Left { peer: Peer },
     /// A listed peer went silent for a whole ttl.
     Expired { peer: Peer },
+    /// Two live instances announce the same hostname: the one replaced by a new instance was
+    /// heard again. Once per conflict; it clears when one of them goes silent for a ttl.
+    Conflict { peer: Peer },
 }
 
 impl PeerEvent {
@@ -51,7 +80,8 @@ impl PeerEvent {
             | PeerEvent::Updated { peer, .. }
             | PeerEvent::Restarted { peer, .. }
             | PeerEvent::Left { peer }
-            | PeerEvent::Expired { peer } => peer,
+            | PeerEvent::Expired { peer }
+            | PeerEvent::Conflict { peer } => peer,
         }
     }
 }
@@ -143,14 +173,13 @@ impl Registry {
         };
         match &mut record.slot {
             Slot::Live(peer) => {
-                let same_instance = peer.instance == beacon.instance;
-                if same_instance && beacon.sequence <= peer.sequence {
+                if peer.instance != beacon.instance {
+                    return other_instance(peer, beacon, from, now, deadline);
+                }
+                if beacon.sequence <= peer.sequence {
                     return None;
                 }
                 if beacon.goodbye {
-                    if !same_instance {
-                        return None;
-                    }
                     let peer = peer.clone();
                     // The pending wheel entry comes due no later than `forget_at` and then
                     // reschedules for it.
@@ -164,26 +193,22 @@ impl Registry {
                 }
                 // The wheel entry stays where it is: when it comes due, the deadline renewed
                 // here tells the sweep to reschedule instead of expiring.
-                let (old_address, old_instance) = (peer.address, peer.instance);
+                let old_address = peer.address;
                 peer.address = from;
-                peer.instance = beacon.instance;
                 peer.sequence = beacon.sequence;
                 peer.last_seen = now;
                 peer.deadline = deadline;
-                if !same_instance {
-                    peer.first_seen = now;
-                    Some(PeerEvent::Restarted {
-                        peer: peer.clone(),
-                        old_instance,
-                    })
-                } else if old_address != from {
-                    Some(PeerEvent::Updated {
-                        peer: peer.clone(),
-                        old_address,
-                    })
-                } else {
-                    None
+                if peer
+                    .rival
+                    .as_ref()
+                    .is_some_and(|rival| rival.deadline <= now)
+                {
+                    peer.rival = None; // silent for a ttl: no longer a rival
                 }
+                (old_address != from).then(|| PeerEvent::Updated {
+                    peer: peer.clone(),
+                    old_address,
+                })
             }
             Slot::Gone {
                 instance, sequence, ..
@@ -294,6 +319,76 @@ fn new_peer(beacon: &Beacon, from: SocketAddr, now: Instant, deadline: Instant) 
         first_seen: now,
         last_seen: now,
         deadline,
+        rival: None,
+    }
+}
+
+/// A beacon for listed `peer`'s hostname from another instance: its rival's, or a new one's.
+fn other_instance(
+    peer: &mut Peer,
+    beacon: &Beacon,
+    from: SocketAddr,
+    now: Instant,
+    deadline: Instant,
+) -> Option<PeerEvent> {
+    match &mut peer.rival {
+        Some(rival) if rival.instance == beacon.instance => {
+            // Reordered or replayed: a replaced instance never comes back this way.
+            if beacon.sequence <= rival.sequence {
+                return None;
+            }
+            if beacon.goodbye {
+                peer.rival = None;
+                return None;
+            }
+            rival.sequence = beacon.sequence;
+            rival.address = from;
+            rival.last_seen = now;
+            rival.deadline = deadline;
+            // The hostname is alive as long as either instance is.
+            peer.deadline = deadline;
+            let ttl = deadline - now;
+            if peer.last_seen + ttl <= now {
+                // The listed instance went silent a ttl ago: the rival is the one left.
+                let rival = peer.rival.take().expect("matched above");
+                let old_instance = peer.instance;
+                peer.instance = rival.instance;
+                peer.address = rival.address;
+                peer.sequence = rival.sequence;
+                peer.first_seen = now;
+                peer.last_seen = now;
+                return Some(PeerEvent::Restarted {
+                    peer: peer.clone(),
+                    old_instance,
+                });
+            }
+            if rival.confirmed {
+                return None;
+            }
+            rival.confirmed = true;
+            Some(PeerEvent::Conflict { peer: peer.clone() })
+        }
+        _ if beacon.goodbye => None,
+        _ => {
+            // A new instance: a restart, unless the instance it replaces is heard again.
+            let replaced = Rival {
+                instance: peer.instance,
+                address: peer.address,
+                sequence: peer.sequence,
+                last_seen: peer.last_seen,
+                deadline: peer.deadline,
+                confirmed: false,
+            };
+            let old_instance = peer.instance;
+            *peer = Peer {
+                rival: Some(replaced),
+                ..new_peer(beacon, from, now, deadline)
+            };
+            Some(PeerEvent::Restarted {
+                peer: peer.clone(),
+                old_instance,
+            })
+        }
     }
 }
 
@@ -484,6 +579,90 @@ mod tests {
     }
 
     #[test]
+    fn two_live_instances_are_a_conflict_reported_once_not_a_flip_flop() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(OWN, TTL, t0);
+        reg.observe(&beacon("a", 1, 0), addr(1), t0);
+        // Instance 2 appears: for now, a restart.
+        assert!(matches!(
+            reg.observe(&beacon("a", 2, 0), addr(2), t0 + secs(1)),
+            Some(PeerEvent::Restarted {
+                old_instance: 1,
+                ..
+            })
+        ));
+        // Instance 1 is heard again: two live instances.
+        let conflict = reg.observe(&beacon("a", 1, 1), addr(1), t0 + secs(2));
+        let Some(PeerEvent::Conflict { peer }) = conflict else {
+            panic!("{conflict:?}")
+        };
+        assert_eq!(
+            peer.instance, 2,
+            "the listing stays with the newer instance"
+        );
+        assert_eq!(peer.conflict(t0 + secs(2)).map(|r| r.instance), Some(1));
+        // Both keep announcing: no more events, no flipping.
+        for i in 2..10 {
+            let at = t0 + secs(2 + i);
+            assert_eq!(reg.observe(&beacon("a", 1, i), addr(1), at), None);
+            assert_eq!(reg.observe(&beacon("a", 2, i), addr(2), at), None);
+        }
+        let listed = reg.peers().next().expect("listed");
+        assert_eq!((listed.instance, listed.address), (2, addr(2)));
+        assert!(listed.conflict(t0 + secs(11)).is_some());
+    }
+
+    #[test]
+    fn a_conflict_clears_when_one_side_goes_silent() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(OWN, TTL, t0);
+        reg.observe(&beacon("a", 1, 0), addr(1), t0);
+        reg.observe(&beacon("a", 2, 0), addr(2), t0);
+        reg.observe(&beacon("a", 1, 1), addr(1), t0 + secs(1));
+        // Instance 1 falls silent; instance 2 goes on.
+        let later = t0 + secs(1) + TTL;
+        assert_eq!(reg.observe(&beacon("a", 2, 1), addr(2), later), None);
+        let listed = reg.peers().next().expect("listed");
+        assert!(listed.conflict(later).is_none());
+        assert!(listed.rival.is_none());
+        // The other way round: the listed instance falls silent, the rival goes on.
+        let mut reg = Registry::new(OWN, TTL, t0);
+        reg.observe(&beacon("a", 1, 0), addr(1), t0);
+        reg.observe(&beacon("a", 2, 0), addr(2), t0);
+        reg.observe(&beacon("a", 1, 1), addr(1), t0 + secs(1));
+        let event = reg.observe(&beacon("a", 1, 2), addr(1), t0 + TTL + secs(1));
+        assert!(
+            matches!(&event, Some(PeerEvent::Restarted { peer, old_instance: 2 }) if peer.instance == 1 && peer.rival.is_none()),
+            "{event:?}"
+        );
+        assert_eq!(reg.len(), 1);
+    }
+
+    #[test]
+    fn a_replaced_instance_replayed_or_late_never_flips_the_entry_back() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(OWN, TTL, t0);
+        reg.observe(&beacon("a", 1, 5), addr(1), t0);
+        reg.observe(&beacon("a", 2, 0), addr(2), t0 + secs(1));
+        // A beacon instance 1 sent before it was replaced (reordered, or replayed).
+        for sequence in [5, 4, 0] {
+            assert_eq!(
+                reg.observe(&beacon("a", 1, sequence), addr(9), t0 + secs(2)),
+                None
+            );
+        }
+        let listed = reg.peers().next().expect("listed");
+        assert_eq!((listed.instance, listed.address), (2, addr(2)));
+        assert!(listed.conflict(t0 + secs(2)).is_none());
+        // Its goodbye only forgets it.
+        assert_eq!(
+            reg.observe(&goodbye("a", 1, 6), addr(1), t0 + secs(3)),
+            None
+        );
+        assert!(reg.peers().next().is_some_and(|p| p.rival.is_none()));
+    }
+
+    #[test]
     fn return_after_goodbye_with_new_instance_is_a_restart() {
         let t0 = Instant::now();
         let mut reg = Registry::new(OWN, TTL, t0);
@@ -587,16 +766,17 @@ mod tests {
     }
 
     proptest! {
-        /// A peer is listed exactly while `last_heard + ttl > now`, whatever the sequence of
-        /// beacons, goodbyes and clock steps (ttl 1 s here so steps cross deadlines often).
+        /// A peer is listed exactly while `last_heard + ttl > now`, counting beacons from any of
+        /// its instances, whatever the sequence of beacons, goodbyes (from the instance listed)
+        /// and clock steps (ttl 1 s here so steps cross deadlines often).
         #[test]
         fn listed_exactly_while_last_heard_plus_ttl_is_ahead(steps in proptest::collection::vec(step(), 1..200)) {
             let ttl = Duration::from_secs(1);
             let t0 = Instant::now();
             let mut now = t0;
             let mut reg = Registry::new(OWN, ttl, t0);
-            // Model: host -> (instance, last heard), cleared by a goodbye from that instance.
-            let mut model: HashMap<String, (u64, Instant)> = HashMap::new();
+            // Model: host -> when any instance of it was last heard, cleared by a goodbye.
+            let mut model: HashMap<String, Instant> = HashMap::new();
             let mut seq = 0u64;
             for step in steps {
                 match step {
@@ -605,13 +785,13 @@ mod tests {
                         let name = format!("h{host}");
                         let instance = u64::from(instance) + 1;
                         reg.observe(&beacon(&name, instance, seq), addr(host), now);
-                        model.insert(name, (instance, now));
+                        model.insert(name, now);
                     }
                     Step::Goodbye { host } => {
                         seq += 1;
                         let name = format!("h{host}");
-                        let current = model.get(&name).filter(|(_, at)| *at + ttl > now).map(|(i, _)| *i);
-                        if let Some(instance) = current {
+                        let listed = reg.peers().find(|p| p.hostname == name).map(|p| p.instance);
+                        if let Some(instance) = listed {
                             reg.observe(&goodbye(&name, instance, seq), addr(host), now);
                             model.remove(&name);
                         }
@@ -621,7 +801,7 @@ mod tests {
                 reg.expire(now);
                 let mut expected: Vec<String> = model
                     .iter()
-                    .filter(|(_, (_, at))| *at + ttl > now)
+                    .filter(|(_, at)| **at + ttl > now)
                     .map(|(name, _)| name.clone())
                     .collect();
                 expected.sort();

@@ -26,31 +26,42 @@ pub fn change_line(change: &PeerChange) -> String {
     )
 }
 
-/// Renders `peers` as a table in the order given (the API sorts by hostname).
+/// Renders `peers` as a table in the order given (the API sorts by hostname). A CONFLICT column
+/// appears when two live instances announce one of the hostnames.
 pub fn render(peers: &[PeerInfo]) -> String {
-    let rows: Vec<[String; 5]> = peers
+    let conflicts = peers.iter().any(|p| p.conflict.is_some());
+    let mut header: Vec<String> = HEADERS.map(String::from).to_vec();
+    if conflicts {
+        header.push("CONFLICT".into());
+    }
+    let rows: Vec<Vec<String>> = peers
         .iter()
         .map(|p| {
-            [
+            let mut row = vec![
                 p.hostname.clone(),
                 p.address.clone(),
                 format!("{} ago", short(p.last_seen_ms_ago)),
                 short(p.expires_in_ms),
                 short(p.up_for_ms),
-            ]
+            ];
+            if conflicts {
+                row.push(p.conflict.as_ref().map_or(String::new(), |c| {
+                    format!("also announced from {} ({})", c.address, c.instance)
+                }));
+            }
+            row
         })
         .collect();
-    let mut widths = HEADERS.map(str::len);
+    let mut widths: Vec<usize> = header.iter().map(String::len).collect();
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.len());
         }
     }
     let mut out = String::new();
-    let header = HEADERS.map(String::from);
     for row in std::iter::once(&header).chain(&rows) {
         let mut line = String::new();
-        for (cell, width) in row.iter().zip(widths) {
+        for (cell, width) in row.iter().zip(&widths) {
             let _ = write!(line, "{cell:<width$}   ");
         }
         out.push_str(line.trim_end());
@@ -84,7 +95,28 @@ mod tests {
             last_seen_ms_ago,
             expires_in_ms,
             up_for_ms,
+            conflict: None,
         }
+    }
+
+    #[test]
+    fn marks_a_conflict_in_a_column_of_its_own() {
+        let plain = render(&[peer("a", 0, 0, 0)]);
+        assert!(!plain.contains("CONFLICT"));
+        let mut twice = peer("b", 0, 0, 0);
+        twice.conflict = Some(crate::api::ConflictInfo {
+            address: "172.18.0.9".into(),
+            instance: "fedcba9876543210".into(),
+            last_seen_ms_ago: 10,
+        });
+        let table = render(&[peer("a", 0, 0, 0), twice]);
+        assert!(
+            table
+                .lines()
+                .next()
+                .is_some_and(|h| h.ends_with("CONFLICT"))
+        );
+        assert!(table.contains("also announced from 172.18.0.9 (fedcba9876543210)"));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! - `cli`: usage errors and the unreachable-agent message.
 //! - `loopback`: agents on the loopback of one private namespace.
 //! - `bridged`: one namespace per host, joined by veth pairs and a bridge.
+//! - `conflict`: two live agents announcing one hostname.
 //! - `events`: the event stream through `peerd watch` and `peerd wait`.
 //! - `hooks`: the `--on-event` programs.
 //! - `docker`: containers of the peerd image on a Docker network the test creates.
@@ -13,6 +14,7 @@ mod support;
 
 mod bridged;
 mod cli;
+mod conflict;
 mod docker;
 mod events;
 mod hooks;

@@ -42,7 +42,8 @@ impl Agent {
         agent
     }
 
-    /// [`Agent::start`] without waiting: for agents started together.
+    /// [`Agent::start`] without waiting: for agents started together. A `--name` among `extra`
+    /// announces that hostname instead of `name`, which still names the agent in the test.
     pub fn launch(
         netns: &Netns,
         name: &str,
@@ -51,7 +52,16 @@ impl Agent {
         timings: Timings,
         extra: &[&str],
     ) -> Agent {
-        let mut args: Vec<String> = ["agent", "--name", name, "--api", api]
+        // `--name` among the extra flags announces another hostname; `name` stays the label.
+        let hostname = match extra.iter().position(|arg| *arg == "--name") {
+            Some(i) => extra.get(i + 1).copied().unwrap_or(name),
+            None => name,
+        };
+        let extra: Vec<&str> = match extra.iter().position(|arg| *arg == "--name") {
+            Some(i) => [&extra[..i], extra.get(i + 2..).unwrap_or_default()].concat(),
+            None => extra.to_vec(),
+        };
+        let mut args: Vec<String> = ["agent", "--name", hostname, "--api", api]
             .map(String::from)
             .to_vec();
         args.extend(timings.flags());
