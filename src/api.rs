@@ -294,6 +294,9 @@ pub fn router(queries: mpsc::Sender<Query>) -> Router {
         .route(STATUS_PATH, get(status))
         .route(HEALTH_PATH, get(health))
         .route(EVENTS_PATH, get(events))
+        .route("/", get(crate::page::index))
+        .route("/app.js", get(crate::page::script))
+        .route("/app.css", get(crate::page::style))
         .with_state(queries)
 }
 

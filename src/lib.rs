@@ -11,6 +11,7 @@
 //! - [`events`]: the funnel every peer event passes through: logged, counted, published.
 //! - [`hooks`]: runs the `--on-event` programs for each event, off the agent's loop.
 //! - [`agent`]: drives the node over the multicast socket, beside the API server.
+//! - [`page`]: the live web page at `/`, embedded in the binary.
 //! - [`api`]: HTTP routes and the response types the CLI shares.
 //! - [`client`]: the CLI's HTTP client for the local API.
 //! - [`follow`]: the CLI's reader of the event stream, resuming after the agent went away.
@@ -27,6 +28,7 @@ pub mod follow;
 pub mod hooks;
 pub mod interface;
 pub mod node;
+pub mod page;
 pub mod registry;
 pub mod socket;
 pub mod table;

@@ -8,6 +8,7 @@
 //! - `events`: the event stream through `peerd watch` and `peerd wait`.
 //! - `hooks`: the `--on-event` programs.
 //! - `docker`: containers of the peerd image on a Docker network the test creates.
+//! - `page`: the live web page in a headless Chromium.
 //! - `soak`: scenario 6, ten minutes at the default timings (ignored unless asked for).
 
 mod support;
@@ -19,4 +20,5 @@ mod docker;
 mod events;
 mod hooks;
 mod loopback;
+mod page;
 mod soak;

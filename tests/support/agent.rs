@@ -135,6 +135,11 @@ impl Agent {
             .collect()
     }
 
+    /// The namespace it runs in.
+    pub fn netns(&self) -> &str {
+        &self.netns
+    }
+
     /// This agent's API address, as its clients are given it.
     pub fn api(&self) -> &str {
         &self.api
