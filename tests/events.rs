@@ -101,6 +101,71 @@ fn watch_prints_the_peers_then_each_change_in_order() {
         assert_eq!(change.id, id + 1, "ids count up by one");
         id = change.id;
     }
+
+    // Ctrl-C ends it cleanly.
+    let mut watch = watch;
+    let pid = watch.child.id().to_string();
+    crate::support::must("kill", &["-INT", &pid]);
+    let status = wait_for(POLL_SLACK, || watch.child.try_wait().expect("try_wait"));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "watch did not exit 0 on SIGINT"
+    );
+}
+
+/// Reads `/v1/events` on `node` for a second, resuming after `last_event_id` if given.
+fn read_stream(lan: &Lan, node: &str, last_event_id: Option<&str>) -> String {
+    let agent = lan.agent(node);
+    let url = format!("http://{}/v1/events", agent.api());
+    let mut curl = agent.command("curl");
+    curl.args(["-sN", "--max-time", "1"]);
+    if let Some(id) = last_event_id {
+        curl.args(["-H", &format!("Last-Event-ID: {id}")]);
+    }
+    // curl exits 28 at --max-time; what it read is the point.
+    let out = curl.arg(&url).output().expect("run curl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fields<'a>(stream: &'a str, field: &str) -> Vec<&'a str> {
+    let prefix = format!("{field}: ");
+    stream
+        .lines()
+        .filter_map(|line| line.strip_prefix(prefix.as_str()))
+        .collect()
+}
+
+#[test]
+fn a_client_that_resumes_gets_what_it_missed_not_a_snapshot() {
+    let Some(mut lan) = Lan::loopback(3, Timings::FAST) else {
+        return;
+    };
+    assert!(
+        cluster::wait_whole(&lan, POLL_SLACK).is_some(),
+        "never whole"
+    );
+    let first = read_stream(&lan, "node1", None);
+    assert_eq!(fields(&first, "event"), ["snapshot"]);
+    let last_seen = fields(&first, "id")[0].to_owned();
+
+    assert!(lan.stop("node2"));
+    lan.restart("node3");
+    let resumed = read_stream(&lan, "node1", Some(&last_seen));
+    assert_eq!(
+        fields(&resumed, "event"),
+        ["left", "left", "restarted"],
+        "{resumed}"
+    );
+    let (instance, id) = last_seen.split_once('-').expect("<instance>-<id>");
+    let next: u64 = id.parse().expect("a number");
+    let ids: Vec<String> = (next + 1..=next + 3)
+        .map(|n| format!("{instance}-{n}"))
+        .collect();
+    assert_eq!(fields(&resumed, "id"), ids);
+
+    // An id this agent never gave (another agent's, or a guess): a fresh snapshot.
+    let stranger = read_stream(&lan, "node1", Some("0123456789abcdef-7"));
+    assert_eq!(fields(&stranger, "event"), ["snapshot"]);
 }
 
 #[test]
