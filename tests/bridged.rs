@@ -11,24 +11,30 @@ crate::scenario_tests!(Lan::bridged(4, Timings::FAST));
 crate::partition_test!(Lan::bridged(4, Timings::FAST));
 
 /// Discovery in one round trip at the default timings, on twenty hosts. Started together, they
-/// all know each other within 0.3 s of the newest start, at the cost of at most two early
-/// answers each. A newcomer into the running LAN lists every other within 0.15 s and is listed
-/// by all within 0.1 s, for one early answer from each; its goodbye reaches all within 0.05 s.
+/// all know each other within the discovery bound of the newest start (0.2 to 0.26 s on an idle
+/// machine), at the cost of at most two early answers per node per second. A newcomer into the
+/// running LAN lists every other within 0.15 s and is listed by all within 0.1 s, for one early
+/// answer from each; its goodbye reaches all within 0.05 s.
 #[test]
 fn twenty_hosts_discover_each_other_in_one_round_trip() {
-    let Some(mut lan) = Lan::bridged_together(20, Timings::DEFAULT) else {
+    let timings = Timings::DEFAULT;
+    let Some(mut lan) = Lan::bridged_together(20, timings) else {
         return;
     };
     let nodes = lan.nodes();
-    let newest_start = nodes
+    let starts: Vec<_> = nodes
         .iter()
         .map(|node| cluster::logged(&lan, node, "agent started"))
-        .max()
-        .expect("twenty nodes");
+        .collect();
+    let (oldest_start, newest_start) = (
+        *starts.iter().min().expect("twenty nodes"),
+        *starts.iter().max().expect("twenty nodes"),
+    );
     let views =
         cluster::wait_whole(&lan, POLL_SLACK).expect("the twenty never all knew each other");
     let complete = views.iter().flatten().map(cluster::first_seen).max();
-    let took = cluster::elapsed(newest_start, complete.expect("peers"));
+    let complete = complete.expect("peers");
+    let took = cluster::elapsed(newest_start, complete);
     let early_answers = |lan: &Lan| -> Vec<u64> {
         let nodes = lan.nodes();
         nodes
@@ -37,13 +43,18 @@ fn twenty_hosts_discover_each_other_in_one_round_trip() {
             .collect()
     };
     let crowd_cost = early_answers(&lan);
+    // Two a second at most, over every second the crowd took to start and settle.
+    let seconds = cluster::elapsed(oldest_start, complete).as_secs() + 1;
     eprintln!(
-        "20 hosts started together: all knew each other {took:?} after the newest started; \
-         early answers per node {:?}",
-        crowd_cost
+        "20 hosts started together over {:?}: all knew each other {took:?} after the newest \
+         started; early answers per node {crowd_cost:?}",
+        cluster::elapsed(oldest_start, newest_start)
     );
-    assert!(took <= Duration::from_millis(300), "took {took:?}");
-    assert!(crowd_cost.iter().all(|&n| n <= 2), "{crowd_cost:?}");
+    assert!(took <= timings.discovery_bound(), "took {took:?}");
+    assert!(
+        crowd_cost.iter().all(|&n| n <= 2 * seconds),
+        "{crowd_cost:?} in {seconds} s"
+    );
 
     // Pacing, not readiness: a node that answered the crowd twice may answer a late member a
     // second after the first; two quiet seconds later no answer is pending or paced, as in a

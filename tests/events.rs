@@ -274,3 +274,103 @@ sleep 30"#
     let dropped = wait_for(POLL_SLACK, || lan.peers("node2").filter(|p| p.is_empty()));
     assert!(dropped.is_some(), "node2 still lists node1");
 }
+
+#[test]
+fn a_stalled_subscriber_gets_a_resync_and_stalls_nothing() {
+    let Some(lan) = Lan::loopback(1, Timings::FAST) else {
+        return;
+    };
+    let node1 = lan.agent("node1");
+    let (host, port) = node1.api().split_once(':').expect("host:port");
+    // Small TCP buffers in this namespace, so the flood below outruns a reader that does not
+    // read, whatever the machine's buffer autotuning would allow.
+    let sysctl = node1
+        .command("sysctl")
+        .args([
+            "-qw",
+            "net.ipv4.tcp_rmem=4096 4096 4096",
+            "net.ipv4.tcp_wmem=4096 4096 4096",
+        ])
+        .status()
+        .expect("run sysctl");
+    assert!(
+        sysctl.success(),
+        "cannot shrink the namespace's TCP buffers"
+    );
+    let go = std::env::temp_dir().join(crate::support::unique("go"));
+    // A subscriber that reads nothing until told to, then reads for a second.
+    let script = format!(
+        r#"exec 3<>/dev/tcp/{host}/{port} || exit 1
+printf 'GET /v1/events HTTP/1.1\r\nHost: peerd\r\n\r\n' >&3
+echo open
+until [ -e {go} ]; do sleep 0.05; done
+timeout 2 cat <&3"#,
+        go = go.display()
+    );
+    let mut subscriber = node1
+        .command("bash")
+        .args(["-c", &script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start bash");
+    let mut out = subscriber.stdout.take().expect("piped");
+    let mut first = [0u8; 5];
+    std::io::Read::read_exact(&mut out, &mut first).expect("the subscriber says open");
+
+    // 1,500 made-up peers join, and a second later expire: about 3,000 events.
+    let beacons: Vec<Vec<u8>> = (0..1500u64)
+        .map(|i| {
+            peerd::beacon::Beacon {
+                instance: i + 1,
+                sequence: 0,
+                goodbye: false,
+                hostname: format!("made-up-{i}"),
+            }
+            .encode()
+        })
+        .collect();
+    let datagrams: Vec<&[u8]> = beacons.iter().map(Vec::as_slice).collect();
+    lan.send_to_group(&datagrams);
+    // bash's /dev/udp splits a few of them into pieces, which the agent ignores: most join.
+    let flooded = wait_for(POLL_SLACK, || {
+        let status = lan.status("node1")?;
+        let events = status.events;
+        let done = events.joined >= 1000 && events.expired == events.joined && status.peers == 0;
+        done.then_some(())
+    });
+    assert!(
+        flooded.is_some(),
+        "the agent did not keep up: {:?}",
+        lan.status("node1")
+    );
+
+    std::fs::write(&go, b"").expect("signal the subscriber");
+    let mut stream = String::new();
+    std::io::Read::read_to_string(&mut out, &mut stream).expect("read the stream");
+    let _ = subscriber.wait();
+    let _ = std::fs::remove_file(&go);
+    let names = fields(&stream, "event");
+    let ids: Vec<u64> = fields(&stream, "id")
+        .iter()
+        .map(|id| {
+            id.split_once('-')
+                .expect("<instance>-<id>")
+                .1
+                .parse()
+                .expect("a number")
+        })
+        .collect();
+    // Never a silent gap: each id follows the one before, unless a resync starts over.
+    for (i, pair) in ids.windows(2).enumerate() {
+        assert!(
+            pair[1] == pair[0] + 1 || names[i + 1] == "resync",
+            "a gap from {} to {} without a resync",
+            pair[0],
+            pair[1]
+        );
+    }
+    assert!(
+        names.contains(&"resync"),
+        "the flood did not outrun the subscriber"
+    );
+}

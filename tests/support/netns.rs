@@ -1,8 +1,9 @@
 //! A network namespace of the test's own: every datagram sent inside it stays there. Deleted,
 //! with any process still in it, on drop.
 
+use std::io::Write;
 use std::net::Ipv4Addr;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use super::skip::skip;
 use super::{must, unique};
@@ -51,22 +52,35 @@ impl Netns {
         cmd
     }
 
-    /// Sends each datagram to `group:port` from inside the namespace, with bash's /dev/udp.
+    /// Sends each datagram to `group:port` from inside the namespace, with bash's /dev/udp, all
+    /// from one bash.
     pub fn send_udp(&self, group: Ipv4Addr, port: u16, datagrams: &[&[u8]]) {
-        for datagram in datagrams {
-            let escaped: String = datagram.iter().map(|b| format!("\\x{b:02x}")).collect();
-            let script = format!("printf '{escaped}' > /dev/udp/{group}/{port}");
-            let out = self
-                .command("bash")
-                .args(["-c", &script])
-                .output()
-                .expect("run bash");
-            assert!(
-                out.status.success(),
-                "sending a datagram: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        let script: String = datagrams
+            .iter()
+            .map(|datagram| {
+                let escaped: String = datagram.iter().map(|b| format!("\\x{b:02x}")).collect();
+                format!("printf '{escaped}' > /dev/udp/{group}/{port}\n")
+            })
+            .collect();
+        // On stdin: a flood of datagrams makes a script longer than an argument may be.
+        let mut bash = self
+            .command("bash")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run bash");
+        let mut stdin = bash.stdin.take().expect("piped");
+        stdin
+            .write_all(script.as_bytes())
+            .expect("write the script");
+        drop(stdin);
+        let out = bash.wait_with_output().expect("bash ran");
+        assert!(
+            out.status.success(),
+            "sending datagrams: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
