@@ -11,7 +11,7 @@ crate::scenario_tests!(Lan::bridged(4, Timings::FAST));
 crate::partition_test!(Lan::bridged(4, Timings::FAST));
 
 /// Discovery in one round trip at the default timings, on twenty hosts. Started together, they
-/// all know each other within the discovery bound of the newest start (0.2 to 0.26 s on an idle
+/// all know each other within the discovery bound of the newest start (0.21 to 0.22 s on an idle
 /// machine), at the cost of at most two early answers per node per second. A newcomer into the
 /// running LAN lists every other within 0.15 s and is listed by all within 0.1 s, for one early
 /// answer from each; its goodbye reaches all within 0.05 s.
