@@ -66,19 +66,25 @@ fn hostnames(snapshot: &Value) -> BTreeSet<String> {
         .collect()
 }
 
+/// `nodes` agents on one loopback, each listing all the others; `None` when skipped.
+fn whole_lan(nodes: usize) -> Option<Lan> {
+    let lan = Lan::loopback(nodes, Timings::FAST)?;
+    assert!(
+        cluster::wait_whole(&lan, POLL_SLACK).is_some(),
+        "never whole"
+    );
+    Some(lan)
+}
+
 fn names(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|n| n.to_string()).collect()
 }
 
 #[test]
 fn watch_prints_the_peers_then_each_change_in_order() {
-    let Some(mut lan) = Lan::loopback(3, Timings::FAST) else {
+    let Some(mut lan) = whole_lan(3) else {
         return;
     };
-    assert!(
-        cluster::wait_whole(&lan, POLL_SLACK).is_some(),
-        "never whole"
-    );
     let watch = Watch::start(&lan, "node1");
     let snapshot = watch.next_json();
     assert_eq!(snapshot["event"], "snapshot");
@@ -137,13 +143,9 @@ fn fields<'a>(stream: &'a str, field: &str) -> Vec<&'a str> {
 
 #[test]
 fn a_client_that_resumes_gets_what_it_missed_not_a_snapshot() {
-    let Some(mut lan) = Lan::loopback(3, Timings::FAST) else {
+    let Some(mut lan) = whole_lan(3) else {
         return;
     };
-    assert!(
-        cluster::wait_whole(&lan, POLL_SLACK).is_some(),
-        "never whole"
-    );
     let first = read_stream(&lan, "node1", None);
     assert_eq!(fields(&first, "event"), ["snapshot"]);
     let last_seen = fields(&first, "id")[0].to_owned();
@@ -170,13 +172,9 @@ fn a_client_that_resumes_gets_what_it_missed_not_a_snapshot() {
 
 #[test]
 fn watch_rides_out_an_agent_restart() {
-    let Some(mut lan) = Lan::loopback(3, Timings::FAST) else {
+    let Some(mut lan) = whole_lan(3) else {
         return;
     };
-    assert!(
-        cluster::wait_whole(&lan, POLL_SLACK).is_some(),
-        "never whole"
-    );
     let watch = Watch::start(&lan, "node1");
     assert_eq!(watch.next_json()["event"], "snapshot");
 
@@ -232,13 +230,9 @@ fn wait_returns_once_enough_peers_are_listed_and_times_out_otherwise() {
 
 #[test]
 fn a_hundred_open_streams_do_not_delay_the_goodbye() {
-    let Some(mut lan) = Lan::loopback(2, Timings::FAST) else {
+    let Some(mut lan) = whole_lan(2) else {
         return;
     };
-    assert!(
-        cluster::wait_whole(&lan, POLL_SLACK).is_some(),
-        "never whole"
-    );
     let (host, port) = lan.agent("node1").api().split_once(':').expect("host:port");
     // One bash, a hundred connections, each subscribed and answered before "ready".
     let script = format!(
