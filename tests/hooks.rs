@@ -167,3 +167,43 @@ fn a_running_hook_does_not_hold_up_the_exit() {
     });
     assert!(gone.is_some(), "the hook's sleep outlived the agent");
 }
+
+#[test]
+fn hooks_that_fall_behind_drop_events_count_them_and_stall_nothing() {
+    let Some(mut lan) = Lan::loopback(1, Timings::FAST) else {
+        return;
+    };
+    let scripts = Scripts::new();
+    let slow = scripts.script("slow", "sleep 1");
+    lan.add("hooked", &["--on-event", &slow])
+        .expect("the namespace exists");
+    // A flood of made-up peers: a join and an expiry each, far more than the hooks' queue.
+    let beacons: Vec<Vec<u8>> = (0..600u64)
+        .map(|i| {
+            peerd::beacon::Beacon {
+                instance: i + 1,
+                sequence: 0,
+                goodbye: false,
+                hostname: format!("made-up-{i}"),
+            }
+            .encode()
+        })
+        .collect();
+    let datagrams: Vec<&[u8]> = beacons.iter().map(Vec::as_slice).collect();
+    lan.send_to_group(&datagrams);
+    let counted = wait_for(POLL_SLACK, || {
+        let status = lan.status("hooked")?;
+        // Every made-up peer joined and expired; node1 stays.
+        let events = status.events;
+        let all_seen = events.joined >= 300 && events.expired + 1 == events.joined;
+        (all_seen && status.hooks.dropped > 0).then_some(status)
+    });
+    let status =
+        counted.unwrap_or_else(|| panic!("dropped events not counted: {:?}", lan.status("hooked")));
+    assert!(
+        lan.log("hooked").contains("hooks fell behind"),
+        "not logged"
+    );
+    // The agent kept up meanwhile: every made-up peer came and went, and node1 stayed.
+    assert_eq!(status.peers, 1, "{status:?}");
+}
