@@ -11,6 +11,7 @@
 //! - [`events`]: the funnel every peer event passes through: logged, counted, published.
 //! - [`hooks`]: runs the `--on-event` programs for each event, off the agent's loop.
 //! - [`agent`]: drives the node over the multicast socket, beside the API server.
+//! - [`stream`]: `GET /v1/events`, the event stream as Server-Sent Events.
 //! - [`page`]: the live web page at `/`, embedded in the binary.
 //! - [`api`]: HTTP routes and the response types the CLI shares.
 //! - [`client`]: the CLI's HTTP client for the local API.
@@ -31,5 +32,6 @@ pub mod node;
 pub mod page;
 pub mod registry;
 pub mod socket;
+pub mod stream;
 pub mod table;
 pub mod wheel;
