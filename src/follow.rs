@@ -4,17 +4,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::{Context, anyhow, bail};
-use http_body_util::{BodyExt, Empty};
-use hyper::Request;
-use hyper::body::{Bytes, Incoming};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use anyhow::Context;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 
 use crate::api::{EVENTS_PATH, PeerChange, Snapshot};
+use crate::client;
 
-/// How long a connection may take to answer before the agent counts as gone.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Between two attempts to reach an agent that went away.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 
@@ -39,9 +35,11 @@ pub struct Stream {
 impl Stream {
     /// Opens the stream of the agent at `api`, resuming after `last_event_id` if given.
     pub async fn open(api: SocketAddr, last_event_id: Option<&str>) -> anyhow::Result<Stream> {
-        let body = tokio::time::timeout(CONNECT_TIMEOUT, request(api, last_event_id))
-            .await
-            .map_err(|_| anyhow!("the peerd agent at {api} did not answer within 3s"))??;
+        let mut headers = vec![("accept", "text/event-stream")];
+        if let Some(id) = last_event_id {
+            headers.push(("last-event-id", id));
+        }
+        let body = client::open(api, EVENTS_PATH, &headers).await?;
         Ok(Stream {
             body,
             pending: Vec::new(),
@@ -69,34 +67,6 @@ impl Stream {
             }
         }
     }
-}
-
-async fn request(api: SocketAddr, last_event_id: Option<&str>) -> anyhow::Result<Incoming> {
-    let stream = TcpStream::connect(api).await.map_err(|err| {
-        anyhow!("no peerd agent answering at {api} ({err}); start one with `peerd agent`, or point --api at it")
-    })?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .with_context(|| format!("talking HTTP to {api}"))?;
-    // Drives the connection for as long as the stream is read.
-    tokio::spawn(connection);
-    let mut request = Request::get(EVENTS_PATH)
-        .header(hyper::header::HOST, api.to_string())
-        .header(hyper::header::ACCEPT, "text/event-stream");
-    if let Some(id) = last_event_id {
-        request = request.header("last-event-id", id);
-    }
-    let request = request
-        .body(Empty::<Bytes>::new())
-        .context("building the request")?;
-    let response = sender
-        .send_request(request)
-        .await
-        .with_context(|| format!("requesting {EVENTS_PATH} from {api}"))?;
-    if !response.status().is_success() {
-        bail!("the peerd agent at {api} answered {}", response.status());
-    }
-    Ok(response.into_body())
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
