@@ -1,6 +1,7 @@
 //! The CLI's side of `GET /v1/events`: reads the Server-Sent Events stream into the API's own
 //! types, and resumes with `Last-Event-ID` after the agent went away. No printing here.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -24,6 +25,23 @@ pub enum Message {
     Resync(Snapshot),
     /// Boxed: a change is several times the size of the other variants.
     Change(Box<PeerChange>),
+}
+
+impl Message {
+    /// Brings `live`, the hostnames listed, up to date with this message.
+    pub fn update(self, live: &mut HashSet<String>) {
+        match self {
+            Message::Snapshot(snapshot) | Message::Resync(snapshot) => {
+                *live = snapshot.peers.into_iter().map(|p| p.hostname).collect();
+            }
+            Message::Change(change) if change.event.lists_the_peer() => {
+                live.insert(change.peer.hostname);
+            }
+            Message::Change(change) => {
+                live.remove(&change.peer.hostname);
+            }
+        }
+    }
 }
 
 /// An open event stream.
@@ -106,8 +124,7 @@ fn parse_block(block: &str) -> anyhow::Result<Option<(String, Message)>> {
 /// What [`Follower::next`] reports: a message, or a change in the connection.
 #[derive(Debug)]
 pub enum Followed {
-    /// Boxed: a snapshot is large, and the other variants are frequent enough to stay small.
-    Message(Box<Message>),
+    Message(Message),
     /// The agent went away (the reason); the follower keeps trying to reach it.
     Lost(String),
     /// The agent answers again; the stream resumes after the last message seen.
@@ -152,7 +169,7 @@ impl Follower {
             let why = match stream.next().await {
                 Ok(Some((id, message))) => {
                     self.last_id = Some(id);
-                    return Followed::Message(Box::new(message));
+                    return Followed::Message(message);
                 }
                 Ok(None) => "the agent closed the stream".to_owned(),
                 Err(err) => format!("{err:#}"),

@@ -366,16 +366,7 @@ async fn wait_for_peers(args: WaitArgs) -> anyhow::Result<()> {
         while (live.len() as u64) < args.count {
             match stream.next().await? {
                 None => anyhow::bail!("the agent at {} stopped", args.api),
-                Some((_, Message::Snapshot(snapshot) | Message::Resync(snapshot))) => {
-                    live = snapshot.peers.into_iter().map(|p| p.hostname).collect();
-                }
-                Some((_, Message::Change(change))) => {
-                    if change.event.lists_the_peer() {
-                        live.insert(change.peer.hostname);
-                    } else {
-                        live.remove(&change.peer.hostname);
-                    }
-                }
+                Some((_, message)) => message.update(&mut live),
             }
         }
         Ok(())
