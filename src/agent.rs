@@ -33,7 +33,6 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     config.validate()?;
     let instance = fastrand::u64(..);
-    let node = Node::new(config.clone(), instance, fastrand::u64(..), now());
     let api_addr = api.local_addr().context("reading the API address")?;
     info!(
         hostname = %config.name,
@@ -77,10 +76,9 @@ pub async fn run(
     }
     let driver = Driver {
         socket,
-        node,
+        node: Node::new(config, instance, fastrand::u64(..), now()),
         funnel,
         hook_counters,
-        config,
         sending: true,
     };
     tracker.spawn(
@@ -115,7 +113,6 @@ struct Driver {
     /// Every event the node reports goes through it.
     funnel: Funnel,
     hook_counters: Arc<HookCounters>,
-    config: Config,
     /// Whether the last beacon went out: only the first of a run of failures is a warning.
     sending: bool,
 }
@@ -164,7 +161,8 @@ impl Driver {
     }
 
     fn refresh_membership(&self) {
-        let (group, interface) = (self.config.group, self.config.interface);
+        let config = self.node.config();
+        let (group, interface) = (config.group, config.interface);
         match socket::refresh_membership(&self.socket, group, interface) {
             Ok(true) => {
                 info!(%group, %interface, "rejoined the multicast group: the interface came back")
@@ -180,7 +178,7 @@ impl Driver {
     /// Sends one beacon; returns whether it went out. Only the first of a run of failures is
     /// a warning, so an unplugged link does not fill the log.
     async fn send(&mut self, beacon: &[u8]) -> bool {
-        let target = self.config.group_addr();
+        let target = self.node.config().group_addr();
         let was_sending = std::mem::replace(&mut self.sending, false);
         match self.socket.send_to(beacon, target).await {
             Ok(_) => {
@@ -209,9 +207,8 @@ impl Driver {
                 let _ = reply.send(self.node.peers(now, SystemTime::now()));
             }
             Query::Status(reply) => {
-                let mut status = self.node.status(now, self.funnel.counts());
-                status.hooks = self.hook_counters.snapshot();
-                let _ = reply.send(status);
+                let hooks = self.hook_counters.snapshot();
+                let _ = reply.send(self.node.status(now, self.funnel.counts(), hooks));
             }
             Query::Subscribe { after, reply } => {
                 let _ = reply.send(self.subscribe(after, now));

@@ -73,6 +73,10 @@ impl Node {
         self.instance
     }
 
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// The beacon to send at `now`, if one is due; the next is then scheduled one jittered
     /// interval later. Call it after every input and at every wake-up.
     pub fn poll_beacon(&mut self, now: Instant) -> Option<Vec<u8>> {
@@ -190,9 +194,8 @@ impl Node {
         peers
     }
 
-    /// The node itself, as of `now`, with the event counts of the agent's funnel (the agent
-    /// adds the hooks' counts).
-    pub fn status(&self, now: Instant, events: EventCounts) -> AgentStatus {
+    /// The node itself, as of `now`, with what the agent's funnel and hooks counted.
+    pub fn status(&self, now: Instant, events: EventCounts, hooks: HookCounts) -> AgentStatus {
         let counters = self.counters;
         AgentStatus {
             hostname: self.config.name.clone(),
@@ -209,7 +212,7 @@ impl Node {
             own_beacons_received: counters.own_beacons_received,
             datagrams_ignored: counters.datagrams_ignored,
             events,
-            hooks: HookCounts::default(),
+            hooks,
         }
     }
 }
@@ -354,7 +357,7 @@ mod tests {
         );
         assert_eq!(node.next_wakeup(), regular);
         assert_eq!(
-            node.status(later, EventCounts::default())
+            node.status(later, EventCounts::default(), HookCounts::default())
                 .own_beacons_received,
             1
         );
@@ -404,7 +407,11 @@ mod tests {
         node.handle_datagram(b"garbage", from(), t0);
         node.handle_datagram(&beacon_of("peer", 1, 0), from(), t0);
         node.beacon_sent();
-        let status = node.status(t0 + Duration::from_secs(2), EventCounts::default());
+        let status = node.status(
+            t0 + Duration::from_secs(2),
+            EventCounts::default(),
+            HookCounts::default(),
+        );
         assert_eq!(
             (
                 status.datagrams_ignored,
