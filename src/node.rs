@@ -9,7 +9,7 @@ use tracing::debug;
 
 use crate::api::{AgentStatus, EventCounts, HookCounts, PeerInfo, format_instance, millis};
 use crate::beacon::Beacon;
-use crate::config::{Config, EARLY_ANSWER_DELAY, JITTER, early_answer_at};
+use crate::config::{CROWD_QUIET, Config, EARLY_ANSWER_DELAY, EARLY_ANSWER_WINDOW, JITTER};
 use crate::registry::{PeerEvent, Registry};
 
 /// At most one debug line per this period about ignored datagrams, so a flood cannot flood logs.
@@ -217,12 +217,41 @@ impl Node {
     }
 }
 
+/// When a node that hears a newcomer at `now` answers with an early beacon. `pending` is the
+/// answer already scheduled, if any; `sent` the latest two early answers, the latest first;
+/// `delay` is random, up to [`EARLY_ANSWER_DELAY`].
+///
+/// A lone newcomer is answered at once (after the delay). In a crowd, the answer waits until the
+/// crowd goes quiet for [`CROWD_QUIET`], but no longer than a window after the previous answer.
+/// Either way one join costs each peer at most one extra beacon, and a crowd at most two a
+/// window.
+pub fn early_answer_at(
+    now: Instant,
+    delay: Duration,
+    pending: Option<Instant>,
+    sent: [Option<Instant>; 2],
+) -> Instant {
+    let [last, previous] = sent;
+    match last.filter(|last| now < *last + EARLY_ANSWER_WINDOW) {
+        None => {
+            let at = now + delay.min(EARLY_ANSWER_DELAY);
+            pending.map_or(at, |pending| pending.min(at))
+        }
+        Some(last) => {
+            let mut at = (now + CROWD_QUIET).min(last + EARLY_ANSWER_WINDOW);
+            if let Some(previous) = previous {
+                at = at.max(previous + EARLY_ANSWER_WINDOW);
+            }
+            at.max(now)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::config::EARLY_ANSWER_WINDOW;
 
     const OWN: u64 = 0xAAAA;
 
@@ -423,5 +452,51 @@ mod tests {
         );
         assert_eq!(status.uptime_ms, 2000);
         assert_eq!(node.peers(t0, SystemTime::now())[0].hostname, "peer");
+    }
+
+    #[test]
+    fn a_lone_newcomer_is_answered_at_once() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        assert_eq!(early_answer_at(t0, ms(7), None, [None, None]), t0 + ms(7));
+        assert_eq!(
+            early_answer_at(t0, ms(500), None, [None, None]),
+            t0 + EARLY_ANSWER_DELAY
+        );
+        assert_eq!(
+            early_answer_at(t0, ms(9), Some(t0 + ms(3)), [None, None]),
+            t0 + ms(3)
+        );
+        let long_ago = Some(t0 - Duration::from_secs(5));
+        assert_eq!(
+            early_answer_at(t0, ms(4), None, [long_ago, long_ago]),
+            t0 + ms(4)
+        );
+    }
+
+    #[test]
+    fn a_crowd_is_answered_once_it_goes_quiet_and_at_most_twice_a_window() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let first = Some(t0);
+        // Each newcomer of a crowd postpones the answer until the crowd goes quiet...
+        let joined = t0 + ms(50);
+        let pending = early_answer_at(joined, ms(0), None, [first, None]);
+        assert_eq!(pending, joined + CROWD_QUIET);
+        let later = t0 + ms(120);
+        assert_eq!(
+            early_answer_at(later, ms(0), Some(pending), [first, None]),
+            later + CROWD_QUIET
+        );
+        // ...but no longer than a window after the previous answer.
+        let late = t0 + ms(950);
+        assert_eq!(
+            early_answer_at(late, ms(0), None, [first, None]),
+            t0 + EARLY_ANSWER_WINDOW
+        );
+        // A third answer waits for a whole window after the first.
+        let second = Some(t0 + ms(300));
+        let third = early_answer_at(t0 + ms(400), ms(0), None, [second, first]);
+        assert_eq!(third, t0 + EARLY_ANSWER_WINDOW);
     }
 }
