@@ -2,7 +2,7 @@
 //! loop, each with a timeout. A hook that hangs, fails or falls behind never stalls beacons or
 //! expiry: it is killed, or events are dropped, and either way logged and counted.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,17 +58,20 @@ pub async fn run(
                 continue;
             }
         };
+        // Once per event, however many programs read it.
+        let json = serde_json::to_vec(&*change).expect("a peer change serializes to JSON");
         for program in &programs {
-            run_one(program, &change, timeout, &counters).await;
+            run_one(program, &change, &json, timeout, &counters).await;
         }
     }
 }
 
 /// Runs `program` once for `change`: directly, not through a shell (the image has none), with
-/// the event in its environment and as JSON on its stdin.
+/// the event in its environment and as `json` on its stdin.
 async fn run_one(
-    program: &PathBuf,
+    program: &Path,
     change: &PeerChange,
+    json: &[u8],
     timeout: Duration,
     counters: &HookCounters,
 ) {
@@ -95,11 +98,10 @@ async fn run_one(
     };
     // Kills the group if this run ends early: at the timeout, or when shutdown drops it.
     let mut group = KillGroupOnDrop(child.id());
-    let json = serde_json::to_vec(change).expect("a peer change serializes to JSON");
     let run = async {
         if let Some(mut stdin) = child.stdin.take() {
             // A hook that does not read its stdin is its own business.
-            let _ = stdin.write_all(&json).await;
+            let _ = stdin.write_all(json).await;
         }
         child.wait().await
     };
