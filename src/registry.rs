@@ -174,7 +174,7 @@ impl Registry {
         match &mut record.slot {
             Slot::Live(peer) => {
                 if peer.instance != beacon.instance {
-                    return other_instance(peer, beacon, from, now, deadline);
+                    return other_instance(peer, beacon, from, now, self.ttl);
                 }
                 if beacon.sequence <= peer.sequence {
                     return None;
@@ -329,8 +329,9 @@ fn other_instance(
     beacon: &Beacon,
     from: SocketAddr,
     now: Instant,
-    deadline: Instant,
+    ttl: Duration,
 ) -> Option<PeerEvent> {
+    let deadline = now + ttl;
     match &mut peer.rival {
         Some(rival) if rival.instance == beacon.instance => {
             // Reordered or replayed: a replaced instance never comes back this way.
@@ -347,7 +348,6 @@ fn other_instance(
             rival.deadline = deadline;
             // The hostname is alive as long as either instance is.
             peer.deadline = deadline;
-            let ttl = deadline - now;
             if peer.last_seen + ttl <= now {
                 // The listed instance went silent a ttl ago: the rival is the one left.
                 let rival = peer.rival.take().expect("matched above");
