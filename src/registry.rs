@@ -376,7 +376,8 @@ fn other_instance(
                 address: peer.address,
                 sequence: peer.sequence,
                 last_seen: peer.last_seen,
-                deadline: peer.deadline,
+                // Its own, not the entry's: a rival's beacons may have renewed that.
+                deadline: peer.last_seen + ttl,
                 confirmed: false,
             };
             let old_instance = peer.instance;
@@ -636,6 +637,22 @@ mod tests {
             "{event:?}"
         );
         assert_eq!(reg.len(), 1);
+    }
+
+    #[test]
+    fn a_replaced_instance_keeps_its_own_deadline_not_the_entrys() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(OWN, TTL, t0);
+        reg.observe(&beacon("a", 1, 0), addr(1), t0);
+        reg.observe(&beacon("a", 2, 0), addr(2), t0 + secs(1));
+        // Instance 1 is heard again: a conflict, and its beacons renew the entry.
+        reg.observe(&beacon("a", 1, 1), addr(1), t0 + secs(2));
+        // Instance 3 replaces instance 2, last heard at t0 + 1 s.
+        reg.observe(&beacon("a", 3, 0), addr(3), t0 + secs(3));
+        let listed = reg.peers().next().expect("listed");
+        let replaced = listed.rival.as_ref().expect("instance 2 remembered");
+        assert_eq!(replaced.instance, 2);
+        assert_eq!(replaced.deadline, t0 + secs(1) + TTL);
     }
 
     #[test]
