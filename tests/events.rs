@@ -312,19 +312,7 @@ timeout 2 cat <&3"#,
     std::io::Read::read_exact(&mut out, &mut first).expect("the subscriber says open");
 
     // 1,500 made-up peers join, and a second later expire: about 3,000 events.
-    let beacons: Vec<Vec<u8>> = (0..1500u64)
-        .map(|i| {
-            peerd::beacon::Beacon {
-                instance: i + 1,
-                sequence: 0,
-                goodbye: false,
-                hostname: format!("made-up-{i}"),
-            }
-            .encode()
-        })
-        .collect();
-    let datagrams: Vec<&[u8]> = beacons.iter().map(Vec::as_slice).collect();
-    lan.send_to_group(&datagrams);
+    lan.announce_made_up_peers(1500);
     // bash's /dev/udp splits a few of them into pieces, which the agent ignores: most join.
     let flooded = wait_for(POLL_SLACK, || {
         let status = lan.status("node1")?;

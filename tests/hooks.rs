@@ -178,19 +178,7 @@ fn hooks_that_fall_behind_drop_events_count_them_and_stall_nothing() {
     lan.add("hooked", &["--on-event", &slow])
         .expect("the namespace exists");
     // A flood of made-up peers: a join and an expiry each, far more than the hooks' queue.
-    let beacons: Vec<Vec<u8>> = (0..600u64)
-        .map(|i| {
-            peerd::beacon::Beacon {
-                instance: i + 1,
-                sequence: 0,
-                goodbye: false,
-                hostname: format!("made-up-{i}"),
-            }
-            .encode()
-        })
-        .collect();
-    let datagrams: Vec<&[u8]> = beacons.iter().map(Vec::as_slice).collect();
-    lan.send_to_group(&datagrams);
+    lan.announce_made_up_peers(600);
     let counted = wait_for(POLL_SLACK, || {
         let status = lan.status("hooked")?;
         // Every made-up peer joined and expired; node1 stays.

@@ -53,13 +53,12 @@ impl Agent {
         extra: &[&str],
     ) -> Agent {
         // `--name` among the extra flags announces another hostname; `name` stays the label.
-        let hostname = match extra.iter().position(|arg| *arg == "--name") {
-            Some(i) => extra.get(i + 1).copied().unwrap_or(name),
-            None => name,
-        };
-        let extra: Vec<&str> = match extra.iter().position(|arg| *arg == "--name") {
-            Some(i) => [&extra[..i], extra.get(i + 2..).unwrap_or_default()].concat(),
-            None => extra.to_vec(),
+        let (hostname, extra) = match extra.iter().position(|arg| *arg == "--name") {
+            Some(i) => (
+                extra.get(i + 1).copied().unwrap_or(name),
+                [&extra[..i], extra.get(i + 2..).unwrap_or_default()].concat(),
+            ),
+            None => (name, extra.to_vec()),
         };
         let mut args: Vec<String> = ["agent", "--name", hostname, "--api", api]
             .map(String::from)

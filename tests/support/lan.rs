@@ -3,6 +3,7 @@
 //! machine's own namespace.
 
 use peerd::api::{AgentStatus, PeerInfo};
+use peerd::beacon::Beacon;
 use peerd::config::{MULTICAST_GROUP, PORT};
 
 use super::agent::Agent;
@@ -120,6 +121,24 @@ impl Lan {
     /// Sends each datagram to the agents' group and port from the first host.
     pub fn send_to_group(&self, datagrams: &[&[u8]]) {
         self.hosts[0].send_udp(MULTICAST_GROUP, PORT, datagrams);
+    }
+
+    /// Announces `count` made-up peers (`made-up-0`..) once each: every agent sees them join,
+    /// then, a ttl later, expire.
+    pub fn announce_made_up_peers(&self, count: u64) {
+        let beacons: Vec<Vec<u8>> = (0..count)
+            .map(|i| {
+                let beacon = Beacon {
+                    instance: i + 1,
+                    sequence: 0,
+                    goodbye: false,
+                    hostname: format!("made-up-{i}"),
+                };
+                beacon.encode()
+            })
+            .collect();
+        let datagrams: Vec<&[u8]> = beacons.iter().map(Vec::as_slice).collect();
+        self.send_to_group(&datagrams);
     }
 
     fn index(&self, node: &str) -> usize {
