@@ -17,16 +17,16 @@ const IGNORED_LOG_PERIOD: Duration = Duration::from_secs(1);
 
 /// What the node has done since it started; `/v1/status` shows them.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Counters {
-    pub beacons_sent: u64,
+struct Counters {
+    beacons_sent: u64,
     /// Beacons brought forward to answer a newcomer (sent or not).
-    pub early_answers: u64,
+    early_answers: u64,
     /// Valid beacons from other agents.
-    pub beacons_received: u64,
+    beacons_received: u64,
     /// Our own beacons looped back by the kernel: proof the socket hears the group.
-    pub own_beacons_received: u64,
+    own_beacons_received: u64,
     /// Datagrams on the port that were not valid beacons.
-    pub datagrams_ignored: u64,
+    datagrams_ignored: u64,
 }
 
 pub struct Node {
