@@ -27,23 +27,9 @@ pub struct Agent {
 
 impl Agent {
     /// Starts `peerd agent --name <name> <extra>...` at `timings` in `netns`, its API on `api`
-    /// there and announcing on `interface` (or the one the agent picks), and waits until its API
-    /// answers: by then it has joined the group, so the next agent's first beacon reaches it.
-    pub fn start(
-        netns: &Netns,
-        name: &str,
-        api: &str,
-        interface: Option<&str>,
-        timings: Timings,
-        extra: &[&str],
-    ) -> Agent {
-        let agent = Agent::launch(netns, name, api, interface, timings, extra);
-        agent.wait_ready();
-        agent
-    }
-
-    /// [`Agent::start`] without waiting: for agents started together. A `--name` among `extra`
-    /// announces that hostname instead of `name`, which still names the agent in the test.
+    /// there and announcing on `interface` (or the one the agent picks), without waiting for it:
+    /// [`Agent::wait_ready`] does. A `--name` among `extra` announces that hostname instead of
+    /// `name`, which still names the agent in the test.
     pub fn launch(
         netns: &Netns,
         name: &str,
@@ -80,7 +66,8 @@ impl Agent {
         agent
     }
 
-    /// Waits until the API answers.
+    /// Waits until the API answers: by then the agent has joined the group, so the next agent's
+    /// first beacon reaches it.
     pub fn wait_ready(&self) {
         assert!(
             wait_for(POLL_SLACK, || self.status()).is_some(),

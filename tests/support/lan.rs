@@ -104,16 +104,17 @@ impl Lan {
             None => {
                 let api = format!("127.0.0.1:{}", 49100 + i);
                 let netns = &self.hosts[0];
-                Agent::start(netns, name, &api, Some("127.0.0.1"), self.timings, extra)
+                Agent::launch(netns, name, &api, Some("127.0.0.1"), self.timings, extra)
             }
             Some(_) => {
                 let host = self.host(i)?;
                 let api = peerd::config::API_ADDR.to_string();
-                let agent = Agent::start(&host, name, &api, None, self.timings, extra);
+                let agent = Agent::launch(&host, name, &api, None, self.timings, extra);
                 self.hosts.push(host);
                 agent
             }
         };
+        agent.wait_ready();
         self.agents.push(agent);
         Some(())
     }
