@@ -1,7 +1,9 @@
 //! The beacon wire format, version 1: pure encoding and decoding over bytes.
-//! No sockets here; docs/wire-format.md documents the layout byte by byte.
+//! No sockets and no keys here (signing and verifying are `auth`'s); docs/wire-format.md
+//! documents the layout byte by byte.
 
 use std::fmt;
+use std::time::Duration;
 
 /// First four bytes of every beacon: ASCII `PEER`. Foreign traffic on the port is dropped here.
 pub const MAGIC: [u8; 4] = *b"PEER";
@@ -16,9 +18,30 @@ pub const HEADER_LEN: usize = 23;
 
 /// Flag bit: the sender is shutting down; receivers drop it at once.
 const FLAG_GOODBYE: u8 = 0b0000_0001;
+/// Flag bit: the sender signs its beacons but still accepts unsigned ones (it runs with
+/// `--accept-unauthenticated`, migrating a cluster to a secret). Agents without a secret accept
+/// its signed beacons, so a rollout never partitions the cluster.
+const FLAG_MIGRATING: u8 = 0b0000_0010;
+
+/// Extension field: the sender's ttl, u32 milliseconds. Receivers keep the sender listed that
+/// long (clamped to their bounds), so nodes with different timings work together.
+pub const EXT_TTL: u8 = 0x01;
+/// Extension field: when the beacon was sent, u64 milliseconds since the Unix epoch. Only
+/// signed beacons carry it: it is what lets a receiver refuse a replayed one.
+pub const EXT_TIMESTAMP: u8 = 0x02;
+/// Extension field: the authentication tag, always last: key id (4) then HMAC-SHA256 (32) over
+/// every byte of the datagram before the HMAC itself.
+pub const EXT_AUTH: u8 = 0x03;
+/// Length of the authentication field's value: key id and tag.
+pub const AUTH_VALUE_LEN: usize = 4 + TAG_LEN;
+/// HMAC-SHA256 output.
+pub const TAG_LEN: usize = 32;
+/// type (1) + length (2): the framing of every extension field.
+pub const EXT_HEADER_LEN: usize = 3;
 
 /// One announcement: "this host is alive" (or, with `goodbye`, "this host is leaving").
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Default` is no valid beacon (its hostname is empty); it fills the fields a test leaves out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Beacon {
     /// Random per process start, so receivers can tell a restart from a renewal.
     pub instance: u64,
@@ -26,8 +49,26 @@ pub struct Beacon {
     pub sequence: u64,
     /// The sender is shutting down.
     pub goodbye: bool,
+    /// The sender signs but also accepts unsigned beacons (see `FLAG_MIGRATING`).
+    pub migrating: bool,
     /// 1..=253 bytes of ASCII letters, digits, `-` and `.`.
     pub hostname: String,
+    /// How long the sender asks to stay listed after this beacon, if it says.
+    pub ttl: Option<Duration>,
+    /// When it was sent, in milliseconds since the Unix epoch, if it says (signed beacons do).
+    pub timestamp: Option<u64>,
+    /// The authentication field a decoded beacon carried. [`Beacon::encode`] never writes it:
+    /// `auth::Keyring::sign` appends it to the encoded bytes.
+    pub auth: Option<AuthTag>,
+}
+
+/// The last extension field of a signed beacon. The bytes it covers are the datagram's all but
+/// its last [`TAG_LEN`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthTag {
+    /// Names the key that signed, so several keys can be live during a rotation.
+    pub key_id: u32,
+    pub tag: [u8; TAG_LEN],
 }
 
 /// Why a datagram is not a beacon we accept. Never an error of the agent: it counts and moves on.
@@ -43,7 +84,8 @@ pub enum DecodeError {
     Truncated,
     /// Empty, too long, or with bytes outside letters, digits, `-` and `.`.
     InvalidHostname,
-    /// An extension field's length runs past the end of the datagram.
+    /// An extension field's length runs past the end of the datagram, a known field has the
+    /// wrong length or comes twice, or something follows the authentication field.
     MalformedExtension,
 }
 
@@ -92,28 +134,45 @@ pub fn validate_hostname(name: &str) -> Result<(), InvalidHostname> {
 }
 
 impl Beacon {
-    /// Encodes the beacon. The hostname must satisfy [`validate_hostname`] (the agent checks it
-    /// once at start-up), so the result always fits in [`MAX_BEACON_LEN`].
+    /// Encodes the beacon, without its authentication field (see [`Beacon::auth`]). The
+    /// hostname must satisfy [`validate_hostname`] (the agent checks it once at start-up), so
+    /// the result, even signed, always fits in [`MAX_BEACON_LEN`].
     pub fn encode(&self) -> Vec<u8> {
         debug_assert!(validate_hostname(&self.hostname).is_ok());
         let name = self.hostname.as_bytes();
         let name_len = name.len().min(MAX_HOSTNAME_LEN);
-        let mut out = Vec::with_capacity(HEADER_LEN + name_len);
+        let mut out = Vec::with_capacity(HEADER_LEN + name_len + 64);
         out.extend_from_slice(&MAGIC);
         out.push(VERSION);
-        out.push(if self.goodbye { FLAG_GOODBYE } else { 0 });
+        let mut flags = 0;
+        if self.goodbye {
+            flags |= FLAG_GOODBYE;
+        }
+        if self.migrating {
+            flags |= FLAG_MIGRATING;
+        }
+        out.push(flags);
         out.extend_from_slice(&self.instance.to_be_bytes());
         out.extend_from_slice(&self.sequence.to_be_bytes());
         // Lossless: name_len <= 253.
         out.push(name_len as u8);
         out.extend_from_slice(&name[..name_len]);
+        if let Some(ttl) = self.ttl {
+            // Saturates: no ttl the agent accepts comes near 49 days.
+            let millis = u32::try_from(ttl.as_millis()).unwrap_or(u32::MAX);
+            push_extension(&mut out, EXT_TTL, &millis.to_be_bytes());
+        }
+        if let Some(timestamp) = self.timestamp {
+            push_extension(&mut out, EXT_TIMESTAMP, &timestamp.to_be_bytes());
+        }
         out
     }
 
     /// Decodes one datagram. Never panics, whatever the bytes.
     ///
-    /// Unknown flag bits are ignored and extension fields after the hostname are skipped, so a
-    /// later minor addition (tags, an authentication tag) does not cut off agents of this version.
+    /// Unknown flag bits are ignored and unknown extension fields are skipped, so a later minor
+    /// addition (tags, say) does not cut off agents of this version. Decoding checks no tag:
+    /// a decoded `auth` is a claim until `auth::Keyring::verify` says otherwise.
     pub fn decode(bytes: &[u8]) -> Result<Beacon, DecodeError> {
         if bytes.len() > MAX_BEACON_LEN {
             return Err(DecodeError::Oversized);
@@ -133,26 +192,59 @@ impl Beacon {
         let name = reader.take(name_len)?;
         let hostname = std::str::from_utf8(name).map_err(|_| DecodeError::InvalidHostname)?;
         validate_hostname(hostname).map_err(|_| DecodeError::InvalidHostname)?;
-        skip_extensions(reader)?;
-        Ok(Beacon {
+        let mut beacon = Beacon {
             instance,
             sequence,
             goodbye: flags & FLAG_GOODBYE != 0,
+            migrating: flags & FLAG_MIGRATING != 0,
             hostname: hostname.to_owned(),
-        })
+            ttl: None,
+            timestamp: None,
+            auth: None,
+        };
+        read_extensions(reader, &mut beacon)?;
+        Ok(beacon)
     }
 }
 
+/// Appends one extension field. `value` is at most a few dozen bytes.
+fn push_extension(out: &mut Vec<u8>, kind: u8, value: &[u8]) {
+    out.push(kind);
+    let len = u16::try_from(value.len()).expect("extension values are short");
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(value);
+}
+
 /// Extension fields: `type: u8, length: u16 (big-endian), value: [u8; length]`, repeated to the
-/// end of the datagram. Version 1 defines none and skips them all, but insists they are framed
-/// correctly so that garbage after a valid header is still refused.
-fn skip_extensions(mut reader: Reader<'_>) -> Result<(), DecodeError> {
+/// end of the datagram. Unknown types are skipped, but every field must be framed correctly, so
+/// garbage after a valid header is still refused; a known field must have its length, come at
+/// most once, and the authentication field must be the last.
+fn read_extensions(mut reader: Reader<'_>, beacon: &mut Beacon) -> Result<(), DecodeError> {
+    let malformed = |_| DecodeError::MalformedExtension;
     while !reader.0.is_empty() {
-        let framed = reader.u8().and_then(|_type| reader.u16()).and_then(|len| {
-            reader.take(usize::from(len))?;
-            Ok(())
-        });
-        framed.map_err(|_| DecodeError::MalformedExtension)?;
+        if beacon.auth.is_some() {
+            return Err(DecodeError::MalformedExtension);
+        }
+        let kind = reader.u8().map_err(malformed)?;
+        let len = reader.u16().map_err(malformed)?;
+        let mut value = Reader(reader.take(usize::from(len)).map_err(malformed)?);
+        match kind {
+            EXT_TTL if len == 4 && beacon.ttl.is_none() => {
+                let millis = value.u32().map_err(malformed)?;
+                beacon.ttl = Some(Duration::from_millis(u64::from(millis)));
+            }
+            EXT_TIMESTAMP if len == 8 && beacon.timestamp.is_none() => {
+                beacon.timestamp = Some(value.u64().map_err(malformed)?);
+            }
+            EXT_AUTH if usize::from(len) == AUTH_VALUE_LEN => {
+                let key_id = value.u32().map_err(malformed)?;
+                let mut tag = [0; TAG_LEN];
+                tag.copy_from_slice(value.take(TAG_LEN).map_err(malformed)?);
+                beacon.auth = Some(AuthTag { key_id, tag });
+            }
+            EXT_TTL | EXT_TIMESTAMP | EXT_AUTH => return Err(DecodeError::MalformedExtension),
+            _ => {} // a later addition: skipped
+        }
     }
     Ok(())
 }
@@ -180,6 +272,12 @@ impl<'a> Reader<'a> {
         Ok(u16::from_be_bytes(b))
     }
 
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        let mut b = [0; 4];
+        b.copy_from_slice(self.take(4)?);
+        Ok(u32::from_be_bytes(b))
+    }
+
     fn u64(&mut self) -> Result<u64, DecodeError> {
         let mut b = [0; 8];
         b.copy_from_slice(self.take(8)?);
@@ -198,6 +296,7 @@ mod tests {
             sequence: 42,
             goodbye: false,
             hostname: "node-1".into(),
+            ..Beacon::default()
         }
     }
 
@@ -299,7 +398,7 @@ mod tests {
     proptest! {
         #[test]
         fn decode_inverts_encode(instance: u64, sequence: u64, goodbye: bool, hostname in hostname()) {
-            let beacon = Beacon { instance, sequence, goodbye, hostname };
+            let beacon = Beacon { instance, sequence, goodbye, hostname, ..Beacon::default() };
             let bytes = beacon.encode();
             prop_assert!(bytes.len() <= MAX_BEACON_LEN);
             prop_assert_eq!(Beacon::decode(&bytes), Ok(beacon));
@@ -315,7 +414,7 @@ mod tests {
             hostname in hostname(),
             flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
         ) {
-            let mut bytes = Beacon { instance: 1, sequence: 2, goodbye: false, hostname }.encode();
+            let mut bytes = Beacon { instance: 1, sequence: 2, hostname, ..Beacon::default() }.encode();
             for (at, value) in flips {
                 let at = at % bytes.len();
                 bytes[at] = value;

@@ -2,6 +2,7 @@
 //!
 //! Module map:
 //! - [`beacon`]: the wire format, pure encode/decode.
+//! - [`auth`]: secret files, and signing and verifying beacons with HMAC-SHA256.
 //! - [`wheel`]: a hashed timer wheel, the registry's index of deadlines.
 //! - [`registry`]: live peers keyed by hostname; a synchronous state machine driven by `now`.
 //! - [`config`]: the agent's settings and their defaults.
@@ -17,10 +18,12 @@
 //! - [`client`]: the CLI's HTTP client for the local API.
 //! - [`follow`]: the CLI's reader of the event stream, resuming after the agent went away.
 //! - [`table`]: the human-readable peer table.
+//! - [`throttle`]: at most one log line per period, however fast the input.
 #![forbid(unsafe_code)]
 
 pub mod agent;
 pub mod api;
+pub mod auth;
 pub mod beacon;
 pub mod client;
 pub mod config;
@@ -34,4 +37,5 @@ pub mod registry;
 pub mod socket;
 pub mod stream;
 pub mod table;
+pub mod throttle;
 pub mod wheel;
