@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::beacon::Beacon;
+use crate::config::{MAX_TIMING, MIN_TIMING, REPLAY_WINDOW};
 use crate::wheel::TimerWheel;
 
 /// One live peer as the registry knows it.
@@ -24,6 +25,16 @@ pub struct Peer {
     pub last_seen: Instant,
     /// `last_seen + ttl`: listed while `now < deadline`. The wheel only indexes it.
     pub deadline: Instant,
+    /// How long it stays listed after a beacon: what its beacons ask for, within the bounds,
+    /// or the registry's own ttl.
+    pub ttl: Duration,
+    /// Its beacons are signed and verified: from now on only signed beacons change it.
+    pub authenticated: bool,
+    /// The timestamp of the first signed beacon accepted from this instance: a beacon of
+    /// another instance sent before it is a replay, not a restart.
+    pub first_timestamp: Option<u64>,
+    /// The timestamp of its latest signed beacon.
+    pub last_timestamp: Option<u64>,
     /// Another instance announcing the same hostname: the one this instance replaced (until it
     /// proves alive, a restart), or a live rival (a conflict).
     pub rival: Option<Rival>,
@@ -86,17 +97,39 @@ impl PeerEvent {
     }
 }
 
-/// A hostname's slot in the map: listed, or recently gone and remembered for one ttl so that
-/// its return with a new instance reads as a restart rather than a leave and an unrelated join.
+/// A hostname's slot in the map: listed, or recently gone and remembered, for one ttl so that
+/// its return with a new instance reads as a restart rather than a leave and an unrelated join,
+/// and for a signed peer at least the replay window, so that a replayed beacon cannot bring it
+/// back.
 #[derive(Debug)]
 enum Slot {
     Live(Peer),
-    Gone {
-        instance: u64,
-        /// Latest sequence heard from that instance (its goodbye's, if it said one).
-        sequence: u64,
-        forget_at: Instant,
-    },
+    Gone(Gone),
+}
+
+#[derive(Debug)]
+struct Gone {
+    instance: u64,
+    /// Latest sequence heard from that instance (its goodbye's, if it said one).
+    sequence: u64,
+    /// Its beacons were signed: unsigned ones cannot bring the hostname back.
+    authenticated: bool,
+    /// The latest signed timestamp heard for this hostname: nothing sent before it is news.
+    timestamp: Option<u64>,
+    /// A new instance heard before this is a restart; after it, a join.
+    restart_until: Instant,
+    forget_at: Instant,
+}
+
+/// Beacons the registry refused, by reason. A refused beacon changes nothing.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Refusals {
+    /// Not newer than what was already heard: a duplicate, a reordered or a replayed beacon.
+    pub replay: u64,
+    /// From a hostname not listed while [`Registry::limit_peers`] are.
+    pub capacity: u64,
+    /// Unsigned, about a hostname whose beacons are signed.
+    pub unsigned: u64,
 }
 
 #[derive(Debug)]
@@ -116,8 +149,10 @@ struct Record {
 pub struct Registry {
     own_instance: u64,
     ttl: Duration,
+    max_peers: usize,
     records: HashMap<String, Record>,
     live: usize,
+    refusals: Refusals,
     wheel: TimerWheel<(String, u64)>,
     next_timer: u64,
     /// Reused by [`Registry::expire`] so a sweep does not allocate.
@@ -125,23 +160,40 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// An empty registry for an agent whose own beacons carry `own_instance`.
+    /// An empty registry for an agent whose own beacons carry `own_instance`, listing peers
+    /// whose beacons do not say otherwise for `ttl`. It takes any number of peers until
+    /// [`limit_peers`](Self::limit_peers) says otherwise.
     pub fn new(own_instance: u64, ttl: Duration, now: Instant) -> Self {
         Registry {
             own_instance,
             ttl,
+            max_peers: usize::MAX,
             records: HashMap::new(),
             live: 0,
+            refusals: Refusals::default(),
             wheel: TimerWheel::new(now),
             next_timer: 0,
             due: Vec::new(),
         }
     }
 
+    /// Lists at most `max_peers` peers, and remembers at most as many gone ones: beacons from
+    /// further hostnames are refused (and counted), while listed peers keep renewing. So memory
+    /// stays bounded whatever arrives.
+    pub fn limit_peers(mut self, max_peers: usize) -> Self {
+        self.max_peers = max_peers;
+        self
+    }
+
     /// Takes in one beacon heard from `from` at `now`.
     ///
-    /// Ignored (no event, no renewal): our own beacons, beacons older than the latest one
-    /// accepted from the same instance, and goodbyes from an instance that is not the one listed.
+    /// A beacon with `auth` is taken as signed and verified: the caller passes `auth` (and
+    /// `timestamp`) only for beacons whose tag it checked, and clears them otherwise.
+    ///
+    /// Ignored (no event, no renewal): our own beacons and goodbyes from an instance that is
+    /// not the one listed. Refused and counted ([`refusals`](Self::refusals)): beacons not newer
+    /// than what was heard, unsigned beacons about a signed peer, and new hostnames beyond the
+    /// limit.
     pub fn observe(
         &mut self,
         beacon: &Beacon,
@@ -151,10 +203,18 @@ impl Registry {
         if beacon.instance == self.own_instance {
             return None;
         }
-        let deadline = now + self.ttl;
+        let ttl = beacon
+            .ttl
+            .map_or(self.ttl, |ttl| ttl.clamp(MIN_TIMING, MAX_TIMING));
+        let deadline = now + ttl;
         // Looked up by &str first: a renewal, the common case, allocates nothing.
         let Some(record) = self.records.get_mut(beacon.hostname.as_str()) else {
             if beacon.goodbye {
+                return None;
+            }
+            if self.live >= self.max_peers || self.records.len() >= self.max_peers.saturating_mul(2)
+            {
+                self.refusals.capacity += 1;
                 return None;
             }
             let timer = schedule(
@@ -163,7 +223,7 @@ impl Registry {
                 beacon.hostname.clone(),
                 deadline,
             );
-            let peer = new_peer(beacon, from, now, deadline);
+            let peer = new_peer(beacon, from, now, ttl);
             let event = PeerEvent::Joined { peer: peer.clone() };
             let slot = Slot::Live(peer);
             self.records
@@ -171,23 +231,35 @@ impl Registry {
             self.live += 1;
             return Some(event);
         };
+        let signed = beacon.auth.is_some();
         match &mut record.slot {
             Slot::Live(peer) => {
+                if peer.authenticated && !signed {
+                    self.refusals.unsigned += 1;
+                    return None;
+                }
                 if peer.instance != beacon.instance {
-                    return other_instance(peer, beacon, from, now, self.ttl);
+                    let older = matches!(
+                        (beacon.timestamp, peer.first_timestamp),
+                        (Some(sent), Some(first)) if sent <= first
+                    );
+                    if older {
+                        // Sent before the listed instance started: a replay of a process
+                        // that is gone, never a restart.
+                        self.refusals.replay += 1;
+                        return None;
+                    }
+                    return other_instance(peer, beacon, from, now, ttl, &mut self.refusals);
                 }
                 if beacon.sequence <= peer.sequence {
+                    self.refusals.replay += 1;
                     return None;
                 }
                 if beacon.goodbye {
                     let peer = peer.clone();
                     // The pending wheel entry comes due no later than `forget_at` and then
                     // reschedules for it.
-                    record.slot = Slot::Gone {
-                        instance: beacon.instance,
-                        sequence: beacon.sequence,
-                        forget_at: deadline,
-                    };
+                    record.slot = Slot::Gone(gone(&peer, beacon, now, self.ttl));
                     self.live -= 1;
                     return Some(PeerEvent::Left { peer });
                 }
@@ -198,6 +270,8 @@ impl Registry {
                 peer.sequence = beacon.sequence;
                 peer.last_seen = now;
                 peer.deadline = deadline;
+                peer.ttl = ttl;
+                peer.last_timestamp = beacon.timestamp.or(peer.last_timestamp);
                 if peer
                     .rival
                     .as_ref()
@@ -210,26 +284,65 @@ impl Registry {
                     old_address,
                 })
             }
-            Slot::Gone {
-                instance, sequence, ..
-            } => {
-                let same_instance = *instance == beacon.instance;
-                // A goodbye changes nothing here, nor does a beacon older than the last one
-                // heard from the instance that went.
-                if beacon.goodbye || (same_instance && beacon.sequence <= *sequence) {
+            Slot::Gone(gone) => {
+                if beacon.goodbye {
+                    return None; // changes nothing here
+                }
+                if gone.authenticated && !signed {
+                    self.refusals.unsigned += 1;
                     return None;
                 }
-                let old_instance = *instance;
-                // The record's wheel entry (at or before `forget_at`, before this deadline) stays.
-                let peer = new_peer(beacon, from, now, deadline);
+                let same_instance = gone.instance == beacon.instance;
+                let stale = matches!(
+                    (beacon.timestamp, gone.timestamp),
+                    (Some(sent), Some(latest)) if sent <= latest
+                );
+                // Nothing older than the last beacon heard from the instance that went.
+                if stale || (same_instance && beacon.sequence <= gone.sequence) {
+                    self.refusals.replay += 1;
+                    return None;
+                }
+                if self.live >= self.max_peers {
+                    self.refusals.capacity += 1;
+                    return None;
+                }
+                let (old_instance, restart) = (gone.instance, now < gone.restart_until);
+                // The record's wheel entry (at or before `forget_at`) comes due, finds the peer
+                // live and reschedules for its deadline.
+                let peer = new_peer(beacon, from, now, ttl);
                 record.slot = Slot::Live(peer.clone());
                 self.live += 1;
-                Some(if same_instance {
-                    // Back from a partition: it never left, we lost sight of it.
+                Some(if same_instance || !restart {
+                    // Back from a partition (it never left, we lost sight of it), or long gone.
                     PeerEvent::Joined { peer }
                 } else {
                     PeerEvent::Restarted { peer, old_instance }
                 })
+            }
+        }
+    }
+
+    /// Beacons refused since the start, by reason.
+    pub fn refusals(&self) -> Refusals {
+        self.refusals
+    }
+
+    /// Pushes every deadline `by` later: the agent was stopped (SIGSTOP, a stalled host) for
+    /// that long, and silence it could not hear is no evidence that a peer died. O(entries),
+    /// once per stall. Wheel entries then come due early and reschedule.
+    pub fn postpone(&mut self, by: Duration) {
+        for record in self.records.values_mut() {
+            match &mut record.slot {
+                Slot::Live(peer) => {
+                    peer.deadline += by;
+                    if let Some(rival) = &mut peer.rival {
+                        rival.deadline += by;
+                    }
+                }
+                Slot::Gone(gone) => {
+                    gone.restart_until += by;
+                    gone.forget_at += by;
+                }
             }
         }
     }
@@ -255,27 +368,30 @@ impl Registry {
                 }
                 Slot::Live(peer) => {
                     let peer = peer.clone();
-                    let (instance, sequence) = (peer.instance, peer.sequence);
-                    record.slot = Slot::Gone {
-                        instance,
-                        sequence,
-                        forget_at: now + self.ttl,
+                    let gone = Gone {
+                        instance: peer.instance,
+                        sequence: peer.sequence,
+                        authenticated: peer.authenticated,
+                        timestamp: peer.last_timestamp,
+                        restart_until: now + self.ttl,
+                        forget_at: now + memory(peer.authenticated, self.ttl),
                     };
                     record.timer = schedule(
                         &mut self.wheel,
                         &mut self.next_timer,
                         hostname.clone(),
-                        now + self.ttl,
+                        gone.forget_at,
                     );
+                    record.slot = Slot::Gone(gone);
                     self.live -= 1;
                     events.push(PeerEvent::Expired { peer });
                 }
-                Slot::Gone { forget_at, .. } if *forget_at > now => {
-                    let forget_at = *forget_at;
+                Slot::Gone(gone) if gone.forget_at > now => {
+                    let forget_at = gone.forget_at;
                     record.timer =
                         schedule(&mut self.wheel, &mut self.next_timer, hostname, forget_at);
                 }
-                Slot::Gone { .. } => {
+                Slot::Gone(_) => {
                     self.records.remove(&hostname);
                 }
             }
@@ -296,7 +412,7 @@ impl Registry {
             .values()
             .filter_map(|record| match &record.slot {
                 Slot::Live(peer) => Some(peer),
-                Slot::Gone { .. } => None,
+                Slot::Gone(_) => None,
             })
     }
 
@@ -310,7 +426,7 @@ impl Registry {
     }
 }
 
-fn new_peer(beacon: &Beacon, from: SocketAddr, now: Instant, deadline: Instant) -> Peer {
+fn new_peer(beacon: &Beacon, from: SocketAddr, now: Instant, ttl: Duration) -> Peer {
     Peer {
         hostname: beacon.hostname.clone(),
         address: from,
@@ -318,8 +434,34 @@ fn new_peer(beacon: &Beacon, from: SocketAddr, now: Instant, deadline: Instant) 
         sequence: beacon.sequence,
         first_seen: now,
         last_seen: now,
-        deadline,
+        deadline: now + ttl,
+        ttl,
+        authenticated: beacon.auth.is_some(),
+        first_timestamp: beacon.timestamp,
+        last_timestamp: beacon.timestamp,
         rival: None,
+    }
+}
+
+/// How long a gone peer is remembered: a ttl, and for a signed one at least the replay window,
+/// after which its captured beacons are too old to be accepted anyway.
+fn memory(authenticated: bool, ttl: Duration) -> Duration {
+    if authenticated {
+        ttl.max(REPLAY_WINDOW)
+    } else {
+        ttl
+    }
+}
+
+/// What is remembered of `peer` after its goodbye `beacon`, heard at `now`.
+fn gone(peer: &Peer, beacon: &Beacon, now: Instant, ttl: Duration) -> Gone {
+    Gone {
+        instance: beacon.instance,
+        sequence: beacon.sequence,
+        authenticated: peer.authenticated,
+        timestamp: beacon.timestamp.or(peer.last_timestamp),
+        restart_until: now + ttl,
+        forget_at: now + memory(peer.authenticated, ttl),
     }
 }
 
@@ -330,12 +472,14 @@ fn other_instance(
     from: SocketAddr,
     now: Instant,
     ttl: Duration,
+    refusals: &mut Refusals,
 ) -> Option<PeerEvent> {
     let deadline = now + ttl;
     match &mut peer.rival {
         Some(rival) if rival.instance == beacon.instance => {
             // Reordered or replayed: a replaced instance never comes back this way.
             if beacon.sequence <= rival.sequence {
+                refusals.replay += 1;
                 return None;
             }
             if beacon.goodbye {
@@ -348,15 +492,10 @@ fn other_instance(
             rival.deadline = deadline;
             // The hostname is alive as long as either instance is.
             peer.deadline = deadline;
-            if peer.last_seen + ttl <= now {
+            if peer.last_seen + peer.ttl <= now {
                 // The listed instance went silent a ttl ago: the rival is the one left.
-                let rival = peer.rival.take().expect("matched above");
                 let old_instance = peer.instance;
-                peer.instance = rival.instance;
-                peer.address = rival.address;
-                peer.sequence = rival.sequence;
-                peer.first_seen = now;
-                peer.last_seen = now;
+                *peer = new_peer(beacon, from, now, ttl);
                 return Some(PeerEvent::Restarted {
                     peer: peer.clone(),
                     old_instance,
@@ -377,13 +516,13 @@ fn other_instance(
                 sequence: peer.sequence,
                 last_seen: peer.last_seen,
                 // Its own, not the entry's: a rival's beacons may have renewed that.
-                deadline: peer.last_seen + ttl,
+                deadline: peer.last_seen + peer.ttl,
                 confirmed: false,
             };
             let old_instance = peer.instance;
             *peer = Peer {
                 rival: Some(replaced),
-                ..new_peer(beacon, from, now, deadline)
+                ..new_peer(beacon, from, now, ttl)
             };
             Some(PeerEvent::Restarted {
                 peer: peer.clone(),
@@ -423,6 +562,7 @@ mod tests {
             sequence,
             goodbye: false,
             hostname: hostname.into(),
+            ..Beacon::default()
         }
     }
 
