@@ -29,6 +29,7 @@ fn beacon(i: usize) -> Beacon {
         sequence: 0,
         goodbye: false,
         hostname: format!("node-{i}"),
+        ..Beacon::default()
     }
 }
 

@@ -3,7 +3,7 @@
 //! no argv (see `main`).
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use tokio::net::{TcpListener, UdpSocket};
@@ -17,17 +17,33 @@ use crate::beacon::MAX_BEACON_LEN;
 use crate::config::Config;
 use crate::events::Funnel;
 use crate::hooks::{self, HookCounters};
-use crate::node::Node;
+use crate::node::{Node, SocketStats};
 use crate::registry::PeerEvent;
 use crate::socket;
+use crate::throttle::Throttle;
+
+/// A loop that wakes this much later than it meant to was not running: the process was
+/// stopped (SIGSTOP, a debugger) or the host stalled. Well above any scheduling delay.
+const STALL: Duration = Duration::from_secs(1);
+/// Opening the socket again after a failure waits this long at first, doubling up to
+/// [`MAX_RETRY`]: an interface that comes up late is found within seconds, and a missing one
+/// costs a log line every half minute.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+const MAX_RETRY: Duration = Duration::from_secs(30);
+/// This many receive errors in a row mean the socket is broken, not that one ICMP error came
+/// back: it is opened again.
+const ERRORS_BEFORE_REOPEN: u32 = 10;
+/// At most one warning per this period about receive errors.
+const ERROR_LOG_PERIOD: Duration = Duration::from_secs(10);
 
 /// Runs the agent until `shutdown` is cancelled, then sends a goodbye beacon and returns.
 ///
-/// `socket` comes from [`crate::socket::bind_multicast`] for `config`; `api` is the bound
-/// listener of the local HTTP API. Both are taken bound so tests can use port 0.
+/// `api` is the bound listener of the local HTTP API, taken bound so tests can use port 0.
+/// The multicast socket for `config` is opened here, and opened again whenever it fails: an
+/// interface whose address is not there yet (a container whose network comes up late) is
+/// retried with backoff, while the API already answers.
 pub async fn run(
     config: Config,
-    socket: UdpSocket,
     api: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -74,12 +90,19 @@ pub async fn run(
             .instrument(info_span!("hooks")),
         );
     }
+    let now = now();
     let driver = Driver {
-        socket,
-        node: Node::new(config, instance, fastrand::u64(..), now()),
+        socket: None,
+        node: Node::new(config, instance, fastrand::u64(..), now),
         funnel,
         hook_counters,
         sending: true,
+        retry_at: now,
+        retry_delay: FIRST_RETRY,
+        reopens: 0,
+        receive_errors: 0,
+        error_log: Throttle::new(ERROR_LOG_PERIOD),
+        expected_by: now,
     };
     tracker.spawn(
         driver
@@ -106,15 +129,28 @@ pub async fn run(
 }
 
 /// Moves bytes between the socket and the [`Node`]: sends what it says is due, feeds it every
-/// datagram, wakes it when it asks, and answers the API's queries between datagrams.
+/// datagram, wakes it when it asks, and answers the API's queries between datagrams. Keeps the
+/// socket working: opens it again after errors, silence or a missing interface.
 struct Driver {
-    socket: UdpSocket,
+    /// `None` until it opens, and while it is being retried.
+    socket: Option<UdpSocket>,
     node: Node,
     /// Every event the node reports goes through it.
     funnel: Funnel,
     hook_counters: Arc<HookCounters>,
     /// Whether the last beacon went out: only the first of a run of failures is a warning.
     sending: bool,
+    /// When to try opening the socket next, while it is closed.
+    retry_at: Instant,
+    retry_delay: Duration,
+    /// Times the socket was opened again after it had been open.
+    reopens: u64,
+    /// Receive errors in a row.
+    receive_errors: u32,
+    error_log: Throttle,
+    /// The latest instant the loop meant to be running again by: waking much later than this
+    /// means it was stopped.
+    expected_by: Instant,
 }
 
 impl Driver {
@@ -123,30 +159,140 @@ impl Driver {
         // instead of being silently cut to a valid-looking length.
         let mut buf = [0u8; MAX_BEACON_LEN + 1];
         loop {
-            if let Some(beacon) = self.node.poll_beacon(now()) {
+            let turn = now();
+            if turn > self.expected_by + STALL {
+                self.stalled(turn - self.expected_by, turn, &mut buf);
+            }
+            if self.socket.is_none() && turn >= self.retry_at {
+                self.open(turn);
+            }
+            if let Some(silence) = self.node.silent_for(turn) {
+                warn!(silence = %humantime::format_duration(silence),
+                    "not even our own beacons came back for a ttl: opening the socket again");
+                self.reopen(turn);
+            }
+            if let Some(beacon) = self.node.poll_beacon(turn, SystemTime::now()) {
                 self.refresh_membership();
                 self.send(&beacon).await;
             }
-            let wakeup = self.node.next_wakeup();
+            let mut wakeup = self.node.next_wakeup();
+            if let Some(at) = self.funnel.summary_due() {
+                wakeup = wakeup.min(at);
+            }
+            if self.socket.is_none() {
+                wakeup = wakeup.min(self.retry_at);
+            }
+            self.expected_by = wakeup.max(turn);
+            let socket = self.socket.as_ref();
+            let received = async {
+                match socket {
+                    Some(socket) => socket.recv_from(&mut buf).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 Some(query) = queries.recv() => self.answer(query),
-                received = self.socket.recv_from(&mut buf) => match received {
+                received = received => match received {
                     Ok((len, from)) => {
+                        self.receive_errors = 0;
                         let now = now();
-                        if let Some(event) = self.node.handle_datagram(&buf[..len], from, now) {
+                        let event = self.node.handle_datagram(&buf[..len], from, now, SystemTime::now());
+                        if let Some(event) = event {
                             self.publish(&event, now);
                         }
                     }
-                    // ICMP errors surface here on Linux; the socket itself is still fine.
-                    Err(err) => warn!(error = %err, "receive failed"),
+                    Err(err) => self.receive_failed(&err, now()),
                 },
                 _ = tokio::time::sleep_until(wakeup.into()) => self.sweep(now()),
             }
         }
-        let goodbye = self.node.goodbye();
+        let goodbye = self.node.goodbye(SystemTime::now());
         if self.send(&goodbye).await {
             info!("goodbye sent");
+        }
+    }
+
+    /// Opens the multicast socket, or schedules the next try with backoff.
+    fn open(&mut self, now: Instant) {
+        let config = self.node.config();
+        let opened = socket::bind_multicast(
+            config.group,
+            config.port,
+            config.interface,
+            config.multicast_ttl,
+        );
+        match opened {
+            Ok(socket) => {
+                let granted = socket::receive_buffer(&socket).unwrap_or(0);
+                if granted < socket::RECEIVE_BUFFER {
+                    warn!(
+                        bytes = granted,
+                        "the kernel granted a small receive buffer: a burst of beacons from many peers may be dropped (raise net.core.rmem_max, or run with CAP_NET_ADMIN)"
+                    );
+                }
+                if self.retry_delay > FIRST_RETRY {
+                    info!(group = %config.group_addr(), interface = %config.interface, "multicast socket open: beaconing");
+                }
+                self.socket = Some(socket);
+                self.retry_delay = FIRST_RETRY;
+                self.node.socket_reopened(now);
+            }
+            Err(err) => {
+                warn!(error = %format!("{err:#}"), retry_in = %humantime::format_duration(self.retry_delay),
+                    "cannot open the multicast socket; retrying");
+                self.retry_at = now + self.retry_delay;
+                self.retry_delay = (self.retry_delay * 2).min(MAX_RETRY);
+            }
+        }
+    }
+
+    /// Drops the socket and opens a new one at once: this leaves and rejoins the group.
+    fn reopen(&mut self, now: Instant) {
+        self.socket = None;
+        self.reopens += 1;
+        self.retry_delay = FIRST_RETRY;
+        self.open(now);
+        // Whether or not it opened, the watchdog waits another ttl before it tries again.
+        self.node.socket_reopened(now);
+    }
+
+    fn receive_failed(&mut self, err: &std::io::Error, now: Instant) {
+        self.receive_errors += 1;
+        if let Some(held_back) = self.error_log.admit(now) {
+            warn!(error = %err, errors_since_last_log = held_back, "receive failed");
+        }
+        if self.receive_errors >= ERRORS_BEFORE_REOPEN {
+            warn!(
+                errors = self.receive_errors,
+                "the socket keeps failing: opening it again"
+            );
+            self.receive_errors = 0;
+            self.reopen(now);
+        }
+    }
+
+    /// The loop ran `gap` later than it meant to: the agent was stopped. What queued up on
+    /// the socket meanwhile is old news (a peer that died during the stop would look alive),
+    /// so it is dropped unread; the node does not count the gap against its peers.
+    fn stalled(&mut self, gap: Duration, now: Instant, buf: &mut [u8]) {
+        let mut stale = 0;
+        if let Some(socket) = &self.socket {
+            while socket.try_recv_from(buf).is_ok() {
+                stale += 1;
+            }
+        }
+        warn!(gap = %humantime::format_duration(gap), stale_datagrams_dropped = stale,
+            "the agent was stopped or stalled: peers' deadlines move on by the gap, and it announces itself again");
+        self.node.stale_dropped(stale);
+        self.node.handle_stall(gap, now);
+    }
+
+    fn socket_stats(&self) -> SocketStats {
+        SocketStats {
+            receive_queue_drops: self.socket.as_ref().and_then(socket::receive_queue_drops),
+            receive_buffer_bytes: self.socket.as_ref().and_then(socket::receive_buffer),
+            reopens: self.reopens,
         }
     }
 
@@ -154,6 +300,7 @@ impl Driver {
         for event in self.node.handle_timeout(now) {
             self.publish(&event, now);
         }
+        self.funnel.flush_summary(now);
     }
 
     fn publish(&mut self, event: &PeerEvent, now: Instant) {
@@ -161,9 +308,12 @@ impl Driver {
     }
 
     fn refresh_membership(&self) {
+        let Some(socket) = &self.socket else {
+            return;
+        };
         let config = self.node.config();
         let (group, interface) = (config.group, config.interface);
-        match socket::refresh_membership(&self.socket, group, interface) {
+        match socket::refresh_membership(socket, group, interface) {
             Ok(true) => {
                 info!(%group, %interface, "rejoined the multicast group: the interface came back")
             }
@@ -179,8 +329,11 @@ impl Driver {
     /// a warning, so an unplugged link does not fill the log.
     async fn send(&mut self, beacon: &[u8]) -> bool {
         let target = self.node.config().group_addr();
+        let Some(socket) = &self.socket else {
+            return false; // not open yet: the failure to open was logged
+        };
         let was_sending = std::mem::replace(&mut self.sending, false);
-        match self.socket.send_to(beacon, target).await {
+        match socket.send_to(beacon, target).await {
             Ok(_) => {
                 self.node.beacon_sent();
                 debug!("beacon sent");
@@ -208,7 +361,8 @@ impl Driver {
             }
             Query::Status(reply) => {
                 let hooks = self.hook_counters.snapshot();
-                let _ = reply.send(self.node.status(now, self.funnel.counts(), hooks));
+                let socket = self.socket_stats();
+                let _ = reply.send(self.node.status(now, self.funnel.counts(), hooks, socket));
             }
             Query::Subscribe { after, reply } => {
                 let _ = reply.send(self.subscribe(after, now));

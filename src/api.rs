@@ -38,6 +38,12 @@ pub struct PeerInfo {
     pub expires_in_ms: u64,
     /// Since `first_seen`.
     pub up_for_ms: u64,
+    /// How long it stays listed after each beacon (its own ttl, as its beacons say).
+    #[serde(default)]
+    pub ttl_ms: u64,
+    /// Its beacons are signed with a key this agent holds.
+    #[serde(default)]
+    pub authenticated: bool,
     /// Another live instance announcing the same hostname, while there is one.
     #[serde(default)]
     pub conflict: Option<ConflictInfo>,
@@ -69,6 +75,8 @@ impl PeerInfo {
             last_seen_ms_ago: millis(ago(peer.last_seen)),
             expires_in_ms: millis(peer.deadline.saturating_duration_since(now)),
             up_for_ms: millis(ago(peer.first_seen)),
+            ttl_ms: millis(peer.ttl),
+            authenticated: peer.authenticated,
             conflict: peer.conflict(now).map(|rival| ConflictInfo {
                 address: rival.address.ip().to_string(),
                 instance: format_instance(rival.instance),
@@ -79,7 +87,7 @@ impl PeerInfo {
 }
 
 /// The agent itself, as `GET /v1/status` and `peerd health --json` show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentStatus {
     pub hostname: String,
     pub instance: String,
@@ -100,10 +108,76 @@ pub struct AgentStatus {
     pub own_beacons_received: u64,
     /// Datagrams on the port that were not valid beacons (foreign, truncated, bad version...).
     pub datagrams_ignored: u64,
+    /// Datagrams ignored or refused, by reason; they add up to `datagrams_ignored`.
+    #[serde(default)]
+    pub refused: RefusedCounts,
+    /// Datagrams the kernel dropped because the socket's receive queue was full, when known.
+    #[serde(default)]
+    pub receive_queue_drops: Option<u64>,
+    /// The socket's receive buffer in bytes, as the kernel granted it, when known.
+    #[serde(default)]
+    pub receive_buffer_bytes: Option<usize>,
+    /// At most this many peers are listed; beacons from further hostnames are refused.
+    #[serde(default)]
+    pub max_peers: usize,
+    /// Ids of the keys beacons are signed (the first) and verified with; empty: unsigned.
+    #[serde(default)]
+    pub key_ids: Vec<String>,
+    /// With keys, unsigned beacons are accepted too (`--accept-unauthenticated`).
+    #[serde(default)]
+    pub accept_unauthenticated: bool,
+    /// Another instance announcing this agent's own hostname, while one does.
+    #[serde(default)]
+    pub hostname_conflict: Option<ConflictInfo>,
+    /// Times the agent found it had been stopped or stalled for more than a second.
+    #[serde(default)]
+    pub stalls: u64,
+    /// Times the multicast socket was opened again after an error or a silence.
+    #[serde(default)]
+    pub socket_reopens: u64,
     /// Peer events since the start, by kind.
     pub events: EventCounts,
     /// What the `--on-event` programs did.
     pub hooks: HookCounts,
+}
+
+/// Datagrams on the beacon port that changed nothing, by reason.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedCounts {
+    /// Not a beacon at all, truncated, or with broken extension fields.
+    pub malformed: u64,
+    /// Longer than a beacon may be.
+    pub oversized: u64,
+    /// A peerd beacon of another version.
+    pub version: u64,
+    /// A beacon whose hostname is not valid.
+    pub hostname: u64,
+    /// Unsigned where a signature is required, signed with an unknown key, a tag that does
+    /// not verify, or signed where this agent has no secret.
+    pub authentication: u64,
+    /// Not newer than what was heard (duplicated, reordered, replayed), or a signed timestamp
+    /// outside the replay window.
+    pub replay: u64,
+    /// A new hostname while `max_peers` are listed.
+    pub capacity: u64,
+    /// Another instance announcing this agent's own hostname.
+    pub own_hostname: u64,
+    /// Queued while the agent was stopped: old news by the time it could read them.
+    pub stale: u64,
+}
+
+impl RefusedCounts {
+    pub fn total(&self) -> u64 {
+        self.malformed
+            + self.oversized
+            + self.version
+            + self.hostname
+            + self.authentication
+            + self.replay
+            + self.capacity
+            + self.own_hostname
+            + self.stale
+    }
 }
 
 /// What the `--on-event` programs did since the agent started.
@@ -352,8 +426,7 @@ mod tests {
             beacons_received: 0,
             own_beacons_received: 0,
             datagrams_ignored: 0,
-            events: EventCounts::default(),
-            hooks: HookCounts::default(),
+            ..AgentStatus::default()
         }
     }
 

@@ -6,6 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::auth::Keyring;
 use crate::beacon::{InvalidHostname, validate_hostname};
 
 /// How often a node announces itself. 15 s keeps the traffic negligible (one ~30-byte datagram
@@ -28,16 +29,31 @@ pub const CROWD_QUIET: Duration = Duration::from_millis(100);
 /// At most two early answers in any window this long.
 pub const EARLY_ANSWER_WINDOW: Duration = Duration::from_secs(1);
 
+/// Bounds of `--interval` and `--ttl`, and of the ttl a peer's beacon asks for. Below 100 ms a
+/// node would send more than ten beacons a second; beyond an hour a dead peer would stay
+/// listed for longer than anyone waits for "who is alive right now".
+pub const MIN_TIMING: Duration = Duration::from_millis(100);
+pub const MAX_TIMING: Duration = Duration::from_secs(3600);
+/// How many peers an agent lists at most: far more than one LAN segment of peerd nodes (see
+/// BENCHMARKS.md), small enough that a flood of made-up hostnames costs a bounded few MiB.
+pub const MAX_PEERS: usize = 1024;
+/// A signed beacon is accepted only if its timestamp is within this of the receiver's clock.
+/// Wide enough for hosts without NTP to drift for days; it bounds how long a captured beacon
+/// can be replayed. Agents remember each gone instance at least this long.
+pub const REPLAY_WINDOW: Duration = Duration::from_secs(60);
+
 /// Organisation-local scope (RFC 2365), never routed off a site by default.
 pub const MULTICAST_GROUP: Ipv4Addr = Ipv4Addr::new(239, 255, 49, 1);
-pub const PORT: u16 = 49001;
+/// Below Linux's ephemeral range (32768-60999): an outgoing connection never holds it, so the
+/// agent always gets its port. The API listens on the same number, over TCP.
+pub const PORT: u16 = 24901;
 /// 1: beacons never cross a router, so discovery stays on one link.
 pub const MULTICAST_TTL: u32 = 1;
 /// How long an `--on-event` program may run before it is killed: long enough for a script that
 /// reloads a service, short enough that one stuck hook does not hold up the events behind it.
 pub const HOOK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Loopback only: the API answers local clients (`peerd peers`), nobody on the network.
-pub const API_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 49001));
+pub const API_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, PORT));
 
 /// Everything the agent needs to run, already resolved (no "default interface" left to find).
 #[derive(Debug, Clone, PartialEq)]
@@ -50,9 +66,11 @@ pub struct Config {
     pub port: u16,
     /// IPv4 address of the interface to join the group on and send from.
     pub interface: Ipv4Addr,
-    /// Mean delay between beacons; must be non-zero.
+    /// Mean delay between beacons, within [`MIN_TIMING`]..=[`MAX_TIMING`].
     pub interval: Duration,
-    /// How long a silent peer stays listed; must exceed `interval`.
+    /// How long this node stays listed at its peers after each beacon (each beacon says so),
+    /// and how long a silent peer whose beacons do not say stays listed here; within the same
+    /// bounds, and above `interval`.
     pub ttl: Duration,
     /// IP TTL of beacons: 1 keeps them on the local link.
     pub multicast_ttl: u32,
@@ -60,6 +78,12 @@ pub struct Config {
     pub hooks: Vec<PathBuf>,
     /// How long a hook may run before it is killed; must be non-zero.
     pub hook_timeout: Duration,
+    /// Keys to sign (the first) and verify beacons with; none: beacons go unsigned.
+    pub keys: Keyring,
+    /// With keys: also accept unsigned beacons, to turn authentication on in a live cluster.
+    pub accept_unauthenticated: bool,
+    /// Most peers listed at once; beacons from further hostnames are dropped. At least 1.
+    pub max_peers: usize,
 }
 
 impl Config {
@@ -75,6 +99,9 @@ impl Config {
             multicast_ttl: MULTICAST_TTL,
             hooks: Vec::new(),
             hook_timeout: HOOK_TIMEOUT,
+            keys: Keyring::default(),
+            accept_unauthenticated: false,
+            max_peers: MAX_PEERS,
         }
     }
 
@@ -89,11 +116,25 @@ impl Config {
         if !self.group.is_multicast() {
             return Err(ConfigError::NotMulticast(self.group));
         }
-        if self.interval.is_zero() {
-            return Err(ConfigError::ZeroInterval);
+        if self.port == 0 {
+            return Err(ConfigError::ZeroPort);
+        }
+        if self.interface.is_unspecified() {
+            return Err(ConfigError::UnspecifiedInterface);
+        }
+        for (what, value) in [("interval", self.interval), ("ttl", self.ttl)] {
+            if !(MIN_TIMING..=MAX_TIMING).contains(&value) {
+                return Err(ConfigError::TimingOutOfBounds { what, value });
+            }
         }
         if self.hook_timeout.is_zero() {
             return Err(ConfigError::ZeroHookTimeout);
+        }
+        if self.max_peers == 0 {
+            return Err(ConfigError::ZeroMaxPeers);
+        }
+        if self.accept_unauthenticated && self.keys.is_empty() {
+            return Err(ConfigError::AcceptUnauthenticatedWithoutKeys);
         }
         if self.ttl <= self.interval {
             return Err(ConfigError::TtlNotAboveInterval {
@@ -115,8 +156,12 @@ impl Config {
 pub enum ConfigError {
     Name(InvalidHostname),
     NotMulticast(Ipv4Addr),
-    ZeroInterval,
+    ZeroPort,
+    UnspecifiedInterface,
+    TimingOutOfBounds { what: &'static str, value: Duration },
     ZeroHookTimeout,
+    ZeroMaxPeers,
+    AcceptUnauthenticatedWithoutKeys,
     TtlNotAboveInterval { ttl: Duration, interval: Duration },
 }
 
@@ -130,8 +175,24 @@ impl fmt::Display for ConfigError {
                     "group {group} is not an IPv4 multicast address (224.0.0.0/4)"
                 )
             }
-            ConfigError::ZeroInterval => write!(f, "the beacon interval must be greater than zero"),
+            ConfigError::ZeroPort => write!(f, "port 0 is no port to send beacons to"),
+            ConfigError::UnspecifiedInterface => write!(
+                f,
+                "interface 0.0.0.0 names no interface: give the address of one, or leave it out"
+            ),
+            ConfigError::TimingOutOfBounds { what, value } => write!(
+                f,
+                "{what} {} is outside {}..={}",
+                humantime::format_duration(*value),
+                humantime::format_duration(MIN_TIMING),
+                humantime::format_duration(MAX_TIMING)
+            ),
             ConfigError::ZeroHookTimeout => write!(f, "the hook timeout must be greater than zero"),
+            ConfigError::ZeroMaxPeers => write!(f, "max-peers must be at least 1"),
+            ConfigError::AcceptUnauthenticatedWithoutKeys => write!(
+                f,
+                "--accept-unauthenticated only makes sense with --secret-file: without a secret every beacon is unauthenticated"
+            ),
             ConfigError::TtlNotAboveInterval { ttl, interval } => write!(
                 f,
                 "ttl ({}) must exceed the beacon interval ({}), or peers expire between beacons",
@@ -190,6 +251,62 @@ mod tests {
             interval: Duration::ZERO,
             ..config()
         };
-        assert_eq!(zero.validate(), Err(ConfigError::ZeroInterval));
+        assert!(matches!(
+            zero.validate(),
+            Err(ConfigError::TimingOutOfBounds {
+                what: "interval",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn timings_ports_and_interfaces_have_bounds() {
+        let out = |c: Config| c.validate().map_err(|e| e.to_string());
+        let nanosecond = Config {
+            interval: Duration::from_nanos(1),
+            ..config()
+        };
+        assert_eq!(
+            out(nanosecond),
+            Err("interval 1ns is outside 100ms..=1h".into())
+        );
+        let forever = Config {
+            ttl: Duration::from_secs(300_000_000_000 * 365 * 86_400),
+            ..config()
+        };
+        assert!(matches!(
+            forever.validate(),
+            Err(ConfigError::TimingOutOfBounds { what: "ttl", .. })
+        ));
+        let hour = Config {
+            interval: MAX_TIMING - Duration::from_secs(1),
+            ttl: MAX_TIMING,
+            ..config()
+        };
+        assert_eq!(hour.validate(), Ok(()));
+        let port = Config {
+            port: 0,
+            ..config()
+        };
+        assert_eq!(port.validate(), Err(ConfigError::ZeroPort));
+        let any = Config {
+            interface: Ipv4Addr::UNSPECIFIED,
+            ..config()
+        };
+        assert_eq!(any.validate(), Err(ConfigError::UnspecifiedInterface));
+        let no_peers = Config {
+            max_peers: 0,
+            ..config()
+        };
+        assert_eq!(no_peers.validate(), Err(ConfigError::ZeroMaxPeers));
+        let migrating_without_keys = Config {
+            accept_unauthenticated: true,
+            ..config()
+        };
+        assert_eq!(
+            migrating_without_keys.validate(),
+            Err(ConfigError::AcceptUnauthenticatedWithoutKeys)
+        );
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::broadcast;
 use tracing::{info, warn};
@@ -18,12 +18,26 @@ pub const HISTORY: usize = 1024;
 /// How far a subscriber may fall behind before it is told to start again from a snapshot.
 /// Publishing never waits for a subscriber, so a slow one cannot slow the agent.
 pub const SUBSCRIBER_LAG: usize = 256;
+/// Per-peer log lines in one [`LOG_WINDOW`] before the rest are only counted and summarised
+/// ("412 peers joined in the last second"): a cluster starting up is logged peer by peer, a
+/// flood of made-up hostnames costs a few lines a second.
+pub const LOG_BURST: u64 = 5;
+pub const LOG_WINDOW: Duration = Duration::from_secs(1);
 
 pub struct Funnel {
     last_id: u64,
     history: VecDeque<Arc<PeerChange>>,
     sender: broadcast::Sender<Arc<PeerChange>>,
     counts: EventCounts,
+    log: LogBudget,
+}
+
+/// How many per-peer lines the current window has used, and the events only counted.
+#[derive(Default)]
+struct LogBudget {
+    window_start: Option<Instant>,
+    logged: u64,
+    held_back: EventCounts,
 }
 
 impl Default for Funnel {
@@ -33,6 +47,7 @@ impl Default for Funnel {
             history: VecDeque::with_capacity(HISTORY),
             sender: broadcast::Sender::new(SUBSCRIBER_LAG),
             counts: EventCounts::default(),
+            log: LogBudget::default(),
         }
     }
 }
@@ -41,9 +56,17 @@ impl Funnel {
     /// Numbers `event`, logs it, counts it, keeps it and publishes it, as of `now` (when the
     /// wall clock read `wall_now`).
     pub fn publish(&mut self, event: &PeerEvent, now: Instant, wall_now: SystemTime) {
-        log(event);
+        self.flush_summary(now);
         self.last_id += 1;
         let change = Arc::new(PeerChange::new(self.last_id, event, now, wall_now));
+        let budget = &mut self.log;
+        budget.window_start.get_or_insert(now);
+        if budget.logged < LOG_BURST {
+            budget.logged += 1;
+            log(event);
+        } else {
+            budget.held_back.count(change.event);
+        }
         self.counts.count(change.event);
         if self.history.len() == HISTORY {
             self.history.pop_front();
@@ -51,6 +74,46 @@ impl Funnel {
         self.history.push_back(Arc::clone(&change));
         // Fails only while nobody subscribes, which is no concern of ours.
         let _ = self.sender.send(change);
+    }
+
+    /// When the summary of the events not logged one by one is due, if any are waiting.
+    pub fn summary_due(&self) -> Option<Instant> {
+        let held_back = self.log.held_back != EventCounts::default();
+        self.log
+            .window_start
+            .filter(|_| held_back)
+            .map(|start| start + LOG_WINDOW)
+    }
+
+    /// Closes the log window if it is over by `now`: one line per kind of event that was only
+    /// counted in it.
+    pub fn flush_summary(&mut self, now: Instant) {
+        let over = self
+            .log
+            .window_start
+            .is_some_and(|start| now >= start + LOG_WINDOW);
+        if !over {
+            return;
+        }
+        let held = std::mem::take(&mut self.log).held_back;
+        let lines = [
+            (held.joined, "joined"),
+            (held.moved, "moved"),
+            (held.restarted, "restarted"),
+            (held.left, "left"),
+            (held.expired, "expired"),
+        ];
+        for (count, what) in lines {
+            if count > 0 {
+                info!(count, "{count} more peers {what} in the last second");
+            }
+        }
+        if held.conflict > 0 {
+            warn!(
+                count = held.conflict,
+                "{} more hostname conflicts in the last second", held.conflict
+            );
+        }
     }
 
     /// The id of the latest event, 0 before the first.
@@ -127,6 +190,10 @@ mod tests {
                 first_seen: now,
                 last_seen: now,
                 deadline: now,
+                ttl: Duration::from_secs(35),
+                authenticated: false,
+                first_timestamp: None,
+                last_timestamp: None,
                 rival: None,
             },
         }

@@ -12,7 +12,7 @@ use tracing::{info, warn};
 use peerd::api::{self, AgentStatus, PeerInfo};
 use peerd::config::{self, Config};
 use peerd::follow::{Followed, Follower, Message};
-use peerd::{agent, beacon, client, follow, interface, socket, table};
+use peerd::{agent, auth, beacon, client, follow, interface, table};
 
 /// Zero-configuration peer discovery: who is alive on this network, right now.
 #[derive(Debug, Parser)]
@@ -51,10 +51,11 @@ struct AgentArgs {
     /// multicast-capable and not loopback]
     #[arg(long, env = "PEERD_INTERFACE")]
     interface: Option<Ipv4Addr>,
-    /// Mean time between beacons (jittered by up to 10 %)
+    /// Mean time between beacons (jittered by up to 10 %), 100ms to 1h
     #[arg(long, env = "PEERD_INTERVAL", default_value_t = config::BEACON_INTERVAL.into())]
     interval: humantime::Duration,
-    /// How long a silent peer stays listed; must exceed the interval
+    /// How long peers keep this node listed after each beacon, and peers whose beacons do not
+    /// say stay listed here; 100ms to 1h, above the interval
     #[arg(long, env = "PEERD_TTL", default_value_t = config::PEER_TTL.into())]
     ttl: humantime::Duration,
     /// IP TTL of beacons; 1 keeps them on the local link
@@ -76,6 +77,24 @@ struct AgentArgs {
     /// How long a hook may run before it is killed
     #[arg(long, env = "PEERD_HOOK_TIMEOUT", default_value_t = config::HOOK_TIMEOUT.into())]
     hook_timeout: humantime::Duration,
+    /// File holding a shared secret (at least 16 bytes): beacons are signed with the first and
+    /// verified with any, and unsigned ones are refused; repeatable, to rotate keys
+    /// (PEERD_SECRET_FILE: comma-separated)
+    #[arg(
+        long = "secret-file",
+        value_name = "PATH",
+        env = "PEERD_SECRET_FILE",
+        value_delimiter = ','
+    )]
+    secret_files: Vec<std::path::PathBuf>,
+    /// With --secret-file, accept unsigned beacons too: for turning authentication on in a live
+    /// cluster without a partition
+    #[arg(long, env = "PEERD_ACCEPT_UNAUTHENTICATED", requires = "secret_files")]
+    accept_unauthenticated: bool,
+    /// Most peers listed at once; beacons from further hostnames are dropped and counted
+    #[arg(long, env = "PEERD_MAX_PEERS", default_value_t = config::MAX_PEERS as u32,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_peers: u32,
     /// Log line format; the level comes from RUST_LOG (default: info)
     #[arg(long, env = "PEERD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -146,13 +165,14 @@ fn fail(err: anyhow::Error) -> ExitCode {
 
 async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
     init_tracing(args.log_format);
-    let config = agent_config(&args)?;
-    let socket = socket::bind_multicast(
-        config.group,
-        config.port,
-        config.interface,
-        config.multicast_ttl,
-    )?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let Some(config) = agent_config(&args, &shutdown).await? else {
+        return Ok(()); // stopped while waiting for an interface
+    };
+    if !args.api.ip().is_loopback() {
+        warn!(api = %args.api, "the API listens beyond loopback and has no authentication: anyone who can reach it can read the peer list");
+    }
     let api = tokio::net::TcpListener::bind(args.api)
         .await
         .with_context(|| {
@@ -161,14 +181,16 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
                 args.api
             )
         })?;
-    let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
-    agent::run(config, socket, api, shutdown).await
+    agent::run(config, api, shutdown).await
 }
 
 /// Resolves defaults that depend on the machine and validates the result; a bad combination of
-/// flags exits 2 through clap, like any other usage error.
-fn agent_config(args: &AgentArgs) -> anyhow::Result<Config> {
+/// flags exits 2 through clap, like any other usage error. `None` if `shutdown` came while it
+/// waited for an interface.
+async fn agent_config(
+    args: &AgentArgs,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<Config>> {
     let name = match &args.name {
         Some(name) => name.clone(),
         None => {
@@ -177,20 +199,43 @@ fn agent_config(args: &AgentArgs) -> anyhow::Result<Config> {
             parse_name(&os).unwrap_or_else(|err| usage_error(format!("{err}; pass --name")))
         }
     };
+    let mut secrets = Vec::new();
+    for path in &args.secret_files {
+        match auth::read_secret(path) {
+            Ok(secret) => {
+                if secret.readable_by_others {
+                    warn!(file = %path.display(), "the secret file is readable by others: chmod 600 it");
+                }
+                secrets.push(secret.bytes);
+            }
+            Err(err) => usage_error(format!("--secret-file: {err}")),
+        }
+    }
     let mut config = Config {
         name,
         group: args.group,
         port: args.port,
-        interface: Ipv4Addr::UNSPECIFIED,
+        // Checked below; a placeholder until the interface is known.
+        interface: args.interface.unwrap_or(Ipv4Addr::LOCALHOST),
         interval: args.interval.into(),
         ttl: args.ttl.into(),
         multicast_ttl: args.multicast_ttl,
         hooks: args.on_event.clone(),
         hook_timeout: args.hook_timeout.into(),
+        keys: auth::Keyring::new(&secrets),
+        accept_unauthenticated: args.accept_unauthenticated,
+        // Lossless: usize is at least 32 bits on every target peerd builds for.
+        max_peers: args.max_peers as usize,
     };
     // Before looking at interfaces, so a usage error never gets as far as the network.
     if let Err(err) = config.validate() {
         usage_error(err.to_string());
+    }
+    if config.group.octets()[..3] == [224, 0, 0] {
+        warn!(group = %config.group, "224.0.0.0/24 is reserved for routing protocols on the local network; prefer 239.255.0.0/16");
+    }
+    if !config.keys.is_empty() {
+        info!(key_ids = ?config.keys.ids(), accept_unauthenticated = config.accept_unauthenticated, "beacons are signed");
     }
     for hook in &config.hooks {
         if !is_executable(hook) {
@@ -206,11 +251,13 @@ fn agent_config(args: &AgentArgs) -> anyhow::Result<Config> {
             info!(interface = %name, %address, "using the interface given");
             address
         }
-        None => {
-            let chosen = interface::default_interface()?;
-            info!(interface = %chosen.name, address = %chosen.address, "chose the first multicast-capable interface");
-            chosen.address
-        }
+        None => match wait_for_default_interface(shutdown).await {
+            Some(chosen) => {
+                info!(interface = %chosen.name, address = %chosen.address, "chose the first multicast-capable interface");
+                chosen.address
+            }
+            None => return Ok(None),
+        },
     };
     if config.multicast_ttl > 1 {
         warn!(
@@ -218,7 +265,26 @@ fn agent_config(args: &AgentArgs) -> anyhow::Result<Config> {
             "beacons may cross routers beyond this link"
         );
     }
-    Ok(config)
+    Ok(Some(config))
+}
+
+/// The default interface, once there is one: a container's network may come up after the
+/// agent starts. Retries with backoff up to 30 s, logging each miss; `None` on shutdown.
+async fn wait_for_default_interface(shutdown: &CancellationToken) -> Option<interface::Interface> {
+    let mut delay = std::time::Duration::from_secs(1);
+    loop {
+        match interface::default_interface() {
+            Ok(chosen) => return Some(chosen),
+            Err(err) => {
+                warn!(error = %format!("{err:#}"), retry_in = %humantime::format_duration(delay), "no interface to announce on yet; retrying")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.cancelled() => return None,
+        }
+        delay = (delay * 2).min(std::time::Duration::from_secs(30));
+    }
 }
 
 fn is_executable(path: &std::path::Path) -> bool {

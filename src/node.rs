@@ -5,15 +5,25 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use tracing::debug;
+use tracing::{debug, warn};
 
-use crate::api::{AgentStatus, EventCounts, HookCounts, PeerInfo, format_instance, millis};
-use crate::beacon::Beacon;
-use crate::config::{CROWD_QUIET, Config, EARLY_ANSWER_DELAY, EARLY_ANSWER_WINDOW, JITTER};
+use crate::api::{
+    AgentStatus, ConflictInfo, EventCounts, HookCounts, PeerInfo, RefusedCounts, format_instance,
+    millis,
+};
+use crate::beacon::{Beacon, DecodeError};
+use crate::config::{
+    CROWD_QUIET, Config, EARLY_ANSWER_DELAY, EARLY_ANSWER_WINDOW, JITTER, REPLAY_WINDOW,
+};
 use crate::registry::{PeerEvent, Registry};
+use crate::throttle::Throttle;
 
-/// At most one debug line per this period about ignored datagrams, so a flood cannot flood logs.
+/// At most one debug line per this period about malformed datagrams, so a flood cannot flood
+/// logs.
 const IGNORED_LOG_PERIOD: Duration = Duration::from_secs(1);
+/// At most one warning per this period about refused signatures and replays: each is a
+/// misconfiguration or an attack worth a line, never a line per datagram.
+const REFUSED_LOG_PERIOD: Duration = Duration::from_secs(10);
 
 /// What the node has done since it started; `/v1/status` shows them.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -25,8 +35,25 @@ struct Counters {
     beacons_received: u64,
     /// Our own beacons looped back by the kernel: proof the socket hears the group.
     own_beacons_received: u64,
-    /// Datagrams on the port that were not valid beacons.
-    datagrams_ignored: u64,
+    /// Refused here, before the registry (which counts its own refusals).
+    refused: RefusedCounts,
+    stalls: u64,
+}
+
+/// What the agent knows of its socket, for `/v1/status`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SocketStats {
+    pub receive_queue_drops: Option<u64>,
+    pub receive_buffer_bytes: Option<usize>,
+    pub reopens: u64,
+}
+
+/// Another instance announcing this node's own hostname.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Impostor {
+    instance: u64,
+    address: SocketAddr,
+    last_seen: Instant,
 }
 
 pub struct Node {
@@ -45,8 +72,13 @@ pub struct Node {
     counters: Counters,
     /// Draws the jitter; seeded by the caller so tests can replay a schedule.
     rng: fastrand::Rng,
-    ignored_unlogged: u64,
-    last_ignored_log: Option<Instant>,
+    malformed_log: Throttle,
+    auth_log: Throttle,
+    replay_log: Throttle,
+    /// When our own beacon last came back over the loop (or the node started, or its socket
+    /// was reopened): the silence watchdog's reference.
+    heard_self: Instant,
+    impostor: Option<Impostor>,
 }
 
 impl Node {
@@ -54,7 +86,7 @@ impl Node {
     /// at once. `seed` drives the jitter.
     pub fn new(config: Config, instance: u64, seed: u64, now: Instant) -> Node {
         Node {
-            registry: Registry::new(instance, config.ttl, now),
+            registry: Registry::new(instance, config.ttl, now).limit_peers(config.max_peers),
             config,
             instance,
             started: now,
@@ -64,8 +96,11 @@ impl Node {
             early_sent: [None, None],
             counters: Counters::default(),
             rng: fastrand::Rng::with_seed(seed),
-            ignored_unlogged: 0,
-            last_ignored_log: None,
+            malformed_log: Throttle::new(IGNORED_LOG_PERIOD),
+            auth_log: Throttle::new(REFUSED_LOG_PERIOD),
+            replay_log: Throttle::new(REFUSED_LOG_PERIOD),
+            heard_self: now,
+            impostor: None,
         }
     }
 
@@ -77,13 +112,14 @@ impl Node {
         &self.config
     }
 
-    /// The beacon to send at `now`, if one is due; the next is then scheduled one jittered
-    /// interval later. Call it after every input and at every wake-up.
-    pub fn poll_beacon(&mut self, now: Instant) -> Option<Vec<u8>> {
+    /// The beacon to send at `now` (when the wall clock read `wall_now`), if one is due; the
+    /// next is then scheduled one jittered interval later. Call it after every input and at
+    /// every wake-up.
+    pub fn poll_beacon(&mut self, now: Instant, wall_now: SystemTime) -> Option<Vec<u8>> {
         if now < self.next_beacon() {
             return None;
         }
-        let beacon = self.beacon(false);
+        let beacon = self.beacon(false, wall_now);
         if self.next_early.take().is_some_and(|early| early <= now) {
             self.early_sent = [Some(now), self.early_sent[0]];
             self.counters.early_answers += 1;
@@ -100,19 +136,28 @@ impl Node {
     }
 
     /// The goodbye, to send once on shutdown.
-    pub fn goodbye(&mut self) -> Vec<u8> {
-        self.beacon(true)
+    pub fn goodbye(&mut self, wall_now: SystemTime) -> Vec<u8> {
+        self.beacon(true, wall_now)
     }
 
-    fn beacon(&mut self, goodbye: bool) -> Vec<u8> {
+    /// Our beacon, signed when we hold keys. It says our ttl, so peers with other timings
+    /// keep us listed as long as we mean to.
+    fn beacon(&mut self, goodbye: bool, wall_now: SystemTime) -> Vec<u8> {
+        let keys = &self.config.keys;
         let beacon = Beacon {
             instance: self.instance,
             sequence: self.sequence,
             goodbye,
+            migrating: !keys.is_empty() && self.config.accept_unauthenticated,
             hostname: self.config.name.clone(),
+            ttl: Some(self.config.ttl),
+            timestamp: (!keys.is_empty()).then(|| unix_millis(wall_now)),
+            auth: None,
         };
         self.sequence += 1;
-        beacon.encode()
+        let mut bytes = beacon.encode();
+        keys.sign(&mut bytes);
+        bytes
     }
 
     /// Counts a beacon that went out (the agent knows; sending may fail while a link is down).
@@ -120,33 +165,62 @@ impl Node {
         self.counters.beacons_sent += 1;
     }
 
-    /// Takes in one datagram heard from `from` at `now`; returns what it changed, if anything.
-    /// A join or a restart also schedules an early beacon, so the newcomer learns of this node
-    /// in one round trip instead of an interval.
+    /// Takes in one datagram heard from `from` at `now` (when the wall clock read `wall_now`);
+    /// returns what it changed, if anything. A join or a restart also schedules an early
+    /// beacon, so the newcomer learns of this node in one round trip instead of an interval.
+    ///
+    /// With keys, only beacons whose tag verifies and whose timestamp is within the replay
+    /// window get through (and, with `accept_unauthenticated`, unsigned ones); without, only
+    /// unsigned ones and those of agents migrating to a secret. Everything else is counted by
+    /// reason and logged at a bounded rate.
     pub fn handle_datagram(
         &mut self,
         bytes: &[u8],
         from: SocketAddr,
         now: Instant,
+        wall_now: SystemTime,
     ) -> Option<PeerEvent> {
-        let beacon = match Beacon::decode(bytes) {
+        let mut beacon = match Beacon::decode(bytes) {
             Ok(beacon) => beacon,
             Err(reason) => {
-                self.counters.datagrams_ignored += 1;
-                self.ignored_unlogged += 1;
-                let due = self
-                    .last_ignored_log
-                    .is_none_or(|at| now.duration_since(at) >= IGNORED_LOG_PERIOD);
-                if due {
-                    debug!(%from, %reason, len = bytes.len(), ignored_since_last_log = self.ignored_unlogged, "datagram ignored");
-                    self.ignored_unlogged = 0;
-                    self.last_ignored_log = Some(now);
+                let refused = &mut self.counters.refused;
+                match reason {
+                    DecodeError::Oversized => refused.oversized += 1,
+                    DecodeError::UnsupportedVersion(_) => refused.version += 1,
+                    DecodeError::InvalidHostname => refused.hostname += 1,
+                    DecodeError::NotABeacon
+                    | DecodeError::Truncated
+                    | DecodeError::MalformedExtension => refused.malformed += 1,
+                }
+                if let Some(suppressed) = self.malformed_log.admit(now) {
+                    debug!(%from, %reason, len = bytes.len(), ignored_since_last_log = suppressed, "datagram ignored");
                 }
                 return None;
             }
         };
+        if let Err(why) = self.authenticate(&mut beacon, bytes) {
+            self.counters.refused.authentication += 1;
+            if let Some(suppressed) = self.auth_log.admit(now) {
+                warn!(hostname = %beacon.hostname, %from, refused_since_last_log = suppressed, "beacon refused: {why}");
+            }
+            return None;
+        }
+        if let Some(skew) = outside_window(&beacon, wall_now) {
+            self.counters.refused.replay += 1;
+            if let Some(suppressed) = self.replay_log.admit(now) {
+                warn!(hostname = %beacon.hostname, %from, refused_since_last_log = suppressed,
+                    "beacon refused: its timestamp is {skew} from this host's clock, outside the {} replay window (a replay, or clocks that disagree)",
+                    humantime::format_duration(REPLAY_WINDOW));
+            }
+            return None;
+        }
         if beacon.instance == self.instance {
             self.counters.own_beacons_received += 1;
+            self.heard_self = now;
+            return None;
+        }
+        if beacon.hostname == self.config.name {
+            self.impostor_heard(&beacon, from, now);
             return None;
         }
         self.counters.beacons_received += 1;
@@ -159,6 +233,86 @@ impl Node {
             self.answer_early(now);
         }
         Some(event)
+    }
+
+    /// Applies the signing policy to a decoded beacon. A beacon that passes keeps `auth` and
+    /// `timestamp` only if its tag was verified here: the registry trusts them.
+    fn authenticate(&self, beacon: &mut Beacon, bytes: &[u8]) -> Result<(), String> {
+        let keys = &self.config.keys;
+        match beacon.auth {
+            Some(auth) if !keys.is_empty() => {
+                keys.verify(bytes, &auth).map_err(|err| err.to_string())?;
+                if beacon.timestamp.is_none() {
+                    return Err("signed but without a timestamp".into());
+                }
+                Ok(())
+            }
+            Some(_) if beacon.migrating => {
+                // Its sender is rolling out a secret and still takes unsigned beacons: take
+                // its beacons too, as unsigned ones, so the rollout does not partition.
+                beacon.auth = None;
+                beacon.timestamp = None;
+                Ok(())
+            }
+            Some(_) => Err(
+                "it is signed and this agent has no --secret-file (give every node the same secret)"
+                    .into(),
+            ),
+            None if keys.is_empty() || self.config.accept_unauthenticated => {
+                beacon.timestamp = None; // unsigned: a claim, not evidence
+                Ok(())
+            }
+            None => Err(
+                "it is unsigned and this agent requires a signature (give the sender the secret, or pass --accept-unauthenticated while migrating)"
+                    .into(),
+            ),
+        }
+    }
+
+    /// Another instance announces our hostname: a conflict to report, never a peer to list.
+    /// Warned once per instance, and again once it has been silent for a ttl.
+    fn impostor_heard(&mut self, beacon: &Beacon, from: SocketAddr, now: Instant) {
+        self.counters.refused.own_hostname += 1;
+        let known = self.impostor.is_some_and(|known| {
+            known.instance == beacon.instance && known.last_seen + self.config.ttl > now
+        });
+        if !known {
+            warn!(hostname = %beacon.hostname, other_address = %from.ip(), other_instance = %format_instance(beacon.instance),
+                "hostname conflict: another instance announces this agent's own hostname; give one of them another --name");
+        }
+        self.impostor = Some(Impostor {
+            instance: beacon.instance,
+            address: from,
+            last_seen: now,
+        });
+    }
+
+    /// When our own beacon last came back: a node that sends but has not heard itself for a
+    /// ttl has a socket that no longer hears the group.
+    pub fn silent_for(&self, now: Instant) -> Option<Duration> {
+        let silence = now.saturating_duration_since(self.heard_self);
+        (self.counters.beacons_sent > 0 && silence >= self.config.ttl).then_some(silence)
+    }
+
+    /// The socket was reopened at `now`: the silence watchdog starts again.
+    pub fn socket_reopened(&mut self, now: Instant) {
+        self.heard_self = now;
+        self.next_regular = self.next_regular.min(now);
+    }
+
+    /// The agent was stopped for `gap` (SIGSTOP, a stalled host) and runs again at `now`.
+    /// Time it could not listen does not count against its peers, and it announces itself at
+    /// once: peers that expired it meanwhile answer early, so it re-learns them in a round trip.
+    pub fn handle_stall(&mut self, gap: Duration, now: Instant) {
+        self.counters.stalls += 1;
+        self.registry.postpone(gap);
+        self.heard_self = now;
+        self.next_regular = now;
+    }
+
+    /// Datagrams that queued up while the agent was stopped, dropped unread.
+    pub fn stale_dropped(&mut self, count: u64) {
+        self.counters.refused.stale += count;
     }
 
     /// Schedules an early beacon to answer a newcomer, paced by [`early_answer_at`].
@@ -194,9 +348,22 @@ impl Node {
         peers
     }
 
-    /// The node itself, as of `now`, with what the agent's funnel and hooks counted.
-    pub fn status(&self, now: Instant, events: EventCounts, hooks: HookCounts) -> AgentStatus {
+    /// The node itself, as of `now`, with what the agent's funnel, hooks and socket counted.
+    pub fn status(
+        &self,
+        now: Instant,
+        events: EventCounts,
+        hooks: HookCounts,
+        socket: SocketStats,
+    ) -> AgentStatus {
         let counters = self.counters;
+        let in_registry = self.registry.refusals();
+        let refused = RefusedCounts {
+            replay: counters.refused.replay + in_registry.replay,
+            capacity: counters.refused.capacity + in_registry.capacity,
+            authentication: counters.refused.authentication + in_registry.unsigned,
+            ..counters.refused
+        };
         AgentStatus {
             hostname: self.config.name.clone(),
             instance: format_instance(self.instance),
@@ -210,11 +377,43 @@ impl Node {
             early_answers: counters.early_answers,
             beacons_received: counters.beacons_received,
             own_beacons_received: counters.own_beacons_received,
-            datagrams_ignored: counters.datagrams_ignored,
+            datagrams_ignored: refused.total(),
+            refused,
+            receive_queue_drops: socket.receive_queue_drops,
+            receive_buffer_bytes: socket.receive_buffer_bytes,
+            max_peers: self.config.max_peers,
+            key_ids: self.config.keys.ids(),
+            accept_unauthenticated: self.config.accept_unauthenticated,
+            hostname_conflict: self
+                .impostor
+                .filter(|impostor| impostor.last_seen + self.config.ttl > now)
+                .map(|impostor| ConflictInfo {
+                    address: impostor.address.ip().to_string(),
+                    instance: format_instance(impostor.instance),
+                    last_seen_ms_ago: millis(now.saturating_duration_since(impostor.last_seen)),
+                }),
+            stalls: counters.stalls,
+            socket_reopens: socket.reopens,
             events,
             hooks,
         }
     }
+}
+
+/// Milliseconds since the Unix epoch; 0 for a clock set before it.
+pub fn unix_millis(wall: SystemTime) -> u64 {
+    wall.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
+}
+
+/// How far a signed beacon's timestamp is from `wall_now`, if farther than [`REPLAY_WINDOW`].
+fn outside_window(beacon: &Beacon, wall_now: SystemTime) -> Option<humantime::FormattedDuration> {
+    let sent = beacon.timestamp?;
+    let skew = sent.abs_diff(unix_millis(wall_now));
+    let skew = Duration::from_millis(skew);
+    (skew > REPLAY_WINDOW).then(|| humantime::format_duration(skew))
 }
 
 /// When a node that hears a newcomer at `now` answers with an early beacon. `pending` is the
@@ -254,6 +453,8 @@ mod tests {
     use super::*;
 
     const OWN: u64 = 0xAAAA;
+    /// The wall clock of these tests: only signed beacons look at it.
+    const WALL: SystemTime = SystemTime::UNIX_EPOCH;
 
     fn config() -> Config {
         Config::new("self", Ipv4Addr::LOCALHOST)
@@ -273,6 +474,7 @@ mod tests {
             sequence,
             goodbye: false,
             hostname: hostname.into(),
+            ..Beacon::default()
         }
         .encode()
     }
@@ -285,10 +487,10 @@ mod tests {
     fn first_beacon_goes_at_once_then_every_jittered_interval() {
         let t0 = Instant::now();
         let mut node = node(t0);
-        let first = sent(&node.poll_beacon(t0).expect("due at start"));
+        let first = sent(&node.poll_beacon(t0, WALL).expect("due at start"));
         assert_eq!((first.sequence, first.goodbye), (0, false));
         assert_eq!(first.hostname, "self");
-        assert_eq!(node.poll_beacon(t0), None, "one beacon per due time");
+        assert_eq!(node.poll_beacon(t0, WALL), None, "one beacon per due time");
         let interval = config().interval;
         let mut last = t0;
         for sequence in 1..50 {
@@ -298,8 +500,8 @@ mod tests {
                 gap >= interval.mul_f64(1.0 - JITTER) && gap <= interval.mul_f64(1.0 + JITTER),
                 "gap {gap:?}"
             );
-            assert_eq!(node.poll_beacon(next - Duration::from_nanos(1)), None);
-            let beacon = sent(&node.poll_beacon(next).expect("due"));
+            assert_eq!(node.poll_beacon(next - Duration::from_nanos(1), WALL), None);
+            let beacon = sent(&node.poll_beacon(next, WALL).expect("due"));
             assert_eq!(beacon.sequence, sequence);
             last = next;
         }
@@ -312,7 +514,7 @@ mod tests {
         let mut at = t0;
         let mut gaps = Vec::new();
         for _ in 0..20 {
-            node.poll_beacon(at);
+            node.poll_beacon(at, WALL);
             gaps.push(node.next_wakeup() - at);
             at = node.next_wakeup();
         }
@@ -324,26 +526,26 @@ mod tests {
     fn a_newcomer_is_answered_within_the_answer_delay_not_the_interval() {
         let t0 = Instant::now();
         let mut node = node(t0);
-        node.poll_beacon(t0);
+        node.poll_beacon(t0, WALL);
         let joined_at = t0 + Duration::from_secs(5);
-        let event = node.handle_datagram(&beacon_of("peer", 1, 0), from(), joined_at);
+        let event = node.handle_datagram(&beacon_of("peer", 1, 0), from(), joined_at, WALL);
         assert!(matches!(event, Some(PeerEvent::Joined { .. })));
         let answer = node.next_wakeup();
         assert!(answer >= joined_at && answer <= joined_at + EARLY_ANSWER_DELAY);
-        assert!(node.poll_beacon(answer).is_some());
+        assert!(node.poll_beacon(answer, WALL).is_some());
     }
 
     #[test]
     fn a_crowd_of_newcomers_costs_at_most_two_early_beacons_a_second() {
         let t0 = Instant::now();
         let mut node = node(t0);
-        node.poll_beacon(t0);
+        node.poll_beacon(t0, WALL);
         let start = t0 + Duration::from_secs(3);
         let mut sent = Vec::new();
         let mut send_due = |node: &mut Node, until: Instant| {
             while node.next_wakeup() <= until {
                 let at = node.next_wakeup();
-                if node.poll_beacon(at).is_some() {
+                if node.poll_beacon(at, WALL).is_some() {
                     sent.push(at);
                 }
             }
@@ -353,7 +555,12 @@ mod tests {
         for i in 0..40u64 {
             last_join = start + Duration::from_millis(50 * i);
             send_due(&mut node, last_join);
-            node.handle_datagram(&beacon_of(&format!("n{i}"), i + 1, 0), from(), last_join);
+            node.handle_datagram(
+                &beacon_of(&format!("n{i}"), i + 1, 0),
+                from(),
+                last_join,
+                WALL,
+            );
         }
         send_due(&mut node, last_join + Duration::from_secs(2));
         assert!(
@@ -373,21 +580,26 @@ mod tests {
     fn renewals_and_own_beacons_do_not_bring_the_next_beacon_forward() {
         let t0 = Instant::now();
         let mut node = node(t0);
-        let own = node.poll_beacon(t0).expect("due at start");
-        node.handle_datagram(&beacon_of("peer", 1, 0), from(), t0);
+        let own = node.poll_beacon(t0, WALL).expect("due at start");
+        node.handle_datagram(&beacon_of("peer", 1, 0), from(), t0, WALL);
         let answered = node.next_wakeup();
-        node.poll_beacon(answered).expect("the early answer");
+        node.poll_beacon(answered, WALL).expect("the early answer");
         let regular = node.next_wakeup();
         let later = answered + Duration::from_secs(2);
-        assert_eq!(node.handle_datagram(&own, from(), later), None);
+        assert_eq!(node.handle_datagram(&own, from(), later, WALL), None);
         assert_eq!(
-            node.handle_datagram(&beacon_of("peer", 1, 1), from(), later),
+            node.handle_datagram(&beacon_of("peer", 1, 1), from(), later, WALL),
             None
         );
         assert_eq!(node.next_wakeup(), regular);
         assert_eq!(
-            node.status(later, EventCounts::default(), HookCounts::default())
-                .own_beacons_received,
+            node.status(
+                later,
+                EventCounts::default(),
+                HookCounts::default(),
+                SocketStats::default(),
+            )
+            .own_beacons_received,
             1
         );
     }
@@ -396,8 +608,8 @@ mod tests {
     fn goodbye_carries_the_next_sequence_and_the_flag() {
         let t0 = Instant::now();
         let mut node = node(t0);
-        node.poll_beacon(t0);
-        let goodbye = sent(&node.goodbye());
+        node.poll_beacon(t0, WALL);
+        let goodbye = sent(&node.goodbye(WALL));
         assert_eq!((goodbye.sequence, goodbye.goodbye), (1, true));
     }
 
@@ -410,16 +622,16 @@ mod tests {
             ..config()
         };
         let mut node = Node::new(config, OWN, 7, t0);
-        node.poll_beacon(t0);
+        node.poll_beacon(t0, WALL);
         let later = t0 + Duration::from_secs(5);
-        node.handle_datagram(&beacon_of("peer", 1, 0), from(), later);
-        node.poll_beacon(node.next_wakeup());
+        node.handle_datagram(&beacon_of("peer", 1, 0), from(), later, WALL);
+        node.poll_beacon(node.next_wakeup(), WALL);
         // The peer's deadline (later + 90 s) comes after the next beacon (about 60 s on).
         assert!(node.next_wakeup() < later + Duration::from_secs(90));
         let expiry = later + Duration::from_secs(90);
         while node.next_wakeup() < expiry {
             let at = node.next_wakeup();
-            node.poll_beacon(at);
+            node.poll_beacon(at, WALL);
             assert!(
                 node.handle_timeout(at).is_empty(),
                 "not before its deadline"
@@ -433,13 +645,14 @@ mod tests {
     fn counts_what_it_hears() {
         let t0 = Instant::now();
         let mut node = node(t0);
-        node.handle_datagram(b"garbage", from(), t0);
-        node.handle_datagram(&beacon_of("peer", 1, 0), from(), t0);
+        node.handle_datagram(b"garbage", from(), t0, WALL);
+        node.handle_datagram(&beacon_of("peer", 1, 0), from(), t0, WALL);
         node.beacon_sent();
         let status = node.status(
             t0 + Duration::from_secs(2),
             EventCounts::default(),
             HookCounts::default(),
+            SocketStats::default(),
         );
         assert_eq!(
             (

@@ -3,8 +3,15 @@
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
+use std::os::fd::AsRawFd;
+
 use anyhow::Context;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
+
+/// Receive buffer asked for: Linux doubles it for its bookkeeping, and the 2 MiB that results
+/// hold a burst of some 2,000 beacons (about 1 KiB of kernel memory each), so a thousand peers
+/// answering at once are not dropped. The default (208 KiB) holds about 200.
+pub const RECEIVE_BUFFER: usize = 1024 * 1024;
 
 /// Binds a UDP socket that receives the group's datagrams on `interface` and sends to it from
 /// there. Several agents on one host may bind the same group and port.
@@ -48,6 +55,19 @@ pub fn bind_multicast(
     socket
         .set_multicast_loop_v4(true)
         .context("enabling multicast loopback")?;
+    // SO_RCVBUFFORCE goes past net.core.rmem_max, but only with CAP_NET_ADMIN; the caller
+    // reads back what the kernel granted and warns when it is short.
+    if nix::sys::socket::setsockopt(
+        &socket,
+        nix::sys::socket::sockopt::RcvBufForce,
+        &RECEIVE_BUFFER,
+    )
+    .is_err()
+    {
+        socket
+            .set_recv_buffer_size(RECEIVE_BUFFER)
+            .context("setting the receive buffer size")?;
+    }
     socket
         .set_nonblocking(true)
         .context("making the socket non-blocking")?;
@@ -79,4 +99,47 @@ fn join(socket: &Socket, group: Ipv4Addr, interface: Ipv4Addr) -> std::io::Resul
     // Explicit: without it the kernel picks the interface by route, and a container without
     // a default route gets "network unreachable".
     socket.set_multicast_if_v4(&interface)
+}
+
+/// The receive buffer the kernel granted, in bytes.
+pub fn receive_buffer(socket: &tokio::net::UdpSocket) -> Option<usize> {
+    SockRef::from(socket).recv_buffer_size().ok()
+}
+
+/// Datagrams the kernel dropped for this socket because its receive queue was full: the
+/// `drops` column of `/proc/net/udp` on the line of this socket's inode. `None` where that
+/// file cannot be read.
+pub fn receive_queue_drops(socket: &tokio::net::UdpSocket) -> Option<u64> {
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", socket.as_raw_fd())).ok()?;
+    let inode = link
+        .to_str()?
+        .strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .to_owned();
+    let table = std::fs::read_to_string("/proc/self/net/udp").ok()?;
+    drops_of(&table, &inode)
+}
+
+/// `sl local rem st queues tr retrnsmt uid timeout inode ref pointer drops`: the drops of the
+/// line whose inode is `inode`.
+fn drops_of(table: &str, inode: &str) -> Option<u64> {
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields.get(9) == Some(&inode)).then(|| fields.last()?.parse().ok())?
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_drops_of_our_socket_line() {
+        let table = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
+  141: 0100FFEF:5F95 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1111 2 0000000000000000 0\n\
+  141: 0100FFEF:5F95 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 2222 2 0000000000000000 37\n";
+        assert_eq!(drops_of(table, "2222"), Some(37));
+        assert_eq!(drops_of(table, "1111"), Some(0));
+        assert_eq!(drops_of(table, "3333"), None);
+    }
 }

@@ -95,6 +95,8 @@ mod tests {
             last_seen_ms_ago,
             expires_in_ms,
             up_for_ms,
+            ttl_ms: 35_000,
+            authenticated: false,
             conflict: None,
         }
     }

@@ -134,6 +134,7 @@ impl Lan {
                     sequence: 0,
                     goodbye: false,
                     hostname: format!("made-up-{i}"),
+                    ..Beacon::default()
                 };
                 beacon.encode()
             })
