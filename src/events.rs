@@ -255,4 +255,28 @@ mod tests {
             Err(broadcast::error::TryRecvError::Lagged(_))
         ));
     }
+
+    #[test]
+    fn past_a_burst_events_are_counted_for_a_summary_not_logged_one_by_one() {
+        let t0 = Instant::now();
+        let mut funnel = Funnel::default();
+        for i in 0..LOG_BURST {
+            funnel.publish(&joined(&format!("n{i}"), t0), t0, SystemTime::now());
+        }
+        assert_eq!(funnel.summary_due(), None, "a burst is logged line by line");
+        for i in 0..400 {
+            funnel.publish(&joined(&format!("m{i}"), t0), t0, SystemTime::now());
+        }
+        assert_eq!(funnel.log.held_back.joined, 400);
+        assert_eq!(funnel.summary_due(), Some(t0 + LOG_WINDOW));
+        funnel.flush_summary(t0 + LOG_WINDOW - std::time::Duration::from_millis(1));
+        assert_eq!(funnel.summary_due(), Some(t0 + LOG_WINDOW), "not yet");
+        funnel.flush_summary(t0 + LOG_WINDOW);
+        assert_eq!(funnel.summary_due(), None);
+        assert_eq!(
+            funnel.counts().joined,
+            400 + LOG_BURST,
+            "every event still counts"
+        );
+    }
 }

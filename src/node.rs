@@ -712,4 +712,184 @@ mod tests {
         let third = early_answer_at(t0 + ms(400), ms(0), None, [second, first]);
         assert_eq!(third, t0 + EARLY_ANSWER_WINDOW);
     }
+
+    /// A node called `name` holding `secrets` (the first signs).
+    fn keyed(name: &str, instance: u64, secrets: &[&[u8]], accept_unauthenticated: bool) -> Node {
+        let config = Config {
+            keys: crate::auth::Keyring::new(secrets),
+            accept_unauthenticated,
+            ..Config::new(name, Ipv4Addr::LOCALHOST)
+        };
+        Node::new(config, instance, 7, Instant::now())
+    }
+
+    const KEY: &[u8] = b"a shared secret of 32 bytes, ok!";
+    const OTHER_KEY: &[u8] = b"somebody else's secret, 32 bytes";
+
+    fn now_wall() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_000_000)
+    }
+
+    /// Whether `receiver` lists `sender` after one beacon of it.
+    fn hears(sender: &mut Node, receiver: &mut Node) -> bool {
+        let t = Instant::now();
+        let bytes = sender
+            .poll_beacon(t, now_wall())
+            .expect("first beacon is due");
+        receiver.handle_datagram(&bytes, from(), t, now_wall());
+        receiver.registry.len() == 1
+    }
+
+    fn refused(node: &Node) -> RefusedCounts {
+        let status = node.status(
+            Instant::now(),
+            EventCounts::default(),
+            HookCounts::default(),
+            SocketStats::default(),
+        );
+        assert_eq!(status.datagrams_ignored, status.refused.total());
+        status.refused
+    }
+
+    #[test]
+    fn signed_nodes_hear_each_other_and_refuse_the_unsigned_and_wrongly_signed() {
+        let mut a = keyed("a", 1, &[KEY], false);
+        let mut b = keyed("b", 2, &[KEY], false);
+        assert!(hears(&mut a, &mut b));
+        let mut plain = keyed("plain", 3, &[], false);
+        let mut stranger = keyed("stranger", 4, &[OTHER_KEY], false);
+        let mut c = keyed("c", 5, &[KEY], false);
+        assert!(!hears(&mut plain, &mut c));
+        assert!(!hears(&mut stranger, &mut c));
+        assert_eq!(refused(&c).authentication, 2);
+        // And an agent without a secret ignores signed beacons: a misconfigured node is
+        // visible on both sides, not half-listed.
+        let mut d = keyed("d", 6, &[KEY], false);
+        let mut plain = keyed("plain", 7, &[], false);
+        assert!(!hears(&mut d, &mut plain));
+        assert_eq!(refused(&plain).authentication, 1);
+    }
+
+    #[test]
+    fn a_flipped_bit_anywhere_is_refused() {
+        let mut a = keyed("a", 1, &[KEY], false);
+        let bytes = a.poll_beacon(Instant::now(), now_wall()).expect("due");
+        let mut b = keyed("b", 2, &[KEY], false);
+        for bit in 0..bytes.len() * 8 {
+            let mut flipped = bytes.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            b.handle_datagram(&flipped, from(), Instant::now(), now_wall());
+            assert_eq!(b.registry.len(), 0, "bit {bit}");
+        }
+        assert_eq!(refused(&b).total(), (bytes.len() * 8) as u64);
+    }
+
+    #[test]
+    fn migrating_nodes_hear_and_are_heard_by_everyone() {
+        let mut migrating = keyed("m", 1, &[KEY], true);
+        let mut plain = keyed("plain", 2, &[], false);
+        let mut strict = keyed("strict", 3, &[KEY], false);
+        assert!(hears(&mut plain, &mut migrating));
+        let mut migrating = keyed("m", 1, &[KEY], true);
+        assert!(hears(&mut migrating, &mut plain));
+        let mut migrating = keyed("m", 1, &[KEY], true);
+        assert!(hears(&mut strict, &mut migrating));
+        let mut strict = keyed("strict", 3, &[KEY], false);
+        assert!(hears(&mut migrating, &mut strict));
+    }
+
+    #[test]
+    fn a_rotated_key_keeps_everyone_together() {
+        const NEW: &[u8] = b"the new secret, also 32 bytes ok";
+        // Step 1: the new key is installed everywhere, second. Step 2: it moves first, node
+        // by node. Step 3: the old key goes.
+        let mut old_first = keyed("a", 1, &[KEY, NEW], false);
+        let mut new_first = keyed("b", 2, &[NEW, KEY], false);
+        let mut new_only = keyed("c", 3, &[NEW], false);
+        assert!(hears(&mut old_first, &mut new_first));
+        let mut new_first = keyed("b", 2, &[NEW, KEY], false);
+        assert!(hears(&mut new_first, &mut new_only));
+        let mut new_first = keyed("b", 2, &[NEW, KEY], false);
+        let mut old_first = keyed("a", 1, &[KEY, NEW], false);
+        assert!(hears(&mut new_first, &mut old_first));
+    }
+
+    #[test]
+    fn signed_beacons_outside_the_replay_window_are_refused() {
+        let mut a = keyed("a", 1, &[KEY], false);
+        let t = Instant::now();
+        let bytes = a.poll_beacon(t, now_wall()).expect("due");
+        let mut b = keyed("b", 2, &[KEY], false);
+        let late = now_wall() + REPLAY_WINDOW + Duration::from_millis(1);
+        b.handle_datagram(&bytes, from(), t, late);
+        let early = now_wall() - REPLAY_WINDOW - Duration::from_millis(1);
+        b.handle_datagram(&bytes, from(), t, early);
+        assert_eq!(b.registry.len(), 0);
+        assert_eq!(refused(&b).replay, 2);
+        b.handle_datagram(&bytes, from(), t, now_wall() + REPLAY_WINDOW);
+        assert_eq!(b.registry.len(), 1, "at the edge of the window");
+    }
+
+    #[test]
+    fn our_own_hostname_from_another_instance_is_a_conflict_never_a_peer() {
+        let t0 = Instant::now();
+        let mut node = node(t0);
+        node.handle_datagram(&beacon_of("self", 99, 0), from(), t0, WALL);
+        assert!(node.peers(t0, WALL).is_empty());
+        let status = node.status(
+            t0,
+            EventCounts::default(),
+            HookCounts::default(),
+            SocketStats::default(),
+        );
+        assert_eq!(status.refused.own_hostname, 1);
+        let conflict = status.hostname_conflict.expect("reported");
+        assert_eq!(conflict.instance, format_instance(99));
+        let later = t0 + config().ttl;
+        let status = node.status(
+            later,
+            EventCounts::default(),
+            HookCounts::default(),
+            SocketStats::default(),
+        );
+        assert_eq!(status.hostname_conflict, None, "silent for a ttl: over");
+    }
+
+    #[test]
+    fn the_watchdog_fires_after_a_ttl_without_our_own_beacon() {
+        let t0 = Instant::now();
+        let mut node = node(t0);
+        let ttl = config().ttl;
+        assert_eq!(node.silent_for(t0 + ttl), None, "nothing sent yet");
+        let bytes = node.poll_beacon(t0, WALL).expect("due");
+        node.beacon_sent();
+        node.handle_datagram(&bytes, from(), t0 + Duration::from_millis(1), WALL);
+        assert_eq!(node.silent_for(t0 + ttl), None);
+        assert!(
+            node.silent_for(t0 + ttl + Duration::from_millis(1))
+                .is_some()
+        );
+        node.socket_reopened(t0 + ttl);
+        assert_eq!(node.silent_for(t0 + ttl + Duration::from_secs(1)), None);
+    }
+
+    #[test]
+    fn after_a_stall_peers_keep_their_time_and_the_node_announces_at_once() {
+        let t0 = Instant::now();
+        let mut node = node(t0);
+        node.poll_beacon(t0, WALL);
+        node.handle_datagram(&beacon_of("peer", 1, 0), from(), t0, WALL);
+        let resumed = t0 + Duration::from_secs(100);
+        node.handle_stall(Duration::from_secs(99), resumed);
+        assert!(node.handle_timeout(resumed).is_empty(), "no expiry storm");
+        assert!(
+            node.poll_beacon(resumed, WALL).is_some(),
+            "announces at once"
+        );
+        assert_eq!(
+            node.handle_timeout(t0 + Duration::from_secs(99) + config().ttl)
+                .len(),
+            1
+        );
+    }
 }

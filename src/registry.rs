@@ -892,6 +892,156 @@ mod tests {
         ));
     }
 
+    /// A beacon as `node` passes it on after verifying its tag: with `auth` and a timestamp.
+    fn signed(hostname: &str, instance: u64, sequence: u64, timestamp: u64) -> Beacon {
+        Beacon {
+            timestamp: Some(timestamp),
+            auth: Some(crate::beacon::AuthTag {
+                key_id: 1,
+                tag: [0; 32],
+            }),
+            ..beacon(hostname, instance, sequence)
+        }
+    }
+
+    #[test]
+    fn beyond_the_limit_new_hostnames_are_refused_and_listed_ones_renew() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(OWN, TTL, t0).limit_peers(2);
+        assert!(reg.observe(&beacon("a", 1, 0), addr(1), t0).is_some());
+        assert!(reg.observe(&beacon("b", 2, 0), addr(2), t0).is_some());
+        for i in 0..1000 {
+            assert_eq!(
+                reg.observe(&beacon(&format!("x{i}"), 10 + i, 0), addr(3), t0),
+                None
+            );
+        }
+        assert_eq!(listed(&reg), ["a", "b"]);
+        assert_eq!(reg.refusals().capacity, 1000);
+        reg.observe(&beacon("a", 1, 1), addr(1), t0 + secs(30));
+        assert_eq!(reg.expire(t0 + TTL).len(), 1, "b expires, a was renewed");
+        assert_eq!(listed(&reg), ["a"]);
+        assert!(reg.observe(&beacon("c", 3, 0), addr(3), t0 + TTL).is_some());
+    }
+
+    #[test]
+    fn gone_hostnames_count_against_the_limit_so_memory_stays_bounded() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(OWN, TTL, t0).limit_peers(2);
+        for i in 0..100u64 {
+            let name = format!("x{i}");
+            reg.observe(&beacon(&name, i + 1, 0), addr(1), t0);
+            reg.observe(&goodbye(&name, i + 1, 1), addr(1), t0);
+        }
+        assert!(reg.records.len() <= 4, "{} records", reg.records.len());
+        reg.expire(t0 + TTL);
+        assert!(reg.records.is_empty(), "forgotten after a ttl");
+    }
+
+    #[test]
+    fn a_peer_stays_listed_for_the_ttl_its_beacons_ask_for_within_bounds() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(OWN, TTL, t0);
+        let asks = |ttl| Beacon {
+            ttl: Some(ttl),
+            ..beacon("slow", 1, 0)
+        };
+        reg.observe(&asks(secs(120)), addr(1), t0);
+        assert!(reg.expire(t0 + TTL).is_empty(), "not our 35 s");
+        assert_eq!(reg.expire(t0 + secs(120)).len(), 1);
+        let mut reg = Registry::new(OWN, TTL, t0);
+        reg.observe(&asks(Duration::from_nanos(1)), addr(1), t0);
+        assert_eq!(reg.peers().next().map(|p| p.ttl), Some(MIN_TIMING));
+        let mut reg = Registry::new(OWN, TTL, t0);
+        reg.observe(&asks(secs(1_000_000)), addr(1), t0);
+        assert_eq!(reg.peers().next().map(|p| p.ttl), Some(MAX_TIMING));
+    }
+
+    #[test]
+    fn a_replayed_signed_beacon_never_brings_back_a_peer_that_left_or_expired() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(OWN, TTL, t0);
+        let captured = signed("a", 1, 5, 1_000);
+        reg.observe(&captured, addr(1), t0);
+        let bye = Beacon {
+            goodbye: true,
+            ..signed("a", 1, 6, 2_000)
+        };
+        assert!(matches!(
+            reg.observe(&bye, addr(1), t0 + secs(1)),
+            Some(PeerEvent::Left { .. })
+        ));
+        // Replayed as is, or claimed by a made-up instance with the same old timestamp.
+        assert_eq!(reg.observe(&captured, addr(9), t0 + secs(2)), None);
+        assert_eq!(
+            reg.observe(&signed("a", 77, 0, 2_000), addr(9), t0 + secs(2)),
+            None
+        );
+        // Still refused after a ttl: a signed peer is remembered for the replay window.
+        assert!(TTL < REPLAY_WINDOW);
+        reg.expire(t0 + TTL + secs(2));
+        assert_eq!(reg.observe(&captured, addr(9), t0 + TTL + secs(3)), None);
+        assert!(listed(&reg).is_empty());
+        assert_eq!(reg.refusals().replay, 3);
+        // A real restart sends newer timestamps.
+        assert!(matches!(
+            reg.observe(&signed("a", 2, 0, 3_000), addr(1), t0 + TTL + secs(3)),
+            Some(PeerEvent::Joined { .. })
+        ));
+
+        let mut reg = Registry::new(OWN, TTL, t0);
+        reg.observe(&signed("b", 1, 0, 1_000), addr(1), t0);
+        assert_eq!(reg.expire(t0 + TTL).len(), 1);
+        assert_eq!(
+            reg.observe(&signed("b", 1, 0, 1_000), addr(9), t0 + TTL),
+            None
+        );
+        assert!(listed(&reg).is_empty());
+    }
+
+    #[test]
+    fn a_replayed_beacon_of_an_older_instance_never_flips_a_listed_peer() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(OWN, TTL, t0);
+        let old = signed("a", 1, 3, 1_000);
+        reg.observe(&old, addr(1), t0);
+        // Restarted: the new instance's first beacon is newer.
+        reg.observe(&signed("a", 2, 0, 5_000), addr(1), t0 + secs(5));
+        // Long after the old one's rival memory lapsed, the captured beacon comes back.
+        reg.observe(&signed("a", 2, 1, 50_000), addr(1), t0 + secs(50));
+        assert_eq!(reg.observe(&old, addr(9), t0 + secs(51)), None);
+        let peer = reg.peers().next().expect("listed");
+        assert_eq!((peer.instance, peer.address), (2, addr(1)));
+        assert_eq!(reg.refusals().replay, 1);
+    }
+
+    #[test]
+    fn once_signed_a_peer_ignores_unsigned_beacons() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(OWN, TTL, t0);
+        reg.observe(&signed("a", 1, 0, 1_000), addr(1), t0);
+        // A forged goodbye, a maximal sequence, a new instance: all unsigned.
+        assert_eq!(reg.observe(&goodbye("a", 1, u64::MAX), addr(9), t0), None);
+        assert_eq!(reg.observe(&beacon("a", 1, u64::MAX), addr(9), t0), None);
+        assert_eq!(reg.observe(&beacon("a", 66, 0), addr(9), t0), None);
+        let peer = reg.peers().next().expect("listed");
+        assert_eq!(
+            (peer.instance, peer.sequence, peer.address),
+            (1, 0, addr(1))
+        );
+        assert_eq!(reg.refusals().unsigned, 3);
+    }
+
+    #[test]
+    fn postponing_moves_every_deadline_by_the_stall() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(OWN, TTL, t0);
+        reg.observe(&beacon("a", 1, 0), addr(1), t0);
+        reg.postpone(secs(100));
+        assert!(reg.expire(t0 + TTL + secs(99)).is_empty());
+        assert_eq!(reg.expire(t0 + TTL + secs(100)).len(), 1);
+    }
+
     #[test]
     fn sleeps_until_the_next_deadline() {
         let t0 = Instant::now();
