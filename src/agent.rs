@@ -102,7 +102,6 @@ pub async fn run(
         reopens: 0,
         receive_errors: 0,
         error_log: Throttle::new(ERROR_LOG_PERIOD),
-        expected_by: now,
     };
     tracker.spawn(
         driver
@@ -148,9 +147,13 @@ struct Driver {
     /// Receive errors in a row.
     receive_errors: u32,
     error_log: Throttle,
-    /// The latest instant the loop meant to be running again by: waking much later than this
-    /// means it was stopped.
-    expected_by: Instant,
+}
+
+/// What woke the driver's loop.
+enum Woke {
+    Query(Query),
+    Received(std::io::Result<(usize, std::net::SocketAddr)>),
+    Timer,
 }
 
 impl Driver {
@@ -160,9 +163,6 @@ impl Driver {
         let mut buf = [0u8; MAX_BEACON_LEN + 1];
         loop {
             let turn = now();
-            if turn > self.expected_by + STALL {
-                self.stalled(turn - self.expected_by, turn, &mut buf);
-            }
             if self.socket.is_none() && turn >= self.retry_at {
                 self.open(turn);
             }
@@ -182,7 +182,8 @@ impl Driver {
             if self.socket.is_none() {
                 wakeup = wakeup.min(self.retry_at);
             }
-            self.expected_by = wakeup.max(turn);
+            // By then at the latest the loop runs again, unless the process is not running.
+            let expected_by = wakeup.max(turn);
             let socket = self.socket.as_ref();
             let received = async {
                 match socket {
@@ -190,21 +191,35 @@ impl Driver {
                     None => std::future::pending().await,
                 }
             };
-            tokio::select! {
+            let woke = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                Some(query) = queries.recv() => self.answer(query),
-                received = received => match received {
-                    Ok((len, from)) => {
-                        self.receive_errors = 0;
-                        let now = now();
-                        let event = self.node.handle_datagram(&buf[..len], from, now, SystemTime::now());
-                        if let Some(event) = event {
-                            self.publish(&event, now);
-                        }
+                Some(query) = queries.recv() => Woke::Query(query),
+                received = received => Woke::Received(received),
+                _ = tokio::time::sleep_until(wakeup.into()) => Woke::Timer,
+            };
+            // Checked before anything that woke the loop is handled: after a stop, the timer
+            // would expire every peer at once and the datagram would be stale news.
+            let now = now();
+            if now > expected_by + STALL {
+                let first_is_stale = matches!(woke, Woke::Received(Ok(_)));
+                self.stalled(now - expected_by, now, u64::from(first_is_stale));
+                if first_is_stale {
+                    continue;
+                }
+            }
+            match woke {
+                Woke::Query(query) => self.answer(query),
+                Woke::Received(Ok((len, from))) => {
+                    self.receive_errors = 0;
+                    let event =
+                        self.node
+                            .handle_datagram(&buf[..len], from, now, SystemTime::now());
+                    if let Some(event) = event {
+                        self.publish(&event, now);
                     }
-                    Err(err) => self.receive_failed(&err, now()),
-                },
-                _ = tokio::time::sleep_until(wakeup.into()) => self.sweep(now()),
+                }
+                Woke::Received(Err(err)) => self.receive_failed(&err, now),
+                Woke::Timer => self.sweep(now),
             }
         }
         let goodbye = self.node.goodbye(SystemTime::now());
@@ -275,17 +290,13 @@ impl Driver {
     /// The loop ran `gap` later than it meant to: the agent was stopped. What queued up on
     /// the socket meanwhile is old news (a peer that died during the stop would look alive),
     /// so it is dropped unread; the node does not count the gap against its peers.
-    fn stalled(&mut self, gap: Duration, now: Instant, buf: &mut [u8]) {
-        let mut stale = 0;
-        if let Some(socket) = &self.socket {
-            while socket.try_recv_from(buf).is_ok() {
-                stale += 1;
-            }
-        }
+    fn stalled(&mut self, gap: Duration, now: Instant, already_read: u64) {
+        let queued = self.socket.as_ref().map_or(0, socket::discard_queued);
+        let stale = already_read + queued;
         warn!(gap = %humantime::format_duration(gap), stale_datagrams_dropped = stale,
-            "the agent was stopped or stalled: peers' deadlines move on by the gap, and it announces itself again");
+            "the agent was stopped or stalled: each peer gets a ttl from now to be heard again, and it announces itself");
         self.node.stale_dropped(stale);
-        self.node.handle_stall(gap, now);
+        self.node.handle_stall(now);
     }
 
     fn socket_stats(&self) -> SocketStats {

@@ -300,12 +300,13 @@ impl Node {
         self.next_regular = self.next_regular.min(now);
     }
 
-    /// The agent was stopped for `gap` (SIGSTOP, a stalled host) and runs again at `now`.
-    /// Time it could not listen does not count against its peers, and it announces itself at
-    /// once: peers that expired it meanwhile answer early, so it re-learns them in a round trip.
-    pub fn handle_stall(&mut self, gap: Duration, now: Instant) {
+    /// The agent was stopped (SIGSTOP, a stalled host) and runs again at `now`. Time it
+    /// could not listen does not count against its peers: each gets a ttl from now. It
+    /// announces itself at once: peers that expired it meanwhile answer early, so it re-learns
+    /// them in a round trip.
+    pub fn handle_stall(&mut self, now: Instant) {
         self.counters.stalls += 1;
-        self.registry.postpone(gap);
+        self.registry.give_time(now);
         self.heard_self = now;
         self.next_regular = now;
     }
@@ -880,16 +881,12 @@ mod tests {
         node.poll_beacon(t0, WALL);
         node.handle_datagram(&beacon_of("peer", 1, 0), from(), t0, WALL);
         let resumed = t0 + Duration::from_secs(100);
-        node.handle_stall(Duration::from_secs(99), resumed);
+        node.handle_stall(resumed);
         assert!(node.handle_timeout(resumed).is_empty(), "no expiry storm");
         assert!(
             node.poll_beacon(resumed, WALL).is_some(),
             "announces at once"
         );
-        assert_eq!(
-            node.handle_timeout(t0 + Duration::from_secs(99) + config().ttl)
-                .len(),
-            1
-        );
+        assert_eq!(node.handle_timeout(resumed + config().ttl).len(), 1);
     }
 }

@@ -327,21 +327,17 @@ impl Registry {
         self.refusals
     }
 
-    /// Pushes every deadline `by` later: the agent was stopped (SIGSTOP, a stalled host) for
-    /// that long, and silence it could not hear is no evidence that a peer died. O(entries),
-    /// once per stall. Wheel entries then come due early and reschedule.
-    pub fn postpone(&mut self, by: Duration) {
+    /// Gives every listed peer at least one of its ttls from `now`: the agent could not listen
+    /// for a while (SIGSTOP, a stalled host), and silence it could not hear is no evidence that
+    /// a peer died. A peer that is alive is heard again within that ttl; one that is not
+    /// expires then, a fact by that time. O(entries), once per stall; wheel entries that come
+    /// due early reschedule.
+    pub fn give_time(&mut self, now: Instant) {
         for record in self.records.values_mut() {
-            match &mut record.slot {
-                Slot::Live(peer) => {
-                    peer.deadline += by;
-                    if let Some(rival) = &mut peer.rival {
-                        rival.deadline += by;
-                    }
-                }
-                Slot::Gone(gone) => {
-                    gone.restart_until += by;
-                    gone.forget_at += by;
+            if let Slot::Live(peer) = &mut record.slot {
+                peer.deadline = peer.deadline.max(now + peer.ttl);
+                if let Some(rival) = &mut peer.rival {
+                    rival.deadline = rival.deadline.max(now + peer.ttl);
                 }
             }
         }
@@ -1033,13 +1029,18 @@ mod tests {
     }
 
     #[test]
-    fn postponing_moves_every_deadline_by_the_stall() {
+    fn after_a_stall_every_peer_gets_a_ttl_to_be_heard_again() {
         let t0 = Instant::now();
         let mut reg = Registry::new(OWN, TTL, t0);
         reg.observe(&beacon("a", 1, 0), addr(1), t0);
-        reg.postpone(secs(100));
-        assert!(reg.expire(t0 + TTL + secs(99)).is_empty());
-        assert_eq!(reg.expire(t0 + TTL + secs(100)).len(), 1);
+        reg.observe(&beacon("b", 2, 0), addr(1), t0 + secs(30));
+        let resumed = t0 + secs(100);
+        reg.give_time(resumed);
+        assert!(
+            reg.expire(resumed + TTL - Duration::from_nanos(1))
+                .is_empty()
+        );
+        assert_eq!(reg.expire(resumed + TTL).len(), 2);
     }
 
     #[test]

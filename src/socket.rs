@@ -101,6 +101,27 @@ fn join(socket: &Socket, group: Ipv4Addr, interface: Ipv4Addr) -> std::io::Resul
     socket.set_multicast_if_v4(&interface)
 }
 
+/// Reads and discards every datagram queued on the socket; returns how many there were.
+///
+/// Straight to the kernel: tokio's own `try_recv_from` answers from the readiness it last saw,
+/// and right after the process was stopped it has not seen the datagrams that queued meanwhile.
+pub fn discard_queued(socket: &tokio::net::UdpSocket) -> u64 {
+    let mut buf = [0u8; 1];
+    let mut count = 0;
+    // The socket is non-blocking: the first EAGAIN ends it. A datagram longer than `buf` is
+    // truncated, which is all a discard needs.
+    while nix::sys::socket::recv(
+        socket.as_raw_fd(),
+        &mut buf,
+        nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+    )
+    .is_ok()
+    {
+        count += 1;
+    }
+    count
+}
+
 /// The receive buffer the kernel granted, in bytes.
 pub fn receive_buffer(socket: &tokio::net::UdpSocket) -> Option<usize> {
     SockRef::from(socket).recv_buffer_size().ok()

@@ -112,3 +112,80 @@ fn environment_fallbacks_are_read() {
     );
     assert_usage_error(&out, "ttl (5s)");
 }
+
+#[test]
+fn out_of_bounds_timings_ports_and_secrets_are_usage_errors() {
+    let dir = std::env::temp_dir().join(crate::support::unique("secrets"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let short = dir.join("short");
+    std::fs::write(&short, "hunter2\n").expect("write");
+    let empty = dir.join("empty");
+    std::fs::write(&empty, "").expect("write");
+    let missing = dir.join("missing");
+    let (short, empty, missing) = (
+        short.to_str().expect("utf-8"),
+        empty.to_str().expect("utf-8"),
+        missing.to_str().expect("utf-8"),
+    );
+    let cases: [(&[&str], &str); 10] = [
+        (
+            &["agent", "--interval", "1ns"],
+            "interval 1ns is outside 100ms..=1h",
+        ),
+        (&["agent", "--ttl", "300000000000y"], "error:"),
+        (
+            &["agent", "--interval", "2h", "--ttl", "3h"],
+            "interval 2h is outside",
+        ),
+        (&["agent", "--port", "0"], "port 0 is no port"),
+        (&["agent", "--max-peers", "0"], "error:"),
+        (
+            &["agent", "--secret-file", missing],
+            "cannot read secret file",
+        ),
+        (&["agent", "--secret-file", empty], "is empty"),
+        (
+            &["agent", "--secret-file", short],
+            "holds 7 bytes; use at least 16",
+        ),
+        (&["agent", "--accept-unauthenticated"], "--secret-file"),
+        (
+            &["agent", "--group", "10.0.0.1"],
+            "not an IPv4 multicast address",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = peerd(args);
+        assert_usage_error(&out, expected);
+        assert!(!stderr(&out).contains("hunter2"), "the secret leaked");
+    }
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
+fn interface_0_0_0_0_is_a_usage_error() {
+    // The one case that cannot be pinned to loopback: it runs in a namespace of its own with
+    // no network at all, so a regression could not reach one.
+    if crate::support::run("unshare", &["--net", "true"])
+        .status
+        .code()
+        != Some(0)
+    {
+        crate::support::skip::skip::<()>("needs root for unshare --net", "PEERD_REQUIRE_NETNS");
+        return;
+    }
+    let out = Command::new("unshare")
+        .args([
+            "--net",
+            PEERD,
+            "agent",
+            "--interface",
+            "0.0.0.0",
+            "--api",
+            "127.0.0.1:0",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run peerd");
+    assert_usage_error(&out, "interface 0.0.0.0 names no interface");
+}

@@ -7,6 +7,8 @@
 //! - `conflict`: two live agents announcing one hostname.
 //! - `events`: the event stream through `peerd watch` and `peerd wait`.
 //! - `hooks`: the `--on-event` programs.
+//! - `trust`: signed clusters, migrations, forged, replayed and own-hostname beacons.
+//! - `faults`: a stopped agent, an address that appears late, peers at other timings.
 //! - `docker`: containers of the peerd image on a Docker network the test creates.
 //! - `page`: the live web page in a headless Chromium.
 //! - `soak`: scenario 6, ten minutes at the default timings (ignored unless asked for).
@@ -18,7 +20,9 @@ mod cli;
 mod conflict;
 mod docker;
 mod events;
+mod faults;
 mod hooks;
 mod loopback;
 mod page;
 mod soak;
+mod trust;

@@ -166,6 +166,12 @@ impl Agent {
         exited
     }
 
+    /// Sends `signal` (`STOP`, `CONT`...) without waiting for anything.
+    pub fn send(&self, signal: &str) {
+        let child = self.child.as_ref().expect("running");
+        must("kill", &[&format!("-{signal}"), &child.id().to_string()]);
+    }
+
     /// SIGTERM, as `docker stop` sends; returns whether it exited with status 0.
     pub fn stop(&mut self) -> bool {
         self.signal("TERM").is_some_and(|status| status.success())

@@ -99,17 +99,22 @@ impl Lan {
     /// Starts one more agent, with `extra` flags: on the shared loopback, or on a host of its
     /// own on the bridge. `None` if its namespace cannot be made.
     pub fn add(&mut self, name: &str, extra: &[&str]) -> Option<()> {
+        self.add_at(name, self.timings, extra)
+    }
+
+    /// [`Lan::add`] at timings of its own.
+    pub fn add_at(&mut self, name: &str, timings: Timings, extra: &[&str]) -> Option<()> {
         let i = self.agents.len() + 1;
         let agent = match self.bridge {
             None => {
                 let api = format!("127.0.0.1:{}", 49100 + i);
                 let netns = &self.hosts[0];
-                Agent::launch(netns, name, &api, Some("127.0.0.1"), self.timings, extra)
+                Agent::launch(netns, name, &api, Some("127.0.0.1"), timings, extra)
             }
             Some(_) => {
                 let host = self.host(i)?;
                 let api = peerd::config::API_ADDR.to_string();
-                let agent = Agent::launch(&host, name, &api, None, self.timings, extra);
+                let agent = Agent::launch(&host, name, &api, None, timings, extra);
                 self.hosts.push(host);
                 agent
             }

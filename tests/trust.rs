@@ -1,0 +1,255 @@
+//! Who an agent believes: signed clusters, agents without the secret, a migration, and forged,
+//! replayed and own-hostname beacons, on agents sharing one namespace's loopback.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use peerd::auth::Keyring;
+use peerd::beacon::Beacon;
+use peerd::config::{MULTICAST_GROUP, PORT};
+use peerd::node::unix_millis;
+
+use crate::support::cluster::Cluster;
+use crate::support::lan::Lan;
+use crate::support::timings::{POLL_SLACK, Timings};
+use crate::support::{unique, wait_for};
+
+/// A secret file, removed when dropped.
+struct SecretFile(PathBuf);
+
+impl SecretFile {
+    fn new(content: &str) -> SecretFile {
+        let path = std::env::temp_dir().join(unique("secret"));
+        std::fs::write(&path, content).expect("write the secret");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        SecretFile(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().expect("temp paths are UTF-8")
+    }
+}
+
+impl Drop for SecretFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+const SECRET: &str = "c2hhcmVkIHNlY3JldCBvZiB0aGUgdGVzdCBjbHVzdGVy";
+
+fn listed(lan: &Lan, node: &str) -> BTreeSet<String> {
+    lan.peers(node)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|peer| peer.hostname)
+        .collect()
+}
+
+fn names(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|name| name.to_string()).collect()
+}
+
+#[test]
+fn only_holders_of_the_secret_hear_each_other_and_a_migration_keeps_everyone_together() {
+    let Some(mut lan) = Lan::loopback(0, Timings::FAST) else {
+        return;
+    };
+    let secret = SecretFile::new(SECRET);
+    let signed = ["--secret-file", secret.path()];
+    let migrating = ["--secret-file", secret.path(), "--accept-unauthenticated"];
+    lan.add("a", &signed).expect("namespace");
+    lan.add("b", &signed).expect("namespace");
+    lan.add("plain", &[]).expect("namespace");
+    lan.add("m", &migrating).expect("namespace");
+    let expected = [
+        ("a", names(&["b", "m"])),
+        ("b", names(&["a", "m"])),
+        ("m", names(&["a", "b", "plain"])),
+        ("plain", names(&["m"])),
+    ];
+    for (node, peers) in &expected {
+        let seen = wait_for(POLL_SLACK, || {
+            let now = listed(&lan, node);
+            (now == *peers).then_some(now)
+        });
+        assert!(
+            seen.is_some(),
+            "{node} lists {:?}, not {peers:?}",
+            listed(&lan, node)
+        );
+    }
+    // Several intervals later, still apart: the refusals are counted and explained.
+    let refused = |node| lan.status(node).expect("answers").refused.authentication;
+    assert!(wait_for(POLL_SLACK, || (refused("a") >= 3).then_some(())).is_some());
+    assert_eq!(listed(&lan, "a"), names(&["b", "m"]));
+    assert_eq!(listed(&lan, "plain"), names(&["m"]));
+    assert!(refused("plain") > 0);
+    assert!(
+        lan.log("a")
+            .contains("it is unsigned and this agent requires a signature")
+    );
+    assert!(
+        lan.log("plain")
+            .contains("it is signed and this agent has no --secret-file")
+    );
+    let status = lan.status("a").expect("answers");
+    assert_eq!(status.key_ids.len(), 1);
+    let everything = format!("{status:?}{}", lan.log("a"));
+    assert!(!everything.contains(SECRET), "the secret leaked");
+}
+
+/// One datagram of `hostname`'s, captured from the group inside the LAN's namespace.
+fn capture(lan: &Lan, via: &str, hostname: &str) -> Vec<u8> {
+    let script = format!(
+        r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("{MULTICAST_GROUP}", {PORT}))
+s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+             socket.inet_aton("{MULTICAST_GROUP}") + socket.inet_aton("127.0.0.1"))
+s.settimeout(10)
+name = b"{hostname}"
+while True:
+    d, _ = s.recvfrom(600)
+    if len(d) > 23 and d[22] == len(name) and d[23:23 + len(name)] == name and not d[5] & 1:
+        print(d.hex())
+        sys.exit(0)
+"#
+    );
+    let out = lan
+        .agent(via)
+        .command("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("run python3 in the namespace");
+    assert!(
+        out.status.success(),
+        "capturing a beacon: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hex = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+#[test]
+fn forged_and_replayed_beacons_change_nothing_in_a_signed_cluster() {
+    let Some(mut lan) = Lan::loopback(0, Timings::FAST) else {
+        return;
+    };
+    let secret = SecretFile::new(SECRET);
+    let signed = ["--secret-file", secret.path()];
+    lan.add("a", &signed).expect("namespace");
+    lan.add("b", &signed).expect("namespace");
+    lan.add("c", &signed).expect("namespace");
+    let b_at_a = wait_for(POLL_SLACK, || {
+        lan.peers("a")?.into_iter().find(|p| p.hostname == "b")
+    })
+    .expect("a lists b");
+    let captured = capture(&lan, "a", "b");
+
+    // Forged without the key: b's own instance with a goodbye, the maximal sequence number,
+    // a new instance; and a signed beacon with one bit flipped.
+    let instance = u64::from_str_radix(&b_at_a.instance, 16).expect("hex instance");
+    let forged = |goodbye, sequence, instance| {
+        Beacon {
+            instance,
+            sequence,
+            goodbye,
+            hostname: "b".into(),
+            ..Beacon::default()
+        }
+        .encode()
+    };
+    let mut flipped = captured.clone();
+    flipped[14] ^= 0x01; // the sequence number
+    let before = lan.status("a").expect("answers").refused;
+    lan.send_to_group(&[
+        &forged(true, u64::MAX, instance),
+        &forged(false, u64::MAX, instance),
+        &forged(false, 0, 0xdead_beef),
+        &flipped,
+    ]);
+    let refused = wait_for(POLL_SLACK, || {
+        let now = lan.status("a")?.refused;
+        (now.authentication >= before.authentication + 4).then_some(now)
+    });
+    assert!(refused.is_some(), "a did not refuse all four");
+    let b_now = lan.peers("a").expect("answers");
+    let b_now = b_now
+        .iter()
+        .find(|p| p.hostname == "b")
+        .expect("b still listed");
+    assert_eq!(
+        (&b_now.instance, &b_now.address),
+        (&b_at_a.instance, &b_at_a.address)
+    );
+    assert!(b_now.authenticated);
+
+    // b leaves; its captured beacon, replayed, does not bring it back.
+    assert!(lan.stop("b"));
+    wait_for(POLL_SLACK, || {
+        (!listed(&lan, "a").contains("b")).then_some(())
+    })
+    .expect("b's goodbye reached a");
+    let before = lan.status("a").expect("answers").refused.replay;
+    lan.send_to_group(&[&captured]);
+    wait_for(POLL_SLACK, || {
+        (lan.status("a")?.refused.replay > before).then_some(())
+    })
+    .expect("the replay was refused and counted");
+    assert!(!listed(&lan, "a").contains("b"));
+    assert!(!listed(&lan, "c").contains("b"));
+
+    // A beacon signed with the key but stamped two minutes ago: outside the window.
+    let keys = Keyring::new(&[SECRET]);
+    let mut stale = Beacon {
+        instance: 0x5eed,
+        sequence: 0,
+        hostname: "late".into(),
+        timestamp: Some(unix_millis(SystemTime::now() - Duration::from_secs(120))),
+        ..Beacon::default()
+    }
+    .encode();
+    keys.sign(&mut stale);
+    lan.send_to_group(&[&stale]);
+    wait_for(POLL_SLACK, || {
+        (lan.status("a")?.refused.replay > before + 1).then_some(())
+    })
+    .expect("the stale beacon was refused as a replay");
+    assert!(!listed(&lan, "a").contains("late"));
+    assert!(lan.log("a").contains("outside the 1m replay window"));
+}
+
+#[test]
+fn a_beacon_claiming_our_own_hostname_is_a_conflict_never_a_peer() {
+    let Some(lan) = Lan::loopback(2, Timings::FAST) else {
+        return;
+    };
+    let impostor = Beacon {
+        instance: 0x1a2b_3c4d,
+        sequence: 0,
+        hostname: "node1".into(),
+        ..Beacon::default()
+    }
+    .encode();
+    lan.send_to_group(&[&impostor]);
+    let conflict = wait_for(POLL_SLACK, || lan.status("node1")?.hostname_conflict);
+    let conflict = conflict.expect("node1 reports the conflict");
+    assert_eq!(conflict.instance, "000000001a2b3c4d");
+    assert!(!listed(&lan, "node1").contains("node1"));
+    assert!(
+        lan.log("node1")
+            .contains("another instance announces this agent's own hostname")
+    );
+    assert_eq!(
+        lan.status("node1").expect("answers").refused.own_hostname,
+        1
+    );
+}
