@@ -20,7 +20,7 @@ const PEERS: usize = 100_000;
 const DUE: usize = 1_000;
 const OWN: u64 = 0xAAAA;
 const FROM: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 49001);
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 24901);
 
 fn beacon(i: usize) -> Beacon {
     Beacon {

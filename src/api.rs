@@ -415,7 +415,7 @@ mod tests {
         AgentStatus {
             hostname: "node-1".into(),
             instance: format_instance(1),
-            group: "239.255.49.1:49001".into(),
+            group: "239.255.49.1:24901".into(),
             interface: "127.0.0.1".into(),
             interval_ms: 15_000,
             ttl_ms: 35_000,

@@ -184,7 +184,7 @@ mod tests {
         PeerEvent::Joined {
             peer: Peer {
                 hostname: hostname.into(),
-                address: SocketAddr::from(([10, 0, 0, 2], 49001)),
+                address: SocketAddr::from(([10, 0, 0, 2], 24901)),
                 instance: 1,
                 sequence: 0,
                 first_seen: now,

@@ -466,7 +466,7 @@ mod tests {
     }
 
     fn from() -> SocketAddr {
-        SocketAddr::from(([10, 0, 0, 2], 49001))
+        SocketAddr::from(([10, 0, 0, 2], 24901))
     }
 
     fn beacon_of(hostname: &str, instance: u64, sequence: u64) -> Vec<u8> {

@@ -549,7 +549,7 @@ mod tests {
     const OWN: u64 = 0xAAAA;
 
     fn addr(last: u8) -> SocketAddr {
-        SocketAddr::from(([10, 0, 0, last], 49001))
+        SocketAddr::from(([10, 0, 0, last], 24901))
     }
 
     fn beacon(hostname: &str, instance: u64, sequence: u64) -> Beacon {
