@@ -67,3 +67,43 @@ fn garbage_on_the_group_changes_nothing() {
     let views = cluster::wait_whole(&lan, POLL_SLACK).expect("garbage changed a peer list");
     assert!(views.iter().flatten().all(|p| p.hostname != "ghost"));
 }
+
+#[test]
+fn beyond_max_peers_new_hostnames_are_refused_and_the_log_stays_short() {
+    let Some(mut lan) = Lan::loopback(0, Timings::FAST) else {
+        return;
+    };
+    lan.add("node1", &["--max-peers", "100"])
+        .expect("namespace");
+    lan.add("node2", &[]).expect("namespace");
+    lan.announce_made_up_peers(1000);
+    // Made-up peers beacon once, so they expire a ttl later: count joins, not listed peers.
+    let status = wait_for(POLL_SLACK, || {
+        lan.status("node1")
+            .filter(|s| s.events.joined + s.refused.capacity >= 1001)
+    });
+    let status = status.expect("node1 took in every beacon");
+    assert_eq!(status.events.joined, 100, "at most --max-peers listed");
+    assert_eq!(status.refused.capacity, 901);
+    assert_eq!(status.max_peers, 100);
+    assert_eq!(
+        status.receive_queue_drops,
+        Some(0),
+        "a burst of 1,000 fits the buffer"
+    );
+    assert!(status.receive_buffer_bytes >= Some(2 * 1024 * 1024));
+    // node2, at the default limit, takes all of them: the burst cost it no datagram either.
+    let node2 = wait_for(POLL_SLACK, || {
+        lan.status("node2").filter(|s| s.events.joined >= 1001)
+    });
+    assert_eq!(node2.expect("node2 lists all").receive_queue_drops, Some(0));
+    // The summary closes the second that began with the burst.
+    let summarised = wait_for(POLL_SLACK, || {
+        let log = lan.log("node2");
+        log.contains("more peers joined in the last second")
+            .then_some(log)
+    });
+    let log = summarised.expect("node2 summarised the burst");
+    let joined = log.matches("peer joined").count();
+    assert!(joined < 60, "{joined} join lines for 1,001 joins");
+}

@@ -32,7 +32,7 @@ impl Netns {
         }
         let ns = Netns { name };
         ns.ip(&["link", "set", "lo", "up"]);
-        // Lets plain tools (bash's /dev/udp) send to the group; agents set their interface
+        // Lets plain tools (a Python socket) send to the group; agents set their interface
         // explicitly and do not need it.
         ns.ip(&["route", "add", "224.0.0.0/4", "dev", "lo"]);
         Some(ns)
@@ -52,30 +52,37 @@ impl Netns {
         cmd
     }
 
-    /// Sends each datagram to `group:port` from inside the namespace, with bash's /dev/udp, all
-    /// from one bash.
+    /// Sends each datagram to `group:port` from inside the namespace, one `sendto` each, from
+    /// one Python process. (Not bash's /dev/udp: its printf flushes at every newline byte, so
+    /// a datagram holding 0x0a went out as two.)
     pub fn send_udp(&self, group: Ipv4Addr, port: u16, datagrams: &[&[u8]]) {
-        let script: String = datagrams
+        let script = format!(
+            "import socket, sys\n\
+             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+             for line in sys.stdin:\n    s.sendto(bytes.fromhex(line.strip()), ('{group}', {port}))\n"
+        );
+        // On stdin, one datagram in hex per line: a flood is longer than an argument may be.
+        let lines: String = datagrams
             .iter()
             .map(|datagram| {
-                let escaped: String = datagram.iter().map(|b| format!("\\x{b:02x}")).collect();
-                format!("printf '{escaped}' > /dev/udp/{group}/{port}\n")
+                let hex: String = datagram.iter().map(|b| format!("{b:02x}")).collect();
+                hex + "\n"
             })
             .collect();
-        // On stdin: a flood of datagrams makes a script longer than an argument may be.
-        let mut bash = self
-            .command("bash")
+        let mut python = self
+            .command("python3")
+            .args(["-c", &script])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("run bash");
-        let mut stdin = bash.stdin.take().expect("piped");
+            .expect("run python3");
+        let mut stdin = python.stdin.take().expect("piped");
         stdin
-            .write_all(script.as_bytes())
-            .expect("write the script");
+            .write_all(lines.as_bytes())
+            .expect("write the datagrams");
         drop(stdin);
-        let out = bash.wait_with_output().expect("bash ran");
+        let out = python.wait_with_output().expect("python3 ran");
         assert!(
             out.status.success(),
             "sending datagrams: {}",
