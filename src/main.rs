@@ -12,7 +12,7 @@ use tracing::{info, warn};
 use peerd::api::{self, AgentStatus, PeerInfo};
 use peerd::config::{self, Config};
 use peerd::follow::{Followed, Follower, Message};
-use peerd::{agent, beacon, client, follow, interface, socket, table};
+use peerd::{agent, beacon, client, follow, interface, server, socket, table};
 
 /// Zero-configuration peer discovery: who is alive on this network, right now.
 #[derive(Debug, Parser)]
@@ -153,14 +153,12 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
         config.interface,
         config.multicast_ttl,
     )?;
-    let api = tokio::net::TcpListener::bind(args.api)
-        .await
-        .with_context(|| {
-            format!(
-                "binding the API on {} (another agent there? pick one with --api)",
-                args.api
-            )
-        })?;
+    let api = server::bind(args.api).with_context(|| {
+        format!(
+            "binding the API on {} (another agent there? pick one with --api)",
+            args.api
+        )
+    })?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     agent::run(config, socket, api, shutdown).await

@@ -213,6 +213,8 @@ impl Node {
             datagrams_ignored: counters.datagrams_ignored,
             events,
             hooks,
+            // The API server keeps these, not the node: the agent fills them in.
+            api: Default::default(),
         }
     }
 }
