@@ -46,11 +46,12 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(250);
 /// fill the log.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 
-/// Connections the kernel holds until the serve loop accepts them. A connection past it is
-/// dropped, and its client retries only a second later, so a burst from a hostile client would
-/// delay `peerd health` by that much; the loop accepts a thousand in a few milliseconds. (The
-/// kernel caps it at `net.core.somaxconn`, 4096 by default; the standard library asks for 128.)
-pub const BACKLOG: u32 = 1024;
+/// Connections the kernel holds until the serve loop accepts them. Past it the kernel drops a
+/// new connection's SYN and the client retries only a second later, so a burst from a hostile
+/// client would delay `peerd health` by that much; the loop accepts 2,000 in about 0.1 s (a
+/// debug build), and with the standard library's 128 a burst of 2,000 overflowed it. 4096 is
+/// the kernel's default ceiling (`net.core.somaxconn`).
+pub const BACKLOG: u32 = 4096;
 
 /// How long to stop accepting after the process ran out of something (file descriptors,
 /// memory): accepting again at once would spin on the same error.
