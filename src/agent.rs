@@ -19,6 +19,7 @@ use crate::events::Funnel;
 use crate::hooks::{self, HookCounters};
 use crate::node::{Node, SocketStats};
 use crate::registry::PeerEvent;
+use crate::server::{self, ApiCounters};
 use crate::socket;
 use crate::throttle::Throttle;
 
@@ -91,11 +92,13 @@ pub async fn run(
         );
     }
     let now = now();
+    let api_counters = Arc::new(ApiCounters::default());
     let driver = Driver {
         socket: None,
         node: Node::new(config, instance, fastrand::u64(..), now),
         funnel,
         hook_counters,
+        api_counters: Arc::clone(&api_counters),
         sending: true,
         retry_at: now,
         retry_delay: FIRST_RETRY,
@@ -108,21 +111,14 @@ pub async fn run(
             .run(query_rx, shutdown.clone())
             .instrument(info_span!("node")),
     );
-    let server_shutdown = shutdown.clone();
+    // It returns within its shutdown grace of the cancellation, whatever clients hold open.
     let server = tracker.spawn(
-        async move {
-            axum::serve(api, api::router(queries))
-                .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
-                .await
-        }
-        .instrument(info_span!("api")),
+        server::serve(api, api::router(queries), api_counters, shutdown.clone())
+            .instrument(info_span!("api")),
     );
     tracker.close();
-    let served = server.await.context("the API task panicked")?;
-    // The API only stops on its own if it failed; take the rest down with it.
-    shutdown.cancel();
+    server.await.context("the API task panicked")?;
     tracker.wait().await;
-    served.context("serving the HTTP API")?;
     info!("agent stopped");
     Ok(())
 }
@@ -137,6 +133,7 @@ struct Driver {
     /// Every event the node reports goes through it.
     funnel: Funnel,
     hook_counters: Arc<HookCounters>,
+    api_counters: Arc<ApiCounters>,
     /// Whether the last beacon went out: only the first of a run of failures is a warning.
     sending: bool,
     /// When to try opening the socket next, while it is closed.
@@ -373,7 +370,9 @@ impl Driver {
             Query::Status(reply) => {
                 let hooks = self.hook_counters.snapshot();
                 let socket = self.socket_stats();
-                let _ = reply.send(self.node.status(now, self.funnel.counts(), hooks, socket));
+                let mut status = self.node.status(now, self.funnel.counts(), hooks, socket);
+                status.api = self.api_counters.snapshot();
+                let _ = reply.send(status);
             }
             Query::Subscribe { after, reply } => {
                 let _ = reply.send(self.subscribe(after, now));

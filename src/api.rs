@@ -139,6 +139,22 @@ pub struct AgentStatus {
     pub events: EventCounts,
     /// What the `--on-event` programs did.
     pub hooks: HookCounts,
+    /// The API's connections and what its limits closed. Absent from an older agent's answer,
+    /// so a newer client still reads that as zeros.
+    #[serde(default)]
+    pub api: ApiCounts,
+}
+
+/// The HTTP API's connections: open now, and closed by its limits since the agent started.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiCounts {
+    pub open: u64,
+    /// Closed on arrival: every open connection had a request in flight.
+    pub refused: u64,
+    /// Closed to make room for a new one: the oldest with no request in flight.
+    pub evicted: u64,
+    /// Closed because no request head came within 5 s of connecting.
+    pub timed_out: u64,
 }
 
 /// Datagrams on the beacon port that changed nothing, by reason.
@@ -428,6 +444,14 @@ mod tests {
             datagrams_ignored: 0,
             ..AgentStatus::default()
         }
+    }
+
+    #[test]
+    fn an_older_agents_status_reads_as_no_connections_closed() {
+        let mut json = serde_json::to_value(status()).expect("a status serializes");
+        json.as_object_mut().expect("an object").remove("api");
+        let read: AgentStatus = serde_json::from_value(json).expect("it still parses");
+        assert_eq!(read.api, ApiCounts::default());
     }
 
     #[tokio::test]

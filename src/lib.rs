@@ -15,6 +15,8 @@
 //! - [`stream`]: `GET /v1/events`, the event stream as Server-Sent Events.
 //! - [`page`]: the live web page at `/`, embedded in the binary.
 //! - [`api`]: HTTP routes and the response types the CLI shares.
+//! - [`server`]: serves the API within limits: header timeout, connection cap, shutdown grace.
+//! - `connections`: the API's open connections by age; which one goes at the cap.
 //! - [`client`]: the CLI's HTTP client for the local API.
 //! - [`follow`]: the CLI's reader of the event stream, resuming after the agent went away.
 //! - [`table`]: the human-readable peer table.
@@ -27,6 +29,7 @@ pub mod auth;
 pub mod beacon;
 pub mod client;
 pub mod config;
+mod connections;
 pub mod events;
 pub mod follow;
 pub mod hooks;
@@ -34,6 +37,7 @@ pub mod interface;
 pub mod node;
 pub mod page;
 pub mod registry;
+pub mod server;
 pub mod socket;
 pub mod stream;
 pub mod table;

@@ -12,7 +12,7 @@ use tracing::{info, warn};
 use peerd::api::{self, AgentStatus, PeerInfo};
 use peerd::config::{self, Config};
 use peerd::follow::{Followed, Follower, Message};
-use peerd::{agent, auth, beacon, client, follow, interface, table};
+use peerd::{agent, auth, beacon, client, follow, interface, server, table};
 
 /// Zero-configuration peer discovery: who is alive on this network, right now.
 #[derive(Debug, Parser)]
@@ -173,14 +173,12 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
     if !args.api.ip().is_loopback() {
         warn!(api = %args.api, "the API listens beyond loopback and has no authentication: anyone who can reach it can read the peer list");
     }
-    let api = tokio::net::TcpListener::bind(args.api)
-        .await
-        .with_context(|| {
-            format!(
-                "binding the API on {} (another agent there? pick one with --api)",
-                args.api
-            )
-        })?;
+    let api = server::bind(args.api).with_context(|| {
+        format!(
+            "binding the API on {} (another agent there? pick one with --api)",
+            args.api
+        )
+    })?;
     agent::run(config, api, shutdown).await
 }
 
@@ -302,24 +300,52 @@ fn usage_error(message: String) -> ! {
         .exit()
 }
 
-/// SIGINT (Ctrl-C) and SIGTERM (`docker stop`, which signals PID 1) both mean "say goodbye
-/// and exit".
+/// SIGTERM (`docker stop`, which signals PID 1), SIGINT (Ctrl-C), SIGHUP (the terminal or the
+/// ssh session went away) and SIGQUIT (`Ctrl-\`) all mean "say goodbye and exit": an agent that
+/// dies of one without a goodbye stays listed by its peers for a whole ttl.
 async fn cancel_on_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = match signal(SignalKind::terminate()) {
-        Ok(stream) => stream,
-        Err(err) => {
-            warn!(error = %err, "cannot listen for SIGTERM; only Ctrl-C stops the agent cleanly");
-            let _ = tokio::signal::ctrl_c().await;
-            shutdown.cancel();
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => info!("SIGINT received, stopping"),
-        _ = terminate.recv() => info!("SIGTERM received, stopping"),
+    use tokio::signal::unix::SignalKind;
+    // Checked before any handler is installed, which would undo what `nohup` asked for.
+    let hangup_ignored = ignored_at_start(nix::sys::signal::Signal::SIGHUP);
+    if hangup_ignored {
+        info!("SIGHUP was ignored when the agent started (nohup?): it will not stop the agent");
     }
+    let name = tokio::select! {
+        () = received(SignalKind::terminate(), "SIGTERM") => "SIGTERM",
+        () = received(SignalKind::interrupt(), "SIGINT") => "SIGINT",
+        () = received(SignalKind::hangup(), "SIGHUP"), if !hangup_ignored => "SIGHUP",
+        () = received(SignalKind::quit(), "SIGQUIT") => "SIGQUIT",
+    };
+    info!(signal = name, "signal received, stopping");
     shutdown.cancel();
+}
+
+/// Returns when `kind` arrives; never, if it cannot be listened for.
+async fn received(kind: tokio::signal::unix::SignalKind, name: &str) {
+    match tokio::signal::unix::signal(kind) {
+        Ok(mut stream) => {
+            stream.recv().await;
+        }
+        Err(err) => {
+            warn!(signal = name, error = %err, "cannot listen for the signal: it will end the agent without a goodbye");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Whether the process started with `signal` ignored, from the `SigIgn` mask in
+/// /proc/self/status (reading it needs no unsafe `sigaction` call).
+fn ignored_at_start(signal: nix::sys::signal::Signal) -> bool {
+    let mask = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let mask = status
+                .lines()
+                .find_map(|line| line.strip_prefix("SigIgn:"))?;
+            u64::from_str_radix(mask.trim(), 16).ok()
+        });
+    // Signal numbers start at 1; bit 0 is signal 1.
+    mask.is_some_and(|mask| mask >> (signal as i32 - 1) & 1 == 1)
 }
 
 fn init_tracing(format: LogFormat) {

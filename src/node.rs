@@ -397,6 +397,8 @@ impl Node {
             socket_reopens: socket.reopens,
             events,
             hooks,
+            // The API server keeps these, not the node: the agent fills them in.
+            api: Default::default(),
         }
     }
 }

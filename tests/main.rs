@@ -1,6 +1,7 @@
 //! The integration tests, in one binary: one link step instead of one per file, and a harness
 //! whose unused code the compiler reports, since every test shares it.
 //!
+//! - `api_limits`: the API under a flood of slow clients; the signals that stop the agent.
 //! - `cli`: usage errors and the unreachable-agent message.
 //! - `loopback`: agents on the loopback of one private namespace.
 //! - `bridged`: one namespace per host, joined by veth pairs and a bridge.
@@ -15,6 +16,7 @@
 
 mod support;
 
+mod api_limits;
 mod bridged;
 mod cli;
 mod conflict;

@@ -22,6 +22,8 @@ pub struct Agent {
     args: Vec<String>,
     api: String,
     log: PathBuf,
+    /// The most files it may open (`prlimit --nofile`), if limited.
+    open_files: Option<u32>,
     child: Option<Child>,
 }
 
@@ -60,6 +62,7 @@ impl Agent {
             args,
             api: api.to_owned(),
             log: std::env::temp_dir().join(format!("{}-{name}.log", unique("agent"))),
+            open_files: None,
             child: None,
         };
         agent.spawn();
@@ -82,7 +85,14 @@ impl Agent {
             .append(true)
             .open(&self.log)
             .expect("open the agent's log");
-        let mut command = self.command(PEERD);
+        let mut command = match self.open_files {
+            Some(files) => {
+                let mut prlimit = self.command("prlimit");
+                prlimit.arg(format!("--nofile={files}:{files}")).arg(PEERD);
+                prlimit
+            }
+            None => self.command(PEERD),
+        };
         command.args(&self.args);
         // Only the flags above configure it, whatever PEERD_ settings the test runner has.
         for (var, _) in std::env::vars().filter(|(var, _)| var.starts_with("PEERD_")) {
@@ -174,7 +184,12 @@ impl Agent {
 
     /// SIGTERM, as `docker stop` sends; returns whether it exited with status 0.
     pub fn stop(&mut self) -> bool {
-        self.signal("TERM").is_some_and(|status| status.success())
+        self.stop_with("TERM")
+    }
+
+    /// `SIG<signal>` (`"HUP"`, `"QUIT"`...); returns whether it exited with status 0.
+    pub fn stop_with(&mut self, signal: &str) -> bool {
+        self.signal(signal).is_some_and(|status| status.success())
     }
 
     /// SIGKILL: no goodbye. Returns once the process is gone.
@@ -187,6 +202,13 @@ impl Agent {
         assert!(self.stop(), "{} did not exit 0 on SIGTERM", self.name);
         self.spawn();
         self.wait_ready();
+    }
+
+    /// Stops it gracefully and starts it again allowed at most `files` open files, as a service
+    /// manager's `LimitNOFILE=` would start it.
+    pub fn restart_with_open_files(&mut self, files: u32) {
+        self.open_files = Some(files);
+        self.restart();
     }
 
     /// Its log so far, every instance of it.

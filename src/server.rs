@@ -1,0 +1,485 @@
+//! Serves the HTTP API over a `TcpListener` within limits: a deadline for each request head, a
+//! cap on open connections below the file-descriptor limit, and a short grace at shutdown. The
+//! routes are `api`'s; this only decides which connections to keep.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use http_body_util::BodyExt;
+use hyper::Request;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::Service as _;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use nix::sys::resource::{Resource, getrlimit};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::task::{AbortHandle, JoinError, JoinSet};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::api::ApiCounts;
+use crate::connections::{Connections, Room};
+
+/// How long a client may take to send a request head, from the moment its connection is
+/// accepted or its previous response ends. A local client sends its request in one write, so
+/// 5 s is generous even on a loaded machine. hyper runs this timer whenever a connection waits
+/// for a head, so it is also how long an idle keep-alive connection stays open; a response in
+/// flight, such as the event stream, is never cut by it.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The most connections open at once, however many files the process may open: the CLI opens
+/// one per command and the page a stream and a few requests, so 512 is far beyond any honest
+/// use of a local API.
+pub const MAX_CONNECTIONS: usize = 512;
+
+/// How long, at shutdown, a request in flight has to finish before its connection is dropped:
+/// the API answers in microseconds, and the agent must be gone within a second of SIGTERM.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(250);
+
+/// At most one warning this often about connections the limits closed, so an attack cannot
+/// fill the log.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
+
+/// Connections the kernel holds until the serve loop accepts them. Past it the kernel drops a
+/// new connection's SYN and the client retries only a second later, so a burst from a hostile
+/// client would delay `peerd health` by that much; the loop accepts 2,000 in about 0.1 s (a
+/// debug build), and with the standard library's 128 a burst of 2,000 overflowed it. 4096 is
+/// the kernel's default ceiling (`net.core.somaxconn`).
+pub const BACKLOG: u32 = 4096;
+
+/// How long to stop accepting after the process ran out of something (file descriptors,
+/// memory): accepting again at once would spin on the same error.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// What the limits did since the agent started; read by `/v1/status`.
+#[derive(Debug, Default)]
+pub struct ApiCounters {
+    open: AtomicU64,
+    refused: AtomicU64,
+    evicted: AtomicU64,
+    timed_out: AtomicU64,
+}
+
+impl ApiCounters {
+    pub fn snapshot(&self) -> ApiCounts {
+        ApiCounts {
+            open: self.open.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
+            evicted: self.evicted.load(Ordering::Relaxed),
+            timed_out: self.timed_out.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The cap on open connections: [`MAX_CONNECTIONS`], or half the soft limit on open files if
+/// that is lower. The other half is for the agent's own sockets, the hooks' pipes, and the one
+/// more connection that must be accepted before it can be refused or make room.
+pub fn connection_cap() -> usize {
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, _)) => usize::try_from(soft / 2)
+            .unwrap_or(usize::MAX)
+            .clamp(1, MAX_CONNECTIONS),
+        Err(_) => MAX_CONNECTIONS,
+    }
+}
+
+/// Binds the API's listener on `addr`, with room for a burst of connections ([`BACKLOG`]).
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    // As `TcpListener::bind` does: a restarted agent can bind while old connections linger.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
+/// Serves `router` on `listener` until `shutdown` is cancelled, within the limits above; then
+/// stops accepting, gives requests in flight [`SHUTDOWN_GRACE`] and drops every connection.
+/// Never fails: a failed accept is logged and retried.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    counters: Arc<ApiCounters>,
+    shutdown: CancellationToken,
+) {
+    let cap = connection_cap();
+    info!(
+        max_connections = cap,
+        header_timeout = %humantime::format_duration(HEADER_TIMEOUT),
+        "serving the api"
+    );
+    let mut server = Server::new(router, cap, counters, shutdown.clone());
+    loop {
+        let report_at = server.report.due();
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => server.admit(stream),
+                Err(err) => server.accept_failed(err).await,
+            },
+            Some(joined) = server.tasks.join_next() => server.ended(joined),
+            () = tokio::time::sleep_until(report_at.unwrap_or_else(now).into()),
+                if report_at.is_some() => server.say(),
+        }
+    }
+    // Closed first, so new connections are refused by the kernel instead of left waiting.
+    drop(listener);
+    server.close().await;
+}
+
+/// The serve loop's state: the open connections and the tasks that drive them.
+struct Server {
+    http: http1::Builder,
+    router: Router,
+    open: Connections<Slot>,
+    /// One task per open connection; each returns its key in `open` and how it ended.
+    tasks: JoinSet<(u64, Ended)>,
+    counters: Arc<ApiCounters>,
+    report: Report,
+    /// When the last failed accept was a warning; the rest of that second's are debug lines.
+    accept_warned: Option<Instant>,
+    shutdown: CancellationToken,
+}
+
+/// One open connection as the serve loop keeps it.
+struct Slot {
+    state: Arc<ConnState>,
+    task: AbortHandle,
+}
+
+/// What the serve loop reads of a connection its task drives.
+#[derive(Debug, Default)]
+struct ConnState {
+    /// Requests whose response is not finished: from the parsed head until hyper drops the
+    /// response body (after its last byte, or with the connection).
+    in_flight: AtomicUsize,
+    /// Whether a request head ever arrived.
+    served: AtomicBool,
+}
+
+/// Marks one request in flight until dropped.
+struct InFlight(Arc<ConnState>);
+
+impl InFlight {
+    fn new(state: &Arc<ConnState>) -> InFlight {
+        state.in_flight.fetch_add(1, Ordering::Relaxed);
+        state.served.store(true, Ordering::Relaxed);
+        InFlight(Arc::clone(state))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// How a connection's task ended.
+#[derive(Debug)]
+enum Ended {
+    Closed,
+    /// No request head within [`HEADER_TIMEOUT`] of connecting.
+    TimedOut,
+    /// The client went away mid-request, sent something that is not HTTP, or let a kept-alive
+    /// connection idle past the timeout: its own business, not a limit at work.
+    Failed(hyper::Error),
+}
+
+impl Server {
+    fn new(
+        router: Router,
+        cap: usize,
+        counters: Arc<ApiCounters>,
+        shutdown: CancellationToken,
+    ) -> Server {
+        let mut http = http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT);
+        Server {
+            http,
+            router,
+            open: Connections::new(cap),
+            tasks: JoinSet::new(),
+            counters,
+            report: Report::default(),
+            accept_warned: None,
+            shutdown,
+        }
+    }
+
+    /// Serves `stream`, making room for it first; refuses it (closes it at once) when every
+    /// open connection has a request in flight.
+    fn admit(&mut self, stream: TcpStream) {
+        match self.open.make_room(Slot::busy) {
+            Room::Free => {}
+            Room::Evict(slot) => {
+                // Dropping its connection closes the socket.
+                slot.task.abort();
+                self.count(|counters| &counters.evicted);
+            }
+            Room::Full => {
+                drop(stream);
+                self.count(|counters| &counters.refused);
+                return;
+            }
+        }
+        let state = Arc::new(ConnState::default());
+        let router = TowerToHyperService::new(self.router.clone());
+        let tracked = Arc::clone(&state);
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+            let in_flight = InFlight::new(&tracked);
+            let answer = router.call(request);
+            async move {
+                let response = answer.await?;
+                // The closure owns the marker, so it lives exactly as long as the body does.
+                let body = response.map(|body| {
+                    body.map_frame(move |frame| {
+                        let _in_flight = &in_flight;
+                        frame
+                    })
+                });
+                Ok::<_, Infallible>(body)
+            }
+        });
+        let connection = self.http.serve_connection(TokioIo::new(stream), service);
+        let shutdown = self.shutdown.clone();
+        let ended_state = Arc::clone(&state);
+        self.open.insert_with(|key| {
+            let task = self.tasks.spawn(async move {
+                let mut connection = std::pin::pin!(connection);
+                let result = tokio::select! {
+                    result = connection.as_mut() => result,
+                    () = shutdown.cancelled() => {
+                        // A request in flight is finished, then the connection closed; the serve
+                        // loop drops it anyway when the grace is over.
+                        connection.as_mut().graceful_shutdown();
+                        connection.await
+                    }
+                };
+                (key, Ended::from(result, &ended_state))
+            });
+            Slot { state, task }
+        });
+        self.set_open();
+    }
+
+    fn ended(&mut self, joined: Result<(u64, Ended), JoinError>) {
+        match joined {
+            Ok((key, ended)) => {
+                self.open.remove(key);
+                match ended {
+                    Ended::Closed => {}
+                    Ended::TimedOut => self.count(|counters| &counters.timed_out),
+                    Ended::Failed(err) => debug!(error = %err, "api connection ended"),
+                }
+            }
+            // A handler panicked (a debug build: the release build aborts): forget its slot.
+            Err(err) if err.is_panic() => {
+                let id = err.id();
+                self.open.retain(|slot| slot.task.id() != id);
+                warn!("an api connection's task panicked");
+            }
+            // Aborted: evicted, so already out of `open`.
+            Err(_) => {}
+        }
+        self.set_open();
+    }
+
+    async fn accept_failed(&mut self, err: io::Error) {
+        use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+        // The client gave up before we took its connection: nothing to do with us.
+        if matches!(
+            err.kind(),
+            ConnectionAborted | ConnectionRefused | ConnectionReset
+        ) {
+            debug!(error = %err, "a connection failed before it was accepted");
+            return;
+        }
+        let now = now();
+        let warned_lately = self
+            .accept_warned
+            .is_some_and(|at| now.duration_since(at) < REPORT_EVERY);
+        if warned_lately {
+            debug!(error = %err, "cannot accept api connections");
+        } else {
+            self.accept_warned = Some(now);
+            warn!(error = %err, open = self.open.len(), "cannot accept api connections; retrying");
+        }
+        tokio::time::sleep(ACCEPT_BACKOFF).await;
+    }
+
+    /// Counts one closure by the limits and schedules the warning that will tell it.
+    fn count(&mut self, counter: fn(&ApiCounters) -> &AtomicU64) {
+        counter(&self.counters).fetch_add(1, Ordering::Relaxed);
+        self.report.noted(now());
+    }
+
+    fn say(&mut self) {
+        if let Some(since) = self.report.take(self.counters.snapshot(), now()) {
+            warn!(
+                refused = since.refused,
+                evicted = since.evicted,
+                timed_out = since.timed_out,
+                open = since.open,
+                "api connections closed at the limits: too many open, or too slow to send a request"
+            );
+        }
+    }
+
+    fn set_open(&self) {
+        let open = u64::try_from(self.open.len()).unwrap_or(u64::MAX);
+        self.counters.open.store(open, Ordering::Relaxed);
+    }
+
+    /// Closes every connection: at once if it has no request in flight (hyper would keep one
+    /// waiting for a request head until its timeout), after the request if it has one (its task
+    /// has seen the cancellation), and in any case once the grace is over.
+    async fn close(mut self) {
+        for slot in self.open.iter().filter(|slot| !slot.busy()) {
+            slot.task.abort();
+        }
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            debug!(
+                open = self.tasks.len(),
+                "dropping the api connections still open after the grace"
+            );
+        }
+        self.tasks.shutdown().await;
+    }
+}
+
+impl Slot {
+    fn busy(&self) -> bool {
+        self.state.in_flight.load(Ordering::Relaxed) > 0
+    }
+}
+
+impl Ended {
+    fn from(result: hyper::Result<()>, state: &ConnState) -> Ended {
+        match result {
+            Ok(()) => Ended::Closed,
+            // A kept-alive connection that idles past the timeout after answering is closed
+            // the same way, but it is no sign of a slow or hostile client: not counted.
+            Err(err) if err.is_timeout() && !state.served.load(Ordering::Relaxed) => {
+                Ended::TimedOut
+            }
+            Err(err) => Ended::Failed(err),
+        }
+    }
+}
+
+/// Turns the counts into warnings, at most one per [`REPORT_EVERY`]: the first closure is told
+/// at once, the ones that follow within that time together at its end. Pure: given instants.
+#[derive(Debug, Default)]
+struct Report {
+    /// The totals the last warning covered.
+    said: ApiCounts,
+    last: Option<Instant>,
+    /// When the next warning is due, while there is something to say.
+    due: Option<Instant>,
+}
+
+impl Report {
+    /// Something was counted at `now`.
+    fn noted(&mut self, now: Instant) {
+        if self.due.is_none() {
+            let next_allowed = self.last.map_or(now, |last| last + REPORT_EVERY);
+            self.due = Some(now.max(next_allowed));
+        }
+    }
+
+    fn due(&self) -> Option<Instant> {
+        self.due
+    }
+
+    /// The counts to warn about at `now`, given the `totals` so far: what changed since the
+    /// last warning, with the connections open now. `None` before the warning is due.
+    fn take(&mut self, totals: ApiCounts, now: Instant) -> Option<ApiCounts> {
+        self.due.filter(|due| *due <= now)?;
+        self.due = None;
+        self.last = Some(now);
+        let said = std::mem::replace(&mut self.said, totals);
+        Some(ApiCounts {
+            open: totals.open,
+            refused: totals.refused - said.refused,
+            evicted: totals.evicted - said.evicted,
+            timed_out: totals.timed_out - said.timed_out,
+        })
+    }
+}
+
+/// The current instant from tokio's clock, the one `sleep_until` waits on (as in `agent`).
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(refused: u64, evicted: u64, timed_out: u64, open: u64) -> ApiCounts {
+        ApiCounts {
+            open,
+            refused,
+            evicted,
+            timed_out,
+        }
+    }
+
+    #[test]
+    fn the_first_closure_is_told_at_once() {
+        let t0 = Instant::now();
+        let mut report = Report::default();
+        assert_eq!(report.due(), None);
+        report.noted(t0);
+        assert_eq!(report.due(), Some(t0));
+        assert_eq!(
+            report.take(counts(0, 1, 0, 9), t0),
+            Some(counts(0, 1, 0, 9))
+        );
+        assert_eq!(report.due(), None);
+    }
+
+    #[test]
+    fn a_burst_is_told_in_one_line_a_second_after_the_last() {
+        let t0 = Instant::now();
+        let mut report = Report::default();
+        report.noted(t0);
+        report.take(counts(0, 1, 0, 9), t0);
+        for ms in 1..500 {
+            report.noted(t0 + Duration::from_millis(ms));
+        }
+        let due = t0 + REPORT_EVERY;
+        assert_eq!(report.due(), Some(due));
+        let early = due - Duration::from_millis(1);
+        assert_eq!(report.take(counts(2, 400, 99, 512), early), None);
+        assert_eq!(
+            report.take(counts(2, 400, 99, 512), due),
+            Some(counts(2, 399, 99, 512)),
+            "only what changed since the last line"
+        );
+    }
+
+    #[test]
+    fn after_a_quiet_second_a_closure_is_told_at_once_again() {
+        let t0 = Instant::now();
+        let mut report = Report::default();
+        report.noted(t0);
+        report.take(counts(1, 0, 0, 1), t0);
+        let later = t0 + 3 * REPORT_EVERY;
+        report.noted(later);
+        assert_eq!(report.due(), Some(later));
+    }
+}
