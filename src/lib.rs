@@ -3,8 +3,10 @@
 //! Module map:
 //! - [`beacon`]: the wire format, pure encode/decode.
 //! - [`auth`]: secret files, and signing and verifying beacons with HMAC-SHA256.
+//! - [`admission`]: which beacons a node takes in: the signing policy, the replay window.
 //! - [`wheel`]: a hashed timer wheel, the registry's index of deadlines.
 //! - [`registry`]: live peers keyed by hostname; a synchronous state machine driven by `now`.
+//! - [`rival`]: the registry's one subtle case: a listed hostname from another instance.
 //! - [`config`]: the agent's settings and their defaults.
 //! - [`interface`]: picks the default interface to announce on.
 //! - [`socket`]: the multicast socket and its options (the only user of socket2).
@@ -23,6 +25,7 @@
 //! - [`throttle`]: at most one log line per period, however fast the input.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod agent;
 pub mod api;
 pub mod auth;
@@ -37,6 +40,7 @@ pub mod interface;
 pub mod node;
 pub mod page;
 pub mod registry;
+pub mod rival;
 pub mod server;
 pub mod socket;
 pub mod stream;

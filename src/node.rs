@@ -7,14 +7,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{debug, warn};
 
+use crate::admission::{self, unix_millis};
 use crate::api::{
     AgentStatus, ConflictInfo, EventCounts, HookCounts, PeerInfo, RefusedCounts, format_instance,
     millis,
 };
 use crate::beacon::{Beacon, DecodeError};
-use crate::config::{
-    CROWD_QUIET, Config, EARLY_ANSWER_DELAY, EARLY_ANSWER_WINDOW, JITTER, REPLAY_WINDOW,
-};
+use crate::config::{CROWD_QUIET, Config, EARLY_ANSWER_DELAY, EARLY_ANSWER_WINDOW, JITTER};
 use crate::registry::{PeerEvent, Registry};
 use crate::throttle::Throttle;
 
@@ -198,19 +197,19 @@ impl Node {
                 return None;
             }
         };
-        if let Err(why) = self.authenticate(&mut beacon, bytes) {
-            self.counters.refused.authentication += 1;
-            if let Some(suppressed) = self.auth_log.admit(now) {
+        let (keys, accept) = (&self.config.keys, self.config.accept_unauthenticated);
+        if let Err(why) = admission::admit(&mut beacon, bytes, keys, accept, wall_now) {
+            let (count, log) = if why.is_replay() {
+                (&mut self.counters.refused.replay, &mut self.replay_log)
+            } else {
+                (
+                    &mut self.counters.refused.authentication,
+                    &mut self.auth_log,
+                )
+            };
+            *count += 1;
+            if let Some(suppressed) = log.admit(now) {
                 warn!(hostname = %beacon.hostname, %from, refused_since_last_log = suppressed, "beacon refused: {why}");
-            }
-            return None;
-        }
-        if let Some(skew) = outside_window(&beacon, wall_now) {
-            self.counters.refused.replay += 1;
-            if let Some(suppressed) = self.replay_log.admit(now) {
-                warn!(hostname = %beacon.hostname, %from, refused_since_last_log = suppressed,
-                    "beacon refused: its timestamp is {skew} from this host's clock, outside the {} replay window (a replay, or clocks that disagree)",
-                    humantime::format_duration(REPLAY_WINDOW));
             }
             return None;
         }
@@ -233,40 +232,6 @@ impl Node {
             self.answer_early(now);
         }
         Some(event)
-    }
-
-    /// Applies the signing policy to a decoded beacon. A beacon that passes keeps `auth` and
-    /// `timestamp` only if its tag was verified here: the registry trusts them.
-    fn authenticate(&self, beacon: &mut Beacon, bytes: &[u8]) -> Result<(), String> {
-        let keys = &self.config.keys;
-        match beacon.auth {
-            Some(auth) if !keys.is_empty() => {
-                keys.verify(bytes, &auth).map_err(|err| err.to_string())?;
-                if beacon.timestamp.is_none() {
-                    return Err("signed but without a timestamp".into());
-                }
-                Ok(())
-            }
-            Some(_) if beacon.migrating => {
-                // Its sender is rolling out a secret and still takes unsigned beacons: take
-                // its beacons too, as unsigned ones, so the rollout does not partition.
-                beacon.auth = None;
-                beacon.timestamp = None;
-                Ok(())
-            }
-            Some(_) => Err(
-                "it is signed and this agent has no --secret-file (give every node the same secret)"
-                    .into(),
-            ),
-            None if keys.is_empty() || self.config.accept_unauthenticated => {
-                beacon.timestamp = None; // unsigned: a claim, not evidence
-                Ok(())
-            }
-            None => Err(
-                "it is unsigned and this agent requires a signature (give the sender the secret, or pass --accept-unauthenticated while migrating)"
-                    .into(),
-            ),
-        }
     }
 
     /// Another instance announces our hostname: a conflict to report, never a peer to list.
@@ -403,22 +368,6 @@ impl Node {
     }
 }
 
-/// Milliseconds since the Unix epoch; 0 for a clock set before it.
-pub fn unix_millis(wall: SystemTime) -> u64 {
-    wall.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |since| {
-            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-        })
-}
-
-/// How far a signed beacon's timestamp is from `wall_now`, if farther than [`REPLAY_WINDOW`].
-fn outside_window(beacon: &Beacon, wall_now: SystemTime) -> Option<humantime::FormattedDuration> {
-    let sent = beacon.timestamp?;
-    let skew = sent.abs_diff(unix_millis(wall_now));
-    let skew = Duration::from_millis(skew);
-    (skew > REPLAY_WINDOW).then(|| humantime::format_duration(skew))
-}
-
 /// When a node that hears a newcomer at `now` answers with an early beacon. `pending` is the
 /// answer already scheduled, if any; `sent` the latest two early answers, the latest first;
 /// `delay` is random, up to [`EARLY_ANSWER_DELAY`].
@@ -454,6 +403,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
+    use crate::config::REPLAY_WINDOW;
 
     const OWN: u64 = 0xAAAA;
     /// The wall clock of these tests: only signed beacons look at it.

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use crate::beacon::Beacon;
 use crate::config::{MAX_TIMING, MIN_TIMING, REPLAY_WINDOW};
+pub use crate::rival::Rival;
+use crate::rival::other_instance;
 use crate::wheel::TimerWheel;
 
 /// One live peer as the registry knows it.
@@ -47,20 +49,6 @@ impl Peer {
             .as_ref()
             .filter(|rival| rival.confirmed && rival.deadline > now)
     }
-}
-
-/// Another instance announcing a listed peer's hostname.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rival {
-    pub instance: u64,
-    pub address: SocketAddr,
-    /// Its latest sequence number: an older beacon of it (reordered, replayed) changes nothing.
-    pub sequence: u64,
-    pub last_seen: Instant,
-    /// Its `last_seen + ttl`.
-    pub deadline: Instant,
-    /// It was heard again after it was replaced: two live instances, not a restart.
-    pub confirmed: bool,
 }
 
 /// What changed in the registry. Each input emits at most the events listed for it; each
@@ -422,7 +410,7 @@ impl Registry {
     }
 }
 
-fn new_peer(beacon: &Beacon, from: SocketAddr, now: Instant, ttl: Duration) -> Peer {
+pub(crate) fn new_peer(beacon: &Beacon, from: SocketAddr, now: Instant, ttl: Duration) -> Peer {
     Peer {
         hostname: beacon.hostname.clone(),
         address: from,
@@ -458,73 +446,6 @@ fn gone(peer: &Peer, beacon: &Beacon, now: Instant, ttl: Duration) -> Gone {
         timestamp: beacon.timestamp.or(peer.last_timestamp),
         restart_until: now + ttl,
         forget_at: now + memory(peer.authenticated, ttl),
-    }
-}
-
-/// A beacon for listed `peer`'s hostname from another instance: its rival's, or a new one's.
-fn other_instance(
-    peer: &mut Peer,
-    beacon: &Beacon,
-    from: SocketAddr,
-    now: Instant,
-    ttl: Duration,
-    refusals: &mut Refusals,
-) -> Option<PeerEvent> {
-    let deadline = now + ttl;
-    match &mut peer.rival {
-        Some(rival) if rival.instance == beacon.instance => {
-            // Reordered or replayed: a replaced instance never comes back this way.
-            if beacon.sequence <= rival.sequence {
-                refusals.replay += 1;
-                return None;
-            }
-            if beacon.goodbye {
-                peer.rival = None;
-                return None;
-            }
-            rival.sequence = beacon.sequence;
-            rival.address = from;
-            rival.last_seen = now;
-            rival.deadline = deadline;
-            // The hostname is alive as long as either instance is.
-            peer.deadline = deadline;
-            if peer.last_seen + peer.ttl <= now {
-                // The listed instance went silent a ttl ago: the rival is the one left.
-                let old_instance = peer.instance;
-                *peer = new_peer(beacon, from, now, ttl);
-                return Some(PeerEvent::Restarted {
-                    peer: peer.clone(),
-                    old_instance,
-                });
-            }
-            if rival.confirmed {
-                return None;
-            }
-            rival.confirmed = true;
-            Some(PeerEvent::Conflict { peer: peer.clone() })
-        }
-        _ if beacon.goodbye => None,
-        _ => {
-            // A new instance: a restart, unless the instance it replaces is heard again.
-            let replaced = Rival {
-                instance: peer.instance,
-                address: peer.address,
-                sequence: peer.sequence,
-                last_seen: peer.last_seen,
-                // Its own, not the entry's: a rival's beacons may have renewed that.
-                deadline: peer.last_seen + peer.ttl,
-                confirmed: false,
-            };
-            let old_instance = peer.instance;
-            *peer = Peer {
-                rival: Some(replaced),
-                ..new_peer(beacon, from, now, ttl)
-            };
-            Some(PeerEvent::Restarted {
-                peer: peer.clone(),
-                old_instance,
-            })
-        }
     }
 }
 
