@@ -122,3 +122,51 @@ fn nodes_with_other_timings_keep_each_other_listed() {
     assert_eq!(lan.status("node1").expect("answers").events.expired, 0);
     assert_eq!(lan.status("slow").expect("answers").events.expired, 0);
 }
+
+#[test]
+fn an_agent_that_stops_hearing_itself_reopens_its_socket() {
+    let Some(lan) = Lan::loopback(1, Timings::FAST) else {
+        return;
+    };
+    let agent = lan.agent("node1");
+    let nft = |rules: &str| {
+        let out = agent
+            .command("nft")
+            .args(["-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut nft| {
+                use std::io::Write;
+                nft.stdin
+                    .take()
+                    .expect("piped")
+                    .write_all(rules.as_bytes())?;
+                nft.wait_with_output()
+            })
+            .expect("run nft in the namespace");
+        assert!(out.status.success(), "nft {rules}");
+    };
+    // The group's datagrams, the agent's own looped-back beacons included, dropped on input.
+    nft(&format!(
+        "table ip peerd_test {{\n chain input {{\n  type filter hook input priority 0;\n  udp dport {} drop\n }}\n}}\n",
+        peerd::config::PORT
+    ));
+    let reopened = wait_for(POLL_SLACK, || {
+        lan.status("node1").filter(|s| s.socket_reopens > 0)
+    });
+    assert!(reopened.is_some(), "{}", lan.log("node1"));
+    assert!(
+        lan.log("node1")
+            .contains("not even our own beacons came back for a ttl")
+    );
+    let heard = lan.status("node1").expect("answers").own_beacons_received;
+    nft("delete table ip peerd_test\n");
+    let again = wait_for(POLL_SLACK, || {
+        lan.status("node1")
+            .filter(|s| s.own_beacons_received > heard)
+    });
+    assert!(
+        again.is_some(),
+        "it hears itself again once the link is back"
+    );
+}
