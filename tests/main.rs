@@ -8,6 +8,8 @@
 //! - `events`: the event stream through `peerd watch` and `peerd wait`.
 //! - `hooks`: the `--on-event` programs.
 //! - `docker`: containers of the peerd image on a Docker network the test creates.
+//! - `flood`: one agent flooded with made-up peers and garbage keeps its memory, log, API
+//!   latency and real peers within bounds.
 //! - `page`: the live web page in a headless Chromium.
 //! - `soak`: scenario 6, ten minutes at the default timings (ignored unless asked for).
 
@@ -18,6 +20,7 @@ mod cli;
 mod conflict;
 mod docker;
 mod events;
+mod flood;
 mod hooks;
 mod loopback;
 mod page;
