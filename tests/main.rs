@@ -11,6 +11,8 @@
 //! - `trust`: signed clusters, migrations, forged, replayed and own-hostname beacons.
 //! - `faults`: a stopped agent, an address that appears late, peers at other timings.
 //! - `docker`: containers of the peerd image on a Docker network the test creates.
+//! - `flood`: one agent flooded with made-up peers and garbage keeps its memory, log, API
+//!   latency and real peers within bounds.
 //! - `page`: the live web page in a headless Chromium.
 //! - `soak`: scenario 6, ten minutes at the default timings (ignored unless asked for).
 
@@ -23,6 +25,7 @@ mod conflict;
 mod docker;
 mod events;
 mod faults;
+mod flood;
 mod hooks;
 mod loopback;
 mod page;
