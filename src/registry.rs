@@ -295,8 +295,18 @@ impl Registry {
                     return None;
                 }
                 let (old_instance, restart) = (gone.instance, now < gone.restart_until);
-                // The record's wheel entry (at or before `forget_at`) comes due, finds the peer
-                // live and reschedules for its deadline.
+                if gone.forget_at > deadline {
+                    // The pending entry, at `forget_at`, would come due after the deadline (a
+                    // signed peer is remembered for the replay window, longer than a ttl): one
+                    // at the deadline takes over. Otherwise the pending one comes due first,
+                    // finds the peer live and reschedules.
+                    record.timer = schedule(
+                        &mut self.wheel,
+                        &mut self.next_timer,
+                        beacon.hostname.clone(),
+                        deadline,
+                    );
+                }
                 let peer = new_peer(beacon, from, now, ttl);
                 record.slot = Slot::Live(peer.clone());
                 self.live += 1;
@@ -381,6 +391,11 @@ impl Registry {
             }
         }
         self.due = due;
+        // A flood leaves the map at its peak capacity; once it is mostly empty again, give the
+        // memory back. Shrinking to twice the length keeps this from happening often.
+        if self.records.capacity() > 256 && self.records.len() * 4 < self.records.capacity() {
+            self.records.shrink_to(self.records.len() * 2);
+        }
         events
     }
 
@@ -914,6 +929,23 @@ mod tests {
             None
         );
         assert!(listed(&reg).is_empty());
+    }
+
+    /// Found by the `datagram` fuzz target: a signed peer is remembered longer than a ttl, so
+    /// its pending wheel entry came due after the deadline of its return, and it stayed listed.
+    #[test]
+    fn a_signed_peer_back_after_expiry_expires_at_its_new_deadline() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(OWN, TTL, t0);
+        reg.observe(&signed("a", 1, 0, 1_000), addr(1), t0);
+        assert_eq!(reg.expire(t0 + TTL).len(), 1);
+        let back = t0 + TTL;
+        assert!(matches!(
+            reg.observe(&signed("a", 1, 1, 2_000), addr(1), back),
+            Some(PeerEvent::Joined { .. })
+        ));
+        assert!(reg.expire(back + TTL - Duration::from_nanos(1)).is_empty());
+        assert_eq!(reg.expire(back + TTL).len(), 1, "expired on time");
     }
 
     #[test]
