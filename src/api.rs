@@ -102,7 +102,7 @@ pub struct AgentStatus {
     pub beacons_sent: u64,
     /// Beacons brought forward to answer a newcomer: at most two a second.
     pub early_answers: u64,
-    /// Valid beacons from other agents.
+    /// Valid beacons from other agents, taken in (the refused ones are under `refused`).
     pub beacons_received: u64,
     /// Our own beacons looped back by the kernel: proof the socket hears the group.
     pub own_beacons_received: u64,

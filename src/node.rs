@@ -341,7 +341,10 @@ impl Node {
             uptime_ms: millis(now.duration_since(self.started)),
             beacons_sent: counters.beacons_sent,
             early_answers: counters.early_answers,
-            beacons_received: counters.beacons_received,
+            // Those the registry refused are counted there, under `refused`: every datagram read
+            // is counted once, here or there.
+            beacons_received: counters.beacons_received
+                - (in_registry.replay + in_registry.capacity + in_registry.unsigned),
             own_beacons_received: counters.own_beacons_received,
             datagrams_ignored: refused.total(),
             refused,
