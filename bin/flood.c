@@ -2,7 +2,7 @@
  * flood: a bounded flood of peerd beacons and garbage at a multicast group, for bin/flood-test
  * and tests/flood.rs. Built on demand by them: cc -O2 -o flood bin/flood.c
  *
- *   flood --interface ADDR [--group 239.255.49.1] [--port 49001] [--seconds 5] [--rate 0]
+ *   flood --interface ADDR [--group 239.255.49.1] [--port 24901] [--seconds 5] [--rate 0]
  *         [--names 1000000] [--garbage-every 4] [--seed 1]
  *
  * Sends, for --seconds, valid version-1 beacons (docs/wire-format.md) from --names distinct
@@ -105,7 +105,7 @@ static int is_isolated_netns(void) {
 static void usage(const char *why) {
     fprintf(stderr,
             "flood: %s\n"
-            "usage: flood --interface ADDR [--group 239.255.49.1] [--port 49001] [--seconds 5]\n"
+            "usage: flood --interface ADDR [--group 239.255.49.1] [--port 24901] [--seconds 5]\n"
             "             [--rate DATAGRAMS_PER_S, 0 = unlimited] [--names 1000000]\n"
             "             [--garbage-every 4, 0 = none] [--seed 1]\n",
             why);
@@ -125,7 +125,7 @@ static unsigned long long number(const char *flag, const char *value) {
 
 int main(int argc, char **argv) {
     const char *group = "239.255.49.1", *interface = NULL;
-    unsigned long long port = 49001, seconds = 5, rate = 0, names = 1000000, garbage_every = 4,
+    unsigned long long port = 24901, seconds = 5, rate = 0, names = 1000000, garbage_every = 4,
                        seed = 1;
     for (int i = 1; i < argc; i++) {
         const char *flag = argv[i];

@@ -36,7 +36,7 @@ const MAX_LATENCY: Duration = Duration::from_millis(100);
 const FAILED_CALL: Duration = Duration::from_secs(10);
 const SAMPLE_EVERY: Duration = Duration::from_millis(250);
 const GROUP: &str = "239.255.49.1";
-const PORT: &str = "49001";
+const PORT: &str = "24901";
 const LEGIT: [&str; 3] = ["node1", "node2", "node3"];
 
 /// One `peerd agent` in the namespace, logging at the default level (info) as deployed;

@@ -6,41 +6,65 @@
 //! | bytes | meaning |
 //! |---|---|
 //! | 1 | clock step: 0..=127 is that many ms; 128..=255 is (b - 127) x 250 ms, up to 32 s |
-//! | 1 | sender: the low 4 bits pick one of 16 addresses; bit 7 is reserved ([`SEAL`]) |
+//! | 1 | sender: the low 4 bits pick one of 16 addresses; bit 7 ([`SEAL`]) signs the datagram |
 //! | 2 | datagram length, big-endian, cut to what is left of the input |
 //! | n | the datagram |
 //!
 //! Fine steps race renewals against deadlines; coarse ones reach expiry (ttl 35 s) and the
-//! registry's forgetting of a departed peer in a few records.
+//! registry's forgetting of a departed peer in a few records. The node holds a secret and
+//! accepts unsigned beacons too (a migration), so signed and unsigned beacons, forged tags,
+//! replays and stale timestamps all meet in one registry.
 #![no_main]
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
 use libfuzzer_sys::fuzz_target;
+use peerd::admission::unix_millis;
 use peerd::api::{EventCounts, HookCounts, PeerInfo};
+use peerd::auth::Keyring;
 use peerd::beacon::Beacon;
-use peerd::config::Config;
-use peerd::node::Node;
+use peerd::config::{Config, MAX_TIMING, MIN_TIMING};
+use peerd::node::{Node, SocketStats};
 use peerd::registry::PeerEvent;
 
 /// The node's own instance id, fixed so that seeds (and the fuzzer) can replay its own beacons.
 const OWN_INSTANCE: u64 = 0x5e1f_5e1f_5e1f_5e1f;
-/// Sender bit kept for authenticated beacons: once beacons carry a tag made with a shared
-/// secret, the harness will seal the datagrams that set it with [`config`]'s secret, so the
-/// fuzzer reaches the registry past the check while unsealed ones exercise the rejection path.
-/// Until then it is ignored, and inputs that set it mean what they will mean then.
+/// Sender bit: sign the datagram with [`config`]'s secret, so the fuzzer reaches the registry
+/// with signed beacons while unsealed ones (and forged tags) exercise the refusals.
 const SEAL: u8 = 0b1000_0000;
 const SENDERS: u8 = 0b0000_1111;
+const SECRET: &[u8] = b"the fuzzer's shared secret, 32 b";
 
-/// The node under test: the defaults, as `peerd agent` would run them. Add the secret here.
+/// The node under test: the defaults, with a secret, migrating (it takes unsigned beacons too).
 fn config() -> Config {
-    Config::new("self", Ipv4Addr::LOCALHOST)
+    Config {
+        keys: Keyring::new(&[SECRET]),
+        accept_unauthenticated: true,
+        ..Config::new("self", Ipv4Addr::LOCALHOST)
+    }
 }
 
-/// What the datagram becomes on the wire: as it is, until there is a secret to seal it with.
-fn wire(datagram: &[u8], _seal: bool) -> &[u8] {
-    datagram
+/// The wall clock at the start of every run; it moves with the fuzzed clock steps.
+fn wall_start() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+}
+
+/// What the datagram becomes on the wire. A sealed one that decodes is signed with the secret:
+/// stamped now unless it carries a timestamp of its own (so the fuzzer can replay and age
+/// beacons), its own tag, if any, dropped first.
+fn wire(datagram: &[u8], seal: bool, wall: SystemTime) -> Vec<u8> {
+    let Some(beacon) = seal.then(|| Beacon::decode(datagram).ok()).flatten() else {
+        return datagram.to_vec();
+    };
+    let mut bytes = Beacon {
+        timestamp: beacon.timestamp.or(Some(unix_millis(wall))),
+        auth: None,
+        ..beacon
+    }
+    .encode();
+    Keyring::new(&[SECRET]).sign(&mut bytes);
+    bytes
 }
 
 struct Record<'a> {
@@ -66,7 +90,7 @@ fn records(mut data: &[u8]) -> impl Iterator<Item = Record<'_>> {
         let host = 1 + (sender & SENDERS);
         Some(Record {
             step,
-            from: SocketAddr::from(([10, 0, 0, host], 49001)),
+            from: SocketAddr::from(([10, 0, 0, host], 24901)),
             seal: sender & SEAL != 0,
             datagram,
         })
@@ -74,17 +98,17 @@ fn records(mut data: &[u8]) -> impl Iterator<Item = Record<'_>> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let config = config();
-    let ttl_ms = u64::try_from(config.ttl.as_millis()).expect("the default ttl fits");
-    let mut now = Instant::now();
-    let mut node = Node::new(config, OWN_INSTANCE, 7, now);
+    let start = Instant::now();
+    let mut now = start;
+    let mut node = Node::new(config(), OWN_INSTANCE, 7, now);
     let mut next_sequence = 0;
-    poll(&mut node, now, &mut next_sequence);
+    poll(&mut node, now, wall_start(), &mut next_sequence);
     for record in records(data) {
         now += record.step;
-        let datagram = wire(record.datagram, record.seal);
-        if let Some(event) = node.handle_datagram(datagram, record.from, now) {
-            check_event(&node, &event, datagram, record.from, now);
+        let wall = wall_start() + (now - start);
+        let datagram = wire(record.datagram, record.seal, wall);
+        if let Some(event) = node.handle_datagram(&datagram, record.from, now, wall) {
+            check_event(&node, &event, &datagram, record.from, now);
         }
         for expired in node.handle_timeout(now) {
             let PeerEvent::Expired { peer } = &expired else {
@@ -93,8 +117,8 @@ fuzz_target!(|data: &[u8]| {
             assert!(peer.deadline <= now, "expired before its deadline");
             assert!(!is_listed(&node, &peer.hostname, now), "expired yet listed");
         }
-        check_listing(&node, now, ttl_ms);
-        poll(&mut node, now, &mut next_sequence);
+        check_listing(&node, now);
+        poll(&mut node, now, wall, &mut next_sequence);
         assert!(
             node.next_wakeup() > now,
             "after a sweep and a poll nothing is due: the agent would spin"
@@ -103,11 +127,15 @@ fuzz_target!(|data: &[u8]| {
 });
 
 /// Sends what is due, as the agent does; checks it is this node's next beacon.
-fn poll(node: &mut Node, now: Instant, next_sequence: &mut u64) {
-    let Some(bytes) = node.poll_beacon(now) else {
+fn poll(node: &mut Node, now: Instant, wall: SystemTime, next_sequence: &mut u64) {
+    let Some(bytes) = node.poll_beacon(now, wall) else {
         return;
     };
     let beacon = Beacon::decode(&bytes).expect("the node sends valid beacons");
+    assert!(
+        beacon.auth.is_some() && beacon.migrating,
+        "signed, migrating"
+    );
     assert_eq!(
         (beacon.instance, beacon.hostname.as_str()),
         (OWN_INSTANCE, "self")
@@ -137,25 +165,30 @@ fn check_event(node: &Node, event: &PeerEvent, datagram: &[u8], from: SocketAddr
         PeerEvent::Joined { .. } | PeerEvent::Updated { .. } | PeerEvent::Restarted { .. } => {
             assert!(listed, "{event:?} but not listed");
             assert_eq!((peer.instance, peer.address), (beacon.instance, from));
-            assert_eq!(peer.deadline, now + node.config().ttl);
+            let ttl = beacon
+                .ttl
+                .map_or(node.config().ttl, |ttl| ttl.clamp(MIN_TIMING, MAX_TIMING));
+            assert_eq!(peer.deadline, now + ttl);
         }
         PeerEvent::Conflict { .. } => assert!(listed, "conflict over a peer not listed"),
     }
 }
 
-/// After a sweep: every listed hostname was heard within a ttl (from the listed instance, or
+/// After a sweep: every listed hostname was heard within its ttl (from the listed instance, or
 /// from a rival in conflict with it: either keeps the hostname alive), once, and the count
 /// agrees.
-fn check_listing(node: &Node, now: Instant, ttl_ms: u64) {
+fn check_listing(node: &Node, now: Instant) {
     let peers = listing(node, now);
+    // A rival may have asked for a longer ttl than the listed instance.
+    let longest = u64::try_from(MAX_TIMING.as_millis()).expect("an hour fits");
     for peer in &peers {
-        let heard = |ago: u64| ago < ttl_ms;
+        let heard = |ago: u64| ago < peer.ttl_ms;
         assert!(
             heard(peer.last_seen_ms_ago)
                 || peer
                     .conflict
                     .as_ref()
-                    .is_some_and(|c| heard(c.last_seen_ms_ago)),
+                    .is_some_and(|c| c.last_seen_ms_ago < longest),
             "{} listed {} ms after its last beacon",
             peer.hostname,
             peer.last_seen_ms_ago
@@ -165,7 +198,12 @@ fn check_listing(node: &Node, now: Instant, ttl_ms: u64) {
         peers.windows(2).all(|w| w[0].hostname < w[1].hostname),
         "each hostname listed once, sorted"
     );
-    let status = node.status(now, EventCounts::default(), HookCounts::default());
+    let status = node.status(
+        now,
+        EventCounts::default(),
+        HookCounts::default(),
+        SocketStats::default(),
+    );
     assert_eq!(
         status.peers,
         peers.len(),
