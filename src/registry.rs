@@ -237,7 +237,15 @@ impl Registry {
                         self.refusals.replay += 1;
                         return None;
                     }
-                    return other_instance(peer, beacon, from, now, ttl, &mut self.refusals);
+                    let before = peer.deadline;
+                    let event = other_instance(peer, beacon, from, now, ttl, &mut self.refusals);
+                    if peer.deadline < before {
+                        // A shorter ttl than the one the pending entry was set for.
+                        let (wheel, next) = (&mut self.wheel, &mut self.next_timer);
+                        let at = peer.deadline;
+                        record.timer = schedule(wheel, next, beacon.hostname.clone(), at);
+                    }
+                    return event;
                 }
                 if beacon.sequence <= peer.sequence {
                     self.refusals.replay += 1;
@@ -252,7 +260,14 @@ impl Registry {
                     return Some(PeerEvent::Left { peer });
                 }
                 // The wheel entry stays where it is: when it comes due, the deadline renewed
-                // here tells the sweep to reschedule instead of expiring.
+                // here tells the sweep to reschedule instead of expiring. Unless the beacon
+                // asks for a shorter ttl than before, so the deadline moves earlier than the
+                // entry: then one at the new deadline takes over (rare: a ttl is set per
+                // process).
+                if deadline < peer.deadline {
+                    let (wheel, next) = (&mut self.wheel, &mut self.next_timer);
+                    record.timer = schedule(wheel, next, beacon.hostname.clone(), deadline);
+                }
                 let old_address = peer.address;
                 peer.address = from;
                 peer.sequence = beacon.sequence;
@@ -929,6 +944,28 @@ mod tests {
             None
         );
         assert!(listed(&reg).is_empty());
+    }
+
+    /// Found by the `datagram` fuzz target: a renewal that asks for a shorter ttl moved the
+    /// deadline before the pending wheel entry, and the peer stayed listed until the entry.
+    #[test]
+    fn a_beacon_that_shortens_the_ttl_expires_the_peer_at_the_new_deadline() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(OWN, TTL, t0);
+        let with_ttl = |sequence, ttl| Beacon {
+            ttl: Some(ttl),
+            ..beacon("a", 1, sequence)
+        };
+        reg.observe(&with_ttl(0, secs(35)), addr(1), t0);
+        let renewed = t0 + Duration::from_millis(16);
+        reg.observe(&with_ttl(1, Duration::from_millis(200)), addr(1), renewed);
+        let deadline = renewed + Duration::from_millis(200);
+        assert!(reg.expire(deadline - Duration::from_nanos(1)).is_empty());
+        assert_eq!(
+            reg.expire(deadline).len(),
+            1,
+            "expired at the shorter deadline"
+        );
     }
 
     /// Found by the `datagram` fuzz target: a signed peer is remembered longer than a ttl, so

@@ -48,7 +48,7 @@ pub(crate) fn other_instance(
             rival.last_seen = now;
             rival.deadline = deadline;
             // The hostname is alive as long as either instance is.
-            peer.deadline = deadline;
+            peer.deadline = peer.deadline.max(deadline);
             if peer.last_seen + peer.ttl <= now {
                 // The listed instance went silent a ttl ago: the rival is the one left.
                 let old_instance = peer.instance;
