@@ -105,6 +105,11 @@ impl<T> TimerWheel<T> {
                 i += 1;
             }
         }
+        // A flood leaves slots with room for hundreds of entries: an emptied one gives its
+        // buffer back, unless it is the few entries an ordinary slot holds.
+        if entries.is_empty() && entries.capacity() > 16 {
+            *entries = Vec::new();
+        }
     }
 
     /// Walks the slots from the current tick; the first non-empty one holding entries of this
