@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use peerd::api::PeerInfo;
 
 use crate::support::netns::Netns;
-use crate::support::timings::{POLL_SLACK, Timings};
+use crate::support::timings::{POLL_SLACK, SCHEDULING_SLACK, Timings};
 use crate::support::{PEERD, unique, wait_for};
 
 /// Short enough for the suite; long enough for made-up peers to expire while more arrive.
@@ -30,8 +30,11 @@ const TIMINGS: Timings = Timings {
 const MAX_RSS_KIB: u64 = 32 * 1024;
 /// What the victim may log during the flood: a summary now and then, not a line per datagram.
 const MAX_LOG_GROWTH: u64 = 1024 * 1024;
-/// Per API call, request to reply.
-const MAX_LATENCY: Duration = Duration::from_millis(100);
+/// Per API call, request to reply: the 100 ms the agent promises, plus the harness's slack for
+/// a busy machine. The promise is the release build's, and `bin/flood-test` holds it to
+/// 100 ms exactly (14 ms measured at 50,000 datagrams/s); this debug build, listing 1,024 peers
+/// while `bin/stress-test` kept both cores busy, once took 101 ms (median 62).
+const MAX_LATENCY: Duration = Duration::from_millis(100).saturating_add(SCHEDULING_SLACK);
 /// What an API call that failed counts as (curl gives up then too).
 const FAILED_CALL: Duration = Duration::from_secs(10);
 const SAMPLE_EVERY: Duration = Duration::from_millis(250);
