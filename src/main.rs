@@ -47,8 +47,8 @@ struct AgentArgs {
     /// UDP port of the group
     #[arg(long, env = "PEERD_PORT", default_value_t = config::PORT)]
     port: u16,
-    /// IPv4 address of the interface to announce on [default: the first interface that is up,
-    /// multicast-capable and not loopback]
+    /// IPv4 address of the interface to announce on [default: the default route's interface
+    /// when it is up, has carrier and multicast; else the first such interface]
     #[arg(long, env = "PEERD_INTERFACE")]
     interface: Option<Ipv4Addr>,
     /// Mean time between beacons (jittered by up to 10 %), 100ms to 1h
@@ -250,8 +250,20 @@ async fn agent_config(
             address
         }
         None => match wait_for_default_interface(shutdown).await {
-            Some(chosen) => {
-                info!(interface = %chosen.name, address = %chosen.address, "chose the first multicast-capable interface");
+            Some(choice) => {
+                let chosen = &choice.chosen;
+                info!(interface = %chosen.name, address = %chosen.address, "chose the interface to announce on: {}", choice.reason);
+                if !choice.others.is_empty() {
+                    let others: Vec<String> = choice
+                        .others
+                        .iter()
+                        .map(|c| {
+                            let carrier = if c.running { "" } else { ", no carrier" };
+                            format!("{} ({}{carrier})", c.interface.name, c.interface.address)
+                        })
+                        .collect();
+                    info!(others = %others.join(", "), "other candidates passed over; pick one with --interface ADDR");
+                }
                 chosen.address
             }
             None => return Ok(None),
@@ -268,7 +280,7 @@ async fn agent_config(
 
 /// The default interface, once there is one: a container's network may come up after the
 /// agent starts. Retries with backoff up to 30 s, logging each miss; `None` on shutdown.
-async fn wait_for_default_interface(shutdown: &CancellationToken) -> Option<interface::Interface> {
+async fn wait_for_default_interface(shutdown: &CancellationToken) -> Option<interface::Choice> {
     let mut delay = std::time::Duration::from_secs(1);
     loop {
         match interface::default_interface() {

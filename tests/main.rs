@@ -9,6 +9,7 @@
 //! - `events`: the event stream through `peerd watch` and `peerd wait`.
 //! - `hooks`: the `--on-event` programs.
 //! - `trust`: signed clusters, migrations, forged, replayed and own-hostname beacons.
+//! - `interface`: which interface an agent picks when none is given.
 //! - `faults`: a stopped agent, an address that appears late, peers at other timings.
 //! - `docker`: containers of the peerd image on a Docker network the test creates.
 //! - `flood`: one agent flooded with made-up peers and garbage keeps its memory, log, API
@@ -27,6 +28,7 @@ mod events;
 mod faults;
 mod flood;
 mod hooks;
+mod interface;
 mod loopback;
 mod page;
 mod soak;
