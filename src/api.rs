@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::registry::{Peer, PeerEvent};
+use crate::tags::Tags;
 
 pub const PEERS_PATH: &str = "/v1/peers";
 pub const STATUS_PATH: &str = "/v1/status";
@@ -44,6 +45,9 @@ pub struct PeerInfo {
     /// Its beacons are signed with a key this agent holds.
     #[serde(default)]
     pub authenticated: bool,
+    /// The tags its latest beacon carried (`--tag KEY=VALUE` on that node).
+    #[serde(default)]
+    pub tags: Tags,
     /// Another live instance announcing the same hostname, while there is one.
     #[serde(default)]
     pub conflict: Option<ConflictInfo>,
@@ -77,6 +81,7 @@ impl PeerInfo {
             up_for_ms: millis(ago(peer.first_seen)),
             ttl_ms: millis(peer.ttl),
             authenticated: peer.authenticated,
+            tags: peer.tags.clone(),
             conflict: peer.conflict(now).map(|rival| ConflictInfo {
                 address: rival.address.ip().to_string(),
                 instance: format_instance(rival.instance),
@@ -225,6 +230,8 @@ pub enum EventKind {
     Expired,
     /// Two live instances announce the peer's hostname (see `peer.conflict`).
     Conflict,
+    /// A listed peer's tags changed (see `old_tags`).
+    Updated,
 }
 
 impl EventKind {
@@ -236,6 +243,7 @@ impl EventKind {
             EventKind::Left => "left",
             EventKind::Expired => "expired",
             EventKind::Conflict => "conflict",
+            EventKind::Updated => "updated",
         }
     }
 
@@ -254,6 +262,8 @@ pub struct EventCounts {
     pub left: u64,
     pub expired: u64,
     pub conflict: u64,
+    #[serde(default)]
+    pub updated: u64,
 }
 
 impl EventCounts {
@@ -265,6 +275,7 @@ impl EventCounts {
             EventKind::Left => &mut self.left,
             EventKind::Expired => &mut self.expired,
             EventKind::Conflict => &mut self.conflict,
+            EventKind::Updated => &mut self.updated,
         };
         *counter += 1;
     }
@@ -286,13 +297,23 @@ pub struct PeerChange {
     /// `restarted`: the instance it replaced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub old_instance: Option<String>,
+    /// `updated`, and `restarted` when the new instance announces other tags: its tags before
+    /// (`peer.tags` has the new ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_tags: Option<Tags>,
 }
 
 impl PeerChange {
     /// Describes `event` as number `id`, as of `now` (when the wall clock read `wall_now`).
     pub fn new(id: u64, event: &PeerEvent, now: Instant, wall_now: SystemTime) -> Self {
+        let old_tags = match event {
+            PeerEvent::Retagged { old_tags, .. } => Some(old_tags.clone()),
+            PeerEvent::Restarted { old_tags, .. } => old_tags.clone(),
+            _ => None,
+        };
         let (kind, old_address, old_instance) = match event {
             PeerEvent::Joined { .. } => (EventKind::Joined, None, None),
+            PeerEvent::Retagged { .. } => (EventKind::Updated, None, None),
             PeerEvent::Updated { old_address, .. } => {
                 (EventKind::Moved, Some(old_address.ip().to_string()), None)
             }
@@ -317,6 +338,7 @@ impl PeerChange {
             peer,
             old_address,
             old_instance,
+            old_tags,
         }
     }
 }

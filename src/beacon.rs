@@ -5,6 +5,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::tags::{self, Tags};
+
 /// First four bytes of every beacon: ASCII `PEER`. Foreign traffic on the port is dropped here.
 pub const MAGIC: [u8; 4] = *b"PEER";
 /// The only version this build speaks. A future version bumps it; older agents ignore it.
@@ -29,6 +31,8 @@ pub const EXT_TTL: u8 = 0x01;
 /// Extension field: when the beacon was sent, u64 milliseconds since the Unix epoch. Only
 /// signed beacons carry it: it is what lets a receiver refuse a replayed one.
 pub const EXT_TIMESTAMP: u8 = 0x02;
+/// Extension field: the sender's tags (`--tag KEY=VALUE`), see `tags::encode`.
+pub const EXT_TAGS: u8 = 0x04;
 /// Extension field: the authentication tag, always last: key id (4) then HMAC-SHA256 (32) over
 /// every byte of the datagram before the HMAC itself.
 pub const EXT_AUTH: u8 = 0x03;
@@ -57,6 +61,8 @@ pub struct Beacon {
     pub ttl: Option<Duration>,
     /// When it was sent, in milliseconds since the Unix epoch, if it says (signed beacons do).
     pub timestamp: Option<u64>,
+    /// The sender's tags; none is no field.
+    pub tags: Tags,
     /// The authentication field a decoded beacon carried. [`Beacon::encode`] never writes it:
     /// `auth::Keyring::sign` appends it to the encoded bytes.
     pub auth: Option<AuthTag>,
@@ -165,6 +171,9 @@ impl Beacon {
         if let Some(timestamp) = self.timestamp {
             push_extension(&mut out, EXT_TIMESTAMP, &timestamp.to_be_bytes());
         }
+        if !self.tags.is_empty() {
+            push_extension(&mut out, EXT_TAGS, &tags::encode(&self.tags));
+        }
         out
     }
 
@@ -200,6 +209,7 @@ impl Beacon {
             hostname: hostname.to_owned(),
             ttl: None,
             timestamp: None,
+            tags: Tags::new(),
             auth: None,
         };
         read_extensions(reader, &mut beacon)?;
@@ -207,10 +217,11 @@ impl Beacon {
     }
 }
 
-/// Appends one extension field. `value` is at most a few dozen bytes.
+/// Appends one extension field. `value` is at most a few hundred bytes (the config checks that
+/// tags fit a beacon).
 fn push_extension(out: &mut Vec<u8>, kind: u8, value: &[u8]) {
     out.push(kind);
-    let len = u16::try_from(value.len()).expect("extension values are short");
+    let len = u16::try_from(value.len()).unwrap_or(u16::MAX);
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(value);
 }
@@ -236,13 +247,18 @@ fn read_extensions(mut reader: Reader<'_>, beacon: &mut Beacon) -> Result<(), De
             EXT_TIMESTAMP if len == 8 && beacon.timestamp.is_none() => {
                 beacon.timestamp = Some(value.u64().map_err(malformed)?);
             }
+            EXT_TAGS if beacon.tags.is_empty() && len > 0 => {
+                beacon.tags = tags::decode(value.0).ok_or(DecodeError::MalformedExtension)?;
+            }
             EXT_AUTH if usize::from(len) == AUTH_VALUE_LEN => {
                 let key_id = value.u32().map_err(malformed)?;
                 let mut tag = [0; TAG_LEN];
                 tag.copy_from_slice(value.take(TAG_LEN).map_err(malformed)?);
                 beacon.auth = Some(AuthTag { key_id, tag });
             }
-            EXT_TTL | EXT_TIMESTAMP | EXT_AUTH => return Err(DecodeError::MalformedExtension),
+            EXT_TTL | EXT_TIMESTAMP | EXT_TAGS | EXT_AUTH => {
+                return Err(DecodeError::MalformedExtension);
+            }
             _ => {} // a later addition: skipped
         }
     }
@@ -315,6 +331,25 @@ mod tests {
         ];
         assert_eq!(bytes, expected);
         assert_eq!(Beacon::decode(expected), Ok(sample()));
+    }
+
+    /// The tags field of docs/wire-format.md.
+    #[test]
+    fn encodes_tags_as_documented_and_refuses_broken_ones() {
+        let tagged = Beacon {
+            tags: [("role".to_owned(), "db".to_owned())].into(),
+            ..sample()
+        };
+        let bytes = tagged.encode();
+        let field = &bytes[sample().encode().len()..];
+        assert_eq!(field, b"\x04\x00\x08\x04role\x02db");
+        assert_eq!(Beacon::decode(&bytes), Ok(tagged));
+        let mut broken = sample().encode();
+        broken.extend_from_slice(b"\x04\x00\x06\x04r le\x00");
+        assert_eq!(
+            Beacon::decode(&broken),
+            Err(DecodeError::MalformedExtension)
+        );
     }
 
     #[test]

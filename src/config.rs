@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::auth::Keyring;
-use crate::beacon::{InvalidHostname, validate_hostname};
+use crate::beacon::{
+    AUTH_VALUE_LEN, Beacon, EXT_HEADER_LEN, InvalidHostname, MAX_BEACON_LEN, validate_hostname,
+};
+use crate::tags::Tags;
 
 /// How often a node announces itself. 15 s keeps the traffic negligible (one ~30-byte datagram
 /// per node per 15 s) while a crashed node is still noticed within a minute.
@@ -84,6 +87,8 @@ pub struct Config {
     pub accept_unauthenticated: bool,
     /// Most peers listed at once; beacons from further hostnames are dropped. At least 1.
     pub max_peers: usize,
+    /// Labels announced in every beacon; with the hostname they must fit one beacon.
+    pub tags: Tags,
 }
 
 impl Config {
@@ -102,6 +107,7 @@ impl Config {
             keys: Keyring::default(),
             accept_unauthenticated: false,
             max_peers: MAX_PEERS,
+            tags: Tags::new(),
         }
     }
 
@@ -136,6 +142,10 @@ impl Config {
         if self.accept_unauthenticated && self.keys.is_empty() {
             return Err(ConfigError::AcceptUnauthenticatedWithoutKeys);
         }
+        let bytes = self.largest_beacon();
+        if bytes > MAX_BEACON_LEN {
+            return Err(ConfigError::TagsTooLong { bytes });
+        }
         if self.ttl <= self.interval {
             return Err(ConfigError::TtlNotAboveInterval {
                 ttl: self.ttl,
@@ -143,6 +153,19 @@ impl Config {
             });
         }
         Ok(())
+    }
+
+    /// The size of this node's largest beacon: every field it may carry, signed. Tags are the
+    /// only part of it a user can make long.
+    pub fn largest_beacon(&self) -> usize {
+        let beacon = Beacon {
+            hostname: self.name.clone(),
+            ttl: Some(self.ttl),
+            timestamp: Some(u64::MAX),
+            tags: self.tags.clone(),
+            ..Beacon::default()
+        };
+        beacon.encode().len() + EXT_HEADER_LEN + AUTH_VALUE_LEN
     }
 
     /// True when one lost beacon can expire this node at its peers: the ttl does not cover two
@@ -162,6 +185,7 @@ pub enum ConfigError {
     ZeroHookTimeout,
     ZeroMaxPeers,
     AcceptUnauthenticatedWithoutKeys,
+    TagsTooLong { bytes: usize },
     TtlNotAboveInterval { ttl: Duration, interval: Duration },
 }
 
@@ -192,6 +216,10 @@ impl fmt::Display for ConfigError {
             ConfigError::AcceptUnauthenticatedWithoutKeys => write!(
                 f,
                 "--accept-unauthenticated only makes sense with --secret-file: without a secret every beacon is unauthenticated"
+            ),
+            ConfigError::TagsTooLong { bytes } => write!(
+                f,
+                "the tags make a beacon {bytes} bytes long, over the {MAX_BEACON_LEN} a beacon may have: use fewer or shorter tags (or a shorter --name)"
             ),
             ConfigError::TtlNotAboveInterval { ttl, interval } => write!(
                 f,
@@ -258,6 +286,24 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn tags_must_fit_one_signed_beacon() {
+        let with_tags = |count: usize| Config {
+            tags: (0..count)
+                .map(|i| (format!("key-{i:02}"), "v".repeat(20)))
+                .collect(),
+            ..config()
+        };
+        assert_eq!(with_tags(0).validate(), Ok(()));
+        assert_eq!(with_tags(10).validate(), Ok(()));
+        let too_many = with_tags(40);
+        assert!(matches!(
+            too_many.validate(),
+            Err(ConfigError::TagsTooLong { .. })
+        ));
+        assert!(too_many.largest_beacon() > MAX_BEACON_LEN);
     }
 
     #[test]

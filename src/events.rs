@@ -11,6 +11,7 @@ use tracing::{info, warn};
 
 use crate::api::{EventCounts, PeerChange, format_instance};
 use crate::registry::PeerEvent;
+use crate::tags;
 
 /// Events kept for a client that reconnects with `Last-Event-ID`: minutes of churn in a large
 /// cluster, a few hundred kilobytes at most.
@@ -102,6 +103,7 @@ impl Funnel {
             (held.restarted, "restarted"),
             (held.left, "left"),
             (held.expired, "expired"),
+            (held.updated, "changed tags"),
         ];
         for (count, what) in lines {
             if count > 0 {
@@ -146,6 +148,13 @@ fn log(event: &PeerEvent) {
     let instance = format_instance(peer.instance);
     match event {
         PeerEvent::Joined { .. } => info!(%hostname, %address, %instance, "peer joined"),
+        PeerEvent::Retagged { peer, old_tags } => info!(
+            %hostname,
+            %address,
+            old_tags = %tags::display(old_tags),
+            tags = %tags::display(&peer.tags),
+            "peer tags changed"
+        ),
         PeerEvent::Updated { old_address, .. } => {
             info!(%hostname, old_address = %old_address.ip(), %address, "peer moved")
         }
@@ -194,6 +203,7 @@ mod tests {
                 authenticated: false,
                 first_timestamp: None,
                 last_timestamp: None,
+                tags: Default::default(),
                 rival: None,
             },
         }

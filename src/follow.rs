@@ -10,7 +10,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::api::{EVENTS_PATH, PeerChange, Snapshot};
-use crate::client;
+use crate::{client, tags};
 
 /// Between two attempts to reach an agent that went away.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
@@ -28,17 +28,52 @@ pub enum Message {
 }
 
 impl Message {
-    /// Brings `live`, the hostnames listed, up to date with this message.
-    pub fn update(self, live: &mut HashSet<String>) {
+    /// Brings `live`, the hostnames listed with every tag in `filter`, up to date with this
+    /// message.
+    pub fn update(self, live: &mut HashSet<String>, filter: &[(String, String)]) {
         match self {
             Message::Snapshot(snapshot) | Message::Resync(snapshot) => {
-                *live = snapshot.peers.into_iter().map(|p| p.hostname).collect();
+                *live = snapshot
+                    .peers
+                    .into_iter()
+                    .filter(|p| tags::matches(&p.tags, filter))
+                    .map(|p| p.hostname)
+                    .collect();
             }
-            Message::Change(change) if change.event.lists_the_peer() => {
+            Message::Change(change)
+                if change.event.lists_the_peer() && tags::matches(&change.peer.tags, filter) =>
+            {
                 live.insert(change.peer.hostname);
             }
             Message::Change(change) => {
                 live.remove(&change.peer.hostname);
+            }
+        }
+    }
+
+    /// What of this message concerns peers with every tag in `filter`: the matching peers of a
+    /// snapshot, and a change to a peer that matches, or matched before its tags changed (so a
+    /// watcher sees it leave the set). `None` when nothing does.
+    pub fn filtered(self, filter: &[(String, String)]) -> Option<Message> {
+        if filter.is_empty() {
+            return Some(self);
+        }
+        match self {
+            Message::Snapshot(mut snapshot) => {
+                snapshot.peers.retain(|p| tags::matches(&p.tags, filter));
+                Some(Message::Snapshot(snapshot))
+            }
+            Message::Resync(mut snapshot) => {
+                snapshot.peers.retain(|p| tags::matches(&p.tags, filter));
+                Some(Message::Resync(snapshot))
+            }
+            Message::Change(change) => {
+                let now = tags::matches(&change.peer.tags, filter);
+                let before = change
+                    .old_tags
+                    .as_ref()
+                    .is_some_and(|old| tags::matches(old, filter));
+                (now || before).then_some(Message::Change(change))
             }
         }
     }

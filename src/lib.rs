@@ -22,6 +22,7 @@
 //! - [`client`]: the CLI's HTTP client for the local API.
 //! - [`follow`]: the CLI's reader of the event stream, resuming after the agent went away.
 //! - [`table`]: the human-readable peer table.
+//! - [`tags`]: the `KEY=VALUE` labels a node announces: rules, bytes, filters.
 //! - [`throttle`]: at most one log line per period, however fast the input.
 #![forbid(unsafe_code)]
 
@@ -45,5 +46,6 @@ pub mod server;
 pub mod socket;
 pub mod stream;
 pub mod table;
+pub mod tags;
 pub mod throttle;
 pub mod wheel;

@@ -12,7 +12,7 @@ use tracing::{info, warn};
 use peerd::api::{self, AgentStatus, PeerInfo};
 use peerd::config::{self, Config};
 use peerd::follow::{Followed, Follower, Message};
-use peerd::{agent, auth, beacon, client, follow, interface, server, table};
+use peerd::{agent, auth, beacon, client, follow, interface, server, table, tags};
 
 /// Zero-configuration peer discovery: who is alive on this network, right now.
 #[derive(Debug, Parser)]
@@ -27,11 +27,11 @@ enum Command {
     /// Run the agent in the foreground: announce this node and track its peers
     Agent(AgentArgs),
     /// List the live peers the local agent knows, sorted by hostname
-    Peers(PeersArgs),
+    Peers(ListArgs),
     /// Check that the local agent answers (exit 0) and show its counters
     Health(PeersArgs),
     /// Print the live peers, then each change as it happens, until Ctrl-C
-    Watch(PeersArgs),
+    Watch(ListArgs),
     /// Wait until the local agent lists at least N live peers (exit 0), or time out (exit 1)
     Wait(WaitArgs),
 }
@@ -91,6 +91,11 @@ struct AgentArgs {
     /// cluster without a partition
     #[arg(long, env = "PEERD_ACCEPT_UNAUTHENTICATED", requires = "secret_files")]
     accept_unauthenticated: bool,
+    /// A label announced with every beacon, for peers to filter on; repeatable
+    /// (PEERD_TAGS: comma-separated)
+    #[arg(long = "tag", value_name = "KEY=VALUE", env = "PEERD_TAGS", value_delimiter = ',',
+          value_parser = tags::parse)]
+    tags: Vec<(String, String)>,
     /// Most peers listed at once; beacons from further hostnames are dropped and counted
     #[arg(long, env = "PEERD_MAX_PEERS", default_value_t = config::MAX_PEERS as u32,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -111,7 +116,19 @@ struct PeersArgs {
 }
 
 #[derive(Debug, Args)]
+struct ListArgs {
+    #[command(flatten)]
+    agent: PeersArgs,
+    /// Only peers with this tag, exactly; repeatable, all must match
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = tags::parse)]
+    tags: Vec<(String, String)>,
+}
+
+#[derive(Debug, Args)]
 struct WaitArgs {
+    /// Count only peers with this tag, exactly; repeatable, all must match
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = tags::parse)]
+    tags: Vec<(String, String)>,
     /// How many live peers to wait for
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     count: u64,
@@ -224,7 +241,11 @@ async fn agent_config(
         accept_unauthenticated: args.accept_unauthenticated,
         // Lossless: usize is at least 32 bits on every target peerd builds for.
         max_peers: args.max_peers as usize,
+        tags: args.tags.iter().cloned().collect(),
     };
+    if config.tags.len() < args.tags.len() {
+        usage_error("--tag: each key at most once".to_owned());
+    }
     // Before looking at interfaces, so a usage error never gets as far as the network.
     if let Err(err) = config.validate() {
         usage_error(err.to_string());
@@ -374,8 +395,10 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-async fn show_peers(args: PeersArgs) -> anyhow::Result<()> {
-    let peers: Vec<PeerInfo> = client::get_json(args.api, api::PEERS_PATH).await?;
+async fn show_peers(list: ListArgs) -> anyhow::Result<()> {
+    let args = list.agent;
+    let mut peers: Vec<PeerInfo> = client::get_json(args.api, api::PEERS_PATH).await?;
+    peers.retain(|peer| tags::matches(&peer.tags, &list.tags));
     if args.json {
         println!("{}", serde_json::to_string_pretty(&peers)?);
     } else if peers.is_empty() {
@@ -401,12 +424,16 @@ async fn show_health(args: PeersArgs) -> anyhow::Result<()> {
 
 /// Prints the peers, then each change, until Ctrl-C (exit 0). Rides out the agent going away:
 /// says so on stderr and resumes where it left off when the agent answers again.
-async fn watch(args: PeersArgs) -> anyhow::Result<()> {
+async fn watch(list: ListArgs) -> anyhow::Result<()> {
+    let args = list.agent;
     let mut follower = Follower::connect(args.api).await?;
     let follow = async {
         loop {
             let line = match follower.next().await {
-                Followed::Message(message) => watch_line(&message, args.json)?,
+                Followed::Message(message) => match message.filtered(&list.tags) {
+                    Some(message) => watch_line(&message, args.json)?,
+                    None => continue,
+                },
                 Followed::Lost(why) => {
                     eprintln!(
                         "peerd: lost the agent at {} ({why}); reconnecting",
@@ -470,7 +497,7 @@ async fn wait_for_peers(args: WaitArgs) -> anyhow::Result<()> {
         while (live.len() as u64) < args.count {
             match stream.next().await? {
                 None => anyhow::bail!("the agent at {} stopped", args.api),
-                Some((_, message)) => message.update(&mut live),
+                Some((_, message)) => message.update(&mut live, &args.tags),
             }
         }
         Ok(())

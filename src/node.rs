@@ -151,6 +151,7 @@ impl Node {
             hostname: self.config.name.clone(),
             ttl: Some(self.config.ttl),
             timestamp: (!keys.is_empty()).then(|| unix_millis(wall_now)),
+            tags: self.config.tags.clone(),
             auth: None,
         };
         self.sequence += 1;

@@ -9,6 +9,7 @@ use crate::beacon::Beacon;
 use crate::config::{MAX_TIMING, MIN_TIMING, REPLAY_WINDOW};
 pub use crate::rival::Rival;
 use crate::rival::other_instance;
+use crate::tags::Tags;
 use crate::wheel::TimerWheel;
 
 /// One live peer as the registry knows it.
@@ -37,6 +38,8 @@ pub struct Peer {
     pub first_timestamp: Option<u64>,
     /// The timestamp of its latest signed beacon.
     pub last_timestamp: Option<u64>,
+    /// The tags its latest beacon carried.
+    pub tags: Tags,
     /// Another instance announcing the same hostname: the one this instance replaced (until it
     /// proves alive, a restart), or a live rival (a conflict).
     pub rival: Option<Rival>,
@@ -59,9 +62,17 @@ pub enum PeerEvent {
     Joined { peer: Peer },
     /// A listed peer's beacons now come from another address.
     Updated { peer: Peer, old_address: SocketAddr },
+    /// A listed peer's beacons now carry other tags (if its address changed in the same
+    /// beacon, the peer shows the new one).
+    Retagged { peer: Peer, old_tags: Tags },
     /// A hostname is announced by a new process (new instance id): either while still listed,
     /// or within one ttl after its goodbye or expiry.
-    Restarted { peer: Peer, old_instance: u64 },
+    Restarted {
+        peer: Peer,
+        old_instance: u64,
+        /// The tags the old instance announced, when the new one announces others.
+        old_tags: Option<Tags>,
+    },
     /// A listed peer said goodbye; it is dropped at once.
     Left { peer: Peer },
     /// A listed peer went silent for a whole ttl.
@@ -77,6 +88,7 @@ impl PeerEvent {
         match self {
             PeerEvent::Joined { peer }
             | PeerEvent::Updated { peer, .. }
+            | PeerEvent::Retagged { peer, .. }
             | PeerEvent::Restarted { peer, .. }
             | PeerEvent::Left { peer }
             | PeerEvent::Expired { peer }
@@ -90,6 +102,9 @@ impl PeerEvent {
 /// and for a signed peer at least the replay window, so that a replayed beacon cannot bring it
 /// back.
 #[derive(Debug)]
+// Most slots are live; boxing the peer would cost an allocation per peer and a pointer chase per
+// renewal to save the space of the few gone ones.
+#[expect(clippy::large_enum_variant)]
 enum Slot {
     Live(Peer),
     Gone(Gone),
@@ -282,6 +297,13 @@ impl Registry {
                 {
                     peer.rival = None; // silent for a ttl: no longer a rival
                 }
+                if peer.tags != beacon.tags {
+                    let old_tags = std::mem::replace(&mut peer.tags, beacon.tags.clone());
+                    return Some(PeerEvent::Retagged {
+                        peer: peer.clone(),
+                        old_tags,
+                    });
+                }
                 (old_address != from).then(|| PeerEvent::Updated {
                     peer: peer.clone(),
                     old_address,
@@ -329,7 +351,12 @@ impl Registry {
                     // Back from a partition (it never left, we lost sight of it), or long gone.
                     PeerEvent::Joined { peer }
                 } else {
-                    PeerEvent::Restarted { peer, old_instance }
+                    // What a gone peer announced is not kept: only a live one's tags compare.
+                    PeerEvent::Restarted {
+                        peer,
+                        old_instance,
+                        old_tags: None,
+                    }
                 })
             }
         }
@@ -453,6 +480,7 @@ pub(crate) fn new_peer(beacon: &Beacon, from: SocketAddr, now: Instant, ttl: Dur
         authenticated: beacon.auth.is_some(),
         first_timestamp: beacon.timestamp,
         last_timestamp: beacon.timestamp,
+        tags: beacon.tags.clone(),
         rival: None,
     }
 }
@@ -659,7 +687,7 @@ mod tests {
         reg.observe(&beacon("a", 1, 7), addr(1), t0);
         let event = reg.observe(&beacon("a", 2, 0), addr(1), t0 + secs(3));
         assert!(
-            matches!(&event, Some(PeerEvent::Restarted { peer, old_instance: 1 }) if peer.instance == 2 && peer.address == addr(1)),
+            matches!(&event, Some(PeerEvent::Restarted { peer, old_instance: 1, .. }) if peer.instance == 2 && peer.address == addr(1)),
             "{event:?}"
         );
         let peer = reg.peers().next().expect("still listed");
@@ -720,7 +748,7 @@ mod tests {
         reg.observe(&beacon("a", 1, 1), addr(1), t0 + secs(1));
         let event = reg.observe(&beacon("a", 1, 2), addr(1), t0 + TTL + secs(1));
         assert!(
-            matches!(&event, Some(PeerEvent::Restarted { peer, old_instance: 2 }) if peer.instance == 1 && peer.rival.is_none()),
+            matches!(&event, Some(PeerEvent::Restarted { peer, old_instance: 2, .. }) if peer.instance == 1 && peer.rival.is_none()),
             "{event:?}"
         );
         assert_eq!(reg.len(), 1);
@@ -774,7 +802,7 @@ mod tests {
         reg.observe(&goodbye("a", 1, 1), addr(1), t0 + secs(1));
         assert!(matches!(
             reg.observe(&beacon("a", 2, 0), addr(1), t0 + secs(2)),
-            Some(PeerEvent::Restarted { peer, old_instance: 1 }) if peer.instance == 2
+            Some(PeerEvent::Restarted { peer, old_instance: 1, .. }) if peer.instance == 2
         ));
         assert_eq!(listed(&reg), ["a"]);
     }
@@ -944,6 +972,32 @@ mod tests {
             None
         );
         assert!(listed(&reg).is_empty());
+    }
+
+    #[test]
+    fn changed_tags_are_an_update_and_a_restart_says_what_they_were() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(OWN, TTL, t0);
+        let tagged = |instance, sequence, value: &str| Beacon {
+            tags: [("role".to_owned(), value.to_owned())].into(),
+            ..beacon("a", instance, sequence)
+        };
+        reg.observe(&tagged(1, 0, "db"), addr(1), t0);
+        assert_eq!(reg.observe(&tagged(1, 1, "db"), addr(1), t0), None);
+        let event = reg.observe(&tagged(1, 2, "web"), addr(1), t0);
+        let Some(PeerEvent::Retagged { peer, old_tags }) = event else {
+            panic!("{event:?}")
+        };
+        assert_eq!(old_tags.get("role").map(String::as_str), Some("db"));
+        assert_eq!(peer.tags.get("role").map(String::as_str), Some("web"));
+        let event = reg.observe(&tagged(2, 0, "cache"), addr(1), t0 + secs(1));
+        let Some(PeerEvent::Restarted { old_tags, .. }) = event else {
+            panic!("{event:?}")
+        };
+        assert_eq!(
+            old_tags.and_then(|t| t.get("role").cloned()).as_deref(),
+            Some("web")
+        );
     }
 
     /// Found by the `datagram` fuzz target: a renewal that asks for a shorter ttl moved the

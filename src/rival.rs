@@ -52,10 +52,11 @@ pub(crate) fn other_instance(
             if peer.last_seen + peer.ttl <= now {
                 // The listed instance went silent a ttl ago: the rival is the one left.
                 let old_instance = peer.instance;
-                *peer = new_peer(beacon, from, now, ttl);
+                let old = std::mem::replace(peer, new_peer(beacon, from, now, ttl));
                 return Some(PeerEvent::Restarted {
                     peer: peer.clone(),
                     old_instance,
+                    old_tags: (old.tags != peer.tags).then_some(old.tags),
                 });
             }
             if rival.confirmed {
@@ -77,13 +78,17 @@ pub(crate) fn other_instance(
                 confirmed: false,
             };
             let old_instance = peer.instance;
-            *peer = Peer {
-                rival: Some(replaced),
-                ..new_peer(beacon, from, now, ttl)
-            };
+            let old = std::mem::replace(
+                peer,
+                Peer {
+                    rival: Some(replaced),
+                    ..new_peer(beacon, from, now, ttl)
+                },
+            );
             Some(PeerEvent::Restarted {
                 peer: peer.clone(),
                 old_instance,
+                old_tags: (old.tags != peer.tags).then_some(old.tags),
             })
         }
     }

@@ -5,6 +5,7 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use crate::api::{PeerChange, PeerInfo};
+use crate::tags;
 
 const HEADERS: [&str; 5] = ["HOSTNAME", "ADDRESS", "LAST SEEN", "EXPIRES IN", "UP FOR"];
 
@@ -12,9 +13,14 @@ const HEADERS: [&str; 5] = ["HOSTNAME", "ADDRESS", "LAST SEEN", "EXPIRES IN", "U
 /// in columns wide enough for the common case so consecutive lines align.
 pub fn change_line(change: &PeerChange) -> String {
     let peer = &change.peer;
-    let detail = match (&change.old_address, &change.old_instance) {
-        (Some(old), _) => format!("from {old}"),
-        (_, Some(old)) => format!("instance {} (was {old})", peer.instance),
+    let detail = match (&change.old_address, &change.old_instance, &change.old_tags) {
+        (Some(old), _, _) => format!("from {old}"),
+        (_, Some(old), _) => format!("instance {} (was {old})", peer.instance),
+        (_, _, Some(old)) => format!(
+            "tags {} (was {})",
+            tags::display(&peer.tags),
+            tags::display(old)
+        ),
         _ => format!("instance {}", peer.instance),
     };
     format!(
@@ -26,11 +32,16 @@ pub fn change_line(change: &PeerChange) -> String {
     )
 }
 
-/// Renders `peers` as a table in the order given (the API sorts by hostname). A CONFLICT column
-/// appears when two live instances announce one of the hostnames.
+/// Renders `peers` as a table in the order given (the API sorts by hostname). A TAGS column
+/// appears when any peer has tags, and a CONFLICT column when two live instances announce one
+/// of the hostnames.
 pub fn render(peers: &[PeerInfo]) -> String {
+    let tagged = peers.iter().any(|p| !p.tags.is_empty());
     let conflicts = peers.iter().any(|p| p.conflict.is_some());
     let mut header: Vec<String> = HEADERS.map(String::from).to_vec();
+    if tagged {
+        header.push("TAGS".into());
+    }
     if conflicts {
         header.push("CONFLICT".into());
     }
@@ -44,6 +55,9 @@ pub fn render(peers: &[PeerInfo]) -> String {
                 short(p.expires_in_ms),
                 short(p.up_for_ms),
             ];
+            if tagged {
+                row.push(tags::display(&p.tags));
+            }
             if conflicts {
                 row.push(p.conflict.as_ref().map_or(String::new(), |c| {
                     format!("also announced from {} ({})", c.address, c.instance)
@@ -97,6 +111,7 @@ mod tests {
             up_for_ms,
             ttl_ms: 35_000,
             authenticated: false,
+            tags: Default::default(),
             conflict: None,
         }
     }

@@ -189,3 +189,24 @@ fn interface_0_0_0_0_is_a_usage_error() {
         .expect("run peerd");
     assert_usage_error(&out, "interface 0.0.0.0 names no interface");
 }
+
+#[test]
+fn bad_or_oversized_tags_are_usage_errors() {
+    let many: Vec<String> = (0..40)
+        .map(|i| format!("key-{i:02}={}", "v".repeat(20)))
+        .collect();
+    let mut args = vec!["agent"];
+    for tag in &many {
+        args.extend(["--tag", tag]);
+    }
+    assert_usage_error(&peerd(&args), "the tags make a beacon");
+    assert_usage_error(
+        &peerd(&["agent", "--tag", "sp ace=v"]),
+        "is not a valid tag",
+    );
+    assert_usage_error(
+        &peerd(&["agent", "--tag", "a=1", "--tag", "a=2"]),
+        "each key at most once",
+    );
+    assert_usage_error(&peerd(&["peers", "--tag", "novalue"]), "is not a valid tag");
+}

@@ -9,6 +9,7 @@
 //! - `events`: the event stream through `peerd watch` and `peerd wait`.
 //! - `hooks`: the `--on-event` programs.
 //! - `trust`: signed clusters, migrations, forged, replayed and own-hostname beacons.
+//! - `tags`: `--tag`, the TAGS column, filters, and changes reported as `updated`.
 //! - `interface`: which interface an agent picks when none is given.
 //! - `faults`: a stopped agent, an address that appears late, peers at other timings.
 //! - `docker`: containers of the peerd image on a Docker network the test creates.
@@ -32,4 +33,5 @@ mod interface;
 mod loopback;
 mod page;
 mod soak;
+mod tags;
 mod trust;

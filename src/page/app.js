@@ -2,7 +2,7 @@
 // reconnects by itself and resumes with Last-Event-ID; a new snapshot replaces the table.
 'use strict';
 
-const KINDS = ['joined', 'moved', 'restarted', 'left', 'expired', 'conflict'];
+const KINDS = ['joined', 'moved', 'restarted', 'left', 'expired', 'conflict', 'updated'];
 const rows = new Map(); // hostname -> { tr, peer }
 const tbody = document.querySelector('#peers tbody');
 const state = document.getElementById('state');

@@ -1,0 +1,125 @@
+//! Tags: announced with `--tag`, listed in `peerd peers` (a TAGS column, a `tags` object),
+//! filtered by `peers`, `watch` and `wait --tag`, and a change reported as `updated`.
+
+use std::process::Stdio;
+
+use peerd::api::{EventKind, PeerChange};
+use peerd::beacon::Beacon;
+
+use crate::support::cluster::Cluster;
+use crate::support::lan::Lan;
+use crate::support::timings::{POLL_SLACK, Timings};
+use crate::support::{Lines, wait_for};
+
+fn run(lan: &Lan, node: &str, command: &str, args: &[&str]) -> (Option<i32>, String) {
+    let out = lan
+        .agent(node)
+        .client(command, args)
+        .output()
+        .expect("run the peerd client");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn tags_are_listed_filtered_and_their_changes_reported() {
+    let Some(mut lan) = Lan::loopback(0, Timings::FAST) else {
+        return;
+    };
+    lan.add("a", &["--tag", "role=db", "--tag", "zone=eu-1"])
+        .expect("namespace");
+    lan.add("b", &["--tag", "role=web"]).expect("namespace");
+    lan.add("c", &[]).expect("namespace");
+    let listed = wait_for(POLL_SLACK, || {
+        let peers = lan.peers("c")?;
+        (peers.len() == 2).then_some(peers)
+    })
+    .expect("c lists a and b");
+    let a = listed.iter().find(|p| p.hostname == "a").expect("a listed");
+    assert_eq!(
+        a.tags
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>(),
+        ["role=db", "zone=eu-1"]
+    );
+
+    let (code, table) = run(&lan, "c", "peers", &[]);
+    assert_eq!(code, Some(0));
+    assert!(
+        table.lines().next().is_some_and(|h| h.contains("TAGS")),
+        "{table}"
+    );
+    assert!(table.contains("role=db,zone=eu-1"), "{table}");
+    let (_, only_db) = run(&lan, "c", "peers", &["--tag", "role=db"]);
+    assert!(
+        only_db.contains("a ") && !only_db.contains("\nb "),
+        "{only_db}"
+    );
+    let (_, both) = run(
+        &lan,
+        "c",
+        "peers",
+        &["--tag", "role=db", "--tag", "zone=eu-2"],
+    );
+    assert_eq!(both.trim(), "no live peers yet");
+
+    let (code, _) = run(&lan, "c", "wait", &["--count", "1", "--tag", "role=web"]);
+    assert_eq!(code, Some(0), "one web peer is listed");
+    let (code, _) = run(
+        &lan,
+        "c",
+        "wait",
+        &["--count", "2", "--tag", "role=web", "--timeout", "500ms"],
+    );
+    assert_eq!(code, Some(1), "only one web peer");
+
+    // A made-up peer whose beacons change its tags, watched through a filter on the old ones.
+    let mut watch = lan
+        .agent("c")
+        .client("watch", &["--json", "--tag", "tier=1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start peerd watch");
+    let lines = Lines::new(watch.stdout.take().expect("piped"));
+    let snapshot = lines.next(POLL_SLACK).expect("the snapshot");
+    assert!(
+        snapshot.contains("\"peers\":[]"),
+        "no peer has tier=1: {snapshot}"
+    );
+    let made_up = |sequence, tier: &str| {
+        Beacon {
+            instance: 0x7a95,
+            sequence,
+            hostname: "x".into(),
+            tags: [("tier".to_owned(), tier.to_owned())].into(),
+            ..Beacon::default()
+        }
+        .encode()
+    };
+    lan.send_to_group(&[&made_up(0, "1"), &made_up(1, "2")]);
+    let change = |line: Option<String>| -> PeerChange {
+        let line = line.expect("a change in time");
+        serde_json::from_str(&line).unwrap_or_else(|err| panic!("{err}: {line}"))
+    };
+    let joined = change(lines.next(POLL_SLACK));
+    assert_eq!(
+        (joined.event, joined.peer.hostname.as_str()),
+        (EventKind::Joined, "x")
+    );
+    let updated = change(lines.next(POLL_SLACK));
+    assert_eq!(
+        updated.event,
+        EventKind::Updated,
+        "shown: it matched before"
+    );
+    assert_eq!(updated.peer.tags.get("tier").map(String::as_str), Some("2"));
+    let old = updated.old_tags.expect("old tags");
+    assert_eq!(old.get("tier").map(String::as_str), Some("1"));
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert_eq!(lan.status("c").expect("answers").events.updated, 1);
+}
