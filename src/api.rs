@@ -155,6 +155,9 @@ pub struct ApiCounts {
     pub evicted: u64,
     /// Closed because no request head came within 5 s of connecting.
     pub timed_out: u64,
+    /// Requests received (their heads read), whatever they asked for.
+    #[serde(default)]
+    pub requests: u64,
 }
 
 /// Datagrams on the beacon port that changed nothing, by reason.
