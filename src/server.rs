@@ -118,6 +118,18 @@ pub async fn serve(
         header_timeout = %humantime::format_duration(HEADER_TIMEOUT),
         "serving the api"
     );
+    serve_within(listener, router, cap, counters, shutdown).await;
+}
+
+/// As [`serve`], with at most `cap` connections open: for a second listener, which must leave
+/// the API its share of the open files.
+pub async fn serve_within(
+    listener: TcpListener,
+    router: Router,
+    cap: usize,
+    counters: Arc<ApiCounters>,
+    shutdown: CancellationToken,
+) {
     let mut server = Server::new(router, cap, counters, shutdown.clone());
     loop {
         let report_at = server.report.due();
