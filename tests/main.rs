@@ -13,6 +13,7 @@
 //! - `docker`: containers of the peerd image on a Docker network the test creates.
 //! - `flood`: one agent flooded with made-up peers and garbage keeps its memory, log, API
 //!   latency and real peers within bounds.
+//! - `metrics`: `GET /metrics` checked by promtool, and the `--metrics` listener.
 //! - `page`: the live web page in a headless Chromium.
 //! - `soak`: scenario 6, ten minutes at the default timings (ignored unless asked for).
 
@@ -28,6 +29,7 @@ mod faults;
 mod flood;
 mod hooks;
 mod loopback;
+mod metrics;
 mod page;
 mod soak;
 mod trust;
