@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::api::{self, Query, Snapshot, Start, Subscription, format_instance};
+use crate::api::{self, ApiState, Query, Snapshot, Start, Subscription, format_instance};
 use crate::beacon::MAX_BEACON_LEN;
 use crate::config::Config;
 use crate::events::Funnel;
@@ -36,19 +36,25 @@ const MAX_RETRY: Duration = Duration::from_secs(30);
 const ERRORS_BEFORE_REOPEN: u32 = 10;
 /// At most one warning per this period about receive errors.
 const ERROR_LOG_PERIOD: Duration = Duration::from_secs(10);
+/// The most connections the `--metrics` listener keeps open: a scraper or two, each with a
+/// connection kept alive between scrapes, with room for a curl by hand.
+const METRICS_CONNECTIONS: usize = 16;
 
 /// Runs the agent until `shutdown` is cancelled, then sends a goodbye beacon and returns.
 ///
-/// `api` is the bound listener of the local HTTP API, taken bound so tests can use port 0.
+/// `api` is the bound listener of the local HTTP API, taken bound so tests can use port 0;
+/// `metrics`, if given, serves `/metrics` and `/healthz` only (`--metrics`).
 /// The multicast socket for `config` is opened here, and opened again whenever it fails: an
 /// interface whose address is not there yet (a container whose network comes up late) is
 /// retried with backoff, while the API already answers.
 pub async fn run(
     config: Config,
     api: TcpListener,
+    metrics: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     config.validate()?;
+    let started = SystemTime::now();
     let instance = fastrand::u64(..);
     let api_addr = api.local_addr().context("reading the API address")?;
     info!(
@@ -111,9 +117,25 @@ pub async fn run(
             .run(query_rx, shutdown.clone())
             .instrument(info_span!("node")),
     );
+    let state = ApiState { queries, started };
+    if let Some(listener) = metrics {
+        let addr = listener
+            .local_addr()
+            .context("reading the metrics address")?;
+        // A scraper opens a connection or two; the cap keeps the API's share of open files.
+        let cap = METRICS_CONNECTIONS.min(server::connection_cap());
+        info!(metrics = %addr, max_connections = cap, "serving /metrics");
+        // Counted apart: the API's counters are about the API's clients.
+        let counters = Arc::new(ApiCounters::default());
+        let router = api::metrics_router(state.clone());
+        tracker.spawn(
+            server::serve_within(listener, router, cap, counters, shutdown.clone())
+                .instrument(info_span!("metrics")),
+        );
+    }
     // It returns within its shutdown grace of the cancellation, whatever clients hold open.
     let server = tracker.spawn(
-        server::serve(api, api::router(queries), api_counters, shutdown.clone())
+        server::serve(api, api::router(state), api_counters, shutdown.clone())
             .instrument(info_span!("api")),
     );
     tracker.close();

@@ -6,12 +6,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use axum::Json;
 use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{FromRef, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::metrics::{self, METRICS_PATH};
 use crate::registry::{Peer, PeerEvent};
 use crate::tags::Tags;
 
@@ -160,6 +162,9 @@ pub struct ApiCounts {
     pub evicted: u64,
     /// Closed because no request head came within 5 s of connecting.
     pub timed_out: u64,
+    /// Requests received (their heads read), whatever they asked for.
+    #[serde(default)]
+    pub requests: u64,
 }
 
 /// Datagrams on the beacon port that changed nothing, by reason.
@@ -391,17 +396,42 @@ pub enum Query {
     },
 }
 
-/// The routes, served over `queries` to the registry's owner.
-pub fn router(queries: mpsc::Sender<Query>) -> Router {
+/// What the handlers are given: the way to the registry's owner, and what `/metrics` adds.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    pub queries: mpsc::Sender<Query>,
+    /// When the agent started, by the wall clock: read once, so the metric never moves.
+    pub started: SystemTime,
+}
+
+// Handlers that need only the queries take them as before.
+impl FromRef<ApiState> for mpsc::Sender<Query> {
+    fn from_ref(state: &ApiState) -> Self {
+        state.queries.clone()
+    }
+}
+
+/// The routes, served over `state.queries` to the registry's owner.
+pub fn router(state: ApiState) -> Router {
     Router::new()
         .route(PEERS_PATH, get(peers))
         .route(STATUS_PATH, get(status))
         .route(HEALTH_PATH, get(health))
         .route(EVENTS_PATH, get(crate::stream::events))
+        .route(METRICS_PATH, get(metrics))
         .route("/", get(crate::page::index))
         .route("/app.js", get(crate::page::script))
         .route("/app.css", get(crate::page::style))
-        .with_state(queries)
+        .with_state(state)
+}
+
+/// The routes of `--metrics`: the metrics and the health check, and nothing that lists peers,
+/// so a scraper elsewhere can be let in without exposing the API.
+pub fn metrics_router(state: ApiState) -> Router {
+    Router::new()
+        .route(METRICS_PATH, get(metrics))
+        .route(HEALTH_PATH, get(health))
+        .with_state(state)
 }
 
 pub(crate) type ApiError = (StatusCode, &'static str);
@@ -425,6 +455,12 @@ async fn peers(
 
 async fn status(State(queries): State<mpsc::Sender<Query>>) -> Result<Json<AgentStatus>, ApiError> {
     ask(&queries, Query::Status).await.map(Json)
+}
+
+async fn metrics(State(state): State<ApiState>) -> Result<impl IntoResponse, ApiError> {
+    let status = ask(&state.queries, Query::Status).await?;
+    let page = metrics::render(&status, state.started);
+    Ok(([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], page))
 }
 
 /// The receive loop answers a query between two datagrams, in microseconds; past this it is

@@ -17,6 +17,7 @@
 //! - [`stream`]: `GET /v1/events`, the event stream as Server-Sent Events.
 //! - [`page`]: the live web page at `/`, embedded in the binary.
 //! - [`api`]: HTTP routes and the response types the CLI shares.
+//! - [`metrics`]: the status as a Prometheus text page, pure.
 //! - [`server`]: serves the API within limits: header timeout, connection cap, shutdown grace.
 //! - `connections`: the API's open connections by age; which one goes at the cap.
 //! - [`client`]: the CLI's HTTP client for the local API.
@@ -38,6 +39,7 @@ pub mod events;
 pub mod follow;
 pub mod hooks;
 pub mod interface;
+pub mod metrics;
 pub mod node;
 pub mod page;
 pub mod registry;

@@ -65,6 +65,10 @@ struct AgentArgs {
     /// Address of the local HTTP/JSON API (TCP)
     #[arg(long, env = "PEERD_API", default_value_t = config::API_ADDR)]
     api: SocketAddr,
+    /// Also serve GET /metrics (Prometheus text format) and /healthz, and nothing else, on this
+    /// TCP address: for a scraper on another host, without exposing the API
+    #[arg(long, env = "PEERD_METRICS", value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
     /// Program to run for each peer event, with the event in its environment and as JSON on
     /// its stdin; repeatable, run in the order given (PEERD_ON_EVENT: comma-separated)
     #[arg(
@@ -196,7 +200,13 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
             args.api
         )
     })?;
-    agent::run(config, api, shutdown).await
+    let metrics = args
+        .metrics
+        .map(|addr| {
+            server::bind(addr).with_context(|| format!("binding the metrics listener on {addr}"))
+        })
+        .transpose()?;
+    agent::run(config, api, metrics, shutdown).await
 }
 
 /// Resolves defaults that depend on the machine and validates the result; a bad combination of

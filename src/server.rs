@@ -64,6 +64,7 @@ pub struct ApiCounters {
     refused: AtomicU64,
     evicted: AtomicU64,
     timed_out: AtomicU64,
+    requests: AtomicU64,
 }
 
 impl ApiCounters {
@@ -73,6 +74,7 @@ impl ApiCounters {
             refused: self.refused.load(Ordering::Relaxed),
             evicted: self.evicted.load(Ordering::Relaxed),
             timed_out: self.timed_out.load(Ordering::Relaxed),
+            requests: self.requests.load(Ordering::Relaxed),
         }
     }
 }
@@ -116,6 +118,18 @@ pub async fn serve(
         header_timeout = %humantime::format_duration(HEADER_TIMEOUT),
         "serving the api"
     );
+    serve_within(listener, router, cap, counters, shutdown).await;
+}
+
+/// As [`serve`], with at most `cap` connections open: for a second listener, which must leave
+/// the API its share of the open files.
+pub async fn serve_within(
+    listener: TcpListener,
+    router: Router,
+    cap: usize,
+    counters: Arc<ApiCounters>,
+    shutdown: CancellationToken,
+) {
     let mut server = Server::new(router, cap, counters, shutdown.clone());
     loop {
         let report_at = server.report.due();
@@ -234,7 +248,9 @@ impl Server {
         let state = Arc::new(ConnState::default());
         let router = TowerToHyperService::new(self.router.clone());
         let tracked = Arc::clone(&state);
+        let counters = Arc::clone(&self.counters);
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+            counters.requests.fetch_add(1, Ordering::Relaxed);
             let in_flight = InFlight::new(&tracked);
             let answer = router.call(request);
             async move {
@@ -416,6 +432,7 @@ impl Report {
             refused: totals.refused - said.refused,
             evicted: totals.evicted - said.evicted,
             timed_out: totals.timed_out - said.timed_out,
+            requests: totals.requests - said.requests,
         })
     }
 }
@@ -435,6 +452,7 @@ mod tests {
             refused,
             evicted,
             timed_out,
+            requests: 0,
         }
     }
 

@@ -15,6 +15,7 @@
 //! - `docker`: containers of the peerd image on a Docker network the test creates.
 //! - `flood`: one agent flooded with made-up peers and garbage keeps its memory, log, API
 //!   latency and real peers within bounds.
+//! - `metrics`: `GET /metrics` checked by promtool, and the `--metrics` listener.
 //! - `page`: the live web page in a headless Chromium.
 //! - `soak`: scenario 6, ten minutes at the default timings (ignored unless asked for).
 
@@ -31,6 +32,7 @@ mod flood;
 mod hooks;
 mod interface;
 mod loopback;
+mod metrics;
 mod page;
 mod soak;
 mod tags;
