@@ -155,6 +155,7 @@ pub fn render(status: &AgentStatus, started: SystemTime) -> String {
             ("left", events.left),
             ("expired", events.expired),
             ("conflict", events.conflict),
+            ("updated", events.updated),
         ],
     );
     let hooks = status.hooks;
@@ -356,6 +357,7 @@ peerd_peer_events_total{{kind="restarted"}} 0
 peerd_peer_events_total{{kind="left"}} 1
 peerd_peer_events_total{{kind="expired"}} 0
 peerd_peer_events_total{{kind="conflict"}} 0
+peerd_peer_events_total{{kind="updated"}} 0
 # HELP peerd_hook_runs_total Hook programs started, one per program per event.
 # TYPE peerd_hook_runs_total counter
 peerd_hook_runs_total 4
