@@ -12,6 +12,7 @@ use tracing::{info, warn};
 use peerd::api::{self, AgentStatus, PeerInfo};
 use peerd::config::{self, Config};
 use peerd::follow::{Followed, Follower, Message};
+use peerd::notify::{self, Notifier};
 use peerd::{agent, auth, beacon, client, follow, interface, server, table};
 
 /// Zero-configuration peer discovery: who is alive on this network, right now.
@@ -179,7 +180,34 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
             args.api
         )
     })?;
-    agent::run(config, api, shutdown).await
+    agent::run(config, api, notifier(), shutdown).await
+}
+
+/// A notifier for systemd, when it started the agent as a `Type=notify` service: it says so in
+/// `NOTIFY_SOCKET`, and asks for watchdog pings in `WATCHDOG_USEC` (`WATCHDOG_PID`: for whom).
+fn notifier() -> Option<Notifier> {
+    let address = std::env::var_os("NOTIFY_SOCKET")?;
+    let usec = std::env::var("WATCHDOG_USEC").ok();
+    let pid = std::env::var("WATCHDOG_PID").ok();
+    let watchdog = notify::watchdog_interval(usec.as_deref(), pid.as_deref(), std::process::id())
+        .unwrap_or_else(|err| {
+            warn!(error = %err, "ignoring the watchdog settings: no watchdog pings");
+            None
+        });
+    let socket = address.to_string_lossy();
+    match Notifier::connect(&address, watchdog) {
+        Ok(notifier) => {
+            let ping_every = watchdog.map(|every| humantime::format_duration(every).to_string());
+            info!(%socket, ping_every, "notifying the service manager");
+            Some(notifier)
+        }
+        // As sd_notify(3) callers do: the agent works without it, and the manager will say
+        // that it heard nothing.
+        Err(err) => {
+            warn!(error = %format!("{err:#}"), "cannot notify the service manager");
+            None
+        }
+    }
 }
 
 /// Resolves defaults that depend on the machine and validates the result; a bad combination of

@@ -14,6 +14,7 @@
 //! - `flood`: one agent flooded with made-up peers and garbage keeps its memory, log, API
 //!   latency and real peers within bounds.
 //! - `page`: the live web page in a headless Chromium.
+//! - `systemd`: the notify protocol (ready, watchdog, stopping); the unit file verifies.
 //! - `soak`: scenario 6, ten minutes at the default timings (ignored unless asked for).
 
 mod support;
@@ -30,4 +31,5 @@ mod hooks;
 mod loopback;
 mod page;
 mod soak;
+mod systemd;
 mod trust;
