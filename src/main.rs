@@ -35,6 +35,18 @@ enum Command {
     Watch(PeersArgs),
     /// Wait until the local agent lists at least N live peers (exit 0), or time out (exit 1)
     Wait(WaitArgs),
+    /// Print a completion script for SHELL to stdout, e.g. `source <(peerd completions bash)`
+    Completions {
+        /// The shell to complete for
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page of peerd, or of one of its subcommands, as roff to stdout (bin/man)
+    #[command(hide = true)]
+    Man {
+        /// The subcommand whose page to print, e.g. `agent` for peerd-agent(1)
+        subcommand: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -136,6 +148,20 @@ fn parse_name(name: &str) -> Result<String, beacon::InvalidHostname> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Neither needs the runtime: they print what clap knows about the command line.
+    match &cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "peerd", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Command::Man { subcommand } => {
+            return match print_man(subcommand.as_deref()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => fail(err),
+            };
+        }
+        _ => {}
+    }
     // One thread is plenty for one socket and a local API, and keeps the footprint small.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -151,6 +177,7 @@ fn main() -> ExitCode {
             Command::Health(args) => show_health(args).await,
             Command::Watch(args) => watch(args).await,
             Command::Wait(args) => wait_for_peers(args).await,
+            Command::Completions { .. } | Command::Man { .. } => Ok(()), // handled above
         }
     });
     match result {
@@ -208,6 +235,23 @@ fn notifier() -> Option<Notifier> {
             None
         }
     }
+}
+
+/// The man page of `peerd`, or of `peerd <subcommand>`, from the same clap definitions.
+fn print_man(subcommand: Option<&str>) -> anyhow::Result<()> {
+    let mut command = Cli::command().disable_help_subcommand(true);
+    // Built, so each subcommand carries its full name (`peerd-agent`) into its page.
+    command.build();
+    let page = match subcommand {
+        None => command,
+        Some(name) => command
+            .find_subcommand(name)
+            .with_context(|| format!("no subcommand {name}"))?
+            .clone(),
+    };
+    clap_mangen::Man::new(page)
+        .render(&mut std::io::stdout())
+        .context("writing the man page to stdout")
 }
 
 /// Resolves defaults that depend on the machine and validates the result; a bad combination of

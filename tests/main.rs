@@ -15,6 +15,7 @@
 //!   latency and real peers within bounds.
 //! - `page`: the live web page in a headless Chromium.
 //! - `systemd`: the notify protocol (ready, watchdog, stopping); the unit file verifies.
+//! - `completions`: shell completions and the man page, from the clap definitions.
 //! - `soak`: scenario 6, ten minutes at the default timings (ignored unless asked for).
 
 mod support;
@@ -22,6 +23,7 @@ mod support;
 mod api_limits;
 mod bridged;
 mod cli;
+mod completions;
 mod conflict;
 mod docker;
 mod events;
