@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::events::Funnel;
 use crate::hooks::{self, HookCounters};
 use crate::node::{Node, SocketStats};
+use crate::notify::{self, Notifier};
 use crate::registry::PeerEvent;
 use crate::server::{self, ApiCounters};
 use crate::socket;
@@ -47,10 +48,14 @@ const METRICS_CONNECTIONS: usize = 16;
 /// The multicast socket for `config` is opened here, and opened again whenever it fails: an
 /// interface whose address is not there yet (a container whose network comes up late) is
 /// retried with backoff, while the API already answers.
+///
+/// `notifier`, under systemd, hears `READY=1` once the socket first joins the group, a
+/// `WATCHDOG=1` from the loop at its interval, and `STOPPING=1` before the goodbye.
 pub async fn run(
     config: Config,
     api: TcpListener,
     metrics: Option<TcpListener>,
+    notifier: Option<Notifier>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     config.validate()?;
@@ -111,6 +116,9 @@ pub async fn run(
         reopens: 0,
         receive_errors: 0,
         error_log: Throttle::new(ERROR_LOG_PERIOD),
+        watchdog_at: notifier.as_ref().and_then(Notifier::watchdog).map(|_| now),
+        notifier,
+        ready: false,
     };
     tracker.spawn(
         driver
@@ -166,6 +174,11 @@ struct Driver {
     /// Receive errors in a row.
     receive_errors: u32,
     error_log: Throttle,
+    notifier: Option<Notifier>,
+    /// Whether `READY=1` went out: only the first open of the socket sends it.
+    ready: bool,
+    /// When the next `WATCHDOG=1` is due, if the service manager asked for them.
+    watchdog_at: Option<Instant>,
 }
 
 /// What woke the driver's loop.
@@ -194,8 +207,12 @@ impl Driver {
                 self.refresh_membership();
                 self.send(&beacon).await;
             }
+            self.ping_watchdog(turn);
             let mut wakeup = self.node.next_wakeup();
             if let Some(at) = self.funnel.summary_due() {
+                wakeup = wakeup.min(at);
+            }
+            if let Some(at) = self.watchdog_at {
                 wakeup = wakeup.min(at);
             }
             if self.socket.is_none() {
@@ -241,6 +258,7 @@ impl Driver {
                 Woke::Timer => self.sweep(now),
             }
         }
+        self.notify(notify::STOPPING);
         let goodbye = self.node.goodbye(SystemTime::now());
         if self.send(&goodbye).await {
             info!("goodbye sent");
@@ -271,6 +289,9 @@ impl Driver {
                 self.socket = Some(socket);
                 self.retry_delay = FIRST_RETRY;
                 self.node.socket_reopened(now);
+                if !std::mem::replace(&mut self.ready, true) {
+                    self.notify(notify::READY);
+                }
             }
             Err(err) => {
                 warn!(error = %format!("{err:#}"), retry_in = %humantime::format_duration(self.retry_delay),
@@ -278,6 +299,26 @@ impl Driver {
                 self.retry_at = now + self.retry_delay;
                 self.retry_delay = (self.retry_delay * 2).min(MAX_RETRY);
             }
+        }
+    }
+
+    /// Sends `WATCHDOG=1` if it is due: only a loop that keeps turning keeps the service alive.
+    fn ping_watchdog(&mut self, now: Instant) {
+        let (Some(at), Some(interval)) = (
+            self.watchdog_at,
+            self.notifier.as_ref().and_then(Notifier::watchdog),
+        ) else {
+            return;
+        };
+        if now >= at {
+            self.notify(notify::WATCHDOG);
+            self.watchdog_at = Some(now + interval);
+        }
+    }
+
+    fn notify(&self, message: &str) {
+        if let Some(notifier) = &self.notifier {
+            notifier.send(message);
         }
     }
 

@@ -14,6 +14,7 @@
 //! - [`events`]: the funnel every peer event passes through: logged, counted, published.
 //! - [`hooks`]: runs the `--on-event` programs for each event, off the agent's loop.
 //! - [`agent`]: drives the node over the multicast socket, beside the API server.
+//! - [`notify`]: tells systemd the agent is ready, alive (the watchdog) or stopping.
 //! - [`stream`]: `GET /v1/events`, the event stream as Server-Sent Events.
 //! - [`page`]: the live web page at `/`, embedded in the binary.
 //! - [`api`]: HTTP routes and the response types the CLI shares.
@@ -41,6 +42,7 @@ pub mod hooks;
 pub mod interface;
 pub mod metrics;
 pub mod node;
+pub mod notify;
 pub mod page;
 pub mod registry;
 pub mod rival;

@@ -12,6 +12,7 @@ use tracing::{info, warn};
 use peerd::api::{self, AgentStatus, PeerInfo};
 use peerd::config::{self, Config};
 use peerd::follow::{Followed, Follower, Message};
+use peerd::notify::{self, Notifier};
 use peerd::{agent, auth, beacon, client, follow, interface, server, table, tags};
 
 /// Zero-configuration peer discovery: who is alive on this network, right now.
@@ -34,6 +35,18 @@ enum Command {
     Watch(ListArgs),
     /// Wait until the local agent lists at least N live peers (exit 0), or time out (exit 1)
     Wait(WaitArgs),
+    /// Print a completion script for SHELL to stdout, e.g. `source <(peerd completions bash)`
+    Completions {
+        /// The shell to complete for
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page of peerd, or of one of its subcommands, as roff to stdout (bin/man)
+    #[command(hide = true)]
+    Man {
+        /// The subcommand whose page to print, e.g. `agent` for peerd-agent(1)
+        subcommand: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -156,6 +169,20 @@ fn parse_name(name: &str) -> Result<String, beacon::InvalidHostname> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Neither needs the runtime: they print what clap knows about the command line.
+    match &cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "peerd", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Command::Man { subcommand } => {
+            return match print_man(subcommand.as_deref()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => fail(err),
+            };
+        }
+        _ => {}
+    }
     // One thread is plenty for one socket and a local API, and keeps the footprint small.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -171,6 +198,7 @@ fn main() -> ExitCode {
             Command::Health(args) => show_health(args).await,
             Command::Watch(args) => watch(args).await,
             Command::Wait(args) => wait_for_peers(args).await,
+            Command::Completions { .. } | Command::Man { .. } => Ok(()), // handled above
         }
     });
     match result {
@@ -206,7 +234,51 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
             server::bind(addr).with_context(|| format!("binding the metrics listener on {addr}"))
         })
         .transpose()?;
-    agent::run(config, api, metrics, shutdown).await
+    agent::run(config, api, metrics, notifier(), shutdown).await
+}
+
+/// A notifier for systemd, when it started the agent as a `Type=notify` service: it says so in
+/// `NOTIFY_SOCKET`, and asks for watchdog pings in `WATCHDOG_USEC` (`WATCHDOG_PID`: for whom).
+fn notifier() -> Option<Notifier> {
+    let address = std::env::var_os("NOTIFY_SOCKET")?;
+    let usec = std::env::var("WATCHDOG_USEC").ok();
+    let pid = std::env::var("WATCHDOG_PID").ok();
+    let watchdog = notify::watchdog_interval(usec.as_deref(), pid.as_deref(), std::process::id())
+        .unwrap_or_else(|err| {
+            warn!(error = %err, "ignoring the watchdog settings: no watchdog pings");
+            None
+        });
+    let socket = address.to_string_lossy();
+    match Notifier::connect(&address, watchdog) {
+        Ok(notifier) => {
+            let ping_every = watchdog.map(|every| humantime::format_duration(every).to_string());
+            info!(%socket, ping_every, "notifying the service manager");
+            Some(notifier)
+        }
+        // As sd_notify(3) callers do: the agent works without it, and the manager will say
+        // that it heard nothing.
+        Err(err) => {
+            warn!(error = %format!("{err:#}"), "cannot notify the service manager");
+            None
+        }
+    }
+}
+
+/// The man page of `peerd`, or of `peerd <subcommand>`, from the same clap definitions.
+fn print_man(subcommand: Option<&str>) -> anyhow::Result<()> {
+    let mut command = Cli::command().disable_help_subcommand(true);
+    // Built, so each subcommand carries its full name (`peerd-agent`) into its page.
+    command.build();
+    let page = match subcommand {
+        None => command,
+        Some(name) => command
+            .find_subcommand(name)
+            .with_context(|| format!("no subcommand {name}"))?
+            .clone(),
+    };
+    clap_mangen::Man::new(page)
+        .render(&mut std::io::stdout())
+        .context("writing the man page to stdout")
 }
 
 /// Resolves defaults that depend on the machine and validates the result; a bad combination of

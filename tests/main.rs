@@ -17,6 +17,8 @@
 //!   latency and real peers within bounds.
 //! - `metrics`: `GET /metrics` checked by promtool, and the `--metrics` listener.
 //! - `page`: the live web page in a headless Chromium.
+//! - `systemd`: the notify protocol (ready, watchdog, stopping); the unit file verifies.
+//! - `completions`: shell completions and the man page, from the clap definitions.
 //! - `soak`: scenario 6, ten minutes at the default timings (ignored unless asked for).
 
 mod support;
@@ -24,6 +26,7 @@ mod support;
 mod api_limits;
 mod bridged;
 mod cli;
+mod completions;
 mod conflict;
 mod docker;
 mod events;
@@ -35,5 +38,6 @@ mod loopback;
 mod metrics;
 mod page;
 mod soak;
+mod systemd;
 mod tags;
 mod trust;

@@ -24,6 +24,8 @@ pub struct Agent {
     log: PathBuf,
     /// The most files it may open (`prlimit --nofile`), if limited.
     open_files: Option<u32>,
+    /// Environment variables set for it beyond `RUST_LOG`.
+    env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -39,6 +41,20 @@ impl Agent {
         interface: Option<&str>,
         timings: Timings,
         extra: &[&str],
+    ) -> Agent {
+        Agent::launch_with_env(netns, name, api, interface, timings, extra, &[])
+    }
+
+    /// [`Agent::launch`], with `env` set in the agent's environment (a service manager's
+    /// `NOTIFY_SOCKET`, say).
+    pub fn launch_with_env(
+        netns: &Netns,
+        name: &str,
+        api: &str,
+        interface: Option<&str>,
+        timings: Timings,
+        extra: &[&str],
+        env: &[(&str, &str)],
     ) -> Agent {
         // `--name` among the extra flags announces another hostname; `name` stays the label.
         let (hostname, extra) = match extra.iter().position(|arg| *arg == "--name") {
@@ -63,6 +79,10 @@ impl Agent {
             api: api.to_owned(),
             log: std::env::temp_dir().join(format!("{}-{name}.log", unique("agent"))),
             open_files: None,
+            env: env
+                .iter()
+                .map(|(var, value)| (var.to_string(), value.to_string()))
+                .collect(),
             child: None,
         };
         agent.spawn();
@@ -98,7 +118,12 @@ impl Agent {
         for (var, _) in std::env::vars().filter(|(var, _)| var.starts_with("PEERD_")) {
             command.env_remove(var);
         }
+        // Nor would it notify the service manager the test runner may be running under.
+        for var in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"] {
+            command.env_remove(var);
+        }
         let child = command
+            .envs(self.env.iter().map(|(var, value)| (var, value)))
             .env("RUST_LOG", "peerd=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
