@@ -322,8 +322,8 @@ pub fn check_heard(
         Check::ok(
             "peers",
             format!(
-                "heard {} other nodes in {window}{local}: {}",
-                instances.len(),
+                "heard {} in {window}{local}: {}",
+                count(instances.len(), "other node"),
                 names.join(", ")
             ),
         )
@@ -346,7 +346,14 @@ fn check_foreign(heard: &[Heard]) -> Check {
     if reasons.is_empty() {
         return Check::ok(
             "datagrams",
-            format!("all {} datagrams heard were peerd beacons", heard.len()),
+            if heard.is_empty() {
+                "no datagram heard".to_owned()
+            } else {
+                format!(
+                    "all {} heard were peerd beacons",
+                    count(heard.len(), "datagram")
+                )
+            },
         );
     }
     let total: usize = reasons.values().sum();
@@ -382,7 +389,10 @@ fn check_duplicates(others: &[&(Duration, &Beacon)]) -> Check {
         .map(|(name, ids)| format!("{name} ({} instances)", ids.len()))
         .collect();
     if doubled.is_empty() {
-        return Check::ok("hostnames", "each hostname heard from one instance".into());
+        return Check::ok(
+            "hostnames",
+            "no hostname heard from two instances at once".into(),
+        );
     }
     Check::not_ok(
         "hostnames",
@@ -441,7 +451,10 @@ fn check_spacing(others: &[&(Duration, &Beacon)], ttl: Duration, listen: Duratio
     }
     Check::ok(
         "timings",
-        format!("{measured} nodes heard twice, none spaced wider than the ttl of {ttl_text}"),
+        format!(
+            "{} heard twice, none spaced wider than the ttl of {ttl_text}",
+            count(measured, "node")
+        ),
     )
 }
 
@@ -524,12 +537,16 @@ pub fn check_route(table: Option<&str>, group: Ipv4Addr, device: &str) -> Check 
     }
 }
 
-/// The local agent, if one answered (`Err`: why not, naming its address). `probed` is the
-/// interface the doctor checked.
-pub fn check_agent(status: Result<&AgentStatus, &str>, probed: Option<Ipv4Addr>) -> Check {
+/// The local agent, if one answered (`Err`: why not, naming its address), asked before the
+/// window and, in `after`, again after it. `probed` is the interface the doctor checked.
+pub fn check_agent(
+    before: Result<&AgentStatus, &str>,
+    after: Option<&AgentStatus>,
+    probed: Option<Ipv4Addr>,
+) -> Check {
     const NAME: &str = "agent";
-    let status = match status {
-        Ok(status) => status,
+    let before = match before {
+        Ok(before) => before,
         Err(err) => {
             return Check::not_ok(
                 NAME,
@@ -540,6 +557,7 @@ pub fn check_agent(status: Result<&AgentStatus, &str>, probed: Option<Ipv4Addr>)
             );
         }
     };
+    let status = after.unwrap_or(before);
     let detail = format!(
         "{} on {} via {}: {} peers, {} beacons sent, {} of its own heard back",
         status.hostname,
@@ -549,11 +567,22 @@ pub fn check_agent(status: Result<&AgentStatus, &str>, probed: Option<Ipv4Addr>)
         status.beacons_sent,
         status.own_beacons_received
     );
-    if status.beacons_sent > 0 && status.own_beacons_received == 0 {
+    // Its counters since it started would hide a firewall rule added since: what changed
+    // during the window tells, when it sent a beacon then.
+    let deaf_now = status.beacons_sent > before.beacons_sent
+        && status.own_beacons_received == before.own_beacons_received;
+    let deaf_ever = status.beacons_sent > 0 && status.own_beacons_received == 0;
+    if deaf_now || deaf_ever {
+        let sent = status.beacons_sent - before.beacons_sent;
+        let why = if deaf_now {
+            format!("{sent} of its beacons during the check, none heard back")
+        } else {
+            "none of its own beacons ever heard back".to_owned()
+        };
         return Check::not_ok(
             NAME,
             Status::Fail,
-            format!("{detail}: it does not hear the group"),
+            format!("{detail}: it does not hear the group ({why})"),
             format!(
                 "look for a firewall rule dropping the group's port (`nft list ruleset`), and check `ip route get {}`",
                 status.group.split(':').next().unwrap_or_default()
@@ -569,6 +598,11 @@ pub fn check_agent(status: Result<&AgentStatus, &str>, probed: Option<Ipv4Addr>)
         );
     }
     Check::ok(NAME, detail)
+}
+
+/// `1 node`, `2 nodes`.
+fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 /// One line per check: status, name, what was found, and the fix for every non-ok.
@@ -632,7 +666,11 @@ pub async fn run(options: &Options) -> Vec<Check> {
                 fix.clone(),
             ));
         }
-        checks.push(check_agent(status.as_ref().map_err(String::as_str), None));
+        checks.push(check_agent(
+            status.as_ref().map_err(String::as_str),
+            None,
+            None,
+        ));
         return checks;
     };
 
@@ -667,8 +705,15 @@ pub async fn run(options: &Options) -> Vec<Check> {
     ));
     let routes = std::fs::read_to_string("/proc/net/route").ok();
     checks.push(check_route(routes.as_deref(), options.group, &device));
+    let after = match &status {
+        Ok(_) => client::get_json::<AgentStatus>(options.api, api::STATUS_PATH)
+            .await
+            .ok(),
+        Err(_) => None,
+    };
     checks.push(check_agent(
         status.as_ref().map_err(String::as_str),
+        after.as_ref(),
         Some(address),
     ));
     checks
@@ -867,7 +912,7 @@ mod tests {
         let checks = check_heard(&heard, PROBE, Some(1), Duration::from_secs(1), LISTEN);
         assert_eq!(checks[0].status, Status::Ok);
         assert!(
-            checks[0].detail.starts_with("heard 1 other nodes"),
+            checks[0].detail.starts_with("heard 1 other node "),
             "{}",
             checks[0].detail
         );
@@ -977,7 +1022,7 @@ mod tests {
 
     #[test]
     fn an_absent_agent_warns_and_a_deaf_one_fails() {
-        assert_eq!(check_agent(Err("refused"), None).status, Status::Warn);
+        assert_eq!(check_agent(Err("refused"), None, None).status, Status::Warn);
         let mut status = AgentStatus {
             hostname: "h".into(),
             instance: "01".into(),
@@ -995,13 +1040,28 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            check_agent(Ok(&status), Some(Ipv4Addr::LOCALHOST)).status,
+            check_agent(Ok(&status), None, Some(Ipv4Addr::LOCALHOST)).status,
             Status::Ok
         );
-        let elsewhere = check_agent(Ok(&status), Some(Ipv4Addr::new(10, 0, 0, 1)));
+        let elsewhere = check_agent(Ok(&status), None, Some(Ipv4Addr::new(10, 0, 0, 1)));
         assert_eq!(elsewhere.status, Status::Warn);
+        // A firewall rule added after it started: sent during the window, nothing came back.
+        let mut later = status.clone();
+        later.beacons_sent += 2;
+        let deaf = check_agent(Ok(&status), Some(&later), None);
+        assert_eq!(deaf.status, Status::Fail);
+        assert!(
+            deaf.detail.contains("2 of its beacons during the check"),
+            "{}",
+            deaf.detail
+        );
+        later.own_beacons_received += 2;
+        assert_eq!(
+            check_agent(Ok(&status), Some(&later), None).status,
+            Status::Ok
+        );
         status.own_beacons_received = 0;
-        assert_eq!(check_agent(Ok(&status), None).status, Status::Fail);
+        assert_eq!(check_agent(Ok(&status), None, None).status, Status::Fail);
     }
 
     #[test]

@@ -5,10 +5,10 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::support::PEERD;
 use crate::support::lan::Lan;
 use crate::support::netns::Netns;
-use crate::support::timings::Timings;
+use crate::support::timings::{POLL_SLACK, Timings};
+use crate::support::{PEERD, wait_for};
 
 /// Runs `peerd doctor --json args...` in `netns`; its exit code and its checks by name.
 fn doctor(mut command: Command, args: &[&str]) -> (i32, Vec<Value>) {
@@ -58,7 +58,7 @@ fn a_healthy_lan_passes_and_every_node_is_heard() {
         assert_eq!(status(&checks, name), "ok", "{checks:#?}");
     }
     let peers = check(&checks, "peers")["detail"].as_str().expect("detail");
-    assert!(peers.starts_with("heard 3 other nodes"), "{peers}");
+    assert!(peers.starts_with("heard 3 other nodes "), "{peers}");
     assert_eq!(status(&checks, "agent"), "warn");
     assert!(
         checks
@@ -75,7 +75,7 @@ fn a_healthy_lan_passes_and_every_node_is_heard() {
     assert_eq!(status(&checks, "agent"), "ok", "{checks:#?}");
     let peers = check(&checks, "peers")["detail"].as_str().expect("detail");
     assert!(
-        peers.starts_with("heard 2 other nodes") && peers.contains("and the local agent"),
+        peers.starts_with("heard 2 other nodes ") && peers.contains("and the local agent"),
         "{peers}"
     );
     // The probe said goodbye: no agent keeps it listed.
@@ -89,15 +89,22 @@ fn a_healthy_lan_passes_and_every_node_is_heard() {
 }
 
 #[test]
-fn a_firewall_that_drops_the_group_fails_the_loopback_check() {
-    let Some(netns) = Netns::create("doc-nft") else {
+fn a_firewall_that_drops_the_group_fails_the_loopback_and_agent_checks() {
+    // An agent that heard itself until the rule below came: its counters since it started
+    // look healthy, and only what changes during the check shows the rule.
+    let Some(lan) = Lan::loopback(1, Timings::FAST) else {
         return;
     };
+    let node1 = lan.agent("node1");
+    let heard_itself = wait_for(POLL_SLACK, || {
+        node1.status().filter(|s| s.own_beacons_received > 0)
+    });
+    assert!(heard_itself.is_some(), "{}", node1.log());
     let rules = format!(
         "table ip peerd_test {{\n chain input {{\n  type filter hook input priority 0;\n  udp dport {} drop\n }}\n}}\n",
         peerd::config::PORT
     );
-    let mut nft = netns
+    let mut nft = node1
         .command("nft")
         .args(["-f", "-"])
         .stdin(Stdio::piped())
@@ -110,7 +117,8 @@ fn a_firewall_that_drops_the_group_fails_the_loopback_check() {
     }
     assert!(nft.wait().expect("nft ran").success(), "nft {rules}");
 
-    let (code, checks) = doctor(netns.command(PEERD), &ON_LOOPBACK);
+    let with_api = [&ON_LOOPBACK[..], &["--api", node1.api()]].concat();
+    let (code, checks) = doctor(node1.command(PEERD), &with_api);
     assert_eq!(code, 1, "{checks:#?}");
     assert_eq!(status(&checks, "loopback"), "fail", "{checks:#?}");
     let fix = check(&checks, "loopback")["fix"].as_str().expect("a fix");
@@ -118,6 +126,8 @@ fn a_firewall_that_drops_the_group_fails_the_loopback_check() {
         fix.contains("nft list ruleset") && fix.contains("ip route get 239.255.49.1"),
         "{fix}"
     );
+    // At 300 ms it sent beacons during the 1 s window, and heard none of them back.
+    assert_eq!(status(&checks, "agent"), "fail", "{checks:#?}");
 }
 
 #[test]
