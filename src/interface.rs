@@ -82,7 +82,8 @@ pub fn default_interface() -> anyhow::Result<Choice> {
     )
 }
 
-fn candidates() -> anyhow::Result<Vec<Candidate>> {
+/// Every interface that could carry beacons, in the kernel's order (see [`Candidate`]).
+pub(crate) fn candidates() -> anyhow::Result<Vec<Candidate>> {
     let addrs = getifaddrs().context("listing network interfaces")?;
     let wanted = InterfaceFlags::IFF_UP | InterfaceFlags::IFF_MULTICAST;
     let mut found = Vec::new();
@@ -106,13 +107,39 @@ fn candidates() -> anyhow::Result<Vec<Candidate>> {
 
 /// The interface of the default route (destination 0.0.0.0, mask 0) in `/proc/net/route`,
 /// the first if several.
-fn default_route_interface(table: &str) -> Option<&str> {
+pub(crate) fn default_route_interface(table: &str) -> Option<&str> {
     table.lines().skip(1).find_map(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();
         match fields[..] {
             [iface, "00000000", _, _, _, _, _, "00000000", ..] => Some(iface),
             _ => None,
         }
+    })
+}
+
+/// The state of the interface holding an address, as `peerd doctor` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub name: String,
+    pub up: bool,
+    /// Carrier (`IFF_RUNNING`).
+    pub running: bool,
+    pub multicast: bool,
+    pub loopback: bool,
+}
+
+/// The interface holding `address`, with its flags; `None` if no interface has it.
+pub fn link_of(address: Ipv4Addr) -> Option<Link> {
+    getifaddrs().ok()?.find_map(|ifaddr| {
+        let ip = ifaddr.address.as_ref()?.as_sockaddr_in()?.ip();
+        let flags = ifaddr.flags;
+        (ip == address).then(|| Link {
+            name: ifaddr.interface_name,
+            up: flags.contains(InterfaceFlags::IFF_UP),
+            running: flags.contains(InterfaceFlags::IFF_RUNNING),
+            multicast: flags.contains(InterfaceFlags::IFF_MULTICAST),
+            loopback: flags.contains(InterfaceFlags::IFF_LOOPBACK),
+        })
     })
 }
 

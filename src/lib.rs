@@ -9,6 +9,7 @@
 //! - [`rival`]: the registry's one subtle case: a listed hostname from another instance.
 //! - [`config`]: the agent's settings and their defaults.
 //! - [`interface`]: picks the default interface to announce on.
+//! - [`doctor`]: `peerd doctor`'s checks of why discovery may not work here.
 //! - [`socket`]: the multicast socket and its options (the only user of socket2).
 //! - [`node`]: one node's protocol without I/O: registry, announce schedule, counters.
 //! - [`events`]: the funnel every peer event passes through: logged, counted, published.
@@ -36,6 +37,7 @@ pub mod beacon;
 pub mod client;
 pub mod config;
 mod connections;
+pub mod doctor;
 pub mod events;
 pub mod follow;
 pub mod hooks;

@@ -47,6 +47,9 @@ enum Command {
         /// The subcommand whose page to print, e.g. `agent` for peerd-agent(1)
         subcommand: Option<String>,
     },
+    /// Check why discovery may not work here: interface, firewall, peers, agent; exit 1 if a
+    /// check fails. Sends one probe beacon (hostname peerd-doctor-probe) and its goodbye
+    Doctor(DoctorArgs),
 }
 
 #[derive(Debug, Args)]
@@ -157,6 +160,28 @@ struct WaitArgs {
     api: SocketAddr,
 }
 
+#[derive(Debug, Args)]
+struct DoctorArgs {
+    /// How long to listen to the group for the probe and for other nodes
+    #[arg(long, default_value = "3s")]
+    listen: humantime::Duration,
+    /// Multicast group to check
+    #[arg(long, env = "PEERD_GROUP", default_value_t = config::MULTICAST_GROUP)]
+    group: Ipv4Addr,
+    /// UDP port of the group
+    #[arg(long, env = "PEERD_PORT", default_value_t = config::PORT)]
+    port: u16,
+    /// IPv4 address of the interface to check [default: the one the agent would pick]
+    #[arg(long, env = "PEERD_INTERFACE")]
+    interface: Option<Ipv4Addr>,
+    /// Address of the local agent's API, if one runs
+    #[arg(long, env = "PEERD_API", default_value_t = config::API_ADDR)]
+    api: SocketAddr,
+    /// Print a JSON array of {check, status, detail, fix}, for scripts
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum LogFormat {
     Text,
@@ -199,6 +224,7 @@ fn main() -> ExitCode {
             Command::Watch(args) => watch(args).await,
             Command::Wait(args) => wait_for_peers(args).await,
             Command::Completions { .. } | Command::Man { .. } => Ok(()), // handled above
+            Command::Doctor(args) => run_doctor(args).await,
         }
     });
     match result {
@@ -594,4 +620,25 @@ async fn wait_for_peers(args: WaitArgs) -> anyhow::Result<()> {
             args.count
         ),
     }
+}
+
+/// Prints every check, then fails (exit 1) if one failed; warnings and unknowns exit 0.
+async fn run_doctor(args: DoctorArgs) -> anyhow::Result<()> {
+    use peerd::doctor::{self, Status};
+    let options = doctor::Options {
+        group: args.group,
+        port: args.port,
+        interface: args.interface,
+        api: args.api,
+        listen: args.listen.into(),
+    };
+    let checks = doctor::run(&options).await;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&checks)?);
+    } else {
+        print!("{}", doctor::render(&checks));
+    }
+    let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
+    anyhow::ensure!(failed == 0, "{failed} check(s) failed");
+    Ok(())
 }

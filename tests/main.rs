@@ -3,6 +3,7 @@
 //!
 //! - `api_limits`: the API under a flood of slow clients; the signals that stop the agent.
 //! - `cli`: usage errors and the unreachable-agent message.
+//! - `doctor`: `peerd doctor` against a healthy LAN, a firewall, a lone node, no carrier.
 //! - `loopback`: agents on the loopback of one private namespace.
 //! - `bridged`: one namespace per host, joined by veth pairs and a bridge.
 //! - `conflict`: two live agents announcing one hostname.
@@ -29,6 +30,7 @@ mod cli;
 mod completions;
 mod conflict;
 mod docker;
+mod doctor;
 mod events;
 mod faults;
 mod flood;

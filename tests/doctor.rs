@@ -1,0 +1,167 @@
+//! `peerd doctor` in namespaces that each hold one cause: a healthy LAN, a firewall that drops
+//! the group, a node alone, an interface without carrier.
+
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::support::lan::Lan;
+use crate::support::netns::Netns;
+use crate::support::timings::{POLL_SLACK, Timings};
+use crate::support::{PEERD, wait_for};
+
+/// Runs `peerd doctor --json args...` in `netns`; its exit code and its checks by name.
+fn doctor(mut command: Command, args: &[&str]) -> (i32, Vec<Value>) {
+    command.arg("doctor").arg("--json").args(args);
+    // Only the flags above configure it, whatever PEERD_ settings the test runner has.
+    for (var, _) in std::env::vars().filter(|(var, _)| var.starts_with("PEERD_")) {
+        command.env_remove(var);
+    }
+    let out = command
+        .stdin(Stdio::null())
+        .output()
+        .expect("run peerd doctor");
+    let checks: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap_or_else(|err| {
+        panic!(
+            "doctor --json printed no array ({err}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().expect("exited"), checks)
+}
+
+fn check<'a>(checks: &'a [Value], name: &str) -> &'a Value {
+    checks
+        .iter()
+        .find(|c| c["check"] == name)
+        .unwrap_or_else(|| panic!("no {name} check in {checks:#?}"))
+}
+
+fn status<'a>(checks: &'a [Value], name: &str) -> &'a str {
+    check(checks, name)["status"].as_str().expect("a status")
+}
+
+const ON_LOOPBACK: [&str; 4] = ["--interface", "127.0.0.1", "--listen", "1s"];
+
+#[test]
+fn a_healthy_lan_passes_and_every_node_is_heard() {
+    let Some(lan) = Lan::loopback(3, Timings::FAST) else {
+        return;
+    };
+    let node1 = lan.agent("node1");
+    // No agent at the default API: the doctor stands alone and hears all three.
+    let (code, checks) = doctor(node1.command(PEERD), &ON_LOOPBACK);
+    assert_eq!(code, 0, "{checks:#?}");
+    assert!(checks.iter().all(|c| c["status"] != "fail"), "{checks:#?}");
+    for name in ["interface", "loopback", "membership", "peers", "route"] {
+        assert_eq!(status(&checks, name), "ok", "{checks:#?}");
+    }
+    let peers = check(&checks, "peers")["detail"].as_str().expect("detail");
+    assert!(peers.starts_with("heard 3 other nodes "), "{peers}");
+    assert_eq!(status(&checks, "agent"), "warn");
+    assert!(
+        checks
+            .iter()
+            .filter(|c| c["status"] != "ok")
+            .all(|c| c["fix"].is_string()),
+        "every non-ok check carries a fix: {checks:#?}"
+    );
+
+    // Pointed at node1's API: node1 is the local agent, heard and answering.
+    let with_api = [&ON_LOOPBACK[..], &["--api", node1.api()]].concat();
+    let (code, checks) = doctor(node1.command(PEERD), &with_api);
+    assert_eq!(code, 0, "{checks:#?}");
+    assert_eq!(status(&checks, "agent"), "ok", "{checks:#?}");
+    let peers = check(&checks, "peers")["detail"].as_str().expect("detail");
+    assert!(
+        peers.starts_with("heard 2 other nodes ") && peers.contains("and the local agent"),
+        "{peers}"
+    );
+    // The probe said goodbye: no agent keeps it listed.
+    let listed = node1.peers().expect("node1 answers");
+    assert!(
+        listed
+            .iter()
+            .all(|p| p.hostname != peerd::doctor::PROBE_HOSTNAME),
+        "{listed:?}"
+    );
+}
+
+#[test]
+fn a_firewall_that_drops_the_group_fails_the_loopback_and_agent_checks() {
+    // An agent that heard itself until the rule below came: its counters since it started
+    // look healthy, and only what changes during the check shows the rule.
+    let Some(lan) = Lan::loopback(1, Timings::FAST) else {
+        return;
+    };
+    let node1 = lan.agent("node1");
+    let heard_itself = wait_for(POLL_SLACK, || {
+        node1.status().filter(|s| s.own_beacons_received > 0)
+    });
+    assert!(heard_itself.is_some(), "{}", node1.log());
+    let rules = format!(
+        "table ip peerd_test {{\n chain input {{\n  type filter hook input priority 0;\n  udp dport {} drop\n }}\n}}\n",
+        peerd::config::PORT
+    );
+    let mut nft = node1
+        .command("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("run nft in the namespace");
+    {
+        use std::io::Write;
+        let mut stdin = nft.stdin.take().expect("piped");
+        stdin.write_all(rules.as_bytes()).expect("write the rules");
+    }
+    assert!(nft.wait().expect("nft ran").success(), "nft {rules}");
+
+    let with_api = [&ON_LOOPBACK[..], &["--api", node1.api()]].concat();
+    let (code, checks) = doctor(node1.command(PEERD), &with_api);
+    assert_eq!(code, 1, "{checks:#?}");
+    assert_eq!(status(&checks, "loopback"), "fail", "{checks:#?}");
+    let fix = check(&checks, "loopback")["fix"].as_str().expect("a fix");
+    assert!(
+        fix.contains("nft list ruleset") && fix.contains("ip route get 239.255.49.1"),
+        "{fix}"
+    );
+    // At 300 ms it sent beacons during the 1 s window, and heard none of them back.
+    assert_eq!(status(&checks, "agent"), "fail", "{checks:#?}");
+}
+
+#[test]
+fn a_node_alone_warns_that_it_hears_no_other() {
+    let Some(netns) = Netns::create("doc-alone") else {
+        return;
+    };
+    let (code, checks) = doctor(netns.command(PEERD), &ON_LOOPBACK);
+    assert_eq!(code, 0, "{checks:#?}");
+    assert_eq!(status(&checks, "loopback"), "ok", "{checks:#?}");
+    assert_eq!(status(&checks, "peers"), "warn", "{checks:#?}");
+    let fix = check(&checks, "peers")["fix"].as_str().expect("a fix");
+    assert!(fix.contains("start peerd on another host"), "{fix}");
+    // Nothing heard twice: the spacing is not known, and not claimed to be fine.
+    assert_eq!(status(&checks, "timings"), "unknown", "{checks:#?}");
+}
+
+#[test]
+fn an_interface_without_carrier_fails_the_interface_check() {
+    let Some(netns) = Netns::create("doc-nocarrier") else {
+        return;
+    };
+    // The only candidate: a veth up with an address, its other end left down.
+    netns.ip(&["link", "add", "a0", "type", "veth", "peer", "name", "a0p"]);
+    netns.ip(&["addr", "add", "10.94.0.1/24", "dev", "a0"]);
+    netns.ip(&["link", "set", "a0", "up"]);
+    let (code, checks) = doctor(netns.command(PEERD), &["--listen", "1s"]);
+    assert_eq!(code, 1, "{checks:#?}");
+    let interface = check(&checks, "interface");
+    assert_eq!(interface["status"], "fail", "{checks:#?}");
+    let detail = interface["detail"].as_str().expect("detail");
+    assert!(detail.contains("a0 (10.94.0.1, no carrier)"), "{detail}");
+    let fix = interface["fix"].as_str().expect("a fix");
+    assert!(fix.contains("--interface ADDR"), "{fix}");
+    // Nothing was probed: what could not be checked says so.
+    assert_eq!(status(&checks, "loopback"), "unknown", "{checks:#?}");
+}
