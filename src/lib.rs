@@ -9,7 +9,9 @@
 //! - [`rival`]: the registry's one subtle case: a listed hostname from another instance.
 //! - [`config`]: the agent's settings and their defaults.
 //! - [`interface`]: picks the default interface to announce on.
-//! - [`doctor`]: `peerd doctor`'s checks of why discovery may not work here.
+//! - [`doctor`]: `peerd doctor`: gathers the facts, runs the checks, renders the report.
+//! - [`diagnosis`]: the doctor's checks of this host (interface, probe, rp_filter, route, agent).
+//! - [`hearing`]: the doctor's checks of what it heard on the group.
 //! - [`socket`]: the multicast socket and its options (the only user of socket2).
 //! - [`node`]: one node's protocol without I/O: registry, announce schedule, counters.
 //! - [`events`]: the funnel every peer event passes through: logged, counted, published.
@@ -37,9 +39,11 @@ pub mod beacon;
 pub mod client;
 pub mod config;
 mod connections;
+pub mod diagnosis;
 pub mod doctor;
 pub mod events;
 pub mod follow;
+pub mod hearing;
 pub mod hooks;
 pub mod interface;
 pub mod metrics;

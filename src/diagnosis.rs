@@ -1,0 +1,407 @@
+//! The doctor's checks of this host: its interface, the probe's return, the group's
+//! membership, rp_filter, the route and the local agent. Each is a pure function of what was
+//! read or heard, returning one line of the report; gathering the facts is `doctor`'s job.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::api::AgentStatus;
+use crate::hearing::Heard;
+use crate::interface::{Candidate, Choice, Link};
+
+/// What a check concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    /// Works, but something is likely to bite: the fix says what to look at.
+    Warn,
+    /// Discovery cannot work as things are: `peerd doctor` exits 1.
+    Fail,
+    /// Could not be found out (a file unreadable, too short a window): the fix says how.
+    Unknown,
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub check: &'static str,
+    pub status: Status,
+    /// What was found.
+    pub detail: String,
+    /// A command or flag that fixes or tells more; `None` only when the status is `Ok`.
+    pub fix: Option<String>,
+}
+
+impl Check {
+    pub(crate) fn ok(check: &'static str, detail: String) -> Check {
+        Check {
+            check,
+            status: Status::Ok,
+            detail,
+            fix: None,
+        }
+    }
+
+    pub(crate) fn not_ok(
+        check: &'static str,
+        status: Status,
+        detail: String,
+        fix: String,
+    ) -> Check {
+        Check {
+            check,
+            status,
+            detail,
+            fix: Some(fix),
+        }
+    }
+}
+
+/// The interface check. `given` is `--interface` and `link` the interface holding it; without
+/// it, `choice` is what the agent would pick among `candidates`.
+pub fn check_interface(
+    given: Option<Ipv4Addr>,
+    link: Option<&Link>,
+    candidates: &[Candidate],
+    choice: Option<&Choice>,
+) -> Check {
+    const NAME: &str = "interface";
+    if let Some(address) = given {
+        let Some(link) = link else {
+            return Check::not_ok(
+                NAME,
+                Status::Fail,
+                format!("no interface of this host has {address}"),
+                "pass --interface with an address of this host (`ip -4 addr`)".into(),
+            );
+        };
+        let name = &link.name;
+        if !link.up {
+            return Check::not_ok(
+                NAME,
+                Status::Fail,
+                format!("{name} ({address}) is down"),
+                format!("ip link set {name} up"),
+            );
+        }
+        if link.loopback {
+            return Check::ok(
+                NAME,
+                format!("{name} ({address}) is loopback: beacons reach this host only"),
+            );
+        }
+        if !link.running {
+            return Check::not_ok(
+                NAME,
+                Status::Fail,
+                format!("{name} ({address}) is up without carrier: it sends nowhere"),
+                "connect its link (cable, Wi-Fi, the other end of a veth), or pass --interface ADDR of another".into(),
+            );
+        }
+        if !link.multicast {
+            return Check::not_ok(
+                NAME,
+                Status::Fail,
+                format!("{name} ({address}) does not do multicast"),
+                format!("ip link set {name} multicast on"),
+            );
+        }
+        return Check::ok(
+            NAME,
+            format!("{name} ({address}), as given: up, carrier, multicast"),
+        );
+    }
+    let Some(choice) = choice else {
+        if candidates.is_empty() {
+            return Check::not_ok(
+                NAME,
+                Status::Fail,
+                "no interface is up, multicast-capable and has an IPv4 address".into(),
+                "bring one up (`ip link set DEV up`), or pass --interface ADDR (127.0.0.1 for a single-host trial)".into(),
+            );
+        }
+        return Check::not_ok(
+            NAME,
+            Status::Fail,
+            format!(
+                "no candidate has carrier: {}",
+                describe_candidates(candidates)
+            ),
+            "connect the link of one of them, or pass --interface ADDR".into(),
+        );
+    };
+    let chosen = &choice.chosen;
+    let detail = format!(
+        "{} ({}): up, carrier, multicast; {}",
+        chosen.name, chosen.address, choice.reason
+    );
+    if choice.others.is_empty() {
+        return Check::ok(NAME, detail);
+    }
+    let first_other = &choice.others[0].interface.address;
+    Check::not_ok(
+        NAME,
+        Status::Warn,
+        format!(
+            "{detail}; other candidates: {}",
+            describe_candidates(&choice.others)
+        ),
+        format!(
+            "if the peers are on another of them, give it to every command: --interface ADDR (e.g. --interface {first_other})"
+        ),
+    )
+}
+
+fn describe_candidates(candidates: &[Candidate]) -> String {
+    let described: Vec<String> = candidates
+        .iter()
+        .map(|c| {
+            let carrier = if c.running { "" } else { ", no carrier" };
+            format!("{} ({}{carrier})", c.interface.name, c.interface.address)
+        })
+        .collect();
+    described.join(", ")
+}
+
+/// The loopback check: did the probe come back? `Err` if the probe socket could not be opened.
+pub fn check_loopback(
+    heard: Result<&[Heard], &str>,
+    probe: u64,
+    group: Ipv4Addr,
+    port: u16,
+    listen: Duration,
+) -> Check {
+    const NAME: &str = "loopback";
+    let heard = match heard {
+        Ok(heard) => heard,
+        Err(err) => {
+            return Check::not_ok(
+                NAME,
+                Status::Fail,
+                format!("cannot open a socket on the group: {err}"),
+                "pass --interface with an address of this host (`ip -4 addr`); another program may hold the port without SO_REUSEADDR (`ss -ulpn`)".into(),
+            );
+        }
+    };
+    let back = heard.iter().find(|h| {
+        h.beacon
+            .as_ref()
+            .is_ok_and(|b| b.instance == probe && !b.goodbye)
+    });
+    match back {
+        Some(h) => Check::ok(
+            NAME,
+            format!(
+                "the probe to {group}:{port} came back in {} ms: this host hears the group",
+                h.at.as_millis()
+            ),
+        ),
+        None => Check::not_ok(
+            NAME,
+            Status::Fail,
+            format!(
+                "the probe to {group}:{port} did not come back within {}: nothing sent to the group is heard here",
+                humantime::format_duration(listen)
+            ),
+            format!(
+                "look for a firewall rule dropping UDP port {port} or {group} (`nft list ruleset`, `iptables -L -n -v`), and check the group's route (`ip route get {group}`)"
+            ),
+        ),
+    }
+}
+
+/// The membership check, from `/proc/net/igmp` read while the probe socket had joined.
+pub fn check_igmp(table: Option<&str>, device: &str, group: Ipv4Addr) -> Check {
+    const NAME: &str = "membership";
+    let Some(table) = table else {
+        return Check::not_ok(
+            NAME,
+            Status::Unknown,
+            "/proc/net/igmp is unreadable".into(),
+            format!("ip maddr show dev {device}"),
+        );
+    };
+    if igmp_groups(table, device).contains(&group) {
+        Check::ok(NAME, format!("the kernel lists {group} joined on {device}"))
+    } else {
+        Check::not_ok(
+            NAME,
+            Status::Warn,
+            format!(
+                "the kernel lists no membership of {group} on {device}, though the probe joined it"
+            ),
+            format!("ip maddr show dev {device}"),
+        )
+    }
+}
+
+/// The groups `/proc/net/igmp` lists on `device`: a line per device (`Idx Device : Count ...`),
+/// then an indented line per group, its address in hex as the kernel holds it (network order).
+fn igmp_groups(table: &str, device: &str) -> Vec<Ipv4Addr> {
+    let mut groups = Vec::new();
+    let mut current = false;
+    for line in table.lines().skip(1) {
+        let mut fields = line.split_whitespace();
+        if line.starts_with(char::is_whitespace) {
+            let group = fields
+                .next()
+                .and_then(|hex| u32::from_str_radix(hex, 16).ok());
+            if let (true, Some(group)) = (current, group) {
+                groups.push(Ipv4Addr::from(group.to_ne_bytes()));
+            }
+        } else {
+            current = fields.nth(1) == Some(device);
+        }
+    }
+    groups
+}
+
+/// The reverse-path filter, from `/proc/sys/net/ipv4/conf/{all,DEVICE}/rp_filter`: the kernel
+/// applies the stricter of the two.
+pub fn check_rp_filter(all: Option<&str>, dev: Option<&str>, device: &str) -> Check {
+    const NAME: &str = "rp_filter";
+    let parse = |v: Option<&str>| v.and_then(|v| v.trim().parse::<u8>().ok());
+    let (Some(all), Some(dev)) = (parse(all), parse(dev)) else {
+        return Check::not_ok(
+            NAME,
+            Status::Unknown,
+            format!("net.ipv4.conf.{{all,{device}}}.rp_filter unreadable"),
+            format!("sysctl net.ipv4.conf.all.rp_filter net.ipv4.conf.{device}.rp_filter"),
+        );
+    };
+    // 0 off, 1 strict, 2 loose; the kernel applies the larger.
+    match all.max(dev) {
+        1 => Check::not_ok(
+            NAME,
+            Status::Warn,
+            format!(
+                "strict on {device} (all={all}, {device}={dev}): beacons from a source not routed back through {device} are dropped"
+            ),
+            format!("sysctl -w net.ipv4.conf.all.rp_filter=2 net.ipv4.conf.{device}.rp_filter=2"),
+        ),
+        level => Check::ok(
+            NAME,
+            format!(
+                "{} on {device} (all={all}, {device}={dev})",
+                if level == 0 { "off" } else { "loose" }
+            ),
+        ),
+    }
+}
+
+/// The group's route, from `/proc/net/route`: the longest prefix that covers it.
+pub fn check_route(table: Option<&str>, group: Ipv4Addr, device: &str) -> Check {
+    const NAME: &str = "route";
+    let Some(table) = table else {
+        return Check::not_ok(
+            NAME,
+            Status::Unknown,
+            "/proc/net/route is unreadable".into(),
+            format!("ip route get {group}"),
+        );
+    };
+    let target = u32::from_ne_bytes(group.octets());
+    let route = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let hex = |i: usize| u32::from_str_radix(fields.get(i)?, 16).ok();
+            let (dest, flags, mask) = (hex(1)?, hex(3)?, hex(7)?);
+            // RTF_UP
+            (flags & 1 == 1 && target & mask == dest).then(|| (fields[0], mask.count_ones()))
+        })
+        .max_by_key(|(_, bits)| *bits);
+    match route {
+        Some((via, bits)) => {
+            let also = if via == device {
+                String::new()
+            } else {
+                format!("; the agent sends on {device} all the same: it sets the interface")
+            };
+            Check::ok(
+                NAME,
+                format!("{group} is routed through {via} (a /{bits} route){also}"),
+            )
+        }
+        None => Check::not_ok(
+            NAME,
+            Status::Warn,
+            format!(
+                "no route covers {group}: the agent still works (it sets the interface), tools that do not cannot send to the group"
+            ),
+            format!("ip route add 224.0.0.0/4 dev {device}"),
+        ),
+    }
+}
+
+/// The local agent, if one answered (`Err`: why not, naming its address), asked before the
+/// window and, in `after`, again after it. `probed` is the interface the doctor checked.
+pub fn check_agent(
+    before: Result<&AgentStatus, &str>,
+    after: Option<&AgentStatus>,
+    probed: Option<Ipv4Addr>,
+) -> Check {
+    const NAME: &str = "agent";
+    let before = match before {
+        Ok(before) => before,
+        Err(err) => {
+            return Check::not_ok(
+                NAME,
+                Status::Warn,
+                // The client's message ends with the same advice as the fix.
+                err.split("; start one").next().unwrap_or(err).to_owned(),
+                "start one: peerd agent (or point --api at the one running)".into(),
+            );
+        }
+    };
+    let status = after.unwrap_or(before);
+    let detail = format!(
+        "{} on {} via {}: {} peers, {} beacons sent, {} of its own heard back",
+        status.hostname,
+        status.group,
+        status.interface,
+        status.peers,
+        status.beacons_sent,
+        status.own_beacons_received
+    );
+    // Its counters since it started would hide a firewall rule added since: what changed
+    // during the window tells, when it sent a beacon then.
+    let deaf_now = status.beacons_sent > before.beacons_sent
+        && status.own_beacons_received == before.own_beacons_received;
+    let deaf_ever = status.beacons_sent > 0 && status.own_beacons_received == 0;
+    if deaf_now || deaf_ever {
+        let sent = status.beacons_sent - before.beacons_sent;
+        let why = if deaf_now {
+            format!("{sent} of its beacons during the check, none heard back")
+        } else {
+            "none of its own beacons ever heard back".to_owned()
+        };
+        return Check::not_ok(
+            NAME,
+            Status::Fail,
+            format!("{detail}: it does not hear the group ({why})"),
+            format!(
+                "look for a firewall rule dropping the group's port (`nft list ruleset`), and check `ip route get {}`",
+                status.group.split(':').next().unwrap_or_default()
+            ),
+        );
+    }
+    if let Some(probed) = probed.filter(|p| p.to_string() != status.interface) {
+        return Check::not_ok(
+            NAME,
+            Status::Warn,
+            format!("{detail}; the doctor checked {probed}, not the agent's interface"),
+            format!("peerd doctor --interface {}", status.interface),
+        );
+    }
+    Check::ok(NAME, detail)
+}
+
+/// `1 node`, `2 nodes`.
+pub(crate) fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
