@@ -1,5 +1,6 @@
 //! `peerd doctor` in namespaces that each hold one cause: a healthy LAN, a firewall that drops
-//! the group, a node alone, an interface without carrier.
+//! the group, a node alone, an interface without carrier, no multicast route and a strict
+//! rp_filter.
 
 use std::process::{Command, Stdio};
 
@@ -164,4 +165,43 @@ fn an_interface_without_carrier_fails_the_interface_check() {
     assert!(fix.contains("--interface ADDR"), "{fix}");
     // Nothing was probed: what could not be checked says so.
     assert_eq!(status(&checks, "loopback"), "unknown", "{checks:#?}");
+}
+
+#[test]
+fn a_missing_multicast_route_and_a_strict_rp_filter_are_warned_with_their_fixes() {
+    let Some(netns) = Netns::create("doc-route") else {
+        return;
+    };
+    // One interface with carrier, and no route that covers the group (the harness's own
+    // 224.0.0.0/4 on lo removed).
+    netns.ip(&["link", "add", "b0", "type", "veth", "peer", "name", "b0p"]);
+    netns.ip(&["addr", "add", "10.95.0.1/24", "dev", "b0"]);
+    netns.ip(&["link", "set", "b0p", "up"]);
+    netns.ip(&["link", "set", "b0", "up"]);
+    netns.ip(&["route", "del", "224.0.0.0/4", "dev", "lo"]);
+    for setting in [
+        "net.ipv4.conf.all.rp_filter=1",
+        "net.ipv4.conf.b0.rp_filter=1",
+    ] {
+        let set = netns
+            .command("sysctl")
+            .args(["-q", "-w", setting])
+            .status()
+            .expect("run sysctl in the namespace");
+        assert!(set.success(), "sysctl -w {setting}");
+    }
+    let (code, checks) = doctor(netns.command(PEERD), &["--listen", "1s"]);
+    assert_eq!(code, 0, "warnings only: {checks:#?}");
+    assert_eq!(status(&checks, "interface"), "ok", "{checks:#?}");
+    assert_eq!(
+        status(&checks, "loopback"),
+        "ok",
+        "the agent sets its interface: {checks:#?}"
+    );
+    for (name, fix) in [("route", "ip route"), ("rp_filter", "sysctl -w")] {
+        let found = check(&checks, name);
+        assert_eq!(found["status"], "warn", "{checks:#?}");
+        let said = found["fix"].as_str().expect("a fix");
+        assert!(said.contains(fix), "{name}: {said}");
+    }
 }
