@@ -338,6 +338,28 @@ pub fn check_route(table: Option<&str>, group: Ipv4Addr, device: &str) -> Check 
     }
 }
 
+/// Inside a Docker container. A network made with `docker network create --internal` drops
+/// multicast (moby/libnetwork#2260), yet looks like any other from inside (it even has a
+/// default route, as tried with Docker 28), so a silent group there is `unknown`, with the
+/// host-side command that tells.
+pub fn check_docker_network(others_heard: bool, group: Ipv4Addr, port: u16) -> Check {
+    const NAME: &str = "docker";
+    if others_heard {
+        return Check::ok(
+            NAME,
+            "in a Docker container, and other nodes are heard".into(),
+        );
+    }
+    Check::not_ok(
+        NAME,
+        Status::Unknown,
+        "in a Docker container and no other node heard: an --internal network drops multicast, and cannot be told from inside".into(),
+        format!(
+            "on the host: docker network inspect NETWORK --format '{{{{.Internal}}}}'; if true, use a plain bridge network, or: iptables -I DOCKER-USER -i br-ID -o br-ID -p udp -d {group} --dport {port} -j ACCEPT"
+        ),
+    )
+}
+
 /// The local agent, if one answered (`Err`: why not, naming its address), asked before the
 /// window and, in `after`, again after it. `probed` is the interface the doctor checked.
 pub fn check_agent(

@@ -133,6 +133,19 @@ pub async fn run(options: &Options) -> Vec<Check> {
     ));
     let routes = std::fs::read_to_string("/proc/net/route").ok();
     checks.push(check_route(routes.as_deref(), options.group, &device));
+    // Docker marks its containers with this file.
+    if std::path::Path::new("/.dockerenv").exists() {
+        let others_heard = listened.as_ref().is_ok_and(|(heard, _)| {
+            heard
+                .iter()
+                .any(|h| h.beacon.as_ref().is_ok_and(|b| b.instance != probe))
+        });
+        checks.push(check_docker_network(
+            others_heard,
+            options.group,
+            options.port,
+        ));
+    }
     let after = match &status {
         Ok(_) => client::get_json::<AgentStatus>(options.api, api::STATUS_PATH)
             .await
@@ -504,5 +517,18 @@ mod tests {
             render(&checks),
             "ok      agent      fine\nwarn    peers      alone; fix: start one\n"
         );
+    }
+
+    #[test]
+    fn a_silent_container_is_unknown_with_the_command_that_tells_an_internal_network() {
+        let group = Ipv4Addr::new(239, 255, 49, 1);
+        let silent = check_docker_network(false, group, 24901);
+        assert_eq!(silent.status, Status::Unknown);
+        let fix = silent.fix.unwrap_or_default();
+        assert!(
+            fix.contains("--format '{{.Internal}}'") && fix.contains("DOCKER-USER"),
+            "{fix}"
+        );
+        assert_eq!(check_docker_network(true, group, 24901).status, Status::Ok);
     }
 }

@@ -39,3 +39,40 @@ fn image_is_small_runs_unprivileged_and_reports_healthy() {
     });
     assert!(healthy.is_some(), "the container never reported healthy");
 }
+
+#[test]
+fn doctor_in_a_container_says_an_internal_network_cannot_be_told_from_inside() {
+    let Some(image) = crate::support::docker::image() else {
+        return;
+    };
+    let network = crate::support::unique("peerd-net-doctor");
+    docker_ok(&["network", "create", "--internal", &network]);
+    let out = std::process::Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            &network,
+            "--entrypoint",
+            "peerd",
+            &image,
+        ])
+        .args(["doctor", "--listen", "1s"])
+        .output()
+        .expect("run docker");
+    let _ = std::process::Command::new("docker")
+        .args(["network", "rm", &network])
+        .output();
+    let report = String::from_utf8_lossy(&out.stdout);
+    let line = report
+        .lines()
+        .find(|l| l.contains("docker "))
+        .unwrap_or_else(|| panic!("no docker check: {report}"));
+    assert!(line.starts_with("unknown"), "{line}");
+    assert!(line.contains("docker network inspect"), "{line}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "warnings and unknowns only: {report}"
+    );
+}

@@ -45,7 +45,7 @@ pub fn docker_ok(args: &[&str]) -> String {
 }
 
 /// The image to test, or a skip (see [`skip`]) saying why there is none.
-fn image() -> Option<String> {
+pub fn image() -> Option<String> {
     let image = std::env::var(IMAGE_VAR).ok().filter(|i| !i.is_empty());
     let answers = Command::new("docker")
         .args(["info"])
