@@ -432,11 +432,16 @@ fn is_executable(path: &std::path::Path) -> bool {
 }
 
 fn usage_error(message: String) -> ! {
+    usage_error_in("agent", message)
+}
+
+/// Exits 2 with `message`, as clap does for `peerd <subcommand>`'s own usage errors.
+fn usage_error_in(subcommand: &str, message: String) -> ! {
     let mut command = Cli::command();
-    let agent = command
-        .find_subcommand_mut("agent")
-        .expect("the agent subcommand exists");
-    agent
+    let found = command
+        .find_subcommand_mut(subcommand)
+        .expect("the subcommand exists");
+    found
         .error(clap::error::ErrorKind::ValueValidation, message)
         .exit()
 }
@@ -625,12 +630,29 @@ async fn wait_for_peers(args: WaitArgs) -> anyhow::Result<()> {
 /// Prints every check, then fails (exit 1) if one failed; warnings and unknowns exit 0.
 async fn run_doctor(args: DoctorArgs) -> anyhow::Result<()> {
     use peerd::doctor::{self, Status};
+    let listen: std::time::Duration = args.listen.into();
+    // Too short a window and the probe's return is a race; longer than minutes, nobody waits.
+    if !(config::MIN_TIMING..=std::time::Duration::from_secs(600)).contains(&listen) {
+        usage_error_in(
+            "doctor",
+            format!("--listen {} is outside 100ms..=10m", args.listen),
+        );
+    }
+    if !args.group.is_multicast() {
+        usage_error_in(
+            "doctor",
+            format!("group {} is not an IPv4 multicast address", args.group),
+        );
+    }
+    if args.port == 0 {
+        usage_error_in("doctor", "port 0 is no port to listen on".to_owned());
+    }
     let options = doctor::Options {
         group: args.group,
         port: args.port,
         interface: args.interface,
         api: args.api,
-        listen: args.listen.into(),
+        listen,
     };
     let checks = doctor::run(&options).await;
     if args.json {

@@ -7,15 +7,22 @@ use std::time::Duration;
 
 use crate::support::{PEERD, wait_for};
 
-/// Runs `peerd args...` with `envs` and no other `PEERD_` setting from the caller. An agent is
-/// always given `--interface 127.0.0.1`: these tests run in the machine's own namespace, so
+/// Runs `peerd args...` with `envs` and no other `PEERD_` setting from the caller. An agent (or
+/// the doctor) is always given `--interface 127.0.0.1`: these tests run in the machine's own namespace, so
 /// if a regression let one past validation its beacons must stay on loopback, and it is
 /// killed after a few seconds instead of hanging the test.
 fn peerd_with(args: &[&str], envs: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(PEERD);
     cmd.args(args);
-    if args.first() == Some(&"agent") {
-        cmd.args(["--interface", "127.0.0.1", "--api", "127.0.0.1:0"]);
+    match args.first() {
+        Some(&"agent") => {
+            cmd.args(["--interface", "127.0.0.1", "--api", "127.0.0.1:0"]);
+        }
+        // The doctor sends a probe beacon: pinned to loopback like an agent.
+        Some(&"doctor") => {
+            cmd.args(["--interface", "127.0.0.1"]);
+        }
+        _ => {}
     }
     for (var, _) in std::env::vars().filter(|(var, _)| var.starts_with("PEERD_")) {
         cmd.env_remove(var);
@@ -209,4 +216,22 @@ fn bad_or_oversized_tags_are_usage_errors() {
         "each key at most once",
     );
     assert_usage_error(&peerd(&["peers", "--tag", "novalue"]), "is not a valid tag");
+}
+
+#[test]
+fn doctor_refuses_a_window_group_or_port_it_cannot_use() {
+    // Each refused before any socket is opened: none of these reaches the network.
+    for (args, expected) in [
+        (
+            &["doctor", "--listen", "0s"][..],
+            "--listen 0s is outside 100ms..=10m",
+        ),
+        (
+            &["doctor", "--group", "10.0.0.1"],
+            "not an IPv4 multicast address",
+        ),
+        (&["doctor", "--port", "0"], "port 0 is no port"),
+    ] {
+        assert_usage_error(&peerd(args), expected);
+    }
 }
