@@ -27,9 +27,10 @@ use crate::throttle::Throttle;
 /// A loop that wakes this much later than it meant to was not running: the process was
 /// stopped (SIGSTOP, a debugger) or the host stalled. Well above any scheduling delay.
 const STALL: Duration = Duration::from_secs(1);
-/// Opening the socket again after a failure waits this long at first, doubling up to
-/// [`MAX_RETRY`]: an interface that comes up late is found within seconds, and a missing one
-/// costs a log line every half minute.
+/// A socket that cannot be opened is tried again at the next beacon due (or sooner, this long at
+/// first), and warned about after this long, doubling up to [`MAX_RETRY`]: an interface that
+/// comes up late is used within an interval, and a missing one costs a log line every half
+/// minute.
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(30);
 /// This many receive errors in a row mean the socket is broken, not that one ICMP error came
@@ -113,6 +114,8 @@ pub async fn run(
         sending: true,
         retry_at: now,
         retry_delay: FIRST_RETRY,
+        open_failures: 0,
+        open_warn_at: now,
         reopens: 0,
         receive_errors: 0,
         error_log: Throttle::new(ERROR_LOG_PERIOD),
@@ -169,6 +172,10 @@ struct Driver {
     /// When to try opening the socket next, while it is closed.
     retry_at: Instant,
     retry_delay: Duration,
+    /// Failed attempts to open the socket since it was last open.
+    open_failures: u64,
+    /// When a failure to open may be warned about again.
+    open_warn_at: Instant,
     /// Times the socket was opened again after it had been open.
     reopens: u64,
     /// Receive errors in a row.
@@ -288,16 +295,26 @@ impl Driver {
                 }
                 self.socket = Some(socket);
                 self.retry_delay = FIRST_RETRY;
+                self.open_failures = 0;
+                self.open_warn_at = now;
                 self.node.socket_reopened(now);
                 if !std::mem::replace(&mut self.ready, true) {
                     self.notify(notify::READY);
                 }
             }
             Err(err) => {
-                warn!(error = %format!("{err:#}"), retry_in = %humantime::format_duration(self.retry_delay),
-                    "cannot open the multicast socket; retrying");
-                self.retry_at = now + self.retry_delay;
-                self.retry_delay = (self.retry_delay * 2).min(MAX_RETRY);
+                // Tried again at every beacon due at the latest, so a link that comes back is
+                // used within an interval; warned about on the backoff's schedule only.
+                let interval = config.interval;
+                self.open_failures += 1;
+                if now >= self.open_warn_at {
+                    warn!(error = %format!("{err:#}"), failures = self.open_failures,
+                        next_warning_in = %humantime::format_duration(self.retry_delay),
+                        "cannot open the multicast socket; retrying every interval");
+                    self.open_warn_at = now + self.retry_delay;
+                    self.retry_delay = (self.retry_delay * 2).min(MAX_RETRY);
+                }
+                self.retry_at = now + self.retry_delay.min(interval);
             }
         }
     }

@@ -77,6 +77,9 @@ pub struct Node {
     /// When our own beacon last came back over the loop (or the node started, or its socket
     /// was reopened): the silence watchdog's reference.
     heard_self: Instant,
+    /// Beacons that went out since our own last came back: the watchdog's evidence. A link
+    /// that is down fails the sends, so its silence is no sign of a broken socket.
+    sent_unheard: u32,
     impostor: Option<Impostor>,
 }
 
@@ -99,6 +102,7 @@ impl Node {
             auth_log: Throttle::new(REFUSED_LOG_PERIOD),
             replay_log: Throttle::new(REFUSED_LOG_PERIOD),
             heard_self: now,
+            sent_unheard: 0,
             impostor: None,
         }
     }
@@ -163,6 +167,7 @@ impl Node {
     /// Counts a beacon that went out (the agent knows; sending may fail while a link is down).
     pub fn beacon_sent(&mut self) {
         self.counters.beacons_sent += 1;
+        self.sent_unheard = self.sent_unheard.saturating_add(1);
     }
 
     /// Takes in one datagram heard from `from` at `now` (when the wall clock read `wall_now`);
@@ -217,6 +222,7 @@ impl Node {
         if beacon.instance == self.instance {
             self.counters.own_beacons_received += 1;
             self.heard_self = now;
+            self.sent_unheard = 0;
             return None;
         }
         if beacon.hostname == self.config.name {
@@ -255,14 +261,19 @@ impl Node {
 
     /// When our own beacon last came back: a node that sends but has not heard itself for a
     /// ttl has a socket that no longer hears the group.
+    ///
+    /// Only when at least two beacons went out meanwhile: sends that fail (a link down, a
+    /// container disconnected from its network) explain the silence, and reopening the socket
+    /// then would only put its recovery behind a retry.
     pub fn silent_for(&self, now: Instant) -> Option<Duration> {
         let silence = now.saturating_duration_since(self.heard_self);
-        (self.counters.beacons_sent > 0 && silence >= self.config.ttl).then_some(silence)
+        (self.sent_unheard >= 2 && silence >= self.config.ttl).then_some(silence)
     }
 
     /// The socket was reopened at `now`: the silence watchdog starts again.
     pub fn socket_reopened(&mut self, now: Instant) {
         self.heard_self = now;
+        self.sent_unheard = 0;
         self.next_regular = self.next_regular.min(now);
     }
 
@@ -274,6 +285,7 @@ impl Node {
         self.counters.stalls += 1;
         self.registry.give_time(now);
         self.heard_self = now;
+        self.sent_unheard = 0;
         self.next_regular = now;
     }
 
@@ -813,7 +825,7 @@ mod tests {
     }
 
     #[test]
-    fn the_watchdog_fires_after_a_ttl_without_our_own_beacon() {
+    fn the_watchdog_fires_after_a_ttl_without_our_own_beacon_only_if_beacons_went_out() {
         let t0 = Instant::now();
         let mut node = node(t0);
         let ttl = config().ttl;
@@ -821,13 +833,22 @@ mod tests {
         let bytes = node.poll_beacon(t0, WALL).expect("due");
         node.beacon_sent();
         node.handle_datagram(&bytes, from(), t0 + Duration::from_millis(1), WALL);
-        assert_eq!(node.silent_for(t0 + ttl), None);
-        assert!(
-            node.silent_for(t0 + ttl + Duration::from_millis(1))
-                .is_some()
+        let later = t0 + ttl + Duration::from_millis(1);
+        node.beacon_sent();
+        assert_eq!(
+            node.silent_for(later),
+            None,
+            "one beacon unheard is not yet a pattern"
         );
-        node.socket_reopened(t0 + ttl);
-        assert_eq!(node.silent_for(t0 + ttl + Duration::from_secs(1)), None);
+        node.beacon_sent();
+        assert_eq!(node.silent_for(t0 + ttl), None, "heard within the ttl");
+        assert!(node.silent_for(later).is_some());
+        node.socket_reopened(later);
+        assert_eq!(node.silent_for(later + ttl), None, "nothing sent since");
+        // A link that is down fails every send: its silence says nothing about the socket.
+        let mut down = self::node(t0);
+        down.poll_beacon(t0, WALL);
+        assert_eq!(down.silent_for(t0 + ttl * 10), None);
     }
 
     #[test]
