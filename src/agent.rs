@@ -489,6 +489,6 @@ impl Driver {
 /// The current instant from tokio's clock, the one `sleep_until` waits on, so a deadline and the
 /// sleep towards it are read from the same clock. (No test pauses that clock: timing is tested
 /// on the registry with explicit instants, and on real agents in real time.)
-fn now() -> Instant {
+pub(crate) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }

@@ -193,16 +193,23 @@ pub struct RefusedCounts {
 }
 
 impl RefusedCounts {
+    /// Each count with the name `/v1/status` and `/metrics` give its reason.
+    pub fn by_reason(&self) -> [(&'static str, u64); 9] {
+        [
+            ("malformed", self.malformed),
+            ("oversized", self.oversized),
+            ("version", self.version),
+            ("hostname", self.hostname),
+            ("authentication", self.authentication),
+            ("replay", self.replay),
+            ("capacity", self.capacity),
+            ("own_hostname", self.own_hostname),
+            ("stale", self.stale),
+        ]
+    }
+
     pub fn total(&self) -> u64 {
-        self.malformed
-            + self.oversized
-            + self.version
-            + self.hostname
-            + self.authentication
-            + self.replay
-            + self.capacity
-            + self.own_hostname
-            + self.stale
+        self.by_reason().iter().map(|(_, count)| count).sum()
     }
 }
 
@@ -272,6 +279,19 @@ pub struct EventCounts {
 }
 
 impl EventCounts {
+    /// Each count with the name of its kind, as the event stream gives it.
+    pub fn by_kind(&self) -> [(&'static str, u64); 7] {
+        [
+            (EventKind::Joined.as_str(), self.joined),
+            (EventKind::Moved.as_str(), self.moved),
+            (EventKind::Restarted.as_str(), self.restarted),
+            (EventKind::Left.as_str(), self.left),
+            (EventKind::Expired.as_str(), self.expired),
+            (EventKind::Conflict.as_str(), self.conflict),
+            (EventKind::Updated.as_str(), self.updated),
+        ]
+    }
+
     pub fn count(&mut self, kind: EventKind) {
         let counter = match kind {
             EventKind::Joined => &mut self.joined,

@@ -57,12 +57,8 @@ struct AgentArgs {
     /// Hostname to announce [default: this machine's hostname]
     #[arg(long, env = "PEERD_NAME", value_parser = parse_name)]
     name: Option<String>,
-    /// Multicast group the beacons go to
-    #[arg(long, env = "PEERD_GROUP", default_value_t = config::MULTICAST_GROUP)]
-    group: Ipv4Addr,
-    /// UDP port of the group
-    #[arg(long, env = "PEERD_PORT", default_value_t = config::PORT)]
-    port: u16,
+    #[command(flatten)]
+    beacons: GroupArgs,
     /// IPv4 address of the interface to announce on [default: the default route's interface
     /// when it is up, has carrier and multicast; else the first such interface]
     #[arg(long, env = "PEERD_INTERFACE")]
@@ -160,17 +156,24 @@ struct WaitArgs {
     api: SocketAddr,
 }
 
+/// Where the beacons go: the same flags for the agent and for the doctor that checks it.
 #[derive(Debug, Args)]
-struct DoctorArgs {
-    /// How long to listen to the group for the probe and for other nodes
-    #[arg(long, default_value = "3s")]
-    listen: humantime::Duration,
-    /// Multicast group to check
+struct GroupArgs {
+    /// Multicast group the beacons go to
     #[arg(long, env = "PEERD_GROUP", default_value_t = config::MULTICAST_GROUP)]
     group: Ipv4Addr,
     /// UDP port of the group
     #[arg(long, env = "PEERD_PORT", default_value_t = config::PORT)]
     port: u16,
+}
+
+#[derive(Debug, Args)]
+struct DoctorArgs {
+    /// How long to listen to the group for the probe and for other nodes
+    #[arg(long, default_value = "3s")]
+    listen: humantime::Duration,
+    #[command(flatten)]
+    beacons: GroupArgs,
     /// IPv4 address of the interface to check [default: the one the agent would pick]
     #[arg(long, env = "PEERD_INTERFACE")]
     interface: Option<Ipv4Addr>,
@@ -336,8 +339,8 @@ async fn agent_config(
     }
     let mut config = Config {
         name,
-        group: args.group,
-        port: args.port,
+        group: args.beacons.group,
+        port: args.beacons.port,
         // Checked below; a placeholder until the interface is known.
         interface: args.interface.unwrap_or(Ipv4Addr::LOCALHOST),
         interval: args.interval.into(),
@@ -638,18 +641,21 @@ async fn run_doctor(args: DoctorArgs) -> anyhow::Result<()> {
             format!("--listen {} is outside 100ms..=10m", args.listen),
         );
     }
-    if !args.group.is_multicast() {
+    if !args.beacons.group.is_multicast() {
         usage_error_in(
             "doctor",
-            format!("group {} is not an IPv4 multicast address", args.group),
+            format!(
+                "group {} is not an IPv4 multicast address",
+                args.beacons.group
+            ),
         );
     }
-    if args.port == 0 {
+    if args.beacons.port == 0 {
         usage_error_in("doctor", "port 0 is no port to listen on".to_owned());
     }
     let options = doctor::Options {
-        group: args.group,
-        port: args.port,
+        group: args.beacons.group,
+        port: args.beacons.port,
         interface: args.interface,
         api: args.api,
         listen,

@@ -107,23 +107,12 @@ pub fn render(status: &AgentStatus, started: SystemTime) -> String {
         "Beacons brought forward to answer a newcomer.",
         status.early_answers,
     );
-    let refused = status.refused;
     page.by(
         "peerd_datagrams_refused_total",
         Counter,
         "Datagrams on the beacon port that changed nothing, by reason.",
         "reason",
-        &[
-            ("malformed", refused.malformed),
-            ("oversized", refused.oversized),
-            ("version", refused.version),
-            ("hostname", refused.hostname),
-            ("authentication", refused.authentication),
-            ("replay", refused.replay),
-            ("capacity", refused.capacity),
-            ("own_hostname", refused.own_hostname),
-            ("stale", refused.stale),
-        ],
+        &status.refused.by_reason(),
     );
     // Absent rather than 0 where the kernel does not say: a made-up 0 would read as healthy.
     if let Some(drops) = status.receive_queue_drops {
@@ -142,21 +131,12 @@ pub fn render(status: &AgentStatus, started: SystemTime) -> String {
             bytes,
         );
     }
-    let events = status.events;
     page.by(
         "peerd_peer_events_total",
         Counter,
         "Peer events since the agent started, by kind.",
         "kind",
-        &[
-            ("joined", events.joined),
-            ("moved", events.moved),
-            ("restarted", events.restarted),
-            ("left", events.left),
-            ("expired", events.expired),
-            ("conflict", events.conflict),
-            ("updated", events.updated),
-        ],
+        &status.events.by_kind(),
     );
     let hooks = status.hooks;
     page.single(

@@ -23,8 +23,10 @@ use tokio::task::{AbortHandle, JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::agent::now;
 use crate::api::ApiCounts;
 use crate::connections::{Connections, Room};
+use crate::throttle::Throttle;
 
 /// How long a client may take to send a request head, from the moment its connection is
 /// accepted or its previous response ends. A local client sends its request in one write, so
@@ -158,8 +160,8 @@ struct Server {
     tasks: JoinSet<(u64, Ended)>,
     counters: Arc<ApiCounters>,
     report: Report,
-    /// When the last failed accept was a warning; the rest of that second's are debug lines.
-    accept_warned: Option<Instant>,
+    /// At most one warning a second about failed accepts; the rest are debug lines.
+    accept_log: Throttle,
     shutdown: CancellationToken,
 }
 
@@ -224,7 +226,7 @@ impl Server {
             tasks: JoinSet::new(),
             counters,
             report: Report::default(),
-            accept_warned: None,
+            accept_log: Throttle::new(REPORT_EVERY),
             shutdown,
         }
     }
@@ -319,15 +321,10 @@ impl Server {
             debug!(error = %err, "a connection failed before it was accepted");
             return;
         }
-        let now = now();
-        let warned_lately = self
-            .accept_warned
-            .is_some_and(|at| now.duration_since(at) < REPORT_EVERY);
-        if warned_lately {
-            debug!(error = %err, "cannot accept api connections");
-        } else {
-            self.accept_warned = Some(now);
+        if self.accept_log.admit(now()).is_some() {
             warn!(error = %err, open = self.open.len(), "cannot accept api connections; retrying");
+        } else {
+            debug!(error = %err, "cannot accept api connections");
         }
         tokio::time::sleep(ACCEPT_BACKOFF).await;
     }
@@ -435,11 +432,6 @@ impl Report {
             requests: totals.requests - said.requests,
         })
     }
-}
-
-/// The current instant from tokio's clock, the one `sleep_until` waits on (as in `agent`).
-fn now() -> Instant {
-    tokio::time::Instant::now().into_std()
 }
 
 #[cfg(test)]

@@ -152,9 +152,7 @@ fn an_interface_without_carrier_fails_the_interface_check() {
         return;
     };
     // The only candidate: a veth up with an address, its other end left down.
-    netns.ip(&["link", "add", "a0", "type", "veth", "peer", "name", "a0p"]);
-    netns.ip(&["addr", "add", "10.94.0.1/24", "dev", "a0"]);
-    netns.ip(&["link", "set", "a0", "up"]);
+    netns.veth("a0", "10.94.0.1/24", false);
     let (code, checks) = doctor(netns.command(PEERD), &["--listen", "1s"]);
     assert_eq!(code, 1, "{checks:#?}");
     let interface = check(&checks, "interface");
@@ -174,10 +172,7 @@ fn a_missing_multicast_route_and_a_strict_rp_filter_are_warned_with_their_fixes(
     };
     // One interface with carrier, and no route that covers the group (the harness's own
     // 224.0.0.0/4 on lo removed).
-    netns.ip(&["link", "add", "b0", "type", "veth", "peer", "name", "b0p"]);
-    netns.ip(&["addr", "add", "10.95.0.1/24", "dev", "b0"]);
-    netns.ip(&["link", "set", "b0p", "up"]);
-    netns.ip(&["link", "set", "b0", "up"]);
+    netns.veth("b0", "10.95.0.1/24", true);
     netns.ip(&["route", "del", "224.0.0.0/4", "dev", "lo"]);
     for setting in [
         "net.ipv4.conf.all.rp_filter=1",

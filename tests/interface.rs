@@ -6,18 +6,6 @@ use crate::support::netns::Netns;
 use crate::support::timings::{POLL_SLACK, Timings};
 use crate::support::wait_for;
 
-/// A veth pair `name`/`name`-peer in `netns`, `name` up with `address`; the peer end up too
-/// (carrier) or left down (no carrier on `name`).
-fn veth(netns: &Netns, name: &str, address: &str, carrier: bool) {
-    let peer = format!("{name}p");
-    netns.ip(&["link", "add", name, "type", "veth", "peer", "name", &peer]);
-    netns.ip(&["addr", "add", address, "dev", name]);
-    netns.ip(&["link", "set", name, "up"]);
-    if carrier {
-        netns.ip(&["link", "set", &peer, "up"]);
-    }
-}
-
 fn chosen(netns: &Netns) -> (String, String) {
     let agent = Agent::launch(netns, "picker", "127.0.0.1:24901", None, Timings::FAST, &[]);
     agent.wait_ready();
@@ -31,9 +19,9 @@ fn the_default_route_wins_unless_it_has_no_carrier() {
         return;
     };
     netns.ip(&["link", "set", "lo", "up"]);
-    veth(&netns, "a0", "10.91.0.1/24", false);
-    veth(&netns, "b0", "10.92.0.1/24", true);
-    veth(&netns, "c0", "10.93.0.1/24", true);
+    netns.veth("a0", "10.91.0.1/24", false);
+    netns.veth("b0", "10.92.0.1/24", true);
+    netns.veth("c0", "10.93.0.1/24", true);
     // The default route goes through a0, which has no carrier: the first with carrier wins.
     netns.ip(&["route", "add", "default", "dev", "a0"]);
     let (interface, log) = chosen(&netns);

@@ -45,6 +45,18 @@ impl Netns {
         must("ip", &all);
     }
 
+    /// A veth pair `name`/`name`p in this namespace, `name` up with `address` (CIDR); the other
+    /// end up too (`name` has carrier) or left down (it has none).
+    pub fn veth(&self, name: &str, address: &str, carrier: bool) {
+        let peer = format!("{name}p");
+        self.ip(&["link", "add", name, "type", "veth", "peer", "name", &peer]);
+        self.ip(&["addr", "add", address, "dev", name]);
+        self.ip(&["link", "set", name, "up"]);
+        if carrier {
+            self.ip(&["link", "set", &peer, "up"]);
+        }
+    }
+
     /// A command that runs `program` inside this namespace.
     pub fn command(&self, program: &str) -> Command {
         let mut cmd = Command::new("ip");
