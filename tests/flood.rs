@@ -6,11 +6,10 @@
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use peerd::api::PeerInfo;
-
+use crate::support::agent::Agent;
 use crate::support::netns::Netns;
 use crate::support::timings::{POLL_SLACK, SCHEDULING_SLACK, Timings};
 use crate::support::{PEERD, unique, wait_for};
@@ -42,94 +41,19 @@ const GROUP: &str = "239.255.49.1";
 const PORT: &str = "24901";
 const LEGIT: [&str; 3] = ["node1", "node2", "node3"];
 
-/// One `peerd agent` in the namespace, logging at the default level (info) as deployed;
-/// killed on drop, its log removed. The harness's `Agent` logs at debug level, a line per
-/// beacon: under a flood that is the log this test bounds.
-struct FloodAgent {
-    name: &'static str,
-    api: String,
-    log: PathBuf,
-    child: Child,
+/// One `peerd agent` in the namespace at [`TIMINGS`] on loopback, logging at the default level
+/// (info) as deployed: the harness's debug level logs a line per beacon, and under a flood that
+/// is the log this test bounds.
+fn start_agent(netns: &Netns, name: &str, api: &str) -> Agent {
+    let info = [("RUST_LOG", "info")];
+    Agent::launch_with_env(netns, name, api, Some("127.0.0.1"), TIMINGS, &[], &info)
 }
 
-impl FloodAgent {
-    fn start(netns: &Netns, name: &'static str, api: &str) -> FloodAgent {
-        let log = std::env::temp_dir().join(format!("{}-{name}.log", unique("flood")));
-        let stderr = fs::File::create(&log).expect("create the agent's log");
-        let mut command = netns.command(PEERD);
-        command
-            .args([
-                "agent",
-                "--name",
-                name,
-                "--api",
-                api,
-                "--interface",
-                "127.0.0.1",
-            ])
-            .args(["--group", GROUP, "--port", PORT])
-            .args(TIMINGS.flags());
-        for (var, _) in std::env::vars().filter(|(var, _)| var.starts_with("PEERD_")) {
-            command.env_remove(var);
-        }
-        let child = command
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn peerd agent");
-        FloodAgent {
-            name,
-            api: api.to_owned(),
-            log,
-            child,
-        }
-    }
-
-    /// `ip netns exec` execs the agent, so this is the agent's own pid.
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn log_bytes(&self) -> u64 {
-        fs::metadata(&self.log).map_or(0, |m| m.len())
-    }
-
-    /// The hostnames `peerd peers --json` lists, sorted; `None` while the API does not answer.
-    fn hostnames(&self, netns: &Netns) -> Option<Vec<String>> {
-        let peers = self.peers(netns)?;
-        let mut names: Vec<String> = peers.into_iter().map(|p| p.hostname).collect();
-        names.sort();
-        Some(names)
-    }
-
-    fn peers(&self, netns: &Netns) -> Option<Vec<PeerInfo>> {
-        let out = netns
-            .command(PEERD)
-            .args(["peers", "--json", "--api", &self.api])
-            .output()
-            .expect("run peerd peers");
-        out.status
-            .success()
-            .then(|| serde_json::from_slice(&out.stdout).expect("peers --json prints PeerInfo"))
-    }
-}
-
-impl Drop for FloodAgent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = fs::remove_file(&self.log);
-    }
+/// The hostnames `agent` lists, sorted; `None` while its API does not answer.
+fn hostnames(agent: &Agent) -> Option<Vec<String>> {
+    let mut names: Vec<String> = agent.peers()?.into_iter().map(|p| p.hostname).collect();
+    names.sort();
+    Some(names)
 }
 
 /// A directory for the flood binary and the listings it fetches, removed on drop.
@@ -202,9 +126,9 @@ struct Sample {
     legit_listed: usize,
 }
 
-fn sample(netns: &Netns, victim: &FloodAgent, body: &Path) -> Sample {
+fn sample(netns: &Netns, victim: &Agent, body: &Path) -> Sample {
     let (rss_kib, hwm_kib) = memory_kib(victim.pid());
-    let url = format!("http://{}/v1/peers", victim.api);
+    let url = format!("http://{}/v1/peers", victim.api());
     let curl = netns
         .command("curl")
         .args(["-s", "--max-time", "10", "-w", "%{time_total}", "-o"])
@@ -226,7 +150,7 @@ fn sample(netns: &Netns, victim: &FloodAgent, body: &Path) -> Sample {
     let started = Instant::now();
     let health = netns
         .command(PEERD)
-        .args(["health", "--json", "--api", &victim.api])
+        .args(["health", "--json", "--api", victim.api()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -270,8 +194,8 @@ fn build_flood(dir: &Path) -> PathBuf {
 
 /// The first_seen the victim reports for each legitimate peer: an expiry and a rejoin, even
 /// one between two samples, would change it.
-fn legit_first_seen(netns: &Netns, victim: &FloodAgent) -> Vec<(String, String)> {
-    let peers = victim.peers(netns).unwrap_or_default();
+fn legit_first_seen(victim: &Agent) -> Vec<(String, String)> {
+    let peers = victim.peers().unwrap_or_default();
     let mut seen: Vec<(String, String)> = peers
         .into_iter()
         .filter(|p| LEGIT.contains(&p.hostname.as_str()))
@@ -282,14 +206,14 @@ fn legit_first_seen(netns: &Netns, victim: &FloodAgent) -> Vec<(String, String)>
 }
 
 /// The four agents, started together; returns once each lists the other three.
-fn start_agents(netns: &Netns) -> (FloodAgent, Vec<FloodAgent>) {
-    let victim = FloodAgent::start(netns, "victim", "127.0.0.1:49200");
-    let legit: Vec<FloodAgent> = LEGIT
+fn start_agents(netns: &Netns) -> (Agent, Vec<Agent>) {
+    let victim = start_agent(netns, "victim", "127.0.0.1:49200");
+    let legit: Vec<Agent> = LEGIT
         .iter()
         .zip(49201..)
-        .map(|(name, port)| FloodAgent::start(netns, name, &format!("127.0.0.1:{port}")))
+        .map(|(name, port)| start_agent(netns, name, &format!("127.0.0.1:{port}")))
         .collect();
-    let everyone: Vec<&FloodAgent> = std::iter::once(&victim).chain(&legit).collect();
+    let everyone: Vec<&Agent> = std::iter::once(&victim).chain(&legit).collect();
     let whole = wait_for(POLL_SLACK + TIMINGS.ttl, || {
         everyone
             .iter()
@@ -297,10 +221,10 @@ fn start_agents(netns: &Netns) -> (FloodAgent, Vec<FloodAgent>) {
                 let mut others: Vec<String> = everyone
                     .iter()
                     .filter(|a| a.name != agent.name)
-                    .map(|a| a.name.to_owned())
+                    .map(|a| a.name.clone())
                     .collect();
                 others.sort();
-                agent.hostnames(netns) == Some(others)
+                hostnames(agent) == Some(others)
             })
             .then_some(())
     });
@@ -445,8 +369,8 @@ impl Figures {
 
 /// Floods the group for [`FLOOD`] while sampling `victim`, then waits two ttls and samples it
 /// once more.
-fn flood(netns: &Netns, victim: &mut FloodAgent, flood_binary: &Path, body: &Path) -> Figures {
-    let first_seen_before = legit_first_seen(netns, victim);
+fn flood(netns: &Netns, victim: &mut Agent, flood_binary: &Path, body: &Path) -> Figures {
+    let first_seen_before = legit_first_seen(victim);
     let log_before = victim.log_bytes();
     let drops_before = udp_drops(victim.pid());
     let flood = netns
@@ -495,7 +419,7 @@ fn flood(netns: &Netns, victim: &mut FloodAgent, flood_binary: &Path, body: &Pat
         log_growth,
         legit_expiries,
         first_seen_before,
-        first_seen_after: legit_first_seen(netns, victim),
+        first_seen_after: legit_first_seen(victim),
         alive,
     }
 }

@@ -122,9 +122,10 @@ impl Agent {
         for var in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"] {
             command.env_remove(var);
         }
+        // Debug level unless the test's own environment says otherwise.
         let child = command
-            .envs(self.env.iter().map(|(var, value)| (var, value)))
             .env("RUST_LOG", "peerd=debug")
+            .envs(self.env.iter().map(|(var, value)| (var, value)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -234,6 +235,23 @@ impl Agent {
     pub fn restart_with_open_files(&mut self, files: u32) {
         self.open_files = Some(files);
         self.restart();
+    }
+
+    /// The agent's own pid: `ip netns exec` (and `prlimit`) exec it.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Whether it is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
+    /// The size of its log so far.
+    pub fn log_bytes(&self) -> u64 {
+        fs::metadata(&self.log).map_or(0, |m| m.len())
     }
 
     /// Its log so far, every instance of it.
