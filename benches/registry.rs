@@ -1,13 +1,15 @@
-//! The registry's costs at 100,000 peers: its timer wheel against tokio-util's `DelayQueue`,
-//! a renewal, and a sweep. Times are per insert or renewal, per sweep or per pass over the
-//! registry; BENCHMARKS.md has the figures and how to read them.
+//! The timer wheel against tokio-util's `DelayQueue` at 100,000 entries: inserts, what a
+//! renewal would cost a `DelayQueue` design, a wheel step with nothing due, and a pass over
+//! every peer (a sweep without an index). Times are per insert, renewal, step or pass;
+//! BENCHMARKS.md has the figures and how to read them. `benches/scale.rs` measures the
+//! registry itself at 1k, 100k and 1M peers.
 
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use peerd::beacon::Beacon;
 use peerd::config::{BEACON_INTERVAL, PEER_TTL};
 use peerd::registry::Registry;
@@ -16,7 +18,7 @@ use tokio_util::time::DelayQueue;
 
 /// Registry size the figures are quoted at.
 const PEERS: usize = 100_000;
-/// Entries due in each measured sweep.
+/// Peers due in the pass over the registry, as a sweep of that many would find.
 const DUE: usize = 1_000;
 const OWN: u64 = 0xAAAA;
 const FROM: SocketAddr =
@@ -156,46 +158,12 @@ fn fill_queue(queue: &mut DelayQueue<usize>, offsets: &[Duration]) -> Duration {
     start.elapsed()
 }
 
-/// One renewal with 100k peers: what a beacon from a listed peer costs.
+/// What a renewal costs a design built on `DelayQueue`: a lookup by hostname, then `reset_at`.
 fn renew(c: &mut Criterion) {
     let runtime = time_runtime();
     let _context = runtime.enter();
     let mut group = c.benchmark_group("renew");
     let offsets = offsets(false);
-
-    // The registry: a HashMap lookup by hostname and a few field updates; no timer is touched.
-    // Also at 10k, to tell the cost of the work from that of a map outgrowing the caches.
-    for peers in [10_000, PEERS] {
-        let t0 = Instant::now();
-        let mut registry = Registry::new(OWN, PEER_TTL, t0);
-        let mut beacons: Vec<Beacon> = (0..peers).map(beacon).collect();
-        let spread = u32::try_from(peers).expect("fits");
-        for (b, i) in beacons.iter().zip(0..) {
-            // Heard over the first interval.
-            registry.observe(b, FROM, t0 + BEACON_INTERVAL * i / spread);
-        }
-        assert_eq!(registry.len(), peers);
-        let mut now = t0;
-        let mut next = 0;
-        group.bench_function(BenchmarkId::new("registry_observe", peers), |b| {
-            b.iter_custom(|iters| {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    if next == 0 {
-                        // A new round of beacons, one interval after the last.
-                        now += BEACON_INTERVAL;
-                    }
-                    let beacon = &mut beacons[next];
-                    // Newer than the last one accepted, else it is dropped as a duplicate.
-                    beacon.sequence += 1;
-                    black_box(registry.observe(beacon, FROM, now));
-                    next = (next + 1) % peers;
-                }
-                start.elapsed()
-            });
-        });
-        assert_eq!(registry.len(), peers, "renewals neither add nor drop peers");
-    }
 
     // DelayQueue's renewal: move the key to its new deadline. Alternately one interval later
     // and back, so the queue keeps its shape however long criterion runs. Keys in insertion
@@ -258,90 +226,6 @@ fn renew(c: &mut Criterion) {
             start.elapsed()
         });
     });
-    group.finish();
-}
-
-/// A registry in a steady state where each sweep finds exactly [`DUE`] entries due: peers in
-/// groups of [`DUE`], one group due per step. After its sweep a group beacons again (not
-/// timed), so its records are cold by the time it next comes due, as in a large registry.
-struct Ring {
-    registry: Registry,
-    beacons: Vec<Beacon>,
-    /// Whether the due entries are stale (the peer renewed since) rather than expiring.
-    renewed: bool,
-    groups: usize,
-    step: Duration,
-    /// When the next sweep runs.
-    now: Instant,
-    /// The group due at `now`.
-    group: usize,
-}
-
-impl Ring {
-    /// `renewed`: every group beacons half a ttl before each of its sweeps, so the sweep finds
-    /// its wheel entries stale and reschedules them: the deferred cost of renewals that touch
-    /// no timer. Otherwise every group is silent for a whole ttl and expires, then comes back.
-    fn new(peers: usize, renewed: bool) -> Self {
-        let groups = peers / DUE;
-        // A renewed group comes due every half ttl (its deadline was set half a ttl before),
-        // an expiring one once per ttl.
-        let period = if renewed { PEER_TTL / 2 } else { PEER_TTL };
-        let step = period / u32::try_from(groups).expect("fits");
-        let t0 = Instant::now();
-        let mut ring = Ring {
-            registry: Registry::new(OWN, PEER_TTL, t0),
-            beacons: (0..peers).map(beacon).collect(),
-            renewed,
-            groups,
-            step,
-            now: t0 + PEER_TTL,
-            group: 0,
-        };
-        for group in 0..groups {
-            let heard = t0 + step * u32::try_from(group).expect("fits");
-            ring.hear(group, heard);
-            if renewed {
-                ring.hear(group, heard + PEER_TTL / 2);
-            }
-        }
-        assert_eq!(ring.registry.len(), peers);
-        ring
-    }
-
-    fn hear(&mut self, group: usize, now: Instant) {
-        for beacon in &mut self.beacons[group * DUE..(group + 1) * DUE] {
-            beacon.sequence += 1;
-            self.registry.observe(beacon, FROM, now);
-        }
-    }
-
-    /// Sweeps the next group and returns the time `expire` took.
-    fn sweep(&mut self) -> Duration {
-        let start = Instant::now();
-        let events = self.registry.expire(self.now);
-        let elapsed = start.elapsed();
-        assert_eq!(events.len(), if self.renewed { 0 } else { DUE });
-        drop(events);
-        self.hear(self.group, self.now);
-        self.now += self.step;
-        self.group = (self.group + 1) % self.groups;
-        elapsed
-    }
-}
-
-/// `Registry::expire` with 1,000 entries due, at two registry sizes: the cost should follow
-/// the entries due, not the peers registered. The time is per sweep of 1,000 entries.
-fn sweep(c: &mut Criterion) {
-    let mut group = c.benchmark_group("sweep_1000_due");
-    group.throughput(Throughput::Elements(u64::try_from(DUE).expect("fits")));
-    for peers in [10_000, PEERS] {
-        for (name, renewed) in [("expired", false), ("renewed", true)] {
-            let mut ring = Ring::new(peers, renewed);
-            group.bench_function(BenchmarkId::new(name, peers), |b| {
-                b.iter_custom(|iters| (0..iters).map(|_| ring.sweep()).sum());
-            });
-        }
-    }
     group.finish();
 }
 
@@ -415,6 +299,6 @@ criterion_group! {
         .sample_size(20)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = insert, renew, sweep, scan, advance
+    targets = insert, renew, scan, advance
 }
 criterion_main!(benches);

@@ -321,7 +321,7 @@ impl Node {
         let mut peers: Vec<PeerInfo> = self
             .registry
             .peers()
-            .map(|peer| PeerInfo::new(peer, now, wall_now))
+            .map(|peer| PeerInfo::new(&peer, now, wall_now))
             .collect();
         peers.sort_by(|a, b| a.hostname.cmp(&b.hostname));
         peers

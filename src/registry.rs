@@ -1,14 +1,18 @@
 //! The registry of live peers: a plain synchronous state machine keyed by hostname.
 //! No sockets, no clock, no locks: every input takes `now` and returns what changed.
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::beacon::Beacon;
+use hashbrown::{DefaultHashBuilder, HashTable};
+
 use crate::config::{MAX_TIMING, MIN_TIMING, REPLAY_WINDOW};
+use crate::record::{Clock, Record};
 pub use crate::rival::Rival;
 use crate::rival::other_instance;
+use crate::slab::Slab;
 use crate::tags::Tags;
 use crate::wheel::TimerWheel;
 
@@ -97,31 +101,21 @@ impl PeerEvent {
     }
 }
 
-/// A hostname's slot in the map: listed, or recently gone and remembered, for one ttl so that
-/// its return with a new instance reads as a restart rather than a leave and an unrelated join,
-/// and for a signed peer at least the replay window, so that a replayed beacon cannot bring it
-/// back.
+/// What is remembered of a hostname that is gone: for one ttl, so that its return with a new
+/// instance reads as a restart rather than a leave and an unrelated join, and for a signed peer
+/// at least the replay window, so that a replayed beacon cannot bring it back.
 #[derive(Debug)]
-// Most slots are live; boxing the peer would cost an allocation per peer and a pointer chase per
-// renewal to save the space of the few gone ones.
-#[expect(clippy::large_enum_variant)]
-enum Slot {
-    Live(Peer),
-    Gone(Gone),
-}
-
-#[derive(Debug)]
-struct Gone {
-    instance: u64,
+pub(crate) struct Gone {
+    pub instance: u64,
     /// Latest sequence heard from that instance (its goodbye's, if it said one).
-    sequence: u64,
+    pub sequence: u64,
     /// Its beacons were signed: unsigned ones cannot bring the hostname back.
-    authenticated: bool,
+    pub authenticated: bool,
     /// The latest signed timestamp heard for this hostname: nothing sent before it is news.
-    timestamp: Option<u64>,
+    pub timestamp: Option<u64>,
     /// A new instance heard before this is a restart; after it, a join.
-    restart_until: Instant,
-    forget_at: Instant,
+    pub restart_until: Instant,
+    pub forget_at: Instant,
 }
 
 /// Beacons the registry refused, by reason. A refused beacon changes nothing.
@@ -135,12 +129,8 @@ pub struct Refusals {
     pub unsigned: u64,
 }
 
-#[derive(Debug)]
-struct Record {
-    slot: Slot,
-    /// Identifies this record's one pending wheel entry; entries with another value are stale.
-    timer: u64,
-}
+/// A wheel entry: the record's place in the slab and the timer id that marks it current.
+type Timer = (u32, u32);
 
 /// Live peers keyed by hostname, each listed while `last_seen + ttl > now`.
 ///
@@ -148,18 +138,27 @@ struct Record {
 /// due the peer's own deadline decides between expiring it and scheduling it again. So the
 /// sweep costs in proportion to the entries due, and a renewal racing its deadline can never
 /// lose or duplicate the peer.
+///
+/// Each hostname is stored once, in its packed [`Record`]; the hash index and the wheel hold
+/// its 4-byte place in a [`Slab`].
 #[derive(Debug)]
 pub struct Registry {
     own_instance: u64,
     ttl: Duration,
     max_peers: usize,
-    records: HashMap<String, Record>,
+    clock: Clock,
+    records: Slab<Record>,
+    /// Places in `records`, by the hash of their hostname.
+    index: HashTable<u32>,
+    hasher: DefaultHashBuilder,
     live: usize,
     refusals: Refusals,
-    wheel: TimerWheel<(String, u64)>,
-    next_timer: u64,
+    wheel: TimerWheel<Timer>,
+    /// Wraps after 4 billion schedules; a stale entry that then matches by chance only makes
+    /// the sweep look at the record's own deadline once more, which decides correctly.
+    next_timer: u32,
     /// Reused by [`Registry::expire`] so a sweep does not allocate.
-    due: Vec<(String, u64)>,
+    due: Vec<Timer>,
 }
 
 impl Registry {
@@ -171,7 +170,10 @@ impl Registry {
             own_instance,
             ttl,
             max_peers: usize::MAX,
-            records: HashMap::new(),
+            clock: Clock::new(now),
+            records: Slab::new(),
+            index: HashTable::new(),
+            hasher: DefaultHashBuilder::default(),
             live: 0,
             refusals: Refusals::default(),
             wheel: TimerWheel::new(now),
@@ -210,156 +212,172 @@ impl Registry {
             .ttl
             .map_or(self.ttl, |ttl| ttl.clamp(MIN_TIMING, MAX_TIMING));
         let deadline = now + ttl;
-        // Looked up by &str first: a renewal, the common case, allocates nothing.
-        let Some(record) = self.records.get_mut(beacon.hostname.as_str()) else {
-            if beacon.goodbye {
-                return None;
-            }
-            if self.live >= self.max_peers || self.records.len() >= self.max_peers.saturating_mul(2)
-            {
-                self.refusals.capacity += 1;
-                return None;
-            }
-            let timer = schedule(
-                &mut self.wheel,
-                &mut self.next_timer,
-                beacon.hostname.clone(),
-                deadline,
-            );
-            let peer = new_peer(beacon, from, now, ttl);
-            let event = PeerEvent::Joined { peer: peer.clone() };
-            let slot = Slot::Live(peer);
-            self.records
-                .insert(beacon.hostname.clone(), Record { slot, timer });
-            self.live += 1;
-            return Some(event);
+        let hostname = beacon.hostname.as_str();
+        let hash = self.hasher.hash_one(hostname);
+        let records = &self.records;
+        let found = self
+            .index
+            .find(hash, |&place| {
+                records.get(place).is_some_and(|r| r.name() == hostname)
+            })
+            .copied();
+        let Some(place) = found else {
+            return self.join(beacon, from, now, ttl, hash);
         };
-        let signed = beacon.auth.is_some();
-        match &mut record.slot {
-            Slot::Live(peer) => {
-                if peer.authenticated && !signed {
-                    self.refusals.unsigned += 1;
-                    return None;
-                }
-                if peer.instance != beacon.instance {
-                    let older = matches!(
-                        (beacon.timestamp, peer.first_timestamp),
-                        (Some(sent), Some(first)) if sent <= first
-                    );
-                    if older {
-                        // Sent before the listed instance started: a replay of a process
-                        // that is gone, never a restart.
-                        self.refusals.replay += 1;
-                        return None;
-                    }
-                    let before = peer.deadline;
-                    let event = other_instance(peer, beacon, from, now, ttl, &mut self.refusals);
-                    if peer.deadline < before {
-                        // A shorter ttl than the one the pending entry was set for.
-                        let (wheel, next) = (&mut self.wheel, &mut self.next_timer);
-                        let at = peer.deadline;
-                        record.timer = schedule(wheel, next, beacon.hostname.clone(), at);
-                    }
-                    return event;
-                }
-                if beacon.sequence <= peer.sequence {
-                    self.refusals.replay += 1;
-                    return None;
-                }
-                if beacon.goodbye {
-                    let peer = peer.clone();
-                    // The pending wheel entry comes due no later than `forget_at` and then
-                    // reschedules for it.
-                    record.slot = Slot::Gone(gone(&peer, beacon, now, self.ttl));
-                    self.live -= 1;
-                    return Some(PeerEvent::Left { peer });
-                }
-                // The wheel entry stays where it is: when it comes due, the deadline renewed
-                // here tells the sweep to reschedule instead of expiring. Unless the beacon
-                // asks for a shorter ttl than before, so the deadline moves earlier than the
-                // entry: then one at the new deadline takes over (rare: a ttl is set per
-                // process).
-                if deadline < peer.deadline {
-                    let (wheel, next) = (&mut self.wheel, &mut self.next_timer);
-                    record.timer = schedule(wheel, next, beacon.hostname.clone(), deadline);
-                }
-                let old_address = peer.address;
-                peer.address = from;
-                peer.sequence = beacon.sequence;
-                peer.last_seen = now;
-                peer.deadline = deadline;
-                peer.ttl = ttl;
-                peer.last_timestamp = beacon.timestamp.or(peer.last_timestamp);
-                if peer
-                    .rival
-                    .as_ref()
-                    .is_some_and(|rival| rival.deadline <= now)
-                {
-                    peer.rival = None; // silent for a ttl: no longer a rival
-                }
-                if peer.tags != beacon.tags {
-                    let old_tags = std::mem::replace(&mut peer.tags, beacon.tags.clone());
-                    return Some(PeerEvent::Retagged {
-                        peer: peer.clone(),
-                        old_tags,
-                    });
-                }
-                (old_address != from).then(|| PeerEvent::Updated {
-                    peer: peer.clone(),
-                    old_address,
-                })
-            }
-            Slot::Gone(gone) => {
-                if beacon.goodbye {
-                    return None; // changes nothing here
-                }
-                if gone.authenticated && !signed {
-                    self.refusals.unsigned += 1;
-                    return None;
-                }
-                let same_instance = gone.instance == beacon.instance;
-                let stale = matches!(
-                    (beacon.timestamp, gone.timestamp),
-                    (Some(sent), Some(latest)) if sent <= latest
-                );
-                // Nothing older than the last beacon heard from the instance that went.
-                if stale || (same_instance && beacon.sequence <= gone.sequence) {
-                    self.refusals.replay += 1;
-                    return None;
-                }
-                if self.live >= self.max_peers {
-                    self.refusals.capacity += 1;
-                    return None;
-                }
-                let (old_instance, restart) = (gone.instance, now < gone.restart_until);
-                if gone.forget_at > deadline {
-                    // The pending entry, at `forget_at`, would come due after the deadline (a
-                    // signed peer is remembered for the replay window, longer than a ttl): one
-                    // at the deadline takes over. Otherwise the pending one comes due first,
-                    // finds the peer live and reschedules.
-                    record.timer = schedule(
-                        &mut self.wheel,
-                        &mut self.next_timer,
-                        beacon.hostname.clone(),
-                        deadline,
-                    );
-                }
-                let peer = new_peer(beacon, from, now, ttl);
-                record.slot = Slot::Live(peer.clone());
-                self.live += 1;
-                Some(if same_instance || !restart {
-                    // Back from a partition (it never left, we lost sight of it), or long gone.
-                    PeerEvent::Joined { peer }
-                } else {
-                    // What a gone peer announced is not kept: only a live one's tags compare.
-                    PeerEvent::Restarted {
-                        peer,
-                        old_instance,
-                        old_tags: None,
-                    }
-                })
-            }
+        let clock = self.clock;
+        let record = self.records.get_mut(place)?;
+        if !record.is_live() {
+            return self.return_of_gone(place, beacon, from, now, ttl);
         }
+        if record.authenticated() && beacon.auth.is_none() {
+            self.refusals.unsigned += 1;
+            return None;
+        }
+        if record.instance() != beacon.instance {
+            // The rare case: the whole peer, through the logic in `rival`.
+            let mut peer = record.peer(&clock);
+            let older = matches!(
+                (beacon.timestamp, peer.first_timestamp),
+                (Some(sent), Some(first)) if sent <= first
+            );
+            if older {
+                // Sent before the listed instance started: a replay of a process that is
+                // gone, never a restart.
+                self.refusals.replay += 1;
+                return None;
+            }
+            let before = peer.deadline;
+            let event = other_instance(&mut peer, beacon, from, now, ttl, &mut self.refusals);
+            record.set_peer(&peer, &clock);
+            if peer.deadline < before {
+                // A shorter ttl than the one the pending entry was set for.
+                let timer = schedule(&mut self.wheel, &mut self.next_timer, place, peer.deadline);
+                record.set_timer(timer);
+            }
+            return event;
+        }
+        if beacon.sequence <= record.sequence() {
+            self.refusals.replay += 1;
+            return None;
+        }
+        if beacon.goodbye {
+            let peer = record.peer(&clock);
+            // The pending wheel entry comes due no later than `forget_at` and then
+            // reschedules for it.
+            record.set_gone(&gone(&peer, beacon, now, self.ttl), &clock);
+            self.live -= 1;
+            return Some(PeerEvent::Left { peer });
+        }
+        // The wheel entry stays where it is: when it comes due, the deadline renewed here
+        // tells the sweep to reschedule instead of expiring. Unless the beacon asks for a
+        // shorter ttl than before, so the deadline moves earlier than the entry: then one at
+        // the new deadline takes over (rare: a ttl is set per process).
+        if clock.stamp(deadline) < record.due() {
+            let timer = schedule(&mut self.wheel, &mut self.next_timer, place, deadline);
+            record.set_timer(timer);
+        }
+        let old_address = record.renew(beacon, from, now, ttl, &clock);
+        if *record.tags() != beacon.tags {
+            let old_tags = record.replace_tags(beacon.tags.clone());
+            return Some(PeerEvent::Retagged {
+                peer: record.peer(&clock),
+                old_tags,
+            });
+        }
+        (old_address != from).then(|| PeerEvent::Updated {
+            peer: record.peer(&clock),
+            old_address,
+        })
+    }
+
+    /// A hostname not in the registry: listed, if there is room.
+    fn join(
+        &mut self,
+        beacon: &Beacon,
+        from: SocketAddr,
+        now: Instant,
+        ttl: Duration,
+        hash: u64,
+    ) -> Option<PeerEvent> {
+        if beacon.goodbye {
+            return None;
+        }
+        if self.live >= self.max_peers || self.records.len() >= self.max_peers.saturating_mul(2) {
+            self.refusals.capacity += 1;
+            return None;
+        }
+        let peer = new_peer(beacon, from, now, ttl);
+        let place = self.records.insert(Record::live(&peer, 0, &self.clock))?;
+        let (records, hasher) = (&self.records, &self.hasher);
+        self.index.insert_unique(hash, place, |&place| {
+            records
+                .get(place)
+                .map_or(0, |record| hasher.hash_one(record.name()))
+        });
+        let timer = schedule(&mut self.wheel, &mut self.next_timer, place, peer.deadline);
+        if let Some(record) = self.records.get_mut(place) {
+            record.set_timer(timer);
+        }
+        self.live += 1;
+        Some(PeerEvent::Joined { peer })
+    }
+
+    /// A beacon about a hostname that is gone and still remembered.
+    fn return_of_gone(
+        &mut self,
+        place: u32,
+        beacon: &Beacon,
+        from: SocketAddr,
+        now: Instant,
+        ttl: Duration,
+    ) -> Option<PeerEvent> {
+        let clock = self.clock;
+        let record = self.records.get_mut(place)?;
+        let gone = record.gone(&clock);
+        if beacon.goodbye {
+            return None; // changes nothing here
+        }
+        if gone.authenticated && beacon.auth.is_none() {
+            self.refusals.unsigned += 1;
+            return None;
+        }
+        let same_instance = gone.instance == beacon.instance;
+        let stale = matches!(
+            (beacon.timestamp, gone.timestamp),
+            (Some(sent), Some(latest)) if sent <= latest
+        );
+        // Nothing older than the last beacon heard from the instance that went.
+        if stale || (same_instance && beacon.sequence <= gone.sequence) {
+            self.refusals.replay += 1;
+            return None;
+        }
+        if self.live >= self.max_peers {
+            self.refusals.capacity += 1;
+            return None;
+        }
+        let (old_instance, restart) = (gone.instance, now < gone.restart_until);
+        let peer = new_peer(beacon, from, now, ttl);
+        record.set_peer(&peer, &clock);
+        if gone.forget_at > peer.deadline {
+            // The pending entry, at `forget_at`, would come due after the deadline (a signed
+            // peer is remembered for the replay window, longer than a ttl): one at the
+            // deadline takes over. Otherwise the pending one comes due first, finds the peer
+            // live and reschedules.
+            let timer = schedule(&mut self.wheel, &mut self.next_timer, place, peer.deadline);
+            record.set_timer(timer);
+        }
+        self.live += 1;
+        Some(if same_instance || !restart {
+            // Back from a partition (it never left, we lost sight of it), or long gone.
+            PeerEvent::Joined { peer }
+        } else {
+            // What a gone peer announced is not kept: only a live one's tags compare.
+            PeerEvent::Restarted {
+                peer,
+                old_instance,
+                old_tags: None,
+            }
+        })
     }
 
     /// Beacons refused since the start, by reason.
@@ -373,13 +391,9 @@ impl Registry {
     /// expires then, a fact by that time. O(entries), once per stall; wheel entries that come
     /// due early reschedule.
     pub fn give_time(&mut self, now: Instant) {
-        for record in self.records.values_mut() {
-            if let Slot::Live(peer) = &mut record.slot {
-                peer.deadline = peer.deadline.max(now + peer.ttl);
-                if let Some(rival) = &mut peer.rival {
-                    rival.deadline = rival.deadline.max(now + peer.ttl);
-                }
-            }
+        let clock = self.clock;
+        for record in self.records.iter_mut().filter(|r| r.is_live()) {
+            record.give_time(now, &clock);
         }
     }
 
@@ -388,57 +402,67 @@ impl Registry {
         let mut events = Vec::new();
         let mut due = std::mem::take(&mut self.due);
         self.wheel.advance(now, &mut due);
-        for (hostname, timer) in due.drain(..) {
-            let Some(record) = self.records.get_mut(&hostname) else {
-                continue;
+        let clock = self.clock;
+        let stamp = clock.stamp(now);
+        for (place, timer) in due.drain(..) {
+            let Some(record) = self.records.get_mut(place) else {
+                continue; // forgotten since
             };
-            if record.timer != timer {
+            if record.timer() != timer {
                 continue; // stale entry: the record was rescheduled or replaced since
             }
-            match &record.slot {
-                Slot::Live(peer) if peer.deadline > now => {
-                    let deadline = peer.deadline;
-                    // The due entry's own string moves into the new entry: no allocation.
-                    record.timer =
-                        schedule(&mut self.wheel, &mut self.next_timer, hostname, deadline);
-                }
-                Slot::Live(peer) => {
-                    let peer = peer.clone();
-                    let gone = Gone {
-                        instance: peer.instance,
-                        sequence: peer.sequence,
-                        authenticated: peer.authenticated,
-                        timestamp: peer.last_timestamp,
-                        restart_until: now + self.ttl,
-                        forget_at: now + memory(peer.authenticated, self.ttl),
-                    };
-                    record.timer = schedule(
-                        &mut self.wheel,
-                        &mut self.next_timer,
-                        hostname.clone(),
-                        gone.forget_at,
-                    );
-                    record.slot = Slot::Gone(gone);
-                    self.live -= 1;
-                    events.push(PeerEvent::Expired { peer });
-                }
-                Slot::Gone(gone) if gone.forget_at > now => {
-                    let forget_at = gone.forget_at;
-                    record.timer =
-                        schedule(&mut self.wheel, &mut self.next_timer, hostname, forget_at);
-                }
-                Slot::Gone(_) => {
-                    self.records.remove(&hostname);
-                }
+            if record.due() > stamp {
+                // Renewed since the entry was set (or, gone, not yet to be forgotten).
+                let at = clock.instant(record.due());
+                record.set_timer(schedule(&mut self.wheel, &mut self.next_timer, place, at));
+            } else if record.is_live() {
+                let peer = record.peer(&clock);
+                let gone = Gone {
+                    instance: peer.instance,
+                    sequence: peer.sequence,
+                    authenticated: peer.authenticated,
+                    timestamp: peer.last_timestamp,
+                    restart_until: now + self.ttl,
+                    forget_at: now + memory(peer.authenticated, self.ttl),
+                };
+                record.set_gone(&gone, &clock);
+                let forget = gone.forget_at;
+                record.set_timer(schedule(
+                    &mut self.wheel,
+                    &mut self.next_timer,
+                    place,
+                    forget,
+                ));
+                self.live -= 1;
+                events.push(PeerEvent::Expired { peer });
+            } else {
+                self.forget(place);
             }
         }
         self.due = due;
-        // A flood leaves the map at its peak capacity; once it is mostly empty again, give the
+        // A flood leaves the index at its peak capacity; once it is mostly empty again, give the
         // memory back. Shrinking to twice the length keeps this from happening often.
-        if self.records.capacity() > 256 && self.records.len() * 4 < self.records.capacity() {
-            self.records.shrink_to(self.records.len() * 2);
+        if self.index.capacity() > 256 && self.index.len() * 4 < self.index.capacity() {
+            let (records, hasher) = (&self.records, &self.hasher);
+            self.index.shrink_to(self.index.len() * 2, |&place| {
+                records
+                    .get(place)
+                    .map_or(0, |record| hasher.hash_one(record.name()))
+            });
+            self.records.shrink();
         }
         events
+    }
+
+    /// Removes a gone hostname's record and its place in the index.
+    fn forget(&mut self, place: u32) {
+        let Some(record) = self.records.remove(place) else {
+            return;
+        };
+        let hash = self.hasher.hash_one(record.name());
+        if let Ok(entry) = self.index.find_entry(hash, |&p| p == place) {
+            entry.remove();
+        }
     }
 
     /// When [`expire`](Self::expire) next has work to do, if ever. The agent sleeps until then.
@@ -448,13 +472,11 @@ impl Registry {
 
     /// The listed peers, in no particular order. Call [`expire`](Self::expire) first so that none
     /// past its deadline is included.
-    pub fn peers(&self) -> impl Iterator<Item = &Peer> {
+    pub fn peers(&self) -> impl Iterator<Item = Peer> + '_ {
         self.records
-            .values()
-            .filter_map(|record| match &record.slot {
-                Slot::Live(peer) => Some(peer),
-                Slot::Gone(_) => None,
-            })
+            .iter()
+            .filter(|record| record.is_live())
+            .map(|record| record.peer(&self.clock))
     }
 
     /// Number of listed peers.
@@ -507,15 +529,11 @@ fn gone(peer: &Peer, beacon: &Beacon, now: Instant, ttl: Duration) -> Gone {
     }
 }
 
-/// Puts one wheel entry for `hostname` at `at` and returns the id that marks it current.
-fn schedule(
-    wheel: &mut TimerWheel<(String, u64)>,
-    next_timer: &mut u64,
-    hostname: String,
-    at: Instant,
-) -> u64 {
-    *next_timer += 1;
-    wheel.insert(at, (hostname, *next_timer));
+/// Puts one wheel entry for the record at `place` at `at` and returns the id that marks it
+/// current.
+fn schedule(wheel: &mut TimerWheel<Timer>, next_timer: &mut u32, place: u32, at: Instant) -> u32 {
+    *next_timer = next_timer.wrapping_add(1);
+    wheel.insert(at, (place, *next_timer));
     *next_timer
 }
 
@@ -629,7 +647,7 @@ mod tests {
         reg.observe(&beacon("a", 1, 0), addr(1), t0);
         reg.observe(&beacon("a", 1, 1), addr(2), deadline);
         assert!(reg.expire(deadline).is_empty());
-        let peers: Vec<&Peer> = reg.peers().collect();
+        let peers: Vec<Peer> = reg.peers().collect();
         assert_eq!(peers.len(), 1);
         assert_eq!((peers[0].sequence, peers[0].address), (1, addr(2)));
         assert_eq!(peers[0].deadline, deadline + TTL);
@@ -642,7 +660,7 @@ mod tests {
             reg.observe(&beacon("a", 1, 1), addr(2), deadline),
             Some(PeerEvent::Joined { .. })
         ));
-        let peers: Vec<&Peer> = reg.peers().collect();
+        let peers: Vec<Peer> = reg.peers().collect();
         assert_eq!(peers.len(), 1);
         assert_eq!((peers[0].sequence, peers[0].address), (1, addr(2)));
         assert_eq!(reg.len(), 1);
@@ -910,7 +928,7 @@ mod tests {
         }
         assert!(reg.records.len() <= 4, "{} records", reg.records.len());
         reg.expire(t0 + TTL);
-        assert!(reg.records.is_empty(), "forgotten after a ttl");
+        assert_eq!(reg.records.len(), 0, "forgotten after a ttl");
     }
 
     #[test]
@@ -1128,7 +1146,7 @@ mod tests {
             let mut now = t0;
             let mut reg = Registry::new(OWN, ttl, t0);
             // Model: host -> when any instance of it was last heard, cleared by a goodbye.
-            let mut model: HashMap<String, Instant> = HashMap::new();
+            let mut model: std::collections::HashMap<String, Instant> = Default::default();
             let mut seq = 0u64;
             for step in steps {
                 match step {

@@ -9,6 +9,8 @@ pub const TICK: Duration = Duration::from_millis(10);
 /// 4096 slots of 10 ms span 40.96 s, more than the default 35 s ttl, so with default settings
 /// no entry waits for a later lap and a sweep touches only entries that are due.
 pub const SLOTS: usize = 4096;
+// Lossless: 10 ms in nanoseconds fits any integer type here.
+const TICK_NANOS: u64 = TICK.as_nanos() as u64;
 
 /// Items scheduled at instants, handed back once their instant has passed.
 ///
@@ -27,11 +29,18 @@ pub struct TimerWheel<T> {
     earliest: Option<Instant>,
 }
 
+/// 16 bytes with the registry's 8-byte items: the instant is kept as nanoseconds since the
+/// origin (it saturates after 584 years), and the tick is computed from it, not stored.
 #[derive(Debug)]
 struct Entry<T> {
-    tick: u64,
-    at: Instant,
+    at: u64,
     item: T,
+}
+
+impl<T> Entry<T> {
+    fn tick(&self) -> u64 {
+        self.at / TICK_NANOS
+    }
 }
 
 impl<T> TimerWheel<T> {
@@ -54,8 +63,18 @@ impl<T> TimerWheel<T> {
     pub fn insert(&mut self, at: Instant, item: T) {
         // An instant in a tick already drained goes into the current slot, which every
         // advance scans, so it is still handed back on time.
-        let tick = self.tick_of(at).max(self.current_tick);
-        self.slots[slot_of(tick)].push(Entry { tick, at, item });
+        let nanos = self.nanos_of(at);
+        // The tick is derived from the instant, so an instant in a drained tick is stored as the
+        // current tick's start: due at once, as it was.
+        let nanos = nanos.max(self.current_tick * TICK_NANOS);
+        let slot = &mut self.slots[slot_of(nanos / TICK_NANOS)];
+        if slot.len() == slot.capacity() {
+            // Grow by half, not double: at a million entries the slots' spare room is most of
+            // the wheel's memory.
+            slot.reserve_exact((slot.len() / 2).max(1));
+        }
+        slot.push(Entry { at: nanos, item });
+        let at = self.instant_of(nanos);
         if self.earliest.is_none_or(|e| at < e) {
             self.earliest = Some(at);
         }
@@ -74,19 +93,20 @@ impl<T> TimerWheel<T> {
         // Whole slots of ticks that are over; at most one lap, since a lap visits every slot.
         let laps_end = now_tick.min(self.current_tick + SLOTS as u64);
         for tick in self.current_tick..laps_end {
-            self.drain_slot(slot_of(tick), |e| e.tick <= tick, due);
+            self.drain_slot(slot_of(tick), |e| e.tick() <= tick, due);
         }
         if now_tick >= self.current_tick + SLOTS as u64 {
             // More than a lap passed: entries of later laps may be due in any slot.
             for slot in 0..SLOTS {
-                self.drain_slot(slot, |e| e.tick < now_tick, due);
+                self.drain_slot(slot, |e| e.tick() < now_tick, due);
             }
         }
         self.current_tick = self.current_tick.max(now_tick);
         // The current tick is only partly over: take what is due, keep the rest.
+        let now_nanos = self.nanos_of(now);
         self.drain_slot(
             slot_of(now_tick),
-            |e| e.tick <= now_tick && e.at <= now,
+            |e| e.tick() <= now_tick && e.at <= now_nanos,
             due,
         );
         if due.len() > before {
@@ -122,20 +142,30 @@ impl<T> TimerWheel<T> {
         for tick in self.current_tick..self.current_tick + SLOTS as u64 {
             let earliest = self.slots[slot_of(tick)]
                 .iter()
-                .filter(|e| e.tick == tick)
+                .filter(|e| e.tick() == tick)
                 .map(|e| e.at)
                 .min();
-            if earliest.is_some() {
-                return earliest;
+            if let Some(nanos) = earliest {
+                return Some(self.instant_of(nanos));
             }
         }
-        self.slots.iter().flatten().map(|e| e.at).min()
+        let nanos = self.slots.iter().flatten().map(|e| e.at).min()?;
+        Some(self.instant_of(nanos))
     }
 
     fn tick_of(&self, at: Instant) -> u64 {
+        self.nanos_of(at) / TICK_NANOS
+    }
+
+    /// Nanoseconds from the origin to `at`: 0 for instants before it, saturating after 584
+    /// years of uptime.
+    fn nanos_of(&self, at: Instant) -> u64 {
         let since = at.saturating_duration_since(self.origin);
-        // Saturates after ~5.8e9 years of uptime.
-        u64::try_from(since.as_nanos() / TICK.as_nanos()).unwrap_or(u64::MAX / 2)
+        u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn instant_of(&self, nanos: u64) -> Instant {
+        self.origin + Duration::from_nanos(nanos)
     }
 }
 
