@@ -36,6 +36,10 @@ const MAX_RETRY: Duration = Duration::from_secs(30);
 /// This many receive errors in a row mean the socket is broken, not that one ICMP error came
 /// back: it is opened again.
 const ERRORS_BEFORE_REOPEN: u32 = 10;
+/// Datagrams read in one turn of the loop when they queue up: 64 handled beacons are some
+/// 100 µs, a delay the API and the timers do not notice, and enough to spread the cost of a
+/// turn thin.
+const BURST: usize = 64;
 /// At most one warning per this period about receive errors.
 const ERROR_LOG_PERIOD: Duration = Duration::from_secs(10);
 /// The most connections the `--metrics` listener keeps open: a scraper or two, each with a
@@ -254,12 +258,8 @@ impl Driver {
                 Woke::Query(query) => self.answer(query),
                 Woke::Received(Ok((len, from))) => {
                     self.receive_errors = 0;
-                    let event =
-                        self.node
-                            .handle_datagram(&buf[..len], from, now, SystemTime::now());
-                    if let Some(event) = event {
-                        self.publish(&event, now);
-                    }
+                    self.take_in(&buf[..len], from, now);
+                    self.read_burst(&mut buf);
                 }
                 Woke::Received(Err(err)) => self.receive_failed(&err, now),
                 Woke::Timer => self.sweep(now),
@@ -269,6 +269,39 @@ impl Driver {
         let goodbye = self.node.goodbye(SystemTime::now());
         if self.send(&goodbye).await {
             info!("goodbye sent");
+        }
+    }
+
+    fn take_in(&mut self, datagram: &[u8], from: std::net::SocketAddr, now: Instant) {
+        let event = self
+            .node
+            .handle_datagram(datagram, from, now, SystemTime::now());
+        if let Some(event) = event {
+            self.publish(&event, now);
+        }
+    }
+
+    /// Reads on while datagrams are queued, up to [`BURST`] of them, without going back round
+    /// the loop: a turn of it (a timer armed and dropped, the cancellation and query futures
+    /// polled, the clock read) costs as much as the datagram itself. Bounded, so a flood still
+    /// leaves room for the API's queries, the beacons and the deadlines.
+    fn read_burst(&mut self, buf: &mut [u8]) {
+        for _ in 1..BURST {
+            let Some(socket) = &self.socket else {
+                return;
+            };
+            // Goes to the kernel: the readiness that just delivered a datagram still holds.
+            match socket.try_recv_from(buf) {
+                Ok((len, from)) => {
+                    self.receive_errors = 0;
+                    self.take_in(&buf[..len], from, now());
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(err) => {
+                    self.receive_failed(&err, now());
+                    return;
+                }
+            }
         }
     }
 
