@@ -2,6 +2,7 @@
 //! socket, and the HTTP API. No protocol here (see `node`), no socket options (see `socket`),
 //! no argv (see `main`).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -21,7 +22,7 @@ use crate::node::{Node, SocketStats};
 use crate::notify::{self, Notifier};
 use crate::registry::PeerEvent;
 use crate::server::{self, ApiCounters};
-use crate::socket;
+use crate::socket::{self, DatagramBuf};
 use crate::throttle::Throttle;
 
 /// A loop that wakes this much later than it meant to was not running: the process was
@@ -127,11 +128,10 @@ pub async fn run(
         notifier,
         ready: false,
     };
-    tracker.spawn(
-        driver
-            .run(query_rx, shutdown.clone())
-            .instrument(info_span!("node")),
-    );
+    // Not in a span: the driver is polled for every datagram and timer, and entering and
+    // leaving a span on each poll was a seventh of an idle agent's CPU (bin/bench-lan's
+    // profile). Its lines name their module instead.
+    tracker.spawn(driver.run(query_rx, shutdown.clone()));
     let state = ApiState { queries, started };
     if let Some(listener) = metrics {
         let addr = listener
@@ -195,15 +195,16 @@ struct Driver {
 /// What woke the driver's loop.
 enum Woke {
     Query(Query),
-    Received(std::io::Result<(usize, std::net::SocketAddr)>),
+    /// The socket has datagrams queued (or an error to report).
+    Readable(std::io::Result<()>),
     Timer,
 }
 
 impl Driver {
     async fn run(mut self, mut queries: mpsc::Receiver<Query>, shutdown: CancellationToken) {
-        // One byte more than a beacon may have, so an oversized datagram shows as oversized
-        // instead of being silently cut to a valid-looking length.
-        let mut buf = [0u8; MAX_BEACON_LEN + 1];
+        let mut bufs: Box<[DatagramBuf; socket::BATCH]> =
+            Box::new([[0; MAX_BEACON_LEN + 1]; socket::BATCH]);
+        let mut got = Vec::with_capacity(socket::BATCH);
         loop {
             let turn = now();
             if self.socket.is_none() && turn >= self.retry_at {
@@ -232,36 +233,31 @@ impl Driver {
             // By then at the latest the loop runs again, unless the process is not running.
             let expected_by = wakeup.max(turn);
             let socket = self.socket.as_ref();
-            let received = async {
+            let readable = async {
                 match socket {
-                    Some(socket) => socket.recv_from(&mut buf).await,
+                    Some(socket) => socket.readable().await,
                     None => std::future::pending().await,
                 }
             };
             let woke = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 Some(query) = queries.recv() => Woke::Query(query),
-                received = received => Woke::Received(received),
+                readable = readable => Woke::Readable(readable),
                 _ = tokio::time::sleep_until(wakeup.into()) => Woke::Timer,
             };
             // Checked before anything that woke the loop is handled: after a stop, the timer
             // would expire every peer at once and the datagram would be stale news.
             let now = now();
             if now > expected_by + STALL {
-                let first_is_stale = matches!(woke, Woke::Received(Ok(_)));
-                self.stalled(now - expected_by, now, u64::from(first_is_stale));
-                if first_is_stale {
-                    continue;
+                self.stalled(now - expected_by, now);
+                if matches!(woke, Woke::Readable(Ok(()))) {
+                    continue; // what was readable was stale, and is gone
                 }
             }
             match woke {
                 Woke::Query(query) => self.answer(query),
-                Woke::Received(Ok((len, from))) => {
-                    self.receive_errors = 0;
-                    self.take_in(&buf[..len], from, now);
-                    self.read_burst(&mut buf);
-                }
-                Woke::Received(Err(err)) => self.receive_failed(&err, now),
+                Woke::Readable(Ok(())) => self.drain(&mut bufs, &mut got, now),
+                Woke::Readable(Err(err)) => self.receive_failed(&err, now),
                 Woke::Timer => self.sweep(now),
             }
         }
@@ -272,33 +268,38 @@ impl Driver {
         }
     }
 
-    fn take_in(&mut self, datagram: &[u8], from: std::net::SocketAddr, now: Instant) {
-        let event = self
-            .node
-            .handle_datagram(datagram, from, now, SystemTime::now());
-        if let Some(event) = event {
-            self.publish(&event, now);
-        }
-    }
-
-    /// Reads on while datagrams are queued, up to [`BURST`] of them, without going back round
-    /// the loop: a turn of it (a timer armed and dropped, the cancellation and query futures
-    /// polled, the clock read) costs as much as the datagram itself. Bounded, so a flood still
-    /// leaves room for the API's queries, the beacons and the deadlines.
-    fn read_burst(&mut self, buf: &mut [u8]) {
-        for _ in 1..BURST {
-            let Some(socket) = &self.socket else {
+    /// Reads and takes in what is queued, a batch per system call, up to [`BURST`] datagrams
+    /// before going back round the loop: a turn of it (a timer armed and dropped, the
+    /// cancellation and query futures polled, the clock read) costs as much as a datagram.
+    /// Bounded, so a flood still leaves room for the API's queries, the beacons and the
+    /// deadlines. One `now` serves the burst: it lasts some 100 µs, far below a wheel tick.
+    fn drain(
+        &mut self,
+        bufs: &mut [DatagramBuf; socket::BATCH],
+        got: &mut Vec<(usize, SocketAddr)>,
+        now: Instant,
+    ) {
+        let wall_now = SystemTime::now();
+        for _ in 0..BURST / socket::BATCH {
+            let Some(sock) = &self.socket else {
                 return;
             };
-            // Goes to the kernel: the readiness that just delivered a datagram still holds.
-            match socket.try_recv_from(buf) {
-                Ok((len, from)) => {
+            match socket::recv_batch(sock, bufs, got) {
+                Ok(()) => {
                     self.receive_errors = 0;
-                    self.take_in(&buf[..len], from, now());
+                    for (buf, &(len, from)) in bufs.iter().zip(got.iter()) {
+                        let event = self.node.handle_datagram(&buf[..len], from, now, wall_now);
+                        if let Some(event) = event {
+                            self.funnel.publish(&event, now, wall_now);
+                        }
+                    }
+                    if got.len() < socket::BATCH {
+                        return; // most likely drained; the next turn finds out for sure
+                    }
                 }
                 Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(err) => {
-                    self.receive_failed(&err, now());
+                    self.receive_failed(&err, now);
                     return;
                 }
             }
@@ -400,9 +401,8 @@ impl Driver {
     /// The loop ran `gap` later than it meant to: the agent was stopped. What queued up on
     /// the socket meanwhile is old news (a peer that died during the stop would look alive),
     /// so it is dropped unread; the node does not count the gap against its peers.
-    fn stalled(&mut self, gap: Duration, now: Instant, already_read: u64) {
-        let queued = self.socket.as_ref().map_or(0, socket::discard_queued);
-        let stale = already_read + queued;
+    fn stalled(&mut self, gap: Duration, now: Instant) {
+        let stale = self.socket.as_ref().map_or(0, socket::discard_queued);
         warn!(gap = %humantime::format_duration(gap), stale_datagrams_dropped = stale,
             "the agent was stopped or stalled: each peer gets a ttl from now to be heard again, and it announces itself");
         self.node.stale_dropped(stale);

@@ -71,13 +71,21 @@ impl PeerInfo {
             let at = wall_now.checked_sub(ago(at)).unwrap_or(wall_now);
             humantime::format_rfc3339_millis(at).to_string()
         };
+        let first_seen = wall(peer.first_seen);
+        // A joined peer was first and last seen at once: formatting a time is most of what
+        // describing an event costs, so the same instant is formatted once.
+        let last_seen = if peer.last_seen == peer.first_seen {
+            first_seen.clone()
+        } else {
+            wall(peer.last_seen)
+        };
         PeerInfo {
             hostname: peer.hostname.clone(),
             address: peer.address.ip().to_string(),
             instance: format_instance(peer.instance),
             sequence: peer.sequence,
-            first_seen: wall(peer.first_seen),
-            last_seen: wall(peer.last_seen),
+            first_seen,
+            last_seen,
             last_seen_ms_ago: millis(ago(peer.last_seen)),
             expires_in_ms: millis(peer.deadline.saturating_duration_since(now)),
             up_for_ms: millis(ago(peer.first_seen)),
@@ -356,10 +364,16 @@ impl PeerChange {
             // Gone: it no longer expires.
             peer.expires_in_ms = 0;
         }
+        // A beacon's event happens when the peer was last seen: that time is formatted already.
+        let time = if event.peer().last_seen == now {
+            peer.last_seen.clone()
+        } else {
+            humantime::format_rfc3339_millis(wall_now).to_string()
+        };
         PeerChange {
             id,
             event: kind,
-            time: humantime::format_rfc3339_millis(wall_now).to_string(),
+            time,
             peer,
             old_address,
             old_instance,

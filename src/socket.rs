@@ -122,6 +122,47 @@ pub fn discard_queued(socket: &tokio::net::UdpSocket) -> u64 {
     count
 }
 
+/// Datagrams asked for in one `recvmmsg(2)`.
+pub const BATCH: usize = 32;
+
+/// Room for one datagram of a batch: one byte more than a beacon may have, so an oversized
+/// datagram shows as oversized instead of being silently cut to a valid-looking length.
+pub type DatagramBuf = [u8; crate::beacon::MAX_BEACON_LEN + 1];
+
+/// Reads up to [`BATCH`] queued datagrams with one `recvmmsg(2)`, into `bufs`, and puts each
+/// one's length and sender in `got` (cleared first). `WouldBlock` when none is queued, which
+/// also tells tokio the socket is drained. One system call instead of one per datagram: at a
+/// full queue, the call is most of what a datagram costs.
+pub fn recv_batch(
+    socket: &tokio::net::UdpSocket,
+    bufs: &mut [DatagramBuf; BATCH],
+    got: &mut Vec<(usize, SocketAddr)>,
+) -> std::io::Result<()> {
+    use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrIn, recvmmsg};
+    got.clear();
+    socket.try_io(tokio::io::Interest::READABLE, || {
+        let mut headers = MultiHeaders::<SockaddrIn>::preallocate(BATCH, None);
+        let mut slices = bufs.each_mut().map(|buf| [std::io::IoSliceMut::new(buf)]);
+        let received = recvmmsg(
+            socket.as_raw_fd(),
+            &mut headers,
+            slices.iter_mut(),
+            MsgFlags::MSG_DONTWAIT,
+            None,
+        )?;
+        for message in received {
+            // An IPv4 socket's senders are IPv4; the unspecified address stands in for one the
+            // kernel did not give.
+            let from = message.address.map_or(
+                SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+                SocketAddrV4::from,
+            );
+            got.push((message.bytes, SocketAddr::V4(from)));
+        }
+        Ok(())
+    })
+}
+
 /// The receive buffer the kernel granted, in bytes.
 pub fn receive_buffer(socket: &tokio::net::UdpSocket) -> Option<usize> {
     SockRef::from(socket).recv_buffer_size().ok()
