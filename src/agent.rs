@@ -256,7 +256,12 @@ impl Driver {
             }
             match woke {
                 Woke::Query(query) => self.answer(query),
-                Woke::Readable(Ok(())) => self.drain(&mut bufs, &mut got, now),
+                Woke::Readable(Ok(())) => {
+                    self.drain(&mut bufs, &mut got, now);
+                    if self.node.sweep_due(now) {
+                        self.sweep(now);
+                    }
+                }
                 Woke::Readable(Err(err)) => self.receive_failed(&err, now),
                 Woke::Timer => self.sweep(now),
             }

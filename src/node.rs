@@ -307,12 +307,30 @@ impl Node {
         self.registry.expire(now)
     }
 
-    /// When the node next has work: a beacon due or a deadline to check.
+    /// When the node next has work: a beacon due, or a deadline to check, the latter up to
+    /// [`sweep_slack`](Self::sweep_slack) late. Most deadlines the registry holds are stale (the
+    /// peer beaconed since, and its entry only moves on), and the datagrams that arrive anyway
+    /// sweep what is due ([`sweep_due`](Self::sweep_due)); so with peers talking, checking
+    /// deadlines costs no wake-up of its own, and a silent peer still expires on time but for
+    /// the slack.
     pub fn next_wakeup(&self) -> Instant {
         match self.registry.next_deadline() {
-            Some(deadline) => deadline.min(self.next_beacon()),
+            Some(deadline) => (deadline + self.sweep_slack()).min(self.next_beacon()),
             None => self.next_beacon(),
         }
+    }
+
+    /// How late a deadline may be checked when no datagram comes to check it sooner: a 64th of
+    /// the ttl (547 ms at the default 35 s, 16 ms at 1 s), at most a second.
+    pub fn sweep_slack(&self) -> Duration {
+        (self.config.ttl / 64).min(Duration::from_secs(1))
+    }
+
+    /// Whether a deadline is due by `now`: the agent sweeps after reading datagrams then.
+    pub fn sweep_due(&self, now: Instant) -> bool {
+        self.registry
+            .next_deadline()
+            .is_some_and(|deadline| deadline <= now)
     }
 
     /// The live peers as of `now` (when the wall clock read `wall_now`), sorted by hostname.
