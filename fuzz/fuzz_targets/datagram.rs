@@ -162,9 +162,13 @@ fn check_event(node: &Node, event: &PeerEvent, datagram: &[u8], from: SocketAddr
     match event {
         PeerEvent::Left { .. } => assert!(!listed, "left yet listed"),
         PeerEvent::Expired { .. } => panic!("a datagram never expires anyone: {event:?}"),
-        PeerEvent::Joined { .. } | PeerEvent::Updated { .. } | PeerEvent::Restarted { .. } => {
+        PeerEvent::Joined { .. }
+        | PeerEvent::Updated { .. }
+        | PeerEvent::Retagged { .. }
+        | PeerEvent::Restarted { .. } => {
             assert!(listed, "{event:?} but not listed");
             assert_eq!((peer.instance, peer.address), (beacon.instance, from));
+            assert_eq!(peer.tags, beacon.tags, "the tags of the beacon that changed it");
             let ttl = beacon
                 .ttl
                 .map_or(node.config().ttl, |ttl| ttl.clamp(MIN_TIMING, MAX_TIMING));

@@ -28,7 +28,12 @@ fuzz_target!(|data: &[u8]| {
     // fields, reserved flag bits cleared. A decoder that accepted a byte it then ignored shows
     // here.
     let len = HEADER_LEN + beacon.hostname.len();
-    let fields = beacon.ttl.map_or(0, |_| 7) + beacon.timestamp.map_or(0, |_| 11);
+    let tags = if beacon.tags.is_empty() {
+        0
+    } else {
+        3 + peerd::tags::encode(&beacon.tags).len()
+    };
+    let fields = beacon.ttl.map_or(0, |_| 7) + beacon.timestamp.map_or(0, |_| 11) + tags;
     assert_eq!(
         encoded.len(),
         len + fields,
