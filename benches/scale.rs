@@ -138,27 +138,30 @@ fn bytes_per_peer() {
 
 /// One renewal (a newer beacon of a listed peer, same instance and address): in the order the
 /// peers joined, as beacons arriving in a steady rhythm come, and in a shuffled order, so no
-/// prefetcher can guess the next record.
+/// prefetcher can guess the next record. Either way the beacons themselves are laid out in the
+/// order they are renewed: an agent decodes each into a buffer that is already in its cache,
+/// so only the registry's own memory should miss.
 fn renew(c: &mut Criterion) {
     bytes_per_peer();
     let mut group = c.benchmark_group("renew");
     for peers in SIZES {
         let t0 = Instant::now();
-        let mut beacons: Vec<Beacon> = (0..peers).map(|i| beacon(i, Kind::Short)).collect();
-        let mut registry = steady(&mut beacons, t0);
+        let mut joined: Vec<Beacon> = (0..peers).map(|i| beacon(i, Kind::Short)).collect();
+        let mut registry = steady(&mut joined, t0);
+        // Beyond the three intervals `steady` used, and only ever later.
+        let mut now = t0 + BEACON_INTERVAL * 3;
         for (order, shuffled) in [("in_order", false), ("shuffled", true)] {
             let mut sequence: Vec<usize> = (0..peers).collect();
             if shuffled {
                 fastrand::Rng::with_seed(15).shuffle(&mut sequence);
             }
-            // Beyond the three intervals `steady` used.
-            let mut now = t0 + BEACON_INTERVAL * 3;
+            let mut beacons: Vec<Beacon> = sequence.iter().map(|&i| joined[i].clone()).collect();
             let mut next = 0;
             group.bench_function(BenchmarkId::new(order, peers), |b| {
                 b.iter_custom(|iters| {
                     let start = Instant::now();
                     for _ in 0..iters {
-                        let beacon = &mut beacons[sequence[next]];
+                        let beacon = &mut beacons[next];
                         // Newer than the last one accepted, else it is dropped as a duplicate.
                         beacon.sequence += 1;
                         black_box(registry.observe(beacon, FROM, now));
@@ -174,7 +177,49 @@ fn renew(c: &mut Criterion) {
                 });
             });
             assert_eq!(registry.len(), peers, "renewals neither add nor drop peers");
+            // The next order starts from where this one left the sequence numbers and the
+            // clock.
+            now += BEACON_INTERVAL;
+            for beacon in beacons {
+                let i = usize::try_from(beacon.instance - OWN - 1).expect("fits");
+                joined[i].sequence = beacon.sequence;
+            }
         }
+    }
+    group.finish();
+}
+
+/// What one read of memory costs on this machine when nothing can predict it: a chain of
+/// dependent reads, each to a random cache line of a buffer as large as the registry's records
+/// at that size (96 bytes a peer). A renewal in a shuffled order pays a few of these; this
+/// tells how many.
+fn random_read(c: &mut Criterion) {
+    const LINE: usize = 64 / std::mem::size_of::<u32>();
+    let mut group = c.benchmark_group("random_read");
+    for peers in SIZES {
+        let lines = peers * 96 / 64;
+        // Sattolo's shuffle: one cycle through every line, so the chain never short-cuts.
+        let mut order: Vec<usize> = (0..lines).collect();
+        let mut rng = fastrand::Rng::with_seed(49);
+        for i in (1..lines).rev() {
+            order.swap(i, rng.usize(..i));
+        }
+        let mut memory = vec![0u32; lines * LINE];
+        for (i, &line) in order.iter().enumerate() {
+            let next = order[(i + 1) % lines];
+            memory[line * LINE] = u32::try_from(next).expect("fits");
+        }
+        let mut at = 0usize;
+        group.bench_function(BenchmarkId::from_parameter(peers), |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    at = memory[at * LINE] as usize;
+                }
+                black_box(at);
+                start.elapsed()
+            });
+        });
     }
     group.finish();
 }
@@ -304,6 +349,6 @@ criterion_group! {
         .sample_size(20)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = renew, join, sweep
+    targets = renew, random_read, join, sweep
 }
 criterion_main!(benches);
