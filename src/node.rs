@@ -510,6 +510,34 @@ mod tests {
     }
 
     #[test]
+    fn a_deadline_waits_a_slack_for_a_datagram_to_check_it_and_still_expires_the_peer() {
+        let t0 = Instant::now();
+        let config = Config {
+            interval: Duration::from_secs(3600),
+            ..config()
+        };
+        let ttl = config.ttl;
+        let mut node = Node::new(config, OWN, 7, t0);
+        node.handle_datagram(&beacon_of("peer", 9, 0), from(), t0, WALL);
+        // Our first beacon and the early answer to the newcomer; the next is an hour away.
+        let answered = t0 + EARLY_ANSWER_DELAY;
+        while node.poll_beacon(answered, WALL).is_some() {}
+        assert_eq!(node.sweep_slack(), ttl / 64);
+        assert_eq!(
+            node.next_wakeup(),
+            t0 + ttl + ttl / 64,
+            "the timer waits the slack"
+        );
+        // A datagram arriving meanwhile finds the deadline due and sweeps it on time.
+        assert!(!node.sweep_due(t0 + ttl - Duration::from_nanos(1)));
+        assert!(node.sweep_due(t0 + ttl));
+        let expired = node.handle_timeout(t0 + ttl);
+        assert!(
+            matches!(expired.as_slice(), [PeerEvent::Expired { peer }] if peer.hostname == "peer")
+        );
+    }
+
+    #[test]
     fn a_newcomer_is_answered_within_the_answer_delay_not_the_interval() {
         let t0 = Instant::now();
         let mut node = node(t0);
