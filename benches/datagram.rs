@@ -3,8 +3,10 @@
 //! signed, in a registry of 1,000 peers. `bin/bench-ingest` measures the whole receive path
 //! against the socket; this isolates the part that is ours, free of the kernel's noise.
 
+mod support;
+
 use std::hint::black_box;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
@@ -14,10 +16,10 @@ use peerd::config::{Config, MAX_PEERS};
 use peerd::events::Funnel;
 use peerd::node::Node;
 use peerd::registry::PeerEvent;
+use support::FROM;
 
 const PEERS: usize = 1_000;
 const SECRET: &[u8] = b"a shared secret of 32 bytes, ok!";
-const FROM: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 24901);
 
 fn node(signed: bool, now: Instant) -> Node {
     let mut config = Config::new("bench", Ipv4Addr::LOCALHOST);
@@ -86,19 +88,14 @@ fn handle(c: &mut Criterion) {
         let joins: Vec<Vec<u8>> = (0..PEERS).map(|i| datagram(i, 0, keys, wall)).collect();
         group.bench_function(BenchmarkId::new("join", name), |b| {
             b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                let mut left = iters;
-                while left > 0 {
+                support::in_fills(iters, PEERS, |n| {
                     let mut node = self::node(signed, t0);
-                    let n = usize::try_from(left).map_or(PEERS, |left| left.min(PEERS));
                     let start = Instant::now();
                     for joining in &joins[..n] {
                         black_box(node.handle_datagram(joining, FROM, t0, wall));
                     }
-                    total += start.elapsed();
-                    left -= u64::try_from(n).expect("fits");
-                }
-                total
+                    start.elapsed()
+                })
             });
         });
     }
@@ -131,10 +128,7 @@ fn publish(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    config = support::criterion();
     targets = handle, publish
 }
 criterion_main!(benches);

@@ -4,37 +4,23 @@
 //! BENCHMARKS.md has the figures and how to read them. `benches/scale.rs` measures the
 //! registry itself at 1k, 100k and 1M peers.
 
+mod support;
+
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use peerd::beacon::Beacon;
 use peerd::config::{BEACON_INTERVAL, PEER_TTL};
 use peerd::registry::Registry;
 use peerd::wheel::{TICK, TimerWheel};
+use support::{FROM, OWN, beacon, in_fills};
 use tokio_util::time::DelayQueue;
 
 /// Registry size the figures are quoted at.
 const PEERS: usize = 100_000;
 /// Peers due in the pass over the registry, as a sweep of that many would find.
 const DUE: usize = 1_000;
-const OWN: u64 = 0xAAAA;
-const FROM: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 24901);
-
-fn beacon(i: usize) -> Beacon {
-    Beacon {
-        // One per peer, as with real processes, and never ours.
-        instance: OWN + 1 + u64::try_from(i).expect("fits"),
-        sequence: 0,
-        goodbye: false,
-        hostname: format!("node-{i}"),
-        ..Beacon::default()
-    }
-}
-
 /// Deadlines as a registry sees them: `heard + ttl`, the peers heard over one beacon interval,
 /// so spread over [ttl - interval, ttl) from now. `shuffled` inserts them in random order
 /// (a seeded one, so runs compare); otherwise in order, as beacons arriving in real time do.
@@ -48,20 +34,6 @@ fn offsets(shuffled: bool) -> Vec<Duration> {
         fastrand::Rng::with_seed(49001).shuffle(&mut offsets);
     }
     offsets
-}
-
-/// Runs `iters` inserts as fills of at most [`PEERS`] each, so every insert lands in a
-/// structure of 0..100k entries. `fill(n)` starts from an empty structure and times only its
-/// `n` inserts.
-fn in_fills(iters: u64, mut fill: impl FnMut(usize) -> Duration) -> Duration {
-    let mut total = Duration::ZERO;
-    let mut left = iters;
-    while left > 0 {
-        let n = usize::try_from(left).map_or(PEERS, |left| left.min(PEERS));
-        total += fill(n);
-        left -= u64::try_from(n).expect("fits");
-    }
-    total
 }
 
 fn time_runtime() -> tokio::runtime::Runtime {
@@ -84,7 +56,7 @@ fn insert(c: &mut Criterion) {
         let offsets = offsets(shuffled);
         group.bench_function(BenchmarkId::new("wheel", format!("fresh_{order}")), |b| {
             b.iter_custom(|iters| {
-                in_fills(iters, |n| {
+                in_fills(iters, PEERS, |n| {
                     let t0 = Instant::now();
                     let mut wheel = TimerWheel::new(t0);
                     let elapsed = fill_wheel(&mut wheel, t0, &offsets[..n]);
@@ -99,7 +71,7 @@ fn insert(c: &mut Criterion) {
         let mut drained = Vec::new();
         group.bench_function(BenchmarkId::new("wheel", format!("reused_{order}")), |b| {
             b.iter_custom(|iters| {
-                in_fills(iters, |n| {
+                in_fills(iters, PEERS, |n| {
                     // Past every deadline of the last fill, all under one ttl ahead.
                     now += PEER_TTL + TICK;
                     wheel.advance(now, &mut drained);
@@ -112,7 +84,7 @@ fn insert(c: &mut Criterion) {
             BenchmarkId::new("delay_queue", format!("fresh_{order}")),
             |b| {
                 b.iter_custom(|iters| {
-                    in_fills(iters, |n| {
+                    in_fills(iters, PEERS, |n| {
                         let mut queue = DelayQueue::new();
                         let elapsed = fill_queue(&mut queue, &offsets[..n]);
                         black_box(queue);
@@ -126,7 +98,7 @@ fn insert(c: &mut Criterion) {
             BenchmarkId::new("delay_queue", format!("reused_{order}")),
             |b| {
                 b.iter_custom(|iters| {
-                    in_fills(iters, |n| {
+                    in_fills(iters, PEERS, |n| {
                         queue.clear();
                         fill_queue(&mut queue, &offsets[..n])
                     })
@@ -294,11 +266,7 @@ fn advance(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    // Two cores and a few minutes: fewer, shorter samples than criterion's defaults.
-    config = Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    config = support::criterion();
     targets = insert, renew, scan, advance
 }
 criterion_main!(benches);

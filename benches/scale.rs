@@ -6,9 +6,10 @@
 //! requested and not yet freed; malloc's own bookkeeping (8 to 16 bytes per allocation) is not
 //! in it. The figures print before criterion's, one line per case.
 
+mod support;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -16,13 +17,11 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use peerd::beacon::{AuthTag, Beacon};
 use peerd::config::{BEACON_INTERVAL, PEER_TTL};
 use peerd::registry::Registry;
+use support::{FROM, OWN};
 
 const SIZES: [usize; 3] = [1_000, 100_000, 1_000_000];
 /// Entries due in each measured sweep, the same at every size.
 const DUE: usize = 100;
-const OWN: u64 = 0xAAAA;
-const FROM: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 24901);
 
 struct Counting;
 
@@ -66,13 +65,7 @@ enum Kind {
 }
 
 fn beacon(i: usize, kind: Kind) -> Beacon {
-    let mut beacon = Beacon {
-        // One per peer, as with real processes, and never ours.
-        instance: OWN + 1 + u64::try_from(i).expect("fits"),
-        sequence: 0,
-        hostname: format!("node-{i}"),
-        ..Beacon::default()
-    };
+    let mut beacon = support::beacon(i);
     match kind {
         Kind::Short => {}
         Kind::Signed => {
@@ -233,10 +226,7 @@ fn join(c: &mut Criterion) {
         let spread = u32::try_from(peers).expect("fits");
         group.bench_function(BenchmarkId::from_parameter(peers), |b| {
             b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                let mut left = iters;
-                while left > 0 {
-                    let n = usize::try_from(left).map_or(peers, |left| left.min(peers));
+                support::in_fills(iters, peers, |n| {
                     let t0 = Instant::now();
                     let mut registry = Registry::new(OWN, PEER_TTL, t0);
                     let start = Instant::now();
@@ -247,11 +237,8 @@ fn join(c: &mut Criterion) {
                             t0 + BEACON_INTERVAL * i / spread,
                         ));
                     }
-                    total += start.elapsed();
-                    drop(registry);
-                    left -= u64::try_from(n).expect("fits");
-                }
-                total
+                    start.elapsed()
+                })
             });
         });
     }
@@ -344,11 +331,7 @@ fn sweep(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    // Two cores: fewer, shorter samples than criterion's defaults.
-    config = Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    config = support::criterion();
     targets = renew, random_read, join, sweep
 }
 criterion_main!(benches);
