@@ -219,18 +219,8 @@ async fn listen(
 mod tests {
     use super::*;
     use crate::beacon::DecodeError;
-    use crate::interface::Interface;
-    use crate::interface::{Candidate, Link};
-
-    fn candidate(name: &str, last: u8, running: bool) -> Candidate {
-        Candidate {
-            interface: Interface {
-                name: name.into(),
-                address: Ipv4Addr::new(10, 0, 0, last),
-            },
-            running,
-        }
-    }
+    use crate::interface::Link;
+    use crate::interface::tests::candidate;
 
     fn link(name: &str, up: bool, running: bool, multicast: bool) -> Link {
         Link {

@@ -152,10 +152,11 @@ pub fn name_of(address: Ipv4Addr) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn candidate(name: &str, last: u8, running: bool) -> Candidate {
+    /// Interface `name` with address 10.0.0.`last`, with carrier if `running`.
+    pub(crate) fn candidate(name: &str, last: u8, running: bool) -> Candidate {
         Candidate {
             interface: Interface {
                 name: name.into(),
