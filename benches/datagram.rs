@@ -10,12 +10,12 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use peerd::auth::Keyring;
-use peerd::beacon::Beacon;
+use peerd::agent::events::Funnel;
 use peerd::config::{Config, MAX_PEERS};
-use peerd::events::Funnel;
 use peerd::node::Node;
 use peerd::registry::PeerEvent;
+use peerd::wire::auth::Keyring;
+use peerd::wire::beacon::Beacon;
 use support::FROM;
 
 const PEERS: usize = 1_000;
@@ -38,7 +38,7 @@ fn datagram(i: usize, sequence: u64, keys: Option<&Keyring>, wall: SystemTime) -
         sequence,
         hostname: format!("node-{i:06}"),
         ttl: Some(Duration::from_secs(35)),
-        timestamp: keys.map(|_| peerd::admission::unix_millis(wall)),
+        timestamp: keys.map(|_| peerd::node::admission::unix_millis(wall)),
         ..Beacon::default()
     };
     let mut bytes = beacon.encode();
@@ -114,7 +114,7 @@ fn publish(c: &mut Criterion) {
         .collect();
     assert_eq!(joined.len(), PEERS);
     let mut funnel = Funnel::default();
-    for event in joined.iter().take(peerd::events::LOG_BURST as usize) {
+    for event in joined.iter().take(peerd::agent::events::LOG_BURST as usize) {
         funnel.publish(event, t0, wall);
     }
     let mut next = 0;

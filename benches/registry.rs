@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use peerd::config::{BEACON_INTERVAL, PEER_TTL};
 use peerd::registry::Registry;
-use peerd::wheel::{TICK, TimerWheel};
+use peerd::registry::wheel::{TICK, TimerWheel};
 use support::{FROM, OWN, beacon, in_fills};
 use tokio_util::time::DelayQueue;
 

@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use peerd::beacon::{AuthTag, Beacon};
 use peerd::config::{BEACON_INTERVAL, PEER_TTL};
 use peerd::registry::Registry;
+use peerd::wire::beacon::{AuthTag, Beacon};
 use support::{FROM, OWN};
 
 const SIZES: [usize; 3] = [1_000, 100_000, 1_000_000];
@@ -72,7 +72,7 @@ fn beacon(i: usize, kind: Kind) -> Beacon {
             beacon.timestamp = Some(1_800_000_000_000);
             beacon.auth = Some(AuthTag {
                 key_id: 1,
-                tag: [0; peerd::beacon::TAG_LEN],
+                tag: [0; peerd::wire::beacon::TAG_LEN],
             });
         }
         Kind::Long => beacon.hostname = format!("rack-17-chassis-3-blade-{i:07}.lab.example"),

@@ -6,11 +6,11 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::auth::Keyring;
-use crate::beacon::{
+use crate::wire::auth::Keyring;
+use crate::wire::beacon::{
     AUTH_VALUE_LEN, Beacon, EXT_HEADER_LEN, InvalidHostname, MAX_BEACON_LEN, validate_hostname,
 };
-use crate::tags::Tags;
+use crate::wire::tags::Tags;
 
 /// How often a node announces itself. 15 s keeps the traffic negligible (one ~30-byte datagram
 /// per node per 15 s) while a crashed node is still noticed within a minute.

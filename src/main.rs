@@ -9,11 +9,17 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use cli::follow::{Followed, Follower, Message};
+use peerd::agent;
+use peerd::agent::notify::{self, Notifier};
 use peerd::api::{self, AgentStatus, PeerInfo};
+use peerd::api::{client, server};
 use peerd::config::{self, Config};
-use peerd::follow::{Followed, Follower, Message};
-use peerd::notify::{self, Notifier};
-use peerd::{agent, auth, beacon, client, follow, interface, server, table, tags};
+use peerd::net::interface;
+use peerd::wire::{auth, beacon, tags};
+
+mod cli;
+use cli::{follow, table};
 
 /// Zero-configuration peer discovery: who is alive on this network, right now.
 #[derive(Debug, Parser)]

@@ -4,7 +4,7 @@
 use std::process::Stdio;
 
 use peerd::api::{EventKind, PeerChange};
-use peerd::beacon::Beacon;
+use peerd::wire::beacon::Beacon;
 
 use crate::support::cluster::Cluster;
 use crate::support::lan::Lan;

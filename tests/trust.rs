@@ -6,10 +6,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use peerd::admission::unix_millis;
-use peerd::auth::Keyring;
-use peerd::beacon::Beacon;
 use peerd::config::{MULTICAST_GROUP, PORT};
+use peerd::node::admission::unix_millis;
+use peerd::wire::auth::Keyring;
+use peerd::wire::beacon::Beacon;
 
 use crate::support::cluster::Cluster;
 use crate::support::lan::Lan;

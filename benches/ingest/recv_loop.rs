@@ -1,7 +1,7 @@
 //! The floor `bin/bench-ingest` holds the agent to: the least a program can do with the
 //! agent's socket, a `recv_from` loop that only counts, on the same runtime flavour.
 //!
-//! `recv-loop GROUP PORT INTERFACE`: opens the socket through `peerd::socket::bind_multicast`,
+//! `recv-loop GROUP PORT INTERFACE`: opens the socket through `peerd::net::socket::bind_multicast`,
 //! the function the agent opens its own with, so buffer size and options are identical; counts
 //! datagrams into a buffer the size the agent reads into. SIGUSR1 prints the count so far,
 //! SIGTERM prints it and exits 0.
@@ -29,12 +29,12 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(group: Ipv4Addr, port: u16, interface: Ipv4Addr) -> anyhow::Result<()> {
-    let socket = peerd::socket::bind_multicast(group, port, interface, 1)?;
+    let socket = peerd::net::socket::bind_multicast(group, port, interface, 1)?;
     let mut usr1 = signal(SignalKind::user_defined1()).context("handling SIGUSR1")?;
     let mut term = signal(SignalKind::terminate()).context("handling SIGTERM")?;
     let count = Cell::new(0u64);
     // The agent's read buffer: a beacon's limit and one byte more.
-    let mut buf = [0u8; peerd::beacon::MAX_BEACON_LEN + 1];
+    let mut buf = [0u8; peerd::wire::beacon::MAX_BEACON_LEN + 1];
     // One future for the whole loop, so the signals are looked at once per wake-up (after a
     // burst, or tokio's budget of reads), never once per datagram.
     let counting = async {

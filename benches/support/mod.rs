@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use criterion::Criterion;
-use peerd::beacon::Beacon;
+use peerd::wire::beacon::Beacon;
 
 /// The instance id of the registry's own agent: never a peer's.
 pub const OWN: u64 = 0xAAAA;

@@ -20,10 +20,10 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
 use libfuzzer_sys::fuzz_target;
-use peerd::admission::unix_millis;
+use peerd::node::admission::unix_millis;
 use peerd::api::{EventCounts, HookCounts, PeerInfo};
-use peerd::auth::Keyring;
-use peerd::beacon::Beacon;
+use peerd::wire::auth::Keyring;
+use peerd::wire::beacon::Beacon;
 use peerd::config::{Config, MAX_TIMING, MIN_TIMING};
 use peerd::node::{Node, SocketStats};
 use peerd::registry::PeerEvent;

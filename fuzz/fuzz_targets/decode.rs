@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use peerd::beacon::{Beacon, HEADER_LEN};
+use peerd::wire::beacon::{Beacon, HEADER_LEN};
 
 /// The flags byte's offset, and the bits of it version 1 defines (goodbye, migrating).
 const FLAGS_AT: usize = 5;
@@ -31,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
     let tags = if beacon.tags.is_empty() {
         0
     } else {
-        3 + peerd::tags::encode(&beacon.tags).len()
+        3 + peerd::wire::tags::encode(&beacon.tags).len()
     };
     let fields = beacon.ttl.map_or(0, |_| 7) + beacon.timestamp.map_or(0, |_| 11) + tags;
     assert_eq!(

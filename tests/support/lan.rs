@@ -3,8 +3,8 @@
 //! machine's own namespace.
 
 use peerd::api::{AgentStatus, PeerInfo};
-use peerd::beacon::Beacon;
 use peerd::config::{MULTICAST_GROUP, PORT};
+use peerd::wire::beacon::Beacon;
 
 use super::agent::Agent;
 use super::cluster::Cluster;

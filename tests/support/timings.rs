@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use peerd::config::{BEACON_INTERVAL, CROWD_QUIET, EARLY_ANSWER_WINDOW, JITTER, PEER_TTL};
-use peerd::wheel::TICK;
+use peerd::registry::wheel::TICK;
 
 /// How late a busy 2-core machine may run an agent that has work to do: a timer that is due, a
 /// datagram that arrived, a process that was signalled. Bounds judged by the agents' own clocks

@@ -3,19 +3,23 @@
 //! two beacons: a probe, which peers answer early, and the probe's goodbye.
 //! The checks themselves live in `diagnosis` (this host) and `hearing` (the group).
 
+mod hearing;
+mod host;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use crate::api::client;
 use crate::api::{self, AgentStatus};
-use crate::beacon::{Beacon, MAX_BEACON_LEN};
 use crate::config::{self, MIN_TIMING};
-use crate::interface::{self};
-use crate::{client, socket};
+use crate::net::interface::{self};
+use crate::net::socket;
+use crate::wire::beacon::{Beacon, MAX_BEACON_LEN};
 
-use crate::diagnosis::*;
-pub use crate::diagnosis::{Check, Status};
-pub use crate::hearing::Heard;
-use crate::hearing::*;
+pub use crate::doctor::hearing::Heard;
+use crate::doctor::hearing::*;
+use crate::doctor::host::*;
+pub use crate::doctor::host::{Check, Status};
 
 /// The hostname the probe announces: agents list it from the probe to its goodbye, a moment.
 pub const PROBE_HOSTNAME: &str = "peerd-doctor-probe";
@@ -218,9 +222,9 @@ async fn listen(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::beacon::DecodeError;
-    use crate::interface::Link;
-    use crate::interface::tests::candidate;
+    use crate::net::interface::Link;
+    use crate::net::interface::tests::candidate;
+    use crate::wire::beacon::DecodeError;
 
     fn link(name: &str, up: bool, running: bool, multicast: bool) -> Link {
         Link {

@@ -25,7 +25,7 @@ use tracing::{debug, info, warn};
 
 use crate::agent::now;
 use crate::api::ApiCounts;
-use crate::connections::{Connections, Room};
+use crate::api::connections::{Connections, Room};
 use crate::throttle::Throttle;
 
 /// How long a client may take to send a request head, from the moment its connection is

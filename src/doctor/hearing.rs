@@ -5,10 +5,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use crate::beacon::{Beacon, DecodeError};
 use crate::config;
-use crate::diagnosis::{Check, Status, count};
 use crate::doctor::PROBE_HOSTNAME;
+use crate::doctor::host::{Check, Status, count};
+use crate::wire::beacon::{Beacon, DecodeError};
 
 /// One datagram heard on the group during the window.
 #[derive(Debug, Clone)]

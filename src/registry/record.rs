@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use smol_str::SmolStr;
 
-use crate::beacon::Beacon;
+use crate::registry::rival::Rival;
 use crate::registry::{Gone, Peer};
-use crate::rival::Rival;
-use crate::tags::Tags;
+use crate::wire::beacon::Beacon;
+use crate::wire::tags::Tags;
 
 /// Instants as nanoseconds since an origin: 8 bytes instead of 16, exact for instants at or
 /// after it (earlier ones read as the origin), saturating after 584 years.

@@ -11,7 +11,7 @@ use tracing::{info, warn};
 
 use crate::api::{EventCounts, PeerChange, format_instance};
 use crate::registry::PeerEvent;
-use crate::tags;
+use crate::wire::tags;
 
 /// Events kept for a client that reconnects with `Last-Event-ID`: minutes of churn in a large
 /// cluster, a few hundred kilobytes at most.

@@ -127,7 +127,7 @@ pub const BATCH: usize = 32;
 
 /// Room for one datagram of a batch: one byte more than a beacon may have, so an oversized
 /// datagram shows as oversized instead of being silently cut to a valid-looking length.
-pub type DatagramBuf = [u8; crate::beacon::MAX_BEACON_LEN + 1];
+pub type DatagramBuf = [u8; crate::wire::beacon::MAX_BEACON_LEN + 1];
 
 /// Reads up to [`BATCH`] queued datagrams with one `recvmmsg(2)`, into `bufs`, and puts each
 /// one's length and sender in `got` (cleared first). `WouldBlock` when none is queued, which

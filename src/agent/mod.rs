@@ -2,6 +2,10 @@
 //! socket, and the HTTP API. No protocol here (see `node`), no socket options (see `socket`),
 //! no argv (see `main`).
 
+pub mod events;
+pub mod hooks;
+pub mod notify;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -13,17 +17,17 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use self::events::Funnel;
+use self::hooks::HookCounters;
+use self::notify::Notifier;
+use crate::api::server::{self, ApiCounters};
 use crate::api::{self, ApiState, Query, Snapshot, Start, Subscription, format_instance};
-use crate::beacon::MAX_BEACON_LEN;
 use crate::config::Config;
-use crate::events::Funnel;
-use crate::hooks::{self, HookCounters};
+use crate::net::socket::{self, DatagramBuf};
 use crate::node::{Node, SocketStats};
-use crate::notify::{self, Notifier};
 use crate::registry::PeerEvent;
-use crate::server::{self, ApiCounters};
-use crate::socket::{self, DatagramBuf};
 use crate::throttle::Throttle;
+use crate::wire::beacon::MAX_BEACON_LEN;
 
 /// A loop that wakes this much later than it meant to was not running: the process was
 /// stopped (SIGSTOP, a debugger) or the host stalled. Well above any scheduling delay.

@@ -5,16 +5,16 @@ use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::beacon::Beacon;
+use crate::wire::beacon::Beacon;
 use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::config::{MAX_TIMING, MIN_TIMING, REPLAY_WINDOW};
-use crate::record::{Clock, Record};
-pub use crate::rival::Rival;
-use crate::rival::other_instance;
-use crate::slab::Slab;
-use crate::tags::Tags;
-use crate::wheel::TimerWheel;
+use crate::registry::record::{Clock, Record};
+pub use crate::registry::rival::Rival;
+use crate::registry::rival::other_instance;
+use crate::registry::slab::Slab;
+use crate::registry::wheel::TimerWheel;
+use crate::wire::tags::Tags;
 
 /// One live peer as the registry knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -889,7 +889,7 @@ mod tests {
     fn signed(hostname: &str, instance: u64, sequence: u64, timestamp: u64) -> Beacon {
         Beacon {
             timestamp: Some(timestamp),
-            auth: Some(crate::beacon::AuthTag {
+            auth: Some(crate::wire::beacon::AuthTag {
                 key_id: 1,
                 tag: [0; 32],
             }),

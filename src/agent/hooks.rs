@@ -84,7 +84,10 @@ async fn run_one(
         .env("PEERD_PEER_HOSTNAME", hostname)
         .env("PEERD_PEER_ADDRESS", &change.peer.address)
         .env("PEERD_PEER_INSTANCE", &change.peer.instance)
-        .env("PEERD_PEER_TAGS", crate::tags::display(&change.peer.tags))
+        .env(
+            "PEERD_PEER_TAGS",
+            crate::wire::tags::display(&change.peer.tags),
+        )
         .stdin(Stdio::piped())
         // A group of its own, so a timeout or shutdown kills whatever the hook started too.
         .process_group(0)

@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::beacon::Beacon;
 use crate::registry::{Peer, PeerEvent, Refusals, new_peer};
+use crate::wire::beacon::Beacon;
 
 /// Another instance announcing a listed peer's hostname.
 #[derive(Debug, Clone, PartialEq, Eq)]

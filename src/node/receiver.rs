@@ -7,15 +7,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{debug, warn};
 
-use crate::admission::{self, unix_millis};
 use crate::api::{
     AgentStatus, ConflictInfo, EventCounts, HookCounts, PeerInfo, RefusedCounts, format_instance,
     millis,
 };
-use crate::beacon::{Beacon, DecodeError};
 use crate::config::{CROWD_QUIET, Config, EARLY_ANSWER_DELAY, EARLY_ANSWER_WINDOW, JITTER};
+use crate::node::admission::{self, unix_millis};
 use crate::registry::{PeerEvent, Registry};
 use crate::throttle::Throttle;
+use crate::wire::beacon::{Beacon, DecodeError};
 
 /// At most one debug line per this period about malformed datagrams, so a flood cannot flood
 /// logs.
@@ -731,7 +731,7 @@ mod tests {
     /// A node called `name` holding `secrets` (the first signs).
     fn keyed(name: &str, instance: u64, secrets: &[&[u8]], accept_unauthenticated: bool) -> Node {
         let config = Config {
-            keys: crate::auth::Keyring::new(secrets),
+            keys: crate::wire::auth::Keyring::new(secrets),
             accept_unauthenticated,
             ..Config::new(name, Ipv4Addr::LOCALHOST)
         };

@@ -5,9 +5,9 @@
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use crate::auth::{AuthError, Keyring};
-use crate::beacon::Beacon;
 use crate::config::REPLAY_WINDOW;
+use crate::wire::auth::{AuthError, Keyring};
+use crate::wire::beacon::Beacon;
 
 /// Why a beacon is refused before it reaches the registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

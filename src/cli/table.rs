@@ -4,8 +4,8 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use crate::api::{PeerChange, PeerInfo};
-use crate::tags;
+use peerd::api::{PeerChange, PeerInfo};
+use peerd::wire::tags;
 
 const HEADERS: [&str; 5] = ["HOSTNAME", "ADDRESS", "LAST SEEN", "EXPIRES IN", "UP FOR"];
 
@@ -121,7 +121,7 @@ mod tests {
         let plain = render(&[peer("a", 0, 0, 0)]);
         assert!(!plain.contains("CONFLICT"));
         let mut twice = peer("b", 0, 0, 0);
-        twice.conflict = Some(crate::api::ConflictInfo {
+        twice.conflict = Some(peerd::api::ConflictInfo {
             address: "172.18.0.9".into(),
             instance: "fedcba9876543210".into(),
             last_seen_ms_ago: 10,

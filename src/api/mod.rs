@@ -1,6 +1,13 @@
 //! The local HTTP/JSON API: response types shared with the CLI client, and a thin axum router.
 //! Handlers only ask the receive task for a snapshot and serialize it; they never hold state.
 
+pub mod client;
+mod connections;
+pub mod metrics;
+pub mod page;
+pub mod server;
+pub mod stream;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -13,9 +20,9 @@ use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::metrics::{self, METRICS_PATH};
+use self::metrics::METRICS_PATH;
 use crate::registry::{Peer, PeerEvent};
-use crate::tags::Tags;
+use crate::wire::tags::Tags;
 
 pub const PEERS_PATH: &str = "/v1/peers";
 pub const STATUS_PATH: &str = "/v1/status";
@@ -451,11 +458,11 @@ pub fn router(state: ApiState) -> Router {
         .route(PEERS_PATH, get(peers))
         .route(STATUS_PATH, get(status))
         .route(HEALTH_PATH, get(health))
-        .route(EVENTS_PATH, get(crate::stream::events))
+        .route(EVENTS_PATH, get(crate::api::stream::events))
         .route(METRICS_PATH, get(metrics))
-        .route("/", get(crate::page::index))
-        .route("/app.js", get(crate::page::script))
-        .route("/app.css", get(crate::page::style))
+        .route("/", get(crate::api::page::index))
+        .route("/app.js", get(crate::api::page::script))
+        .route("/app.css", get(crate::api::page::style))
         .with_state(state)
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::beacon::{AUTH_VALUE_LEN, AuthTag, EXT_AUTH, TAG_LEN};
+use crate::wire::beacon::{AUTH_VALUE_LEN, AuthTag, EXT_AUTH, TAG_LEN};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -196,7 +196,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::beacon::Beacon;
+    use crate::wire::beacon::Beacon;
 
     const SECRET: &[u8] = b"peerd test vector secret";
 

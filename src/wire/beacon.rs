@@ -5,7 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::tags::{self, Tags};
+use crate::wire::tags::{self, Tags};
 
 /// First four bytes of every beacon: ASCII `PEER`. Foreign traffic on the port is dropped here.
 pub const MAGIC: [u8; 4] = *b"PEER";

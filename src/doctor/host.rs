@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::api::AgentStatus;
-use crate::hearing::Heard;
-use crate::interface::{Candidate, Choice, Link};
+use crate::doctor::hearing::Heard;
+use crate::net::interface::{Candidate, Choice, Link};
 
 /// What a check concluded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -1,0 +1,11 @@
+//! The registry of live peers: a synchronous state machine keyed by hostname, driven by `now`.
+//! Owns the peer types, their packed records, the slab that stores them and the timer wheel
+//! that indexes their deadlines. Imports `wire` and `config` only: no I/O, no clock, no tokio.
+
+mod machine;
+mod record;
+pub mod rival;
+mod slab;
+pub mod wheel;
+
+pub use machine::*;
