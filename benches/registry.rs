@@ -14,7 +14,7 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use peerd::config::{BEACON_INTERVAL, PEER_TTL};
 use peerd::registry::Registry;
 use peerd::registry::wheel::{TICK, TimerWheel};
-use support::{FROM, OWN, beacon, in_fills};
+use support::{FROM, beacon, in_fills};
 use tokio_util::time::DelayQueue;
 
 /// Registry size the figures are quoted at.
@@ -207,10 +207,12 @@ fn scan(c: &mut Criterion) {
     let mut group = c.benchmark_group("scan_all_peers");
     for peers in [10_000, PEERS] {
         let t0 = Instant::now();
-        let mut registry = Registry::new(OWN, PEER_TTL, t0);
+        let mut registry = Registry::new(PEER_TTL, t0);
         let spread = u32::try_from(peers).expect("fits");
         for (i, heard) in (0..peers).zip(0..) {
-            registry.observe(&beacon(i), FROM, t0 + BEACON_INTERVAL * heard / spread);
+            registry
+                .observe(&beacon(i), FROM, t0 + BEACON_INTERVAL * heard / spread)
+                .expect("a join");
         }
         // About 1,000 due, as in the sweeps; the pass looks at every peer either way.
         let now = t0 + PEER_TTL + BEACON_INTERVAL * u32::try_from(DUE).expect("fits") / spread;

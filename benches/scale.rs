@@ -84,7 +84,7 @@ fn beacon(i: usize, kind: Kind) -> Beacon {
 /// renewed and swept for two more intervals: the steady state, where every peer holds one
 /// wheel entry that has been rescheduled at least once.
 fn steady(beacons: &mut [Beacon], t0: Instant) -> Registry {
-    let mut registry = Registry::new(OWN, PEER_TTL, t0);
+    let mut registry = Registry::new(PEER_TTL, t0);
     let spread = u32::try_from(beacons.len()).expect("fits");
     for round in 0..3 {
         for (beacon, i) in beacons.iter_mut().zip(0..) {
@@ -93,7 +93,7 @@ fn steady(beacons: &mut [Beacon], t0: Instant) -> Registry {
                 assert!(registry.expire(now).is_empty(), "nobody expires");
             }
             beacon.sequence += 1;
-            registry.observe(beacon, FROM, now);
+            registry.observe(beacon, FROM, now).expect("a renewal");
         }
     }
     assert_eq!(registry.len(), beacons.len());
@@ -105,7 +105,7 @@ fn steady(beacons: &mut [Beacon], t0: Instant) -> Registry {
 fn bytes_per_peer() {
     let t0 = Instant::now();
     let before = HEAP.load(Ordering::Relaxed);
-    let empty = Registry::new(OWN, PEER_TTL, t0);
+    let empty = Registry::new(PEER_TTL, t0);
     let fixed = HEAP.load(Ordering::Relaxed) - before;
     drop(empty);
     println!("heap: an empty registry holds {fixed} bytes");
@@ -157,7 +157,7 @@ fn renew(c: &mut Criterion) {
                         let beacon = &mut beacons[next];
                         // Newer than the last one accepted, else it is dropped as a duplicate.
                         beacon.sequence += 1;
-                        black_box(registry.observe(beacon, FROM, now));
+                        let _ = black_box(registry.observe(beacon, FROM, now));
                         next += 1;
                         if next == peers {
                             // A new round of beacons, one interval after the last; renewals
@@ -228,10 +228,10 @@ fn join(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 support::in_fills(iters, peers, |n| {
                     let t0 = Instant::now();
-                    let mut registry = Registry::new(OWN, PEER_TTL, t0);
+                    let mut registry = Registry::new(PEER_TTL, t0);
                     let start = Instant::now();
                     for (beacon, i) in beacons[..n].iter().zip(0..) {
-                        black_box(registry.observe(
+                        let _ = black_box(registry.observe(
                             beacon,
                             FROM,
                             t0 + BEACON_INTERVAL * i / spread,
@@ -273,7 +273,7 @@ impl Ring {
         let step = period / u32::try_from(groups).expect("fits");
         let t0 = Instant::now();
         let mut ring = Ring {
-            registry: Registry::new(OWN, PEER_TTL, t0),
+            registry: Registry::new(PEER_TTL, t0),
             beacons: (0..peers).map(|i| beacon(i, Kind::Short)).collect(),
             renewed,
             groups,
@@ -295,7 +295,7 @@ impl Ring {
     fn hear(&mut self, group: usize, now: Instant) {
         for beacon in &mut self.beacons[group * DUE..(group + 1) * DUE] {
             beacon.sequence += 1;
-            self.registry.observe(beacon, FROM, now);
+            self.registry.observe(beacon, FROM, now).expect("a renewal");
         }
     }
 

@@ -163,8 +163,8 @@ fn check_event(node: &Node, event: &PeerEvent, datagram: &[u8], from: SocketAddr
         PeerEvent::Left { .. } => assert!(!listed, "left yet listed"),
         PeerEvent::Expired { .. } => panic!("a datagram never expires anyone: {event:?}"),
         PeerEvent::Joined { .. }
+        | PeerEvent::Moved { .. }
         | PeerEvent::Updated { .. }
-        | PeerEvent::Retagged { .. }
         | PeerEvent::Restarted { .. } => {
             assert!(listed, "{event:?} but not listed");
             assert_eq!((peer.instance, peer.address), (beacon.instance, from));

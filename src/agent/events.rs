@@ -148,14 +148,14 @@ fn log(event: &PeerEvent) {
     let instance = format_instance(peer.instance);
     match event {
         PeerEvent::Joined { .. } => info!(%hostname, %address, %instance, "peer joined"),
-        PeerEvent::Retagged { peer, old_tags } => info!(
+        PeerEvent::Updated { peer, old_tags } => info!(
             %hostname,
             %address,
             old_tags = %tags::display(old_tags),
             tags = %tags::display(&peer.tags),
             "peer tags changed"
         ),
-        PeerEvent::Updated { old_address, .. } => {
+        PeerEvent::Moved { old_address, .. } => {
             info!(%hostname, old_address = %old_address.ip(), %address, "peer moved")
         }
         PeerEvent::Restarted { old_instance, .. } => info!(

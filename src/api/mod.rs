@@ -347,14 +347,14 @@ impl PeerChange {
     /// Describes `event` as number `id`, as of `now` (when the wall clock read `wall_now`).
     pub fn new(id: u64, event: &PeerEvent, now: Instant, wall_now: SystemTime) -> Self {
         let old_tags = match event {
-            PeerEvent::Retagged { old_tags, .. } => Some(old_tags.clone()),
+            PeerEvent::Updated { old_tags, .. } => Some(old_tags.clone()),
             PeerEvent::Restarted { old_tags, .. } => old_tags.clone(),
             _ => None,
         };
         let (kind, old_address, old_instance) = match event {
             PeerEvent::Joined { .. } => (EventKind::Joined, None, None),
-            PeerEvent::Retagged { .. } => (EventKind::Updated, None, None),
-            PeerEvent::Updated { old_address, .. } => {
+            PeerEvent::Updated { .. } => (EventKind::Updated, None, None),
+            PeerEvent::Moved { old_address, .. } => {
                 (EventKind::Moved, Some(old_address.ip().to_string()), None)
             }
             PeerEvent::Restarted { old_instance, .. } => (

@@ -13,7 +13,7 @@ use crate::api::{
 };
 use crate::config::{CROWD_QUIET, Config, EARLY_ANSWER_DELAY, EARLY_ANSWER_WINDOW, JITTER};
 use crate::node::admission::{self, unix_millis};
-use crate::registry::{PeerEvent, Registry};
+use crate::registry::{PeerEvent, Refusal, Registry};
 use crate::throttle::Throttle;
 use crate::wire::beacon::{Beacon, DecodeError};
 
@@ -34,7 +34,7 @@ struct Counters {
     beacons_received: u64,
     /// Our own beacons looped back by the kernel: proof the socket hears the group.
     own_beacons_received: u64,
-    /// Refused here, before the registry (which counts its own refusals).
+    /// Refused, here or by the registry, by reason.
     refused: RefusedCounts,
     stalls: u64,
 }
@@ -88,7 +88,7 @@ impl Node {
     /// at once. `seed` drives the jitter.
     pub fn new(config: Config, instance: u64, seed: u64, now: Instant) -> Node {
         Node {
-            registry: Registry::new(instance, config.ttl, now).limit_peers(config.max_peers),
+            registry: Registry::new(config.ttl, now).limit_peers(config.max_peers),
             config,
             instance,
             started: now,
@@ -229,9 +229,25 @@ impl Node {
             self.impostor_heard(&beacon, from, now);
             return None;
         }
-        self.counters.beacons_received += 1;
         debug!(hostname = %beacon.hostname, %from, sequence = beacon.sequence, "beacon received");
-        let event = self.registry.observe(&beacon, from, now)?;
+        let refused = &mut self.counters.refused;
+        let event = match self.registry.observe(&beacon, from, now) {
+            Ok(event) => event,
+            Err(Refusal::Replay) => {
+                refused.replay += 1;
+                return None;
+            }
+            Err(Refusal::Capacity) => {
+                refused.capacity += 1;
+                return None;
+            }
+            Err(Refusal::Unsigned) => {
+                refused.authentication += 1;
+                return None;
+            }
+        };
+        self.counters.beacons_received += 1;
+        let event = event?;
         if matches!(
             event,
             PeerEvent::Joined { .. } | PeerEvent::Restarted { .. }
@@ -354,13 +370,7 @@ impl Node {
         socket: SocketStats,
     ) -> AgentStatus {
         let counters = self.counters;
-        let in_registry = self.registry.refusals();
-        let refused = RefusedCounts {
-            replay: counters.refused.replay + in_registry.replay,
-            capacity: counters.refused.capacity + in_registry.capacity,
-            authentication: counters.refused.authentication + in_registry.unsigned,
-            ..counters.refused
-        };
+        let refused = counters.refused;
         AgentStatus {
             hostname: self.config.name.clone(),
             instance: format_instance(self.instance),
@@ -372,10 +382,7 @@ impl Node {
             uptime_ms: millis(now.duration_since(self.started)),
             beacons_sent: counters.beacons_sent,
             early_answers: counters.early_answers,
-            // Those the registry refused are counted there, under `refused`: every datagram read
-            // is counted once, here or there.
-            beacons_received: counters.beacons_received
-                - (in_registry.replay + in_registry.capacity + in_registry.unsigned),
+            beacons_received: counters.beacons_received,
             own_beacons_received: counters.own_beacons_received,
             datagrams_ignored: refused.total(),
             refused,

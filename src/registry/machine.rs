@@ -5,129 +5,19 @@ use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::wire::beacon::Beacon;
 use hashbrown::{DefaultHashBuilder, HashTable};
 
-use crate::config::{MAX_TIMING, MIN_TIMING, REPLAY_WINDOW};
-use crate::registry::record::{Clock, Record};
-pub use crate::registry::rival::Rival;
-use crate::registry::rival::other_instance;
-use crate::registry::slab::Slab;
-use crate::registry::wheel::TimerWheel;
-use crate::wire::tags::Tags;
+use super::peer::{Gone, Peer, PeerEvent, Refusal};
+use super::record::{Epoch, Record};
+use super::rival::other_instance;
+use super::slab::Slab;
+use super::wheel::TimerWheel;
+use crate::config::{MAX_TIMING, MIN_TIMING};
+use crate::wire::beacon::Beacon;
 
-/// One live peer as the registry knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Peer {
-    pub hostname: String,
-    /// Where its latest beacon came from.
-    pub address: SocketAddr,
-    /// The instance id of the process now announcing this hostname.
-    pub instance: u64,
-    /// Sequence number of the latest beacon accepted from that instance.
-    pub sequence: u64,
-    /// When this instance was first heard (reset by a restart).
-    pub first_seen: Instant,
-    /// When its latest beacon was heard.
-    pub last_seen: Instant,
-    /// `last_seen + ttl`: listed while `now < deadline`. The wheel only indexes it.
-    pub deadline: Instant,
-    /// How long it stays listed after a beacon: what its beacons ask for, within the bounds,
-    /// or the registry's own ttl.
-    pub ttl: Duration,
-    /// Its beacons are signed and verified: from now on only signed beacons change it.
-    pub authenticated: bool,
-    /// The timestamp of the first signed beacon accepted from this instance: a beacon of
-    /// another instance sent before it is a replay, not a restart.
-    pub first_timestamp: Option<u64>,
-    /// The timestamp of its latest signed beacon.
-    pub last_timestamp: Option<u64>,
-    /// The tags its latest beacon carried.
-    pub tags: Tags,
-    /// Another instance announcing the same hostname: the one this instance replaced (until it
-    /// proves alive, a restart), or a live rival (a conflict).
-    pub rival: Option<Rival>,
-}
-
-impl Peer {
-    /// The rival, while both instances are alive and announcing this hostname at `now`.
-    pub fn conflict(&self, now: Instant) -> Option<&Rival> {
-        self.rival
-            .as_ref()
-            .filter(|rival| rival.confirmed && rival.deadline > now)
-    }
-}
-
-/// What changed in the registry. Each input emits at most the events listed for it; each
-/// carries the peer as it stands after the change (for `Left` and `Expired`, as last listed).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PeerEvent {
-    /// A hostname not listed was heard: new, or back after it expired (a healed partition).
-    Joined { peer: Peer },
-    /// A listed peer's beacons now come from another address.
-    Updated { peer: Peer, old_address: SocketAddr },
-    /// A listed peer's beacons now carry other tags (if its address changed in the same
-    /// beacon, the peer shows the new one).
-    Retagged { peer: Peer, old_tags: Tags },
-    /// A hostname is announced by a new process (new instance id): either while still listed,
-    /// or within one ttl after its goodbye or expiry.
-    Restarted {
-        peer: Peer,
-        old_instance: u64,
-        /// The tags the old instance announced, when the new one announces others.
-        old_tags: Option<Tags>,
-    },
-    /// A listed peer said goodbye; it is dropped at once.
-    Left { peer: Peer },
-    /// A listed peer went silent for a whole ttl.
-    Expired { peer: Peer },
-    /// Two live instances announce the same hostname: the one replaced by a new instance was
-    /// heard again. Once per conflict; it clears when one of them goes silent for a ttl.
-    Conflict { peer: Peer },
-}
-
-impl PeerEvent {
-    /// The peer the event is about.
-    pub fn peer(&self) -> &Peer {
-        match self {
-            PeerEvent::Joined { peer }
-            | PeerEvent::Updated { peer, .. }
-            | PeerEvent::Retagged { peer, .. }
-            | PeerEvent::Restarted { peer, .. }
-            | PeerEvent::Left { peer }
-            | PeerEvent::Expired { peer }
-            | PeerEvent::Conflict { peer } => peer,
-        }
-    }
-}
-
-/// What is remembered of a hostname that is gone: for one ttl, so that its return with a new
-/// instance reads as a restart rather than a leave and an unrelated join, and for a signed peer
-/// at least the replay window, so that a replayed beacon cannot bring it back.
-#[derive(Debug)]
-pub(crate) struct Gone {
-    pub instance: u64,
-    /// Latest sequence heard from that instance (its goodbye's, if it said one).
-    pub sequence: u64,
-    /// Its beacons were signed: unsigned ones cannot bring the hostname back.
-    pub authenticated: bool,
-    /// The latest signed timestamp heard for this hostname: nothing sent before it is news.
-    pub timestamp: Option<u64>,
-    /// A new instance heard before this is a restart; after it, a join.
-    pub restart_until: Instant,
-    pub forget_at: Instant,
-}
-
-/// Beacons the registry refused, by reason. A refused beacon changes nothing.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Refusals {
-    /// Not newer than what was already heard: a duplicate, a reordered or a replayed beacon.
-    pub replay: u64,
-    /// From a hostname not listed while [`Registry::limit_peers`] are.
-    pub capacity: u64,
-    /// Unsigned, about a hostname whose beacons are signed.
-    pub unsigned: u64,
-}
+/// What a beacon did: the change it made (none for a renewal, or a beacon that changes nothing,
+/// such as a goodbye of an instance that is not the one listed), or why it was refused.
+pub type Observed = Result<Option<PeerEvent>, Refusal>;
 
 /// A wheel entry: the record's place in the slab and the timer id that marks it current.
 type Timer = (u32, u32);
@@ -143,16 +33,14 @@ type Timer = (u32, u32);
 /// its 4-byte place in a [`Slab`].
 #[derive(Debug)]
 pub struct Registry {
-    own_instance: u64,
     ttl: Duration,
     max_peers: usize,
-    clock: Clock,
+    epoch: Epoch,
     records: Slab<Record>,
     /// Places in `records`, by the hash of their hostname.
     index: HashTable<u32>,
     hasher: DefaultHashBuilder,
     live: usize,
-    refusals: Refusals,
     wheel: TimerWheel<Timer>,
     /// Wraps after 4 billion schedules; a stale entry that then matches by chance only makes
     /// the sweep look at the record's own deadline once more, which decides correctly.
@@ -162,20 +50,18 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// An empty registry for an agent whose own beacons carry `own_instance`, listing peers
-    /// whose beacons do not say otherwise for `ttl`. It takes any number of peers until
-    /// [`limit_peers`](Self::limit_peers) says otherwise.
-    pub fn new(own_instance: u64, ttl: Duration, now: Instant) -> Self {
+    /// An empty registry listing peers whose beacons do not say otherwise for `ttl`. It takes
+    /// any number of peers until [`limit_peers`](Self::limit_peers) says otherwise. The caller
+    /// keeps the agent's own beacons out (the node knows its instance).
+    pub fn new(ttl: Duration, now: Instant) -> Self {
         Registry {
-            own_instance,
             ttl,
             max_peers: usize::MAX,
-            clock: Clock::new(now),
+            epoch: Epoch::new(now),
             records: Slab::new(),
             index: HashTable::new(),
             hasher: DefaultHashBuilder::default(),
             live: 0,
-            refusals: Refusals::default(),
             wheel: TimerWheel::new(now),
             next_timer: 0,
             due: Vec::new(),
@@ -183,8 +69,8 @@ impl Registry {
     }
 
     /// Lists at most `max_peers` peers, and remembers at most as many gone ones: beacons from
-    /// further hostnames are refused (and counted), while listed peers keep renewing. So memory
-    /// stays bounded whatever arrives.
+    /// further hostnames are refused, while listed peers keep renewing. So memory stays bounded
+    /// whatever arrives.
     pub fn limit_peers(mut self, max_peers: usize) -> Self {
         self.max_peers = max_peers;
         self
@@ -195,19 +81,10 @@ impl Registry {
     /// A beacon with `auth` is taken as signed and verified: the caller passes `auth` (and
     /// `timestamp`) only for beacons whose tag it checked, and clears them otherwise.
     ///
-    /// Ignored (no event, no renewal): our own beacons and goodbyes from an instance that is
-    /// not the one listed. Refused and counted ([`refusals`](Self::refusals)): beacons not newer
-    /// than what was heard, unsigned beacons about a signed peer, and new hostnames beyond the
-    /// limit.
-    pub fn observe(
-        &mut self,
-        beacon: &Beacon,
-        from: SocketAddr,
-        now: Instant,
-    ) -> Option<PeerEvent> {
-        if beacon.instance == self.own_instance {
-            return None;
-        }
+    /// Changes nothing: goodbyes from an instance that is not the one listed. Refused, with the
+    /// reason: beacons not newer than what was heard, unsigned beacons about a signed peer, and
+    /// new hostnames beyond the limit.
+    pub fn observe(&mut self, beacon: &Beacon, from: SocketAddr, now: Instant) -> Observed {
         let ttl = beacon
             .ttl
             .map_or(self.ttl, |ttl| ttl.clamp(MIN_TIMING, MAX_TIMING));
@@ -224,18 +101,19 @@ impl Registry {
         let Some(place) = found else {
             return self.join(beacon, from, now, ttl, hash);
         };
-        let clock = self.clock;
-        let record = self.records.get_mut(place)?;
+        let epoch = self.epoch;
+        let Some(record) = self.records.get_mut(place) else {
+            return Ok(None); // the index names only places that hold a record
+        };
         if !record.is_live() {
             return self.return_of_gone(place, beacon, from, now, ttl);
         }
         if record.authenticated() && beacon.auth.is_none() {
-            self.refusals.unsigned += 1;
-            return None;
+            return Err(Refusal::Unsigned);
         }
         if record.instance() != beacon.instance {
             // The rare case: the whole peer, through the logic in `rival`.
-            let mut peer = record.peer(&clock);
+            let mut peer = record.peer(&epoch);
             let older = matches!(
                 (beacon.timestamp, peer.first_timestamp),
                 (Some(sent), Some(first)) if sent <= first
@@ -243,51 +121,49 @@ impl Registry {
             if older {
                 // Sent before the listed instance started: a replay of a process that is
                 // gone, never a restart.
-                self.refusals.replay += 1;
-                return None;
+                return Err(Refusal::Replay);
             }
             let before = peer.deadline;
-            let event = other_instance(&mut peer, beacon, from, now, ttl, &mut self.refusals);
-            record.set_peer(&peer, &clock);
+            let observed = other_instance(&mut peer, beacon, from, now, ttl)?;
+            record.set_peer(&peer, &epoch);
             if peer.deadline < before {
                 // A shorter ttl than the one the pending entry was set for.
                 let timer = schedule(&mut self.wheel, &mut self.next_timer, place, peer.deadline);
                 record.set_timer(timer);
             }
-            return event;
+            return Ok(observed);
         }
         if beacon.sequence <= record.sequence() {
-            self.refusals.replay += 1;
-            return None;
+            return Err(Refusal::Replay);
         }
         if beacon.goodbye {
-            let peer = record.peer(&clock);
+            let peer = record.peer(&epoch);
             // The pending wheel entry comes due no later than `forget_at` and then
             // reschedules for it.
-            record.set_gone(&gone(&peer, beacon, now, self.ttl), &clock);
+            record.set_gone(&Gone::after_goodbye(&peer, beacon, now, self.ttl), &epoch);
             self.live -= 1;
-            return Some(PeerEvent::Left { peer });
+            return Ok(Some(PeerEvent::Left { peer }));
         }
         // The wheel entry stays where it is: when it comes due, the deadline renewed here
         // tells the sweep to reschedule instead of expiring. Unless the beacon asks for a
         // shorter ttl than before, so the deadline moves earlier than the entry: then one at
         // the new deadline takes over (rare: a ttl is set per process).
-        if clock.stamp(deadline) < record.due() {
+        if epoch.stamp(deadline) < record.due() {
             let timer = schedule(&mut self.wheel, &mut self.next_timer, place, deadline);
             record.set_timer(timer);
         }
-        let old_address = record.renew(beacon, from, now, ttl, &clock);
+        let old_address = record.renew(beacon, from, now, ttl, &epoch);
         if *record.tags() != beacon.tags {
             let old_tags = record.replace_tags(beacon.tags.clone());
-            return Some(PeerEvent::Retagged {
-                peer: record.peer(&clock),
+            return Ok(Some(PeerEvent::Updated {
+                peer: record.peer(&epoch),
                 old_tags,
-            });
+            }));
         }
-        (old_address != from).then(|| PeerEvent::Updated {
-            peer: record.peer(&clock),
+        Ok((old_address != from).then(|| PeerEvent::Moved {
+            peer: record.peer(&epoch),
             old_address,
-        })
+        }))
     }
 
     /// A hostname not in the registry: listed, if there is room.
@@ -298,16 +174,17 @@ impl Registry {
         now: Instant,
         ttl: Duration,
         hash: u64,
-    ) -> Option<PeerEvent> {
+    ) -> Observed {
         if beacon.goodbye {
-            return None;
+            return Ok(None);
         }
         if self.live >= self.max_peers || self.records.len() >= self.max_peers.saturating_mul(2) {
-            self.refusals.capacity += 1;
-            return None;
+            return Err(Refusal::Capacity);
         }
-        let peer = new_peer(beacon, from, now, ttl);
-        let place = self.records.insert(Record::live(&peer, 0, &self.clock))?;
+        let peer = Peer::new(beacon, from, now, ttl);
+        let Some(place) = self.records.insert(Record::live(&peer, 0, &self.epoch)) else {
+            return Err(Refusal::Capacity); // the slab's places are all taken
+        };
         let (records, hasher) = (&self.records, &self.hasher);
         self.index.insert_unique(hash, place, |&place| {
             records
@@ -319,7 +196,7 @@ impl Registry {
             record.set_timer(timer);
         }
         self.live += 1;
-        Some(PeerEvent::Joined { peer })
+        Ok(Some(PeerEvent::Joined { peer }))
     }
 
     /// A beacon about a hostname that is gone and still remembered.
@@ -330,16 +207,17 @@ impl Registry {
         from: SocketAddr,
         now: Instant,
         ttl: Duration,
-    ) -> Option<PeerEvent> {
-        let clock = self.clock;
-        let record = self.records.get_mut(place)?;
-        let gone = record.gone(&clock);
+    ) -> Observed {
+        let epoch = self.epoch;
+        let Some(record) = self.records.get_mut(place) else {
+            return Ok(None);
+        };
+        let gone = record.gone(&epoch);
         if beacon.goodbye {
-            return None; // changes nothing here
+            return Ok(None); // changes nothing here
         }
         if gone.authenticated && beacon.auth.is_none() {
-            self.refusals.unsigned += 1;
-            return None;
+            return Err(Refusal::Unsigned);
         }
         let same_instance = gone.instance == beacon.instance;
         let stale = matches!(
@@ -348,16 +226,14 @@ impl Registry {
         );
         // Nothing older than the last beacon heard from the instance that went.
         if stale || (same_instance && beacon.sequence <= gone.sequence) {
-            self.refusals.replay += 1;
-            return None;
+            return Err(Refusal::Replay);
         }
         if self.live >= self.max_peers {
-            self.refusals.capacity += 1;
-            return None;
+            return Err(Refusal::Capacity);
         }
         let (old_instance, restart) = (gone.instance, now < gone.restart_until);
-        let peer = new_peer(beacon, from, now, ttl);
-        record.set_peer(&peer, &clock);
+        let peer = Peer::new(beacon, from, now, ttl);
+        record.set_peer(&peer, &epoch);
         if gone.forget_at > peer.deadline {
             // The pending entry, at `forget_at`, would come due after the deadline (a signed
             // peer is remembered for the replay window, longer than a ttl): one at the
@@ -367,7 +243,7 @@ impl Registry {
             record.set_timer(timer);
         }
         self.live += 1;
-        Some(if same_instance || !restart {
+        Ok(Some(if same_instance || !restart {
             // Back from a partition (it never left, we lost sight of it), or long gone.
             PeerEvent::Joined { peer }
         } else {
@@ -377,12 +253,7 @@ impl Registry {
                 old_instance,
                 old_tags: None,
             }
-        })
-    }
-
-    /// Beacons refused since the start, by reason.
-    pub fn refusals(&self) -> Refusals {
-        self.refusals
+        }))
     }
 
     /// Gives every listed peer at least one of its ttls from `now`: the agent could not listen
@@ -391,9 +262,9 @@ impl Registry {
     /// expires then, a fact by that time. O(entries), once per stall; wheel entries that come
     /// due early reschedule.
     pub fn give_time(&mut self, now: Instant) {
-        let clock = self.clock;
+        let epoch = self.epoch;
         for record in self.records.iter_mut().filter(|r| r.is_live()) {
-            record.give_time(now, &clock);
+            record.give_time(now, &epoch);
         }
     }
 
@@ -402,8 +273,8 @@ impl Registry {
         let mut events = Vec::new();
         let mut due = std::mem::take(&mut self.due);
         self.wheel.advance(now, &mut due);
-        let clock = self.clock;
-        let stamp = clock.stamp(now);
+        let epoch = self.epoch;
+        let stamp = epoch.stamp(now);
         for (place, timer) in due.drain(..) {
             let Some(record) = self.records.get_mut(place) else {
                 continue; // forgotten since
@@ -413,25 +284,17 @@ impl Registry {
             }
             if record.due() > stamp {
                 // Renewed since the entry was set (or, gone, not yet to be forgotten).
-                let at = clock.instant(record.due());
+                let at = epoch.instant(record.due());
                 record.set_timer(schedule(&mut self.wheel, &mut self.next_timer, place, at));
             } else if record.is_live() {
-                let peer = record.peer(&clock);
-                let gone = Gone {
-                    instance: peer.instance,
-                    sequence: peer.sequence,
-                    authenticated: peer.authenticated,
-                    timestamp: peer.last_timestamp,
-                    restart_until: now + self.ttl,
-                    forget_at: now + memory(peer.authenticated, self.ttl),
-                };
-                record.set_gone(&gone, &clock);
-                let forget = gone.forget_at;
+                let peer = record.peer(&epoch);
+                let gone = Gone::of(&peer, now, self.ttl);
+                record.set_gone(&gone, &epoch);
                 record.set_timer(schedule(
                     &mut self.wheel,
                     &mut self.next_timer,
                     place,
-                    forget,
+                    gone.forget_at,
                 ));
                 self.live -= 1;
                 events.push(PeerEvent::Expired { peer });
@@ -476,7 +339,7 @@ impl Registry {
         self.records
             .iter()
             .filter(|record| record.is_live())
-            .map(|record| record.peer(&self.clock))
+            .map(|record| record.peer(&self.epoch))
     }
 
     /// Number of listed peers.
@@ -486,46 +349,6 @@ impl Registry {
 
     pub fn is_empty(&self) -> bool {
         self.live == 0
-    }
-}
-
-pub(crate) fn new_peer(beacon: &Beacon, from: SocketAddr, now: Instant, ttl: Duration) -> Peer {
-    Peer {
-        hostname: beacon.hostname.clone(),
-        address: from,
-        instance: beacon.instance,
-        sequence: beacon.sequence,
-        first_seen: now,
-        last_seen: now,
-        deadline: now + ttl,
-        ttl,
-        authenticated: beacon.auth.is_some(),
-        first_timestamp: beacon.timestamp,
-        last_timestamp: beacon.timestamp,
-        tags: beacon.tags.clone(),
-        rival: None,
-    }
-}
-
-/// How long a gone peer is remembered: a ttl, and for a signed one at least the replay window,
-/// after which its captured beacons are too old to be accepted anyway.
-fn memory(authenticated: bool, ttl: Duration) -> Duration {
-    if authenticated {
-        ttl.max(REPLAY_WINDOW)
-    } else {
-        ttl
-    }
-}
-
-/// What is remembered of `peer` after its goodbye `beacon`, heard at `now`.
-fn gone(peer: &Peer, beacon: &Beacon, now: Instant, ttl: Duration) -> Gone {
-    Gone {
-        instance: beacon.instance,
-        sequence: beacon.sequence,
-        authenticated: peer.authenticated,
-        timestamp: beacon.timestamp.or(peer.last_timestamp),
-        restart_until: now + ttl,
-        forget_at: now + memory(peer.authenticated, ttl),
     }
 }
 
@@ -540,10 +363,11 @@ fn schedule(wheel: &mut TimerWheel<Timer>, next_timer: &mut u32, place: u32, at:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::REPLAY_WINDOW;
+    use crate::wire::beacon::AuthTag;
     use proptest::prelude::*;
 
     const TTL: Duration = Duration::from_secs(35);
-    const OWN: u64 = 0xAAAA;
 
     fn addr(last: u8) -> SocketAddr {
         SocketAddr::from(([10, 0, 0, last], 24901))
@@ -579,9 +403,9 @@ mod tests {
     #[test]
     fn first_beacon_joins() {
         let t0 = Instant::now();
-        let mut reg = Registry::new(OWN, TTL, t0);
+        let mut reg = Registry::new(TTL, t0);
         let event = reg.observe(&beacon("a", 1, 0), addr(1), t0);
-        let Some(PeerEvent::Joined { peer }) = event else {
+        let Ok(Some(PeerEvent::Joined { peer })) = event else {
             panic!("{event:?}")
         };
         assert_eq!(
@@ -595,8 +419,9 @@ mod tests {
     #[test]
     fn expires_exactly_at_the_deadline_and_not_before() {
         let t0 = Instant::now();
-        let mut reg = Registry::new(OWN, TTL, t0);
-        reg.observe(&beacon("a", 1, 0), addr(1), t0);
+        let mut reg = Registry::new(TTL, t0);
+        reg.observe(&beacon("a", 1, 0), addr(1), t0)
+            .expect("taken in");
         assert!(reg.expire(t0 + TTL - Duration::from_nanos(1)).is_empty());
         assert_eq!(listed(&reg), ["a"]);
         let events = reg.expire(t0 + TTL);
@@ -610,8 +435,9 @@ mod tests {
     #[test]
     fn expired_peer_emits_one_event() {
         let t0 = Instant::now();
-        let mut reg = Registry::new(OWN, TTL, t0);
-        reg.observe(&beacon("a", 1, 0), addr(1), t0);
+        let mut reg = Registry::new(TTL, t0);
+        reg.observe(&beacon("a", 1, 0), addr(1), t0)
+            .expect("taken in");
         assert_eq!(reg.expire(t0 + TTL).len(), 1);
         assert!(reg.expire(t0 + TTL + secs(1)).is_empty());
         assert!(reg.expire(t0 + TTL * 3).is_empty());
@@ -620,11 +446,12 @@ mod tests {
     #[test]
     fn renewal_resets_deadline() {
         let t0 = Instant::now();
-        let mut reg = Registry::new(OWN, TTL, t0);
-        reg.observe(&beacon("a", 1, 0), addr(1), t0);
+        let mut reg = Registry::new(TTL, t0);
+        reg.observe(&beacon("a", 1, 0), addr(1), t0)
+            .expect("taken in");
         assert_eq!(
             reg.observe(&beacon("a", 1, 1), addr(1), t0 + secs(15)),
-            None
+            Ok(None)
         );
         assert!(
             reg.expire(t0 + TTL).is_empty(),
@@ -643,9 +470,11 @@ mod tests {
         let t0 = Instant::now();
         let deadline = t0 + TTL;
         // Renewal first, then the sweep at the same instant.
-        let mut reg = Registry::new(OWN, TTL, t0);
-        reg.observe(&beacon("a", 1, 0), addr(1), t0);
-        reg.observe(&beacon("a", 1, 1), addr(2), deadline);
+        let mut reg = Registry::new(TTL, t0);
+        reg.observe(&beacon("a", 1, 0), addr(1), t0)
+            .expect("taken in");
+        reg.observe(&beacon("a", 1, 1), addr(2), deadline)
+            .expect("taken in");
         assert!(reg.expire(deadline).is_empty());
         let peers: Vec<Peer> = reg.peers().collect();
         assert_eq!(peers.len(), 1);
@@ -653,12 +482,13 @@ mod tests {
         assert_eq!(peers[0].deadline, deadline + TTL);
 
         // Sweep first, then the renewal at the same instant: expired, then back.
-        let mut reg = Registry::new(OWN, TTL, t0);
-        reg.observe(&beacon("a", 1, 0), addr(1), t0);
+        let mut reg = Registry::new(TTL, t0);
+        reg.observe(&beacon("a", 1, 0), addr(1), t0)
+            .expect("taken in");
         assert_eq!(reg.expire(deadline).len(), 1);
         assert!(matches!(
             reg.observe(&beacon("a", 1, 1), addr(2), deadline),
-            Some(PeerEvent::Joined { .. })
+            Ok(Some(PeerEvent::Joined { .. }))
         ));
         let peers: Vec<Peer> = reg.peers().collect();
         assert_eq!(peers.len(), 1);
@@ -669,17 +499,19 @@ mod tests {
     #[test]
     fn goodbye_drops_the_peer_at_once() {
         let t0 = Instant::now();
-        let mut reg = Registry::new(OWN, TTL, t0);
-        reg.observe(&beacon("a", 1, 0), addr(1), t0);
+        let mut reg = Registry::new(TTL, t0);
+        reg.observe(&beacon("a", 1, 0), addr(1), t0)
+            .expect("taken in");
         let left = reg.observe(&goodbye("a", 1, 1), addr(1), t0 + secs(1));
         assert!(
-            matches!(&left, Some(PeerEvent::Left { peer }) if peer.hostname == "a" && peer.first_seen == t0),
+            matches!(&left, Ok(Some(PeerEvent::Left { peer })) if peer.hostname == "a" && peer.first_seen == t0),
             "{left:?}"
         );
         assert!(listed(&reg).is_empty());
         let late = reg.observe(&beacon("a", 1, 0), addr(1), t0 + secs(2));
         assert_eq!(
-            late, None,
+            late,
+            Err(Refusal::Replay),
             "a beacon sent before the goodbye does not bring it back"
         );
         assert!(
@@ -691,21 +523,23 @@ mod tests {
     #[test]
     fn goodbye_from_another_instance_or_unknown_host_is_ignored() {
         let t0 = Instant::now();
-        let mut reg = Registry::new(OWN, TTL, t0);
-        reg.observe(&beacon("a", 2, 0), addr(1), t0);
-        assert_eq!(reg.observe(&goodbye("a", 1, 9), addr(1), t0), None);
-        assert_eq!(reg.observe(&goodbye("b", 1, 9), addr(1), t0), None);
+        let mut reg = Registry::new(TTL, t0);
+        reg.observe(&beacon("a", 2, 0), addr(1), t0)
+            .expect("taken in");
+        assert_eq!(reg.observe(&goodbye("a", 1, 9), addr(1), t0), Ok(None));
+        assert_eq!(reg.observe(&goodbye("b", 1, 9), addr(1), t0), Ok(None));
         assert_eq!(listed(&reg), ["a"]);
     }
 
     #[test]
     fn new_instance_is_a_restart_not_a_join() {
         let t0 = Instant::now();
-        let mut reg = Registry::new(OWN, TTL, t0);
-        reg.observe(&beacon("a", 1, 7), addr(1), t0);
+        let mut reg = Registry::new(TTL, t0);
+        reg.observe(&beacon("a", 1, 7), addr(1), t0)
+            .expect("taken in");
         let event = reg.observe(&beacon("a", 2, 0), addr(1), t0 + secs(3));
         assert!(
-            matches!(&event, Some(PeerEvent::Restarted { peer, old_instance: 1, .. }) if peer.instance == 2 && peer.address == addr(1)),
+            matches!(&event, Ok(Some(PeerEvent::Restarted { peer, old_instance: 1, .. })) if peer.instance == 2 && peer.address == addr(1)),
             "{event:?}"
         );
         let peer = reg.peers().next().expect("still listed");
@@ -715,19 +549,20 @@ mod tests {
     #[test]
     fn two_live_instances_are_a_conflict_reported_once_not_a_flip_flop() {
         let t0 = Instant::now();
-        let mut reg = Registry::new(OWN, TTL, t0);
-        reg.observe(&beacon("a", 1, 0), addr(1), t0);
+        let mut reg = Registry::new(TTL, t0);
+        reg.observe(&beacon("a", 1, 0), addr(1), t0)
+            .expect("taken in");
         // Instance 2 appears: for now, a restart.
         assert!(matches!(
             reg.observe(&beacon("a", 2, 0), addr(2), t0 + secs(1)),
-            Some(PeerEvent::Restarted {
+            Ok(Some(PeerEvent::Restarted {
                 old_instance: 1,
                 ..
-            })
+            }))
         ));
         // Instance 1 is heard again: two live instances.
         let conflict = reg.observe(&beacon("a", 1, 1), addr(1), t0 + secs(2));
-        let Some(PeerEvent::Conflict { peer }) = conflict else {
+        let Ok(Some(PeerEvent::Conflict { peer })) = conflict else {
             panic!("{conflict:?}")
         };
         assert_eq!(
@@ -738,8 +573,8 @@ mod tests {
         // Both keep announcing: no more events, no flipping.
         for i in 2..10 {
             let at = t0 + secs(2 + i);
-            assert_eq!(reg.observe(&beacon("a", 1, i), addr(1), at), None);
-            assert_eq!(reg.observe(&beacon("a", 2, i), addr(2), at), None);
+            assert_eq!(reg.observe(&beacon("a", 1, i), addr(1), at), Ok(None));
+            assert_eq!(reg.observe(&beacon("a", 2, i), addr(2), at), Ok(None));
         }
         let listed = reg.peers().next().expect("listed");
         assert_eq!((listed.instance, listed.address), (2, addr(2)));
@@ -749,24 +584,30 @@ mod tests {
     #[test]
     fn a_conflict_clears_when_one_side_goes_silent() {
         let t0 = Instant::now();
-        let mut reg = Registry::new(OWN, TTL, t0);
-        reg.observe(&beacon("a", 1, 0), addr(1), t0);
-        reg.observe(&beacon("a", 2, 0), addr(2), t0);
-        reg.observe(&beacon("a", 1, 1), addr(1), t0 + secs(1));
+        let mut reg = Registry::new(TTL, t0);
+        reg.observe(&beacon("a", 1, 0), addr(1), t0)
+            .expect("taken in");
+        reg.observe(&beacon("a", 2, 0), addr(2), t0)
+            .expect("taken in");
+        reg.observe(&beacon("a", 1, 1), addr(1), t0 + secs(1))
+            .expect("taken in");
         // Instance 1 falls silent; instance 2 goes on.
         let later = t0 + secs(1) + TTL;
-        assert_eq!(reg.observe(&beacon("a", 2, 1), addr(2), later), None);
+        assert_eq!(reg.observe(&beacon("a", 2, 1), addr(2), later), Ok(None));
         let listed = reg.peers().next().expect("listed");
         assert!(listed.conflict(later).is_none());
         assert!(listed.rival.is_none());
         // The other way round: the listed instance falls silent, the rival goes on.
-        let mut reg = Registry::new(OWN, TTL, t0);
-        reg.observe(&beacon("a", 1, 0), addr(1), t0);
-        reg.observe(&beacon("a", 2, 0), addr(2), t0);
-        reg.observe(&beacon("a", 1, 1), addr(1), t0 + secs(1));
+        let mut reg = Registry::new(TTL, t0);
+        reg.observe(&beacon("a", 1, 0), addr(1), t0)
+            .expect("taken in");
+        reg.observe(&beacon("a", 2, 0), addr(2), t0)
+            .expect("taken in");
+        reg.observe(&beacon("a", 1, 1), addr(1), t0 + secs(1))
+            .expect("taken in");
         let event = reg.observe(&beacon("a", 1, 2), addr(1), t0 + TTL + secs(1));
         assert!(
-            matches!(&event, Some(PeerEvent::Restarted { peer, old_instance: 2, .. }) if peer.instance == 1 && peer.rival.is_none()),
+            matches!(&event, Ok(Some(PeerEvent::Restarted { peer, old_instance: 2, .. })) if peer.instance == 1 && peer.rival.is_none()),
             "{event:?}"
         );
         assert_eq!(reg.len(), 1);
@@ -775,13 +616,17 @@ mod tests {
     #[test]
     fn a_replaced_instance_keeps_its_own_deadline_not_the_entrys() {
         let t0 = Instant::now();
-        let mut reg = Registry::new(OWN, TTL, t0);
-        reg.observe(&beacon("a", 1, 0), addr(1), t0);
-        reg.observe(&beacon("a", 2, 0), addr(2), t0 + secs(1));
+        let mut reg = Registry::new(TTL, t0);
+        reg.observe(&beacon("a", 1, 0), addr(1), t0)
+            .expect("taken in");
+        reg.observe(&beacon("a", 2, 0), addr(2), t0 + secs(1))
+            .expect("taken in");
         // Instance 1 is heard again: a conflict, and its beacons renew the entry.
-        reg.observe(&beacon("a", 1, 1), addr(1), t0 + secs(2));
+        reg.observe(&beacon("a", 1, 1), addr(1), t0 + secs(2))
+            .expect("taken in");
         // Instance 3 replaces instance 2, last heard at t0 + 1 s.
-        reg.observe(&beacon("a", 3, 0), addr(3), t0 + secs(3));
+        reg.observe(&beacon("a", 3, 0), addr(3), t0 + secs(3))
+            .expect("taken in");
         let listed = reg.peers().next().expect("listed");
         let replaced = listed.rival.as_ref().expect("instance 2 remembered");
         assert_eq!(replaced.instance, 2);
@@ -791,14 +636,16 @@ mod tests {
     #[test]
     fn a_replaced_instance_replayed_or_late_never_flips_the_entry_back() {
         let t0 = Instant::now();
-        let mut reg = Registry::new(OWN, TTL, t0);
-        reg.observe(&beacon("a", 1, 5), addr(1), t0);
-        reg.observe(&beacon("a", 2, 0), addr(2), t0 + secs(1));
+        let mut reg = Registry::new(TTL, t0);
+        reg.observe(&beacon("a", 1, 5), addr(1), t0)
+            .expect("taken in");
+        reg.observe(&beacon("a", 2, 0), addr(2), t0 + secs(1))
+            .expect("taken in");
         // A beacon instance 1 sent before it was replaced (reordered, or replayed).
         for sequence in [5, 4, 0] {
             assert_eq!(
                 reg.observe(&beacon("a", 1, sequence), addr(9), t0 + secs(2)),
-                None
+                Err(Refusal::Replay)
             );
         }
         let listed = reg.peers().next().expect("listed");
@@ -807,7 +654,7 @@ mod tests {
         // Its goodbye only forgets it.
         assert_eq!(
             reg.observe(&goodbye("a", 1, 6), addr(1), t0 + secs(3)),
-            None
+            Ok(None)
         );
         assert!(reg.peers().next().is_some_and(|p| p.rival.is_none()));
     }
@@ -815,12 +662,14 @@ mod tests {
     #[test]
     fn return_after_goodbye_with_new_instance_is_a_restart() {
         let t0 = Instant::now();
-        let mut reg = Registry::new(OWN, TTL, t0);
-        reg.observe(&beacon("a", 1, 0), addr(1), t0);
-        reg.observe(&goodbye("a", 1, 1), addr(1), t0 + secs(1));
+        let mut reg = Registry::new(TTL, t0);
+        reg.observe(&beacon("a", 1, 0), addr(1), t0)
+            .expect("taken in");
+        reg.observe(&goodbye("a", 1, 1), addr(1), t0 + secs(1))
+            .expect("taken in");
         assert!(matches!(
             reg.observe(&beacon("a", 2, 0), addr(1), t0 + secs(2)),
-            Some(PeerEvent::Restarted { peer, old_instance: 1, .. }) if peer.instance == 2
+            Ok(Some(PeerEvent::Restarted { peer, old_instance: 1, .. })) if peer.instance == 2
         ));
         assert_eq!(listed(&reg), ["a"]);
     }
@@ -828,47 +677,47 @@ mod tests {
     #[test]
     fn the_memory_of_a_departed_peer_fades_after_one_ttl() {
         let t0 = Instant::now();
-        let mut reg = Registry::new(OWN, TTL, t0);
-        reg.observe(&beacon("a", 1, 0), addr(1), t0);
-        reg.observe(&goodbye("a", 1, 1), addr(1), t0);
+        let mut reg = Registry::new(TTL, t0);
+        reg.observe(&beacon("a", 1, 0), addr(1), t0)
+            .expect("taken in");
+        reg.observe(&goodbye("a", 1, 1), addr(1), t0)
+            .expect("taken in");
         reg.expire(t0 + TTL);
         assert_eq!(reg.next_deadline(), None, "nothing left to sweep");
         assert!(matches!(
             reg.observe(&beacon("a", 2, 0), addr(1), t0 + TTL),
-            Some(PeerEvent::Joined { .. })
+            Ok(Some(PeerEvent::Joined { .. }))
         ));
     }
 
     #[test]
     fn address_change_is_an_update() {
         let t0 = Instant::now();
-        let mut reg = Registry::new(OWN, TTL, t0);
-        reg.observe(&beacon("a", 1, 0), addr(1), t0);
+        let mut reg = Registry::new(TTL, t0);
+        reg.observe(&beacon("a", 1, 0), addr(1), t0)
+            .expect("taken in");
         let moved = reg.observe(&beacon("a", 1, 1), addr(9), t0 + secs(1));
         assert!(
-            matches!(&moved, Some(PeerEvent::Updated { peer, old_address }) if *old_address == addr(1) && peer.address == addr(9)),
+            matches!(&moved, Ok(Some(PeerEvent::Moved { peer, old_address })) if *old_address == addr(1) && peer.address == addr(9)),
             "{moved:?}"
         );
         assert_eq!(reg.peers().next().map(|p| p.address), Some(addr(9)));
     }
 
     #[test]
-    fn own_beacons_are_ignored() {
-        let t0 = Instant::now();
-        let mut reg = Registry::new(OWN, TTL, t0);
-        assert_eq!(reg.observe(&beacon("me", OWN, 0), addr(1), t0), None);
-        assert_eq!(reg.observe(&beacon("me", OWN, 1), addr(1), t0), None);
-        assert!(reg.is_empty());
-        assert_eq!(reg.next_deadline(), None);
-    }
-
-    #[test]
     fn duplicated_or_reordered_beacons_do_not_renew() {
         let t0 = Instant::now();
-        let mut reg = Registry::new(OWN, TTL, t0);
-        reg.observe(&beacon("a", 1, 5), addr(1), t0);
-        assert_eq!(reg.observe(&beacon("a", 1, 5), addr(2), t0 + secs(1)), None);
-        assert_eq!(reg.observe(&beacon("a", 1, 4), addr(2), t0 + secs(1)), None);
+        let mut reg = Registry::new(TTL, t0);
+        reg.observe(&beacon("a", 1, 5), addr(1), t0)
+            .expect("taken in");
+        assert_eq!(
+            reg.observe(&beacon("a", 1, 5), addr(2), t0 + secs(1)),
+            Err(Refusal::Replay)
+        );
+        assert_eq!(
+            reg.observe(&beacon("a", 1, 4), addr(2), t0 + secs(1)),
+            Err(Refusal::Replay)
+        );
         let peer = reg.peers().next().expect("listed");
         assert_eq!((peer.address, peer.last_seen), (addr(1), t0));
     }
@@ -876,12 +725,13 @@ mod tests {
     #[test]
     fn back_from_a_partition_the_same_instance_joins_again() {
         let t0 = Instant::now();
-        let mut reg = Registry::new(OWN, TTL, t0);
-        reg.observe(&beacon("a", 1, 0), addr(1), t0);
+        let mut reg = Registry::new(TTL, t0);
+        reg.observe(&beacon("a", 1, 0), addr(1), t0)
+            .expect("taken in");
         assert_eq!(reg.expire(t0 + TTL).len(), 1);
         assert!(matches!(
             reg.observe(&beacon("a", 1, 9), addr(1), t0 + TTL + secs(5)),
-            Some(PeerEvent::Joined { peer }) if peer.instance == 1
+            Ok(Some(PeerEvent::Joined { peer })) if peer.instance == 1
         ));
     }
 
@@ -889,7 +739,7 @@ mod tests {
     fn signed(hostname: &str, instance: u64, sequence: u64, timestamp: u64) -> Beacon {
         Beacon {
             timestamp: Some(timestamp),
-            auth: Some(crate::wire::beacon::AuthTag {
+            auth: Some(AuthTag {
                 key_id: 1,
                 tag: [0; 32],
             }),
@@ -900,31 +750,41 @@ mod tests {
     #[test]
     fn beyond_the_limit_new_hostnames_are_refused_and_listed_ones_renew() {
         let t0 = Instant::now();
-        let mut reg = Registry::new(OWN, TTL, t0).limit_peers(2);
-        assert!(reg.observe(&beacon("a", 1, 0), addr(1), t0).is_some());
-        assert!(reg.observe(&beacon("b", 2, 0), addr(2), t0).is_some());
+        let mut reg = Registry::new(TTL, t0).limit_peers(2);
+        assert!(
+            reg.observe(&beacon("a", 1, 0), addr(1), t0)
+                .is_ok_and(|e| e.is_some())
+        );
+        assert!(
+            reg.observe(&beacon("b", 2, 0), addr(2), t0)
+                .is_ok_and(|e| e.is_some())
+        );
         for i in 0..1000 {
             assert_eq!(
                 reg.observe(&beacon(&format!("x{i}"), 10 + i, 0), addr(3), t0),
-                None
+                Err(Refusal::Capacity)
             );
         }
         assert_eq!(listed(&reg), ["a", "b"]);
-        assert_eq!(reg.refusals().capacity, 1000);
-        reg.observe(&beacon("a", 1, 1), addr(1), t0 + secs(30));
+        reg.observe(&beacon("a", 1, 1), addr(1), t0 + secs(30))
+            .expect("taken in");
         assert_eq!(reg.expire(t0 + TTL).len(), 1, "b expires, a was renewed");
         assert_eq!(listed(&reg), ["a"]);
-        assert!(reg.observe(&beacon("c", 3, 0), addr(3), t0 + TTL).is_some());
+        assert!(
+            reg.observe(&beacon("c", 3, 0), addr(3), t0 + TTL)
+                .is_ok_and(|e| e.is_some())
+        );
     }
 
     #[test]
     fn gone_hostnames_count_against_the_limit_so_memory_stays_bounded() {
         let t0 = Instant::now();
-        let mut reg = Registry::new(OWN, TTL, t0).limit_peers(2);
+        let mut reg = Registry::new(TTL, t0).limit_peers(2);
         for i in 0..100u64 {
             let name = format!("x{i}");
-            reg.observe(&beacon(&name, i + 1, 0), addr(1), t0);
-            reg.observe(&goodbye(&name, i + 1, 1), addr(1), t0);
+            // Past four records (two live, two remembered), further hostnames are refused.
+            let _ = reg.observe(&beacon(&name, i + 1, 0), addr(1), t0);
+            let _ = reg.observe(&goodbye(&name, i + 1, 1), addr(1), t0);
         }
         assert!(reg.records.len() <= 4, "{} records", reg.records.len());
         reg.expire(t0 + TTL);
@@ -934,60 +794,69 @@ mod tests {
     #[test]
     fn a_peer_stays_listed_for_the_ttl_its_beacons_ask_for_within_bounds() {
         let t0 = Instant::now();
-        let mut reg = Registry::new(OWN, TTL, t0);
+        let mut reg = Registry::new(TTL, t0);
         let asks = |ttl| Beacon {
             ttl: Some(ttl),
             ..beacon("slow", 1, 0)
         };
-        reg.observe(&asks(secs(120)), addr(1), t0);
+        reg.observe(&asks(secs(120)), addr(1), t0)
+            .expect("taken in");
         assert!(reg.expire(t0 + TTL).is_empty(), "not our 35 s");
         assert_eq!(reg.expire(t0 + secs(120)).len(), 1);
-        let mut reg = Registry::new(OWN, TTL, t0);
-        reg.observe(&asks(Duration::from_nanos(1)), addr(1), t0);
+        let mut reg = Registry::new(TTL, t0);
+        reg.observe(&asks(Duration::from_nanos(1)), addr(1), t0)
+            .expect("taken in");
         assert_eq!(reg.peers().next().map(|p| p.ttl), Some(MIN_TIMING));
-        let mut reg = Registry::new(OWN, TTL, t0);
-        reg.observe(&asks(secs(1_000_000)), addr(1), t0);
+        let mut reg = Registry::new(TTL, t0);
+        reg.observe(&asks(secs(1_000_000)), addr(1), t0)
+            .expect("taken in");
         assert_eq!(reg.peers().next().map(|p| p.ttl), Some(MAX_TIMING));
     }
 
     #[test]
     fn a_replayed_signed_beacon_never_brings_back_a_peer_that_left_or_expired() {
         let t0 = Instant::now();
-        let mut reg = Registry::new(OWN, TTL, t0);
+        let mut reg = Registry::new(TTL, t0);
         let captured = signed("a", 1, 5, 1_000);
-        reg.observe(&captured, addr(1), t0);
+        reg.observe(&captured, addr(1), t0).expect("taken in");
         let bye = Beacon {
             goodbye: true,
             ..signed("a", 1, 6, 2_000)
         };
         assert!(matches!(
             reg.observe(&bye, addr(1), t0 + secs(1)),
-            Some(PeerEvent::Left { .. })
+            Ok(Some(PeerEvent::Left { .. }))
         ));
         // Replayed as is, or claimed by a made-up instance with the same old timestamp.
-        assert_eq!(reg.observe(&captured, addr(9), t0 + secs(2)), None);
+        assert_eq!(
+            reg.observe(&captured, addr(9), t0 + secs(2)),
+            Err(Refusal::Replay)
+        );
         assert_eq!(
             reg.observe(&signed("a", 77, 0, 2_000), addr(9), t0 + secs(2)),
-            None
+            Err(Refusal::Replay)
         );
         // Still refused after a ttl: a signed peer is remembered for the replay window.
         assert!(TTL < REPLAY_WINDOW);
         reg.expire(t0 + TTL + secs(2));
-        assert_eq!(reg.observe(&captured, addr(9), t0 + TTL + secs(3)), None);
+        assert_eq!(
+            reg.observe(&captured, addr(9), t0 + TTL + secs(3)),
+            Err(Refusal::Replay)
+        );
         assert!(listed(&reg).is_empty());
-        assert_eq!(reg.refusals().replay, 3);
         // A real restart sends newer timestamps.
         assert!(matches!(
             reg.observe(&signed("a", 2, 0, 3_000), addr(1), t0 + TTL + secs(3)),
-            Some(PeerEvent::Joined { .. })
+            Ok(Some(PeerEvent::Joined { .. }))
         ));
 
-        let mut reg = Registry::new(OWN, TTL, t0);
-        reg.observe(&signed("b", 1, 0, 1_000), addr(1), t0);
+        let mut reg = Registry::new(TTL, t0);
+        reg.observe(&signed("b", 1, 0, 1_000), addr(1), t0)
+            .expect("taken in");
         assert_eq!(reg.expire(t0 + TTL).len(), 1);
         assert_eq!(
             reg.observe(&signed("b", 1, 0, 1_000), addr(9), t0 + TTL),
-            None
+            Err(Refusal::Replay)
         );
         assert!(listed(&reg).is_empty());
     }
@@ -995,21 +864,22 @@ mod tests {
     #[test]
     fn changed_tags_are_an_update_and_a_restart_says_what_they_were() {
         let t0 = Instant::now();
-        let mut reg = Registry::new(OWN, TTL, t0);
+        let mut reg = Registry::new(TTL, t0);
         let tagged = |instance, sequence, value: &str| Beacon {
             tags: [("role".to_owned(), value.to_owned())].into(),
             ..beacon("a", instance, sequence)
         };
-        reg.observe(&tagged(1, 0, "db"), addr(1), t0);
-        assert_eq!(reg.observe(&tagged(1, 1, "db"), addr(1), t0), None);
+        reg.observe(&tagged(1, 0, "db"), addr(1), t0)
+            .expect("taken in");
+        assert_eq!(reg.observe(&tagged(1, 1, "db"), addr(1), t0), Ok(None));
         let event = reg.observe(&tagged(1, 2, "web"), addr(1), t0);
-        let Some(PeerEvent::Retagged { peer, old_tags }) = event else {
+        let Ok(Some(PeerEvent::Updated { peer, old_tags })) = event else {
             panic!("{event:?}")
         };
         assert_eq!(old_tags.get("role").map(String::as_str), Some("db"));
         assert_eq!(peer.tags.get("role").map(String::as_str), Some("web"));
         let event = reg.observe(&tagged(2, 0, "cache"), addr(1), t0 + secs(1));
-        let Some(PeerEvent::Restarted { old_tags, .. }) = event else {
+        let Ok(Some(PeerEvent::Restarted { old_tags, .. })) = event else {
             panic!("{event:?}")
         };
         assert_eq!(
@@ -1023,14 +893,16 @@ mod tests {
     #[test]
     fn a_beacon_that_shortens_the_ttl_expires_the_peer_at_the_new_deadline() {
         let t0 = Instant::now();
-        let mut reg = Registry::new(OWN, TTL, t0);
+        let mut reg = Registry::new(TTL, t0);
         let with_ttl = |sequence, ttl| Beacon {
             ttl: Some(ttl),
             ..beacon("a", 1, sequence)
         };
-        reg.observe(&with_ttl(0, secs(35)), addr(1), t0);
+        reg.observe(&with_ttl(0, secs(35)), addr(1), t0)
+            .expect("taken in");
         let renewed = t0 + Duration::from_millis(16);
-        reg.observe(&with_ttl(1, Duration::from_millis(200)), addr(1), renewed);
+        reg.observe(&with_ttl(1, Duration::from_millis(200)), addr(1), renewed)
+            .expect("taken in");
         let deadline = renewed + Duration::from_millis(200);
         assert!(reg.expire(deadline - Duration::from_nanos(1)).is_empty());
         assert_eq!(
@@ -1045,13 +917,14 @@ mod tests {
     #[test]
     fn a_signed_peer_back_after_expiry_expires_at_its_new_deadline() {
         let t0 = Instant::now();
-        let mut reg = Registry::new(OWN, TTL, t0);
-        reg.observe(&signed("a", 1, 0, 1_000), addr(1), t0);
+        let mut reg = Registry::new(TTL, t0);
+        reg.observe(&signed("a", 1, 0, 1_000), addr(1), t0)
+            .expect("taken in");
         assert_eq!(reg.expire(t0 + TTL).len(), 1);
         let back = t0 + TTL;
         assert!(matches!(
             reg.observe(&signed("a", 1, 1, 2_000), addr(1), back),
-            Some(PeerEvent::Joined { .. })
+            Ok(Some(PeerEvent::Joined { .. }))
         ));
         assert!(reg.expire(back + TTL - Duration::from_nanos(1)).is_empty());
         assert_eq!(reg.expire(back + TTL).len(), 1, "expired on time");
@@ -1060,42 +933,57 @@ mod tests {
     #[test]
     fn a_replayed_beacon_of_an_older_instance_never_flips_a_listed_peer() {
         let t0 = Instant::now();
-        let mut reg = Registry::new(OWN, TTL, t0);
+        let mut reg = Registry::new(TTL, t0);
         let old = signed("a", 1, 3, 1_000);
-        reg.observe(&old, addr(1), t0);
+        reg.observe(&old, addr(1), t0).expect("taken in");
         // Restarted: the new instance's first beacon is newer.
-        reg.observe(&signed("a", 2, 0, 5_000), addr(1), t0 + secs(5));
+        reg.observe(&signed("a", 2, 0, 5_000), addr(1), t0 + secs(5))
+            .expect("taken in");
         // Long after the old one's rival memory lapsed, the captured beacon comes back.
-        reg.observe(&signed("a", 2, 1, 50_000), addr(1), t0 + secs(50));
-        assert_eq!(reg.observe(&old, addr(9), t0 + secs(51)), None);
+        reg.observe(&signed("a", 2, 1, 50_000), addr(1), t0 + secs(50))
+            .expect("taken in");
+        assert_eq!(
+            reg.observe(&old, addr(9), t0 + secs(51)),
+            Err(Refusal::Replay)
+        );
         let peer = reg.peers().next().expect("listed");
         assert_eq!((peer.instance, peer.address), (2, addr(1)));
-        assert_eq!(reg.refusals().replay, 1);
     }
 
     #[test]
     fn once_signed_a_peer_ignores_unsigned_beacons() {
         let t0 = Instant::now();
-        let mut reg = Registry::new(OWN, TTL, t0);
-        reg.observe(&signed("a", 1, 0, 1_000), addr(1), t0);
+        let mut reg = Registry::new(TTL, t0);
+        reg.observe(&signed("a", 1, 0, 1_000), addr(1), t0)
+            .expect("taken in");
         // A forged goodbye, a maximal sequence, a new instance: all unsigned.
-        assert_eq!(reg.observe(&goodbye("a", 1, u64::MAX), addr(9), t0), None);
-        assert_eq!(reg.observe(&beacon("a", 1, u64::MAX), addr(9), t0), None);
-        assert_eq!(reg.observe(&beacon("a", 66, 0), addr(9), t0), None);
+        assert_eq!(
+            reg.observe(&goodbye("a", 1, u64::MAX), addr(9), t0),
+            Err(Refusal::Unsigned)
+        );
+        assert_eq!(
+            reg.observe(&beacon("a", 1, u64::MAX), addr(9), t0),
+            Err(Refusal::Unsigned)
+        );
+        assert_eq!(
+            reg.observe(&beacon("a", 66, 0), addr(9), t0),
+            Err(Refusal::Unsigned)
+        );
         let peer = reg.peers().next().expect("listed");
         assert_eq!(
             (peer.instance, peer.sequence, peer.address),
             (1, 0, addr(1))
         );
-        assert_eq!(reg.refusals().unsigned, 3);
     }
 
     #[test]
     fn after_a_stall_every_peer_gets_a_ttl_to_be_heard_again() {
         let t0 = Instant::now();
-        let mut reg = Registry::new(OWN, TTL, t0);
-        reg.observe(&beacon("a", 1, 0), addr(1), t0);
-        reg.observe(&beacon("b", 2, 0), addr(1), t0 + secs(30));
+        let mut reg = Registry::new(TTL, t0);
+        reg.observe(&beacon("a", 1, 0), addr(1), t0)
+            .expect("taken in");
+        reg.observe(&beacon("b", 2, 0), addr(1), t0 + secs(30))
+            .expect("taken in");
         let resumed = t0 + secs(100);
         reg.give_time(resumed);
         assert!(
@@ -1108,12 +996,15 @@ mod tests {
     #[test]
     fn sleeps_until_the_next_deadline() {
         let t0 = Instant::now();
-        let mut reg = Registry::new(OWN, TTL, t0);
+        let mut reg = Registry::new(TTL, t0);
         assert_eq!(reg.next_deadline(), None);
-        reg.observe(&beacon("a", 1, 0), addr(1), t0);
-        reg.observe(&beacon("b", 2, 0), addr(2), t0 + secs(10));
+        reg.observe(&beacon("a", 1, 0), addr(1), t0)
+            .expect("taken in");
+        reg.observe(&beacon("b", 2, 0), addr(2), t0 + secs(10))
+            .expect("taken in");
         assert_eq!(reg.next_deadline(), Some(t0 + TTL));
-        reg.observe(&beacon("a", 1, 1), addr(1), t0 + secs(20));
+        reg.observe(&beacon("a", 1, 1), addr(1), t0 + secs(20))
+            .expect("taken in");
         // The renewal did not touch the wheel: the next wake-up is the stale one, which
         // reschedules `a` and expires nothing.
         assert!(reg.expire(t0 + TTL).is_empty());
@@ -1144,7 +1035,7 @@ mod tests {
             let ttl = Duration::from_secs(1);
             let t0 = Instant::now();
             let mut now = t0;
-            let mut reg = Registry::new(OWN, ttl, t0);
+            let mut reg = Registry::new(ttl, t0);
             // Model: host -> when any instance of it was last heard, cleared by a goodbye.
             let mut model: std::collections::HashMap<String, Instant> = Default::default();
             let mut seq = 0u64;
@@ -1154,7 +1045,7 @@ mod tests {
                         seq += 1;
                         let name = format!("h{host}");
                         let instance = u64::from(instance) + 1;
-                        reg.observe(&beacon(&name, instance, seq), addr(host), now);
+                        reg.observe(&beacon(&name, instance, seq), addr(host), now).expect("taken in");
                         model.insert(name, now);
                     }
                     Step::Goodbye { host } => {
@@ -1162,7 +1053,7 @@ mod tests {
                         let name = format!("h{host}");
                         let listed = reg.peers().find(|p| p.hostname == name).map(|p| p.instance);
                         if let Some(instance) = listed {
-                            reg.observe(&goodbye(&name, instance, seq), addr(host), now);
+                            reg.observe(&goodbye(&name, instance, seq), addr(host), now).expect("taken in");
                             model.remove(&name);
                         }
                     }

@@ -3,9 +3,11 @@
 //! that indexes their deadlines. Imports `wire` and `config` only: no I/O, no clock, no tokio.
 
 mod machine;
+mod peer;
 mod record;
-pub mod rival;
+mod rival;
 mod slab;
 pub mod wheel;
 
-pub use machine::*;
+pub use machine::{Observed, Registry};
+pub use peer::{Peer, PeerEvent, Refusal, Rival};

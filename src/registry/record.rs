@@ -12,21 +12,20 @@ use std::time::{Duration, Instant};
 
 use smol_str::SmolStr;
 
-use crate::registry::rival::Rival;
-use crate::registry::{Gone, Peer};
+use super::peer::{Gone, Peer, Rival};
 use crate::wire::beacon::Beacon;
 use crate::wire::tags::Tags;
 
 /// Instants as nanoseconds since an origin: 8 bytes instead of 16, exact for instants at or
 /// after it (earlier ones read as the origin), saturating after 584 years.
 #[derive(Debug, Clone, Copy)]
-pub struct Clock {
+pub struct Epoch {
     origin: Instant,
 }
 
-impl Clock {
+impl Epoch {
     pub fn new(origin: Instant) -> Self {
-        Clock { origin }
+        Epoch { origin }
     }
 
     pub fn stamp(&self, at: Instant) -> u64 {
@@ -84,7 +83,7 @@ static NO_TAGS: Tags = Tags::new();
 
 impl Record {
     /// A live record of `peer`, whose wheel entry is `timer`.
-    pub fn live(peer: &Peer, timer: u32, clock: &Clock) -> Record {
+    pub fn live(peer: &Peer, timer: u32, epoch: &Epoch) -> Record {
         let mut record = Record {
             name: SmolStr::new(&peer.hostname),
             instance: 0,
@@ -100,7 +99,7 @@ impl Record {
             port: 0,
             flags: 0,
         };
-        record.set_peer(peer, clock);
+        record.set_peer(peer, epoch);
         record
     }
 
@@ -132,7 +131,7 @@ impl Record {
         self.timer = timer;
     }
 
-    /// Live: the deadline. Gone: when it is forgotten. As a stamp of the registry's clock.
+    /// Live: the deadline. Gone: when it is forgotten. As a stamp of the registry's epoch.
     pub fn due(&self) -> u64 {
         if self.is_live() {
             self.deadline
@@ -142,16 +141,16 @@ impl Record {
     }
 
     /// The peer, as listed. Only for a live record.
-    pub fn peer(&self, clock: &Clock) -> Peer {
+    pub fn peer(&self, epoch: &Epoch) -> Peer {
         let rare = self.rare.as_deref();
         Peer {
             hostname: self.name.to_string(),
             address: self.address(),
             instance: self.instance,
             sequence: self.sequence,
-            first_seen: clock.instant(self.first_seen),
-            last_seen: clock.instant(self.last_seen),
-            deadline: clock.instant(self.deadline),
+            first_seen: epoch.instant(self.first_seen),
+            last_seen: epoch.instant(self.last_seen),
+            deadline: epoch.instant(self.deadline),
             ttl: Duration::from_micros(u64::from(self.ttl_micros)),
             authenticated: self.authenticated(),
             first_timestamp: rare.and_then(|rare| rare.first_timestamp),
@@ -162,13 +161,13 @@ impl Record {
     }
 
     /// Makes this the live record of `peer` (same hostname), keeping its wheel entry.
-    pub fn set_peer(&mut self, peer: &Peer, clock: &Clock) {
+    pub fn set_peer(&mut self, peer: &Peer, epoch: &Epoch) {
         debug_assert_eq!(self.name, peer.hostname);
         self.instance = peer.instance;
         self.sequence = peer.sequence;
-        self.first_seen = clock.stamp(peer.first_seen);
-        self.last_seen = clock.stamp(peer.last_seen);
-        self.deadline = clock.stamp(peer.deadline);
+        self.first_seen = epoch.stamp(peer.first_seen);
+        self.last_seen = epoch.stamp(peer.last_seen);
+        self.deadline = epoch.stamp(peer.deadline);
         self.ttl_micros = micros(peer.ttl);
         self.flags = LIVE;
         if peer.authenticated {
@@ -192,23 +191,23 @@ impl Record {
     }
 
     /// What is remembered of a gone peer. Only for a record that is not live.
-    pub fn gone(&self, clock: &Clock) -> Gone {
+    pub fn gone(&self, epoch: &Epoch) -> Gone {
         Gone {
             instance: self.instance,
             sequence: self.sequence,
             authenticated: self.authenticated(),
             timestamp: self.timestamp(),
-            restart_until: clock.instant(self.deadline),
-            forget_at: clock.instant(self.last_seen),
+            restart_until: epoch.instant(self.deadline),
+            forget_at: epoch.instant(self.last_seen),
         }
     }
 
     /// Makes this the record of a gone peer, keeping its wheel entry and dropping all else.
-    pub fn set_gone(&mut self, gone: &Gone, clock: &Clock) {
+    pub fn set_gone(&mut self, gone: &Gone, epoch: &Epoch) {
         self.instance = gone.instance;
         self.sequence = gone.sequence;
-        self.deadline = clock.stamp(gone.restart_until);
-        self.last_seen = clock.stamp(gone.forget_at);
+        self.deadline = epoch.stamp(gone.restart_until);
+        self.last_seen = epoch.stamp(gone.forget_at);
         self.first_seen = 0;
         self.ttl_micros = 0;
         self.flags = if gone.authenticated { AUTHENTICATED } else { 0 };
@@ -224,13 +223,13 @@ impl Record {
         from: SocketAddr,
         now: Instant,
         ttl: Duration,
-        clock: &Clock,
+        epoch: &Epoch,
     ) -> SocketAddr {
         let old_address = self.address();
         self.set_address(from);
         self.sequence = beacon.sequence;
-        self.last_seen = clock.stamp(now);
-        self.deadline = clock.stamp(now + ttl);
+        self.last_seen = epoch.stamp(now);
+        self.deadline = epoch.stamp(now + ttl);
         self.ttl_micros = micros(ttl);
         if beacon.timestamp.is_some() {
             self.set_timestamp(beacon.timestamp);
@@ -261,9 +260,9 @@ impl Record {
     }
 
     /// Gives a live peer at least `ttl` from `now` (its own ttl): see `Registry::give_time`.
-    pub fn give_time(&mut self, now: Instant, clock: &Clock) {
+    pub fn give_time(&mut self, now: Instant, epoch: &Epoch) {
         let until = now + Duration::from_micros(u64::from(self.ttl_micros));
-        self.deadline = self.deadline.max(clock.stamp(until));
+        self.deadline = self.deadline.max(epoch.stamp(until));
         if let Some(rival) = self
             .rare
             .as_deref_mut()
@@ -349,17 +348,17 @@ mod tests {
     #[test]
     fn a_plain_peer_round_trips_without_an_allocation_beside_the_record() {
         let t0 = Instant::now();
-        let clock = Clock::new(t0);
-        let record = Record::live(&peer(t0), 3, &clock);
+        let epoch = Epoch::new(t0);
+        let record = Record::live(&peer(t0), 3, &epoch);
         assert!(record.rare.is_none());
-        assert_eq!(record.peer(&clock), peer(t0));
+        assert_eq!(record.peer(&epoch), peer(t0));
         assert_eq!(record.timer(), 3);
     }
 
     #[test]
     fn what_few_peers_have_round_trips_too() {
         let t0 = Instant::now();
-        let clock = Clock::new(t0);
+        let epoch = Epoch::new(t0);
         let mut rare = peer(t0);
         rare.address = SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::LOCALHOST, 24901, 0, 0));
         rare.authenticated = true;
@@ -374,7 +373,7 @@ mod tests {
             deadline: t0 + Duration::from_secs(35),
             confirmed: true,
         });
-        let record = Record::live(&rare, 0, &clock);
-        assert_eq!(record.peer(&clock), rare);
+        let record = Record::live(&rare, 0, &epoch);
+        assert_eq!(record.peer(&epoch), rare);
     }
 }

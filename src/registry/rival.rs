@@ -5,22 +5,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::registry::{Peer, PeerEvent, Refusals, new_peer};
+use super::peer::{Peer, PeerEvent, Refusal, Rival};
 use crate::wire::beacon::Beacon;
-
-/// Another instance announcing a listed peer's hostname.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rival {
-    pub instance: u64,
-    pub address: SocketAddr,
-    /// Its latest sequence number: an older beacon of it (reordered, replayed) changes nothing.
-    pub sequence: u64,
-    pub last_seen: Instant,
-    /// Its `last_seen + ttl`.
-    pub deadline: Instant,
-    /// It was heard again after it was replaced: two live instances, not a restart.
-    pub confirmed: bool,
-}
 
 /// A beacon for listed `peer`'s hostname from another instance: its rival's, or a new one's.
 pub(crate) fn other_instance(
@@ -29,19 +15,17 @@ pub(crate) fn other_instance(
     from: SocketAddr,
     now: Instant,
     ttl: Duration,
-    refusals: &mut Refusals,
-) -> Option<PeerEvent> {
+) -> Result<Option<PeerEvent>, Refusal> {
     let deadline = now + ttl;
     match &mut peer.rival {
         Some(rival) if rival.instance == beacon.instance => {
             // Reordered or replayed: a replaced instance never comes back this way.
             if beacon.sequence <= rival.sequence {
-                refusals.replay += 1;
-                return None;
+                return Err(Refusal::Replay);
             }
             if beacon.goodbye {
                 peer.rival = None;
-                return None;
+                return Ok(None);
             }
             rival.sequence = beacon.sequence;
             rival.address = from;
@@ -52,20 +36,20 @@ pub(crate) fn other_instance(
             if peer.last_seen + peer.ttl <= now {
                 // The listed instance went silent a ttl ago: the rival is the one left.
                 let old_instance = peer.instance;
-                let old = std::mem::replace(peer, new_peer(beacon, from, now, ttl));
-                return Some(PeerEvent::Restarted {
+                let old = std::mem::replace(peer, Peer::new(beacon, from, now, ttl));
+                return Ok(Some(PeerEvent::Restarted {
                     peer: peer.clone(),
                     old_instance,
                     old_tags: (old.tags != peer.tags).then_some(old.tags),
-                });
+                }));
             }
             if rival.confirmed {
-                return None;
+                return Ok(None);
             }
             rival.confirmed = true;
-            Some(PeerEvent::Conflict { peer: peer.clone() })
+            Ok(Some(PeerEvent::Conflict { peer: peer.clone() }))
         }
-        _ if beacon.goodbye => None,
+        _ if beacon.goodbye => Ok(None),
         _ => {
             // A new instance: a restart, unless the instance it replaces is heard again.
             let replaced = Rival {
@@ -82,14 +66,14 @@ pub(crate) fn other_instance(
                 peer,
                 Peer {
                     rival: Some(replaced),
-                    ..new_peer(beacon, from, now, ttl)
+                    ..Peer::new(beacon, from, now, ttl)
                 },
             );
-            Some(PeerEvent::Restarted {
+            Ok(Some(PeerEvent::Restarted {
                 peer: peer.clone(),
                 old_instance,
                 old_tags: (old.tags != peer.tags).then_some(old.tags),
-            })
+            }))
         }
     }
 }
