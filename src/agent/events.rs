@@ -11,6 +11,7 @@ use tracing::{info, warn};
 
 use crate::api::{EventCounts, PeerChange, format_instance};
 use crate::registry::PeerEvent;
+use crate::throttle::Throttle;
 use crate::wire::tags;
 
 /// Events kept for a client that reconnects with `Last-Event-ID`: minutes of churn in a large
@@ -22,7 +23,7 @@ pub const SUBSCRIBER_LAG: usize = 256;
 /// Per-peer log lines in one [`LOG_WINDOW`] before the rest are only counted and summarised
 /// ("412 peers joined in the last second"): a cluster starting up is logged peer by peer, a
 /// flood of made-up hostnames costs a few lines a second.
-pub const LOG_BURST: u64 = 5;
+pub const LOG_BURST: u32 = 5;
 pub const LOG_WINDOW: Duration = Duration::from_secs(1);
 
 pub struct Funnel {
@@ -30,14 +31,8 @@ pub struct Funnel {
     history: VecDeque<Arc<PeerChange>>,
     sender: broadcast::Sender<Arc<PeerChange>>,
     counts: EventCounts,
-    log: LogBudget,
-}
-
-/// How many per-peer lines the current window has used, and the events only counted.
-#[derive(Default)]
-struct LogBudget {
-    window_start: Option<Instant>,
-    logged: u64,
+    log: Throttle,
+    /// The events of the current log window that were only counted, by kind.
     held_back: EventCounts,
 }
 
@@ -48,7 +43,8 @@ impl Default for Funnel {
             history: VecDeque::with_capacity(HISTORY),
             sender: broadcast::Sender::new(SUBSCRIBER_LAG),
             counts: EventCounts::default(),
-            log: LogBudget::default(),
+            log: Throttle::with_burst(LOG_BURST, LOG_WINDOW),
+            held_back: EventCounts::default(),
         }
     }
 }
@@ -60,13 +56,10 @@ impl Funnel {
         self.flush_summary(now);
         self.last_id += 1;
         let change = Arc::new(PeerChange::new(self.last_id, event, now, wall_now));
-        let budget = &mut self.log;
-        budget.window_start.get_or_insert(now);
-        if budget.logged < LOG_BURST {
-            budget.logged += 1;
+        if self.log.admit(now).is_some() {
             log(event);
         } else {
-            budget.held_back.count(change.event);
+            self.held_back.count(change.event);
         }
         self.counts.count(change.event);
         if self.history.len() == HISTORY {
@@ -79,24 +72,16 @@ impl Funnel {
 
     /// When the summary of the events not logged one by one is due, if any are waiting.
     pub fn summary_due(&self) -> Option<Instant> {
-        let held_back = self.log.held_back != EventCounts::default();
-        self.log
-            .window_start
-            .filter(|_| held_back)
-            .map(|start| start + LOG_WINDOW)
+        self.log.summary_due()
     }
 
     /// Closes the log window if it is over by `now`: one line per kind of event that was only
     /// counted in it.
     pub fn flush_summary(&mut self, now: Instant) {
-        let over = self
-            .log
-            .window_start
-            .is_some_and(|start| now >= start + LOG_WINDOW);
-        if !over {
+        if self.log.summary(now).is_none() {
             return;
         }
-        let held = std::mem::take(&mut self.log).held_back;
+        let held = std::mem::take(&mut self.held_back);
         let lines = [
             (held.joined, "joined"),
             (held.moved, "moved"),
@@ -277,7 +262,7 @@ mod tests {
         for i in 0..400 {
             funnel.publish(&joined(&format!("m{i}"), t0), t0, SystemTime::now());
         }
-        assert_eq!(funnel.log.held_back.joined, 400);
+        assert_eq!(funnel.held_back.joined, 400);
         assert_eq!(funnel.summary_due(), Some(t0 + LOG_WINDOW));
         funnel.flush_summary(t0 + LOG_WINDOW - std::time::Duration::from_millis(1));
         assert_eq!(funnel.summary_due(), Some(t0 + LOG_WINDOW), "not yet");
@@ -285,7 +270,7 @@ mod tests {
         assert_eq!(funnel.summary_due(), None);
         assert_eq!(
             funnel.counts().joined,
-            400 + LOG_BURST,
+            400 + u64::from(LOG_BURST),
             "every event still counts"
         );
     }

@@ -7,7 +7,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use http_body_util::BodyExt;
@@ -134,7 +134,7 @@ pub async fn serve_within(
 ) {
     let mut server = Server::new(router, cap, counters, shutdown.clone());
     loop {
-        let report_at = server.report.due();
+        let report_at = server.report.summary_due();
         tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
@@ -143,7 +143,11 @@ pub async fn serve_within(
             },
             Some(joined) = server.tasks.join_next() => server.ended(joined),
             () = tokio::time::sleep_until(report_at.unwrap_or_else(now).into()),
-                if report_at.is_some() => server.say(),
+                if report_at.is_some() => {
+                if server.report.summary(now()).is_some() {
+                    server.say();
+                }
+            }
         }
     }
     // Closed first, so new connections are refused by the kernel instead of left waiting.
@@ -159,7 +163,11 @@ struct Server {
     /// One task per open connection; each returns its key in `open` and how it ended.
     tasks: JoinSet<(u64, Ended)>,
     counters: Arc<ApiCounters>,
-    report: Report,
+    /// The warnings about connections the limits closed: the first at once, the rest together
+    /// at most once a [`REPORT_EVERY`].
+    report: Throttle,
+    /// The totals the last warning covered.
+    said: ApiCounts,
     /// At most one warning a second about failed accepts; the rest are debug lines.
     accept_log: Throttle,
     shutdown: CancellationToken,
@@ -225,7 +233,8 @@ impl Server {
             open: Connections::new(cap),
             tasks: JoinSet::new(),
             counters,
-            report: Report::default(),
+            report: Throttle::new(REPORT_EVERY),
+            said: ApiCounts::default(),
             accept_log: Throttle::new(REPORT_EVERY),
             shutdown,
         }
@@ -329,22 +338,25 @@ impl Server {
         tokio::time::sleep(ACCEPT_BACKOFF).await;
     }
 
-    /// Counts one closure by the limits and schedules the warning that will tell it.
+    /// Counts one closure by the limits, and tells it at once if the last warning was long
+    /// enough ago; otherwise the summary at the end of the period tells it.
     fn count(&mut self, counter: fn(&ApiCounters) -> &AtomicU64) {
         counter(&self.counters).fetch_add(1, Ordering::Relaxed);
-        self.report.noted(now());
+        if self.report.admit(now()).is_some() {
+            self.say();
+        }
     }
 
     fn say(&mut self) {
-        if let Some(since) = self.report.take(self.counters.snapshot(), now()) {
-            warn!(
-                refused = since.refused,
-                evicted = since.evicted,
-                timed_out = since.timed_out,
-                open = since.open,
-                "api connections closed at the limits: too many open, or too slow to send a request"
-            );
-        }
+        let totals = self.counters.snapshot();
+        let since = since(totals, std::mem::replace(&mut self.said, totals));
+        warn!(
+            refused = since.refused,
+            evicted = since.evicted,
+            timed_out = since.timed_out,
+            open = since.open,
+            "api connections closed at the limits: too many open, or too slow to send a request"
+        );
     }
 
     fn set_open(&self) {
@@ -393,44 +405,14 @@ impl Ended {
     }
 }
 
-/// Turns the counts into warnings, at most one per [`REPORT_EVERY`]: the first closure is told
-/// at once, the ones that follow within that time together at its end. Pure: given instants.
-#[derive(Debug, Default)]
-struct Report {
-    /// The totals the last warning covered.
-    said: ApiCounts,
-    last: Option<Instant>,
-    /// When the next warning is due, while there is something to say.
-    due: Option<Instant>,
-}
-
-impl Report {
-    /// Something was counted at `now`.
-    fn noted(&mut self, now: Instant) {
-        if self.due.is_none() {
-            let next_allowed = self.last.map_or(now, |last| last + REPORT_EVERY);
-            self.due = Some(now.max(next_allowed));
-        }
-    }
-
-    fn due(&self) -> Option<Instant> {
-        self.due
-    }
-
-    /// The counts to warn about at `now`, given the `totals` so far: what changed since the
-    /// last warning, with the connections open now. `None` before the warning is due.
-    fn take(&mut self, totals: ApiCounts, now: Instant) -> Option<ApiCounts> {
-        self.due.filter(|due| *due <= now)?;
-        self.due = None;
-        self.last = Some(now);
-        let said = std::mem::replace(&mut self.said, totals);
-        Some(ApiCounts {
-            open: totals.open,
-            refused: totals.refused - said.refused,
-            evicted: totals.evicted - said.evicted,
-            timed_out: totals.timed_out - said.timed_out,
-            requests: totals.requests - said.requests,
-        })
+/// What changed from `said` to `totals`, with the connections open now.
+fn since(totals: ApiCounts, said: ApiCounts) -> ApiCounts {
+    ApiCounts {
+        open: totals.open,
+        refused: totals.refused - said.refused,
+        evicted: totals.evicted - said.evicted,
+        timed_out: totals.timed_out - said.timed_out,
+        requests: totals.requests - said.requests,
     }
 }
 
@@ -449,47 +431,11 @@ mod tests {
     }
 
     #[test]
-    fn the_first_closure_is_told_at_once() {
-        let t0 = Instant::now();
-        let mut report = Report::default();
-        assert_eq!(report.due(), None);
-        report.noted(t0);
-        assert_eq!(report.due(), Some(t0));
+    fn a_warning_tells_what_changed_since_the_last_one() {
         assert_eq!(
-            report.take(counts(0, 1, 0, 9), t0),
-            Some(counts(0, 1, 0, 9))
+            since(counts(2, 400, 99, 512), counts(2, 1, 0, 9)),
+            counts(0, 399, 99, 512),
+            "the open connections as they are now"
         );
-        assert_eq!(report.due(), None);
-    }
-
-    #[test]
-    fn a_burst_is_told_in_one_line_a_second_after_the_last() {
-        let t0 = Instant::now();
-        let mut report = Report::default();
-        report.noted(t0);
-        report.take(counts(0, 1, 0, 9), t0);
-        for ms in 1..500 {
-            report.noted(t0 + Duration::from_millis(ms));
-        }
-        let due = t0 + REPORT_EVERY;
-        assert_eq!(report.due(), Some(due));
-        let early = due - Duration::from_millis(1);
-        assert_eq!(report.take(counts(2, 400, 99, 512), early), None);
-        assert_eq!(
-            report.take(counts(2, 400, 99, 512), due),
-            Some(counts(2, 399, 99, 512)),
-            "only what changed since the last line"
-        );
-    }
-
-    #[test]
-    fn after_a_quiet_second_a_closure_is_told_at_once_again() {
-        let t0 = Instant::now();
-        let mut report = Report::default();
-        report.noted(t0);
-        report.take(counts(1, 0, 0, 1), t0);
-        let later = t0 + 3 * REPORT_EVERY;
-        report.noted(later);
-        assert_eq!(report.due(), Some(later));
     }
 }
