@@ -7,6 +7,7 @@
 //! - [`node`]: one node's protocol without I/O: admission, the announce schedule, counters.
 //! - [`net`]: the multicast socket and the choice of interface.
 //! - [`registry`]: live peers keyed by hostname; a synchronous state machine driven by `now`.
+//! - [`clock`]: the agent's one clock (tokio's) and the wall clock; the cores never read it.
 //! - [`config`]: the agent's settings, their defaults and their rules.
 //! - [`wire`]: the beacon's bytes, its tags and its signature.
 //! - [`throttle`]: at most one log line per period, however fast the input.
@@ -16,6 +17,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod clock;
 pub mod config;
 pub mod doctor;
 pub mod net;

@@ -22,6 +22,7 @@ use self::hooks::HookCounters;
 use self::notify::Notifier;
 use crate::api::server::{self, ApiCounters};
 use crate::api::{self, ApiState, Query, Snapshot, Start, Subscription, format_instance};
+use crate::clock::now;
 use crate::config::Config;
 use crate::net::socket::{self, DatagramBuf};
 use crate::node::{Node, SocketStats};
@@ -526,11 +527,4 @@ impl Driver {
             events: self.funnel.subscribe(),
         }
     }
-}
-
-/// The current instant from tokio's clock, the one `sleep_until` waits on, so a deadline and the
-/// sleep towards it are read from the same clock. (No test pauses that clock: timing is tested
-/// on the registry with explicit instants, and on real agents in real time.)
-pub(crate) fn now() -> Instant {
-    tokio::time::Instant::now().into_std()
 }

@@ -23,9 +23,9 @@ use tokio::task::{AbortHandle, JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::agent::now;
 use crate::api::ApiCounts;
 use crate::api::connections::{Connections, Room};
+use crate::clock::now;
 use crate::throttle::Throttle;
 
 /// How long a client may take to send a request head, from the moment its connection is

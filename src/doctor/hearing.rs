@@ -5,18 +5,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use super::check::{Check, Status, count};
+use super::probe::{Heard, PROBE_HOSTNAME};
 use crate::config;
-use crate::doctor::PROBE_HOSTNAME;
-use crate::doctor::host::{Check, Status, count};
-use crate::wire::beacon::{Beacon, DecodeError};
-
-/// One datagram heard on the group during the window.
-#[derive(Debug, Clone)]
-pub struct Heard {
-    /// Since the probe went out.
-    pub at: Duration,
-    pub beacon: Result<Beacon, DecodeError>,
-}
+use crate::wire::beacon::Beacon;
 
 /// The checks of what was heard: other nodes, foreign datagrams, duplicate hostnames, timings.
 /// `local_agent` is the instance of the agent on this host, if one answered: its beacons are

@@ -1,28 +1,25 @@
 //! `peerd doctor`: why discovery may not work on this host. Each check is a pure function of
 //! what was read or heard; [`run`] gathers those facts. It changes nothing on the host and sends
 //! two beacons: a probe, which peers answer early, and the probe's goodbye.
-//! The checks themselves live in `diagnosis` (this host) and `hearing` (the group).
+//! The checks live in `host` (this host) and `hearing` (the group), the report's line in
+//! `check`, the probe in `probe`; it may import `api` (the agent's status), `net` and `wire`.
 
+mod check;
 mod hearing;
 mod host;
+mod probe;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+pub use self::check::{Check, Status};
+use self::hearing::check_heard;
+use self::host::*;
+pub use self::probe::{Heard, PROBE_HOSTNAME};
 use crate::api::client;
 use crate::api::{self, AgentStatus};
-use crate::config::{self, MIN_TIMING};
-use crate::net::interface::{self};
-use crate::net::socket;
-use crate::wire::beacon::{Beacon, MAX_BEACON_LEN};
-
-pub use crate::doctor::hearing::Heard;
-use crate::doctor::hearing::*;
-use crate::doctor::host::*;
-pub use crate::doctor::host::{Check, Status};
-
-/// The hostname the probe announces: agents list it from the probe to its goodbye, a moment.
-pub const PROBE_HOSTNAME: &str = "peerd-doctor-probe";
+use crate::config;
+use crate::net::interface;
 
 /// What `peerd doctor` is asked to check.
 #[derive(Debug, Clone)]
@@ -107,7 +104,7 @@ pub async fn run(options: &Options) -> Vec<Check> {
     };
 
     let probe = fastrand::u64(..);
-    let listened = listen(options, address, probe).await;
+    let listened = probe::listen(options.group, options.port, address, options.listen, probe).await;
     let heard = listened.as_ref().map(|(heard, _)| heard.as_slice());
     checks.push(check_loopback(
         heard.map_err(String::as_str),
@@ -164,67 +161,12 @@ pub async fn run(options: &Options) -> Vec<Check> {
     checks
 }
 
-/// Joins the group on `address` as the agent does, sends the probe, and records every datagram
-/// for `options.listen`; also `/proc/net/igmp` as it reads while the probe socket is joined.
-async fn listen(
-    options: &Options,
-    address: Ipv4Addr,
-    probe: u64,
-) -> Result<(Vec<Heard>, Option<String>), String> {
-    let socket =
-        socket::bind_multicast(options.group, options.port, address, config::MULTICAST_TTL)
-            .map_err(|err| format!("{err:#}"))?;
-    let igmp = std::fs::read_to_string("/proc/net/igmp").ok();
-    let mut beacon = Beacon {
-        instance: probe,
-        sequence: 0,
-        hostname: PROBE_HOSTNAME.into(),
-        // The shortest ttl agents take: should the goodbye be lost, the probe is gone soon.
-        ttl: Some(MIN_TIMING),
-        ..Beacon::default()
-    };
-    let to = SocketAddr::from((options.group, options.port));
-    let start = tokio::time::Instant::now();
-    socket
-        .send_to(&beacon.encode(), to)
-        .await
-        .map_err(|err| format!("sending the probe to {to}: {err}"))?;
-    let mut heard = Vec::new();
-    let mut said_goodbye = false;
-    // One byte more than a beacon may have, so an oversized datagram shows as one.
-    let mut buf = [0u8; MAX_BEACON_LEN + 1];
-    let deadline = start + options.listen;
-    while let Ok(received) = tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await {
-        let (len, _) = received.map_err(|err| format!("receiving on {to}: {err}"))?;
-        let decoded = Beacon::decode(&buf[..len]);
-        let probe_back = decoded.as_ref().is_ok_and(|b| b.instance == probe);
-        heard.push(Heard {
-            at: start.elapsed(),
-            beacon: decoded,
-        });
-        if probe_back && !said_goodbye {
-            // Peers have heard the probe, and answer it early: it can leave their lists now.
-            said_goodbye = true;
-            beacon.sequence = 1;
-            beacon.goodbye = true;
-            // Best effort: unanswered, agents drop the probe after its short ttl anyway.
-            let _ = socket.send_to(&beacon.encode(), to).await;
-        }
-    }
-    if !said_goodbye {
-        beacon.sequence = 1;
-        beacon.goodbye = true;
-        let _ = socket.send_to(&beacon.encode(), to).await;
-    }
-    Ok((heard, igmp))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::net::interface::Link;
     use crate::net::interface::tests::candidate;
-    use crate::wire::beacon::DecodeError;
+    use crate::wire::beacon::{Beacon, DecodeError};
 
     fn link(name: &str, up: bool, running: bool, multicast: bool) -> Link {
         Link {
