@@ -1,4 +1,4 @@
-//! What the agent's own code spends on one datagram, without the socket: `Node::handle_datagram`
+//! What the agent's own code spends on one datagram, without the socket: `Receiver::handle_datagram`
 //! (decode, signature and timestamp check, registry) for a renewal and a join, unsigned and
 //! signed, in a registry of 1,000 peers. `bin/bench-ingest` measures the whole receive path
 //! against the socket; this isolates the part that is ours, free of the kernel's noise.
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use peerd::agent::events::Funnel;
 use peerd::config::{Config, MAX_PEERS};
-use peerd::node::Node;
+use peerd::node::{Heard, Receiver};
 use peerd::registry::PeerEvent;
 use peerd::wire::auth::Keyring;
 use peerd::wire::beacon::Beacon;
@@ -21,13 +21,13 @@ use support::FROM;
 const PEERS: usize = 1_000;
 const SECRET: &[u8] = b"a shared secret of 32 bytes, ok!";
 
-fn node(signed: bool, now: Instant) -> Node {
+fn node(signed: bool, now: Instant) -> Receiver {
     let mut config = Config::new("bench", Ipv4Addr::LOCALHOST);
     config.max_peers = MAX_PEERS.max(PEERS * 1000);
     if signed {
         config.keys = Keyring::new(&[SECRET]);
     }
-    Node::new(config, 1, 7, now)
+    Receiver::new(&config, 1, now)
 }
 
 /// Peer `i`'s beacon with sequence `sequence`, as its agent sends it (ttl field; signed: the
@@ -110,7 +110,12 @@ fn publish(c: &mut Criterion) {
     let t0 = Instant::now();
     let mut node = node(false, t0);
     let joined: Vec<PeerEvent> = (0..PEERS)
-        .filter_map(|i| node.handle_datagram(&datagram(i, 0, None, wall), FROM, t0, wall))
+        .filter_map(
+            |i| match node.handle_datagram(&datagram(i, 0, None, wall), FROM, t0, wall) {
+                Heard::Peer(event) => event,
+                Heard::Own | Heard::Refused => None,
+            },
+        )
         .collect();
     assert_eq!(joined.len(), PEERS);
     let mut funnel = Funnel::default();

@@ -1,5 +1,6 @@
-//! A sequence of datagrams, with clock steps between them, into one `Node`: the decoder, the
-//! registry, the wheel and the announce schedule together, checked after every step.
+//! A sequence of datagrams, with clock steps between them, into one node (its `Receiver` and
+//! its `Announcer`, cued as the agent cues it): the decoder, the registry, the wheel and the
+//! announce schedule together, checked after every step.
 //!
 //! The input is a run of records, each:
 //!
@@ -20,13 +21,12 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
 use libfuzzer_sys::fuzz_target;
+use peerd::config::{Config, MAX_TIMING, MIN_TIMING};
 use peerd::node::admission::unix_millis;
-use peerd::api::{EventCounts, HookCounts, PeerInfo};
+use peerd::node::{Announcer, Heard, Receiver};
+use peerd::registry::{Peer, PeerEvent};
 use peerd::wire::auth::Keyring;
 use peerd::wire::beacon::Beacon;
-use peerd::config::{Config, MAX_TIMING, MIN_TIMING};
-use peerd::node::{Node, SocketStats};
-use peerd::registry::PeerEvent;
 
 /// The node's own instance id, fixed so that seeds (and the fuzzer) can replay its own beacons.
 const OWN_INSTANCE: u64 = 0x5e1f_5e1f_5e1f_5e1f;
@@ -100,38 +100,56 @@ fn records(mut data: &[u8]) -> impl Iterator<Item = Record<'_>> {
 fuzz_target!(|data: &[u8]| {
     let start = Instant::now();
     let mut now = start;
-    let mut node = Node::new(config(), OWN_INSTANCE, 7, now);
+    let config = config();
+    let mut receiver = Receiver::new(&config, OWN_INSTANCE, now);
+    let mut announcer = Announcer::new(&config, OWN_INSTANCE, 7, now);
     let mut next_sequence = 0;
-    poll(&mut node, now, wall_start(), &mut next_sequence);
+    poll(&mut announcer, &mut receiver, now, wall_start(), &mut next_sequence);
     for record in records(data) {
         now += record.step;
         let wall = wall_start() + (now - start);
         let datagram = wire(record.datagram, record.seal, wall);
-        if let Some(event) = node.handle_datagram(&datagram, record.from, now, wall) {
-            check_event(&node, &event, &datagram, record.from, now);
+        match receiver.handle_datagram(&datagram, record.from, now, wall) {
+            Heard::Peer(Some(event)) => {
+                check_event(&receiver, &event, &datagram, record.from, now);
+                if event.is_newcomer() {
+                    announcer.newcomer(now);
+                }
+            }
+            Heard::Own => {
+                let beacon = Beacon::decode(&datagram).expect("our own beacons are valid");
+                assert_eq!(beacon.instance, OWN_INSTANCE);
+            }
+            Heard::Peer(None) | Heard::Refused => {}
         }
-        for expired in node.handle_timeout(now) {
+        for expired in receiver.handle_timeout(now) {
             let PeerEvent::Expired { peer } = &expired else {
                 panic!("a sweep only expires: {expired:?}");
             };
             assert!(peer.deadline <= now, "expired before its deadline");
-            assert!(!is_listed(&node, &peer.hostname, now), "expired yet listed");
+            assert!(!is_listed(&receiver, &peer.hostname), "expired yet listed");
         }
-        check_listing(&node, now);
-        poll(&mut node, now, wall, &mut next_sequence);
+        check_listing(&receiver, now);
+        poll(&mut announcer, &mut receiver, now, wall, &mut next_sequence);
         assert!(
-            node.next_wakeup() > now,
+            announcer.next_wakeup() > now && receiver.next_wakeup().is_none_or(|at| at > now),
             "after a sweep and a poll nothing is due: the agent would spin"
         );
     }
 });
 
 /// Sends what is due, as the agent does; checks it is this node's next beacon.
-fn poll(node: &mut Node, now: Instant, wall: SystemTime, next_sequence: &mut u64) {
-    let Some(bytes) = node.poll_beacon(now, wall) else {
+fn poll(
+    announcer: &mut Announcer,
+    receiver: &mut Receiver,
+    now: Instant,
+    wall: SystemTime,
+    next_sequence: &mut u64,
+) {
+    let Some(outgoing) = announcer.poll(now, wall) else {
         return;
     };
-    let beacon = Beacon::decode(&bytes).expect("the node sends valid beacons");
+    let beacon = Beacon::decode(&outgoing.bytes).expect("the node sends valid beacons");
     assert!(
         beacon.auth.is_some() && beacon.migrating,
         "signed, migrating"
@@ -146,11 +164,17 @@ fn poll(node: &mut Node, now: Instant, wall: SystemTime, next_sequence: &mut u64
         "one sequence number per beacon"
     );
     *next_sequence += 1;
-    node.beacon_sent();
+    receiver.announced(outgoing.early, true);
 }
 
 /// An event comes only from a valid beacon of another instance, and the listing shows it.
-fn check_event(node: &Node, event: &PeerEvent, datagram: &[u8], from: SocketAddr, now: Instant) {
+fn check_event(
+    receiver: &Receiver,
+    event: &PeerEvent,
+    datagram: &[u8],
+    from: SocketAddr,
+    now: Instant,
+) {
     let beacon = Beacon::decode(datagram).expect("an event comes from a valid beacon");
     assert_ne!(
         beacon.instance, OWN_INSTANCE,
@@ -158,7 +182,7 @@ fn check_event(node: &Node, event: &PeerEvent, datagram: &[u8], from: SocketAddr
     );
     let peer = event.peer();
     assert_eq!(peer.hostname, beacon.hostname);
-    let listed = is_listed(node, &peer.hostname, now);
+    let listed = is_listed(receiver, &peer.hostname);
     match event {
         PeerEvent::Left { .. } => assert!(!listed, "left yet listed"),
         PeerEvent::Expired { .. } => panic!("a datagram never expires anyone: {event:?}"),
@@ -171,7 +195,7 @@ fn check_event(node: &Node, event: &PeerEvent, datagram: &[u8], from: SocketAddr
             assert_eq!(peer.tags, beacon.tags, "the tags of the beacon that changed it");
             let ttl = beacon
                 .ttl
-                .map_or(node.config().ttl, |ttl| ttl.clamp(MIN_TIMING, MAX_TIMING));
+                .map_or(config().ttl, |ttl| ttl.clamp(MIN_TIMING, MAX_TIMING));
             assert_eq!(peer.deadline, now + ttl);
         }
         PeerEvent::Conflict { .. } => assert!(listed, "conflict over a peer not listed"),
@@ -181,47 +205,31 @@ fn check_event(node: &Node, event: &PeerEvent, datagram: &[u8], from: SocketAddr
 /// After a sweep: every listed hostname was heard within its ttl (from the listed instance, or
 /// from a rival in conflict with it: either keeps the hostname alive), once, and the count
 /// agrees.
-fn check_listing(node: &Node, now: Instant) {
-    let peers = listing(node, now);
-    // A rival may have asked for a longer ttl than the listed instance.
-    let longest = u64::try_from(MAX_TIMING.as_millis()).expect("an hour fits");
+fn check_listing(receiver: &Receiver, now: Instant) {
+    let mut peers: Vec<Peer> = receiver.peers().collect();
     for peer in &peers {
-        let heard = |ago: u64| ago < peer.ttl_ms;
         assert!(
-            heard(peer.last_seen_ms_ago)
+            now < peer.last_seen + peer.ttl
                 || peer
-                    .conflict
-                    .as_ref()
-                    .is_some_and(|c| c.last_seen_ms_ago < longest),
-            "{} listed {} ms after its last beacon",
+                    .conflict(now)
+                    .is_some_and(|rival| now < rival.last_seen + MAX_TIMING),
+            "{} listed {:?} after its last beacon",
             peer.hostname,
-            peer.last_seen_ms_ago
+            now - peer.last_seen
         );
     }
+    peers.sort_by(|a, b| a.hostname.cmp(&b.hostname));
     assert!(
         peers.windows(2).all(|w| w[0].hostname < w[1].hostname),
-        "each hostname listed once, sorted"
-    );
-    let status = node.status(
-        now,
-        EventCounts::default(),
-        HookCounts::default(),
-        SocketStats::default(),
+        "each hostname listed once"
     );
     assert_eq!(
-        status.peers,
+        receiver.stats(now).peers,
         peers.len(),
         "the count is the listing's length"
     );
 }
 
-fn listing(node: &Node, now: Instant) -> Vec<PeerInfo> {
-    node.peers(
-        now,
-        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-    )
-}
-
-fn is_listed(node: &Node, hostname: &str, now: Instant) -> bool {
-    listing(node, now).iter().any(|p| p.hostname == hostname)
+fn is_listed(receiver: &Receiver, hostname: &str) -> bool {
+    receiver.peers().any(|p| p.hostname == hostname)
 }

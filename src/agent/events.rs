@@ -9,9 +9,10 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::broadcast;
 use tracing::{info, warn};
 
-use crate::api::{EventCounts, PeerChange, format_instance};
+use crate::api::{EventCounts, PeerChange};
 use crate::registry::PeerEvent;
 use crate::throttle::Throttle;
+use crate::wire::beacon::format_instance;
 use crate::wire::tags;
 
 /// Events kept for a client that reconnects with `Last-Event-ID`: minutes of churn in a large

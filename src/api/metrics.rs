@@ -4,7 +4,7 @@
 use std::fmt::{self, Write as _};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::api::AgentStatus;
+use super::status::AgentStatus;
 
 pub const METRICS_PATH: &str = "/metrics";
 
@@ -248,7 +248,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::api::{ApiCounts, EventCounts, HookCounts, RefusedCounts};
+    use crate::api::status::{ApiCounts, RefusedCounts};
+    use crate::api::types::{EventCounts, HookCounts};
 
     fn sample_status() -> AgentStatus {
         AgentStatus {

@@ -23,8 +23,8 @@ use tokio::task::{AbortHandle, JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::api::ApiCounts;
-use crate::api::connections::{Connections, Room};
+use super::connections::{Connections, Room};
+use super::status::ApiCounts;
 use crate::clock::now;
 use crate::throttle::Throttle;
 

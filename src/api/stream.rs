@@ -13,7 +13,9 @@ use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc};
 
-use crate::api::{ApiError, PeerChange, Query, Start, Subscription, ask, format_instance};
+use super::query::{ApiError, Query, Start, Subscription, ask};
+use super::types::PeerChange;
+use crate::wire::beacon::format_instance;
 
 /// A comment line this often keeps an idle stream's proxies and clients from timing it out.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);

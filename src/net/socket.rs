@@ -68,6 +68,9 @@ pub fn bind_multicast(
             .set_recv_buffer_size(RECEIVE_BUFFER)
             .context("setting the receive buffer size")?;
     }
+    // The kernel then tells, with each datagram, how many it dropped for this socket so far:
+    // the count comes with the reads the agent makes anyway. Only a count lost if it is refused.
+    let _ = nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::RxqOvfl, &1);
     socket
         .set_nonblocking(true)
         .context("making the socket non-blocking")?;
@@ -129,19 +132,33 @@ pub const BATCH: usize = 32;
 /// datagram shows as oversized instead of being silently cut to a valid-looking length.
 pub type DatagramBuf = [u8; crate::wire::beacon::MAX_BEACON_LEN + 1];
 
+/// What one `recvmmsg(2)` read: each datagram's length and sender, and the kernel's count of
+/// datagrams it dropped for this socket (a full receive queue), as of the latest datagram that
+/// carried it.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub got: Vec<(usize, SocketAddr)>,
+    /// `None` until a datagram carries the count (the kernel attaches it once there are drops).
+    pub drops: Option<u32>,
+}
+
 /// Reads up to [`BATCH`] queued datagrams with one `recvmmsg(2)`, into `bufs`, and puts each
-/// one's length and sender in `got` (cleared first). `WouldBlock` when none is queued, which
+/// one's length and sender in `batch` (cleared first). `WouldBlock` when none is queued, which
 /// also tells tokio the socket is drained. One system call instead of one per datagram: at a
 /// full queue, the call is most of what a datagram costs.
 pub fn recv_batch(
     socket: &tokio::net::UdpSocket,
     bufs: &mut [DatagramBuf; BATCH],
-    got: &mut Vec<(usize, SocketAddr)>,
+    batch: &mut Batch,
 ) -> std::io::Result<()> {
-    use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrIn, recvmmsg};
-    got.clear();
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrIn, recvmmsg};
+    batch.got.clear();
+    batch.drops = None;
     socket.try_io(tokio::io::Interest::READABLE, || {
-        let mut headers = MultiHeaders::<SockaddrIn>::preallocate(BATCH, None);
+        // Allocated per call: the kernel shrinks each header's control length to what it wrote,
+        // and nix offers no way to restore it for a second call.
+        let mut headers =
+            MultiHeaders::<SockaddrIn>::preallocate(BATCH, Some(nix::cmsg_space!(u32)));
         let mut slices = bufs.each_mut().map(|buf| [std::io::IoSliceMut::new(buf)]);
         let received = recvmmsg(
             socket.as_raw_fd(),
@@ -157,7 +174,14 @@ pub fn recv_batch(
                 SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
                 SocketAddrV4::from,
             );
-            got.push((message.bytes, SocketAddr::V4(from)));
+            if let Ok(cmsgs) = message.cmsgs() {
+                for cmsg in cmsgs {
+                    if let ControlMessageOwned::RxqOvfl(drops) = cmsg {
+                        batch.drops = Some(drops);
+                    }
+                }
+            }
+            batch.got.push((message.bytes, SocketAddr::V4(from)));
         }
         Ok(())
     })
@@ -168,40 +192,7 @@ pub fn receive_buffer(socket: &tokio::net::UdpSocket) -> Option<usize> {
     SockRef::from(socket).recv_buffer_size().ok()
 }
 
-/// Datagrams the kernel dropped for this socket because its receive queue was full: the
-/// `drops` column of `/proc/net/udp` on the line of this socket's inode. `None` where that
-/// file cannot be read.
-pub fn receive_queue_drops(socket: &tokio::net::UdpSocket) -> Option<u64> {
-    let link = std::fs::read_link(format!("/proc/self/fd/{}", socket.as_raw_fd())).ok()?;
-    let inode = link
-        .to_str()?
-        .strip_prefix("socket:[")?
-        .strip_suffix(']')?
-        .to_owned();
-    let table = std::fs::read_to_string("/proc/self/net/udp").ok()?;
-    drops_of(&table, &inode)
-}
-
-/// `sl local rem st queues tr retrnsmt uid timeout inode ref pointer drops`: the drops of the
-/// line whose inode is `inode`.
-fn drops_of(table: &str, inode: &str) -> Option<u64> {
-    table.lines().skip(1).find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        (fields.get(9) == Some(&inode)).then(|| fields.last()?.parse().ok())?
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_the_drops_of_our_socket_line() {
-        let table = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
-  141: 0100FFEF:5F95 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1111 2 0000000000000000 0\n\
-  141: 0100FFEF:5F95 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 2222 2 0000000000000000 37\n";
-        assert_eq!(drops_of(table, "2222"), Some(37));
-        assert_eq!(drops_of(table, "1111"), Some(0));
-        assert_eq!(drops_of(table, "3333"), None);
-    }
+/// Whether the kernel reports this socket's drops with its datagrams (see [`Batch::drops`]).
+pub fn reports_drops(socket: &tokio::net::UdpSocket) -> bool {
+    nix::sys::socket::getsockopt(socket, nix::sys::socket::sockopt::RxqOvfl).is_ok_and(|on| on != 0)
 }

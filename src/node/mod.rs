@@ -1,7 +1,13 @@
-//! One node's protocol without I/O: which beacons it takes in, what it sends and when, what it
-//! counts. Driven by explicit instants; imports `registry`, `wire` and `config` only.
+//! One node's protocol without I/O, in its two halves: the announcer (what to send and when) and
+//! the receiver (what a datagram does), with admission (signatures, the replay window) and the
+//! figures they count. Driven by explicit instants; imports `registry`, `wire`, `config` and
+//! `throttle` only: no tokio, no clock, no API types.
 
 pub mod admission;
+mod announcer;
 mod receiver;
+mod stats;
 
-pub use receiver::*;
+pub use announcer::{Announcer, Outgoing, early_answer_at};
+pub use receiver::{Heard, Receiver};
+pub use stats::{Impostor, NodeStats, Refused};

@@ -1,21 +1,20 @@
-//! One node's protocol without I/O: its registry, its announce schedule (first beacon, jitter,
-//! early answers, goodbye) and its counters, driven by explicit instants. It says what to send
-//! and what changed; moving bytes through sockets is `agent`'s job.
+//! What the datagrams heard do to this node: admission (signatures, the replay window), its own
+//! beacons looped back, its own hostname from another instance, and the registry; every refusal
+//! counted by reason, and logged at a bounded rate. Driven by explicit instants; the agent's
+//! receiver task reads the socket.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{debug, warn};
 
-use crate::api::{
-    AgentStatus, ConflictInfo, EventCounts, HookCounts, PeerInfo, RefusedCounts, format_instance,
-    millis,
-};
-use crate::config::{CROWD_QUIET, Config, EARLY_ANSWER_DELAY, EARLY_ANSWER_WINDOW, JITTER};
-use crate::node::admission::{self, unix_millis};
-use crate::registry::{PeerEvent, Refusal, Registry};
+use super::admission;
+use super::stats::{Impostor, NodeStats};
+use crate::config::Config;
+use crate::registry::{Peer, PeerEvent, Refusal, Registry};
 use crate::throttle::Throttle;
-use crate::wire::beacon::{Beacon, DecodeError};
+use crate::wire::auth::Keyring;
+use crate::wire::beacon::{Beacon, DecodeError, format_instance};
 
 /// At most one debug line per this period about malformed datagrams, so a flood cannot flood
 /// logs.
@@ -24,85 +23,52 @@ const IGNORED_LOG_PERIOD: Duration = Duration::from_secs(1);
 /// misconfiguration or an attack worth a line, never a line per datagram.
 const REFUSED_LOG_PERIOD: Duration = Duration::from_secs(10);
 
-/// What the node has done since it started; `/v1/status` shows them.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Counters {
-    beacons_sent: u64,
-    /// Beacons brought forward to answer a newcomer (sent or not).
-    early_answers: u64,
-    /// Valid beacons from other agents.
-    beacons_received: u64,
-    /// Our own beacons looped back by the kernel: proof the socket hears the group.
-    own_beacons_received: u64,
-    /// Refused, here or by the registry, by reason.
-    refused: RefusedCounts,
-    stalls: u64,
+/// What one datagram did.
+// Returned by value and consumed at once, as the `Option<PeerEvent>` it replaces was: boxing the
+// event would add an allocation to every join.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Heard {
+    /// Another node's beacon, taken in, and what it changed, if anything (a renewal changes
+    /// nothing anyone is told about).
+    Peer(Option<PeerEvent>),
+    /// Our own beacon, looped back by the kernel: the socket hears the group.
+    Own,
+    /// Not a beacon, or refused: counted by reason, nothing else changed.
+    Refused,
 }
 
-/// What the agent knows of its socket, for `/v1/status`.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct SocketStats {
-    pub receive_queue_drops: Option<u64>,
-    pub receive_buffer_bytes: Option<usize>,
-    pub reopens: u64,
-}
-
-/// Another instance announcing this node's own hostname.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Impostor {
+/// The receiving half of one node: its registry and what it counts.
+#[derive(Debug)]
+pub struct Receiver {
     instance: u64,
-    address: SocketAddr,
-    last_seen: Instant,
-}
-
-pub struct Node {
-    config: Config,
-    instance: u64,
+    name: String,
+    ttl: Duration,
+    keys: Keyring,
+    accept_unauthenticated: bool,
     registry: Registry,
-    started: Instant,
-    /// The sequence number of the next beacon.
-    sequence: u64,
-    /// When the next regular beacon is due.
-    next_regular: Instant,
-    /// When an early answer to a newcomer is due, if one is.
-    next_early: Option<Instant>,
-    /// When the latest early answers went, the latest first: they pace the next one.
-    early_sent: [Option<Instant>; 2],
-    counters: Counters,
-    /// Draws the jitter; seeded by the caller so tests can replay a schedule.
-    rng: fastrand::Rng,
+    stats: NodeStats,
     malformed_log: Throttle,
     auth_log: Throttle,
     replay_log: Throttle,
-    /// When our own beacon last came back over the loop (or the node started, or its socket
-    /// was reopened): the silence watchdog's reference.
-    heard_self: Instant,
-    /// Beacons that went out since our own last came back: the watchdog's evidence. A link
-    /// that is down fails the sends, so its silence is no sign of a broken socket.
-    sent_unheard: u32,
+    /// The latest other instance heard announcing our hostname.
     impostor: Option<Impostor>,
 }
 
-impl Node {
-    /// A node announcing `config.name` as `instance`, started at `now`: its first beacon is due
-    /// at once. `seed` drives the jitter.
-    pub fn new(config: Config, instance: u64, seed: u64, now: Instant) -> Node {
-        Node {
-            registry: Registry::new(config.ttl, now).limit_peers(config.max_peers),
-            config,
+impl Receiver {
+    /// The receiver of a node announcing `config.name` as `instance`, started at `now`.
+    pub fn new(config: &Config, instance: u64, now: Instant) -> Receiver {
+        Receiver {
             instance,
-            started: now,
-            sequence: 0,
-            next_regular: now,
-            next_early: None,
-            early_sent: [None, None],
-            counters: Counters::default(),
-            rng: fastrand::Rng::with_seed(seed),
+            name: config.name.clone(),
+            ttl: config.ttl,
+            keys: config.keys.clone(),
+            accept_unauthenticated: config.accept_unauthenticated,
+            registry: Registry::new(config.ttl, now).limit_peers(config.max_peers),
+            stats: NodeStats::default(),
             malformed_log: Throttle::new(IGNORED_LOG_PERIOD),
             auth_log: Throttle::new(REFUSED_LOG_PERIOD),
             replay_log: Throttle::new(REFUSED_LOG_PERIOD),
-            heard_self: now,
-            sent_unheard: 0,
             impostor: None,
         }
     }
@@ -111,68 +77,7 @@ impl Node {
         self.instance
     }
 
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    /// The beacon to send at `now` (when the wall clock read `wall_now`), if one is due; the
-    /// next is then scheduled one jittered interval later. Call it after every input and at
-    /// every wake-up.
-    pub fn poll_beacon(&mut self, now: Instant, wall_now: SystemTime) -> Option<Vec<u8>> {
-        if now < self.next_beacon() {
-            return None;
-        }
-        let beacon = self.beacon(false, wall_now);
-        if self.next_early.take().is_some_and(|early| early <= now) {
-            self.early_sent = [Some(now), self.early_sent[0]];
-            self.counters.early_answers += 1;
-        }
-        // Any beacon, early or not, renews this node everywhere: the next is an interval away.
-        let factor = 1.0 + JITTER * (2.0 * self.rng.f64() - 1.0);
-        self.next_regular = now + self.config.interval.mul_f64(factor);
-        Some(beacon)
-    }
-
-    fn next_beacon(&self) -> Instant {
-        self.next_early
-            .map_or(self.next_regular, |early| early.min(self.next_regular))
-    }
-
-    /// The goodbye, to send once on shutdown.
-    pub fn goodbye(&mut self, wall_now: SystemTime) -> Vec<u8> {
-        self.beacon(true, wall_now)
-    }
-
-    /// Our beacon, signed when we hold keys. It says our ttl, so peers with other timings
-    /// keep us listed as long as we mean to.
-    fn beacon(&mut self, goodbye: bool, wall_now: SystemTime) -> Vec<u8> {
-        let keys = &self.config.keys;
-        let beacon = Beacon {
-            instance: self.instance,
-            sequence: self.sequence,
-            goodbye,
-            migrating: !keys.is_empty() && self.config.accept_unauthenticated,
-            hostname: self.config.name.clone(),
-            ttl: Some(self.config.ttl),
-            timestamp: (!keys.is_empty()).then(|| unix_millis(wall_now)),
-            tags: self.config.tags.clone(),
-            auth: None,
-        };
-        self.sequence += 1;
-        let mut bytes = beacon.encode();
-        keys.sign(&mut bytes);
-        bytes
-    }
-
-    /// Counts a beacon that went out (the agent knows; sending may fail while a link is down).
-    pub fn beacon_sent(&mut self) {
-        self.counters.beacons_sent += 1;
-        self.sent_unheard = self.sent_unheard.saturating_add(1);
-    }
-
-    /// Takes in one datagram heard from `from` at `now` (when the wall clock read `wall_now`);
-    /// returns what it changed, if anything. A join or a restart also schedules an early
-    /// beacon, so the newcomer learns of this node in one round trip instead of an interval.
+    /// Takes in one datagram heard from `from` at `now` (when the wall clock read `wall_now`).
     ///
     /// With keys, only beacons whose tag verifies and whose timestamp is within the replay
     /// window get through (and, with `accept_unauthenticated`, unsigned ones); without, only
@@ -184,11 +89,11 @@ impl Node {
         from: SocketAddr,
         now: Instant,
         wall_now: SystemTime,
-    ) -> Option<PeerEvent> {
+    ) -> Heard {
+        let refused = &mut self.stats.refused;
         let mut beacon = match Beacon::decode(bytes) {
             Ok(beacon) => beacon,
             Err(reason) => {
-                let refused = &mut self.counters.refused;
                 match reason {
                     DecodeError::Oversized => refused.oversized += 1,
                     DecodeError::UnsupportedVersion(_) => refused.version += 1,
@@ -200,69 +105,55 @@ impl Node {
                 if let Some(suppressed) = self.malformed_log.admit(now) {
                     debug!(%from, %reason, len = bytes.len(), ignored_since_last_log = suppressed, "datagram ignored");
                 }
-                return None;
+                return Heard::Refused;
             }
         };
-        let (keys, accept) = (&self.config.keys, self.config.accept_unauthenticated);
+        let (keys, accept) = (&self.keys, self.accept_unauthenticated);
         if let Err(why) = admission::admit(&mut beacon, bytes, keys, accept, wall_now) {
             let (count, log) = if why.is_replay() {
-                (&mut self.counters.refused.replay, &mut self.replay_log)
+                (&mut refused.replay, &mut self.replay_log)
             } else {
-                (
-                    &mut self.counters.refused.authentication,
-                    &mut self.auth_log,
-                )
+                (&mut refused.authentication, &mut self.auth_log)
             };
             *count += 1;
             if let Some(suppressed) = log.admit(now) {
                 warn!(hostname = %beacon.hostname, %from, refused_since_last_log = suppressed, "beacon refused: {why}");
             }
-            return None;
+            return Heard::Refused;
         }
+        // The one check for our own instance: the registry never sees our beacons.
         if beacon.instance == self.instance {
-            self.counters.own_beacons_received += 1;
-            self.heard_self = now;
-            self.sent_unheard = 0;
-            return None;
+            self.stats.own_beacons_received += 1;
+            return Heard::Own;
         }
-        if beacon.hostname == self.config.name {
+        if beacon.hostname == self.name {
             self.impostor_heard(&beacon, from, now);
-            return None;
+            return Heard::Refused;
         }
         debug!(hostname = %beacon.hostname, %from, sequence = beacon.sequence, "beacon received");
-        let refused = &mut self.counters.refused;
-        let event = match self.registry.observe(&beacon, from, now) {
-            Ok(event) => event,
-            Err(Refusal::Replay) => {
-                refused.replay += 1;
-                return None;
+        match self.registry.observe(&beacon, from, now) {
+            Ok(event) => {
+                self.stats.beacons_received += 1;
+                Heard::Peer(event)
             }
-            Err(Refusal::Capacity) => {
-                refused.capacity += 1;
-                return None;
+            Err(why) => {
+                let refused = &mut self.stats.refused;
+                match why {
+                    Refusal::Replay => refused.replay += 1,
+                    Refusal::Capacity => refused.capacity += 1,
+                    Refusal::Unsigned => refused.authentication += 1,
+                }
+                Heard::Refused
             }
-            Err(Refusal::Unsigned) => {
-                refused.authentication += 1;
-                return None;
-            }
-        };
-        self.counters.beacons_received += 1;
-        let event = event?;
-        if matches!(
-            event,
-            PeerEvent::Joined { .. } | PeerEvent::Restarted { .. }
-        ) {
-            self.answer_early(now);
         }
-        Some(event)
     }
 
     /// Another instance announces our hostname: a conflict to report, never a peer to list.
     /// Warned once per instance, and again once it has been silent for a ttl.
     fn impostor_heard(&mut self, beacon: &Beacon, from: SocketAddr, now: Instant) {
-        self.counters.refused.own_hostname += 1;
+        self.stats.refused.own_hostname += 1;
         let known = self.impostor.is_some_and(|known| {
-            known.instance == beacon.instance && known.last_seen + self.config.ttl > now
+            known.instance == beacon.instance && known.last_seen + self.ttl > now
         });
         if !known {
             warn!(hostname = %beacon.hostname, other_address = %from.ip(), other_instance = %format_instance(beacon.instance),
@@ -275,47 +166,23 @@ impl Node {
         });
     }
 
-    /// When our own beacon last came back: a node that sends but has not heard itself for a
-    /// ttl has a socket that no longer hears the group.
-    ///
-    /// Only when at least two beacons went out meanwhile: sends that fail (a link down, a
-    /// container disconnected from its network) explain the silence, and reopening the socket
-    /// then would only put its recovery behind a retry.
-    pub fn silent_for(&self, now: Instant) -> Option<Duration> {
-        let silence = now.saturating_duration_since(self.heard_self);
-        (self.sent_unheard >= 2 && silence >= self.config.ttl).then_some(silence)
-    }
-
-    /// The socket was reopened at `now`: the silence watchdog starts again.
-    pub fn socket_reopened(&mut self, now: Instant) {
-        self.heard_self = now;
-        self.sent_unheard = 0;
-        self.next_regular = self.next_regular.min(now);
+    /// Counts one beacon of this node's announcer: `early` if it answered a newcomer, `sent` if
+    /// it went out (sending fails while a link is down).
+    pub fn announced(&mut self, early: bool, sent: bool) {
+        self.stats.early_answers += u64::from(early);
+        self.stats.beacons_sent += u64::from(sent);
     }
 
     /// The agent was stopped (SIGSTOP, a stalled host) and runs again at `now`. Time it
-    /// could not listen does not count against its peers: each gets a ttl from now. It
-    /// announces itself at once: peers that expired it meanwhile answer early, so it re-learns
-    /// them in a round trip.
+    /// could not listen does not count against its peers: each gets a ttl from now.
     pub fn handle_stall(&mut self, now: Instant) {
-        self.counters.stalls += 1;
+        self.stats.stalls += 1;
         self.registry.give_time(now);
-        self.heard_self = now;
-        self.sent_unheard = 0;
-        self.next_regular = now;
     }
 
     /// Datagrams that queued up while the agent was stopped, dropped unread.
     pub fn stale_dropped(&mut self, count: u64) {
-        self.counters.refused.stale += count;
-    }
-
-    /// Schedules an early beacon to answer a newcomer, paced by [`early_answer_at`].
-    fn answer_early(&mut self, now: Instant) {
-        let delay = EARLY_ANSWER_DELAY.mul_f64(self.rng.f64());
-        let early = early_answer_at(now, delay, self.next_early, self.early_sent);
-        debug!("newcomer heard: announcing early");
-        self.next_early = Some(early);
+        self.stats.refused.stale += count;
     }
 
     /// Drops the peers whose deadline has passed by `now`.
@@ -323,23 +190,19 @@ impl Node {
         self.registry.expire(now)
     }
 
-    /// When the node next has work: a beacon due, or a deadline to check, the latter up to
-    /// [`sweep_slack`](Self::sweep_slack) late. Most deadlines the registry holds are stale (the
-    /// peer beaconed since, and its entry only moves on), and the datagrams that arrive anyway
-    /// sweep what is due ([`sweep_due`](Self::sweep_due)); so with peers talking, checking
-    /// deadlines costs no wake-up of its own, and a silent peer still expires on time but for
-    /// the slack.
-    pub fn next_wakeup(&self) -> Instant {
-        match self.registry.next_deadline() {
-            Some(deadline) => (deadline + self.sweep_slack()).min(self.next_beacon()),
-            None => self.next_beacon(),
-        }
+    /// When a deadline is next to be checked, up to [`sweep_slack`](Self::sweep_slack) late.
+    /// Most deadlines the registry holds are stale (the peer beaconed since, and its entry only
+    /// moves on), and the datagrams that arrive anyway sweep what is due
+    /// ([`sweep_due`](Self::sweep_due)); so with peers talking, checking deadlines costs no
+    /// wake-up of its own, and a silent peer still expires on time but for the slack.
+    pub fn next_wakeup(&self) -> Option<Instant> {
+        Some(self.registry.next_deadline()? + self.sweep_slack())
     }
 
     /// How late a deadline may be checked when no datagram comes to check it sooner: a 64th of
     /// the ttl (547 ms at the default 35 s, 16 ms at 1 s), at most a second.
     pub fn sweep_slack(&self) -> Duration {
-        (self.config.ttl / 64).min(Duration::from_secs(1))
+        (self.ttl / 64).min(Duration::from_secs(1))
     }
 
     /// Whether a deadline is due by `now`: the agent sweeps after reading datagrams then.
@@ -349,92 +212,20 @@ impl Node {
             .is_some_and(|deadline| deadline <= now)
     }
 
-    /// The live peers as of `now` (when the wall clock read `wall_now`), sorted by hostname.
-    /// Call [`handle_timeout`](Self::handle_timeout) first, so none past its deadline is listed.
-    pub fn peers(&self, now: Instant, wall_now: SystemTime) -> Vec<PeerInfo> {
-        let mut peers: Vec<PeerInfo> = self
-            .registry
-            .peers()
-            .map(|peer| PeerInfo::new(&peer, now, wall_now))
-            .collect();
-        peers.sort_by(|a, b| a.hostname.cmp(&b.hostname));
-        peers
+    /// The listed peers, in no particular order. Call [`handle_timeout`](Self::handle_timeout)
+    /// first, so none past its deadline is listed.
+    pub fn peers(&self) -> impl Iterator<Item = Peer> + '_ {
+        self.registry.peers()
     }
 
-    /// The node itself, as of `now`, with what the agent's funnel, hooks and socket counted.
-    pub fn status(
-        &self,
-        now: Instant,
-        events: EventCounts,
-        hooks: HookCounts,
-        socket: SocketStats,
-    ) -> AgentStatus {
-        let counters = self.counters;
-        let refused = counters.refused;
-        AgentStatus {
-            hostname: self.config.name.clone(),
-            instance: format_instance(self.instance),
-            group: self.config.group_addr().to_string(),
-            interface: self.config.interface.to_string(),
-            interval_ms: millis(self.config.interval),
-            ttl_ms: millis(self.config.ttl),
+    /// The node's figures as of `now`.
+    pub fn stats(&self, now: Instant) -> NodeStats {
+        NodeStats {
             peers: self.registry.len(),
-            uptime_ms: millis(now.duration_since(self.started)),
-            beacons_sent: counters.beacons_sent,
-            early_answers: counters.early_answers,
-            beacons_received: counters.beacons_received,
-            own_beacons_received: counters.own_beacons_received,
-            datagrams_ignored: refused.total(),
-            refused,
-            receive_queue_drops: socket.receive_queue_drops,
-            receive_buffer_bytes: socket.receive_buffer_bytes,
-            max_peers: self.config.max_peers,
-            key_ids: self.config.keys.ids(),
-            accept_unauthenticated: self.config.accept_unauthenticated,
-            hostname_conflict: self
+            impostor: self
                 .impostor
-                .filter(|impostor| impostor.last_seen + self.config.ttl > now)
-                .map(|impostor| ConflictInfo {
-                    address: impostor.address.ip().to_string(),
-                    instance: format_instance(impostor.instance),
-                    last_seen_ms_ago: millis(now.saturating_duration_since(impostor.last_seen)),
-                }),
-            stalls: counters.stalls,
-            socket_reopens: socket.reopens,
-            events,
-            hooks,
-            // The API server keeps these, not the node: the agent fills them in.
-            api: Default::default(),
-        }
-    }
-}
-
-/// When a node that hears a newcomer at `now` answers with an early beacon. `pending` is the
-/// answer already scheduled, if any; `sent` the latest two early answers, the latest first;
-/// `delay` is random, up to [`EARLY_ANSWER_DELAY`].
-///
-/// A lone newcomer is answered at once (after the delay). In a crowd, the answer waits until the
-/// crowd goes quiet for [`CROWD_QUIET`], but no longer than a window after the previous answer.
-/// Either way one join costs each peer at most one extra beacon, and a crowd at most two a
-/// window.
-pub fn early_answer_at(
-    now: Instant,
-    delay: Duration,
-    pending: Option<Instant>,
-    sent: [Option<Instant>; 2],
-) -> Instant {
-    let [last, previous] = sent;
-    match last.filter(|last| now < *last + EARLY_ANSWER_WINDOW) {
-        None => {
-            let at = now + delay.min(EARLY_ANSWER_DELAY);
-            pending.map_or(at, |pending| pending.min(at))
-        }
-        Some(last) => {
-            let mut at = (now + CROWD_QUIET).min(last + EARLY_ANSWER_WINDOW);
-            if let Some(previous) = previous {
-                at = at.max(previous + EARLY_ANSWER_WINDOW);
-            }
-            at.max(now)
+                .filter(|impostor| impostor.last_seen + self.ttl > now),
+            ..self.stats
         }
     }
 }
@@ -445,6 +236,8 @@ mod tests {
 
     use super::*;
     use crate::config::REPLAY_WINDOW;
+    use crate::node::announcer::Announcer;
+    use crate::node::stats::Refused;
 
     const OWN: u64 = 0xAAAA;
     /// The wall clock of these tests: only signed beacons look at it.
@@ -454,8 +247,8 @@ mod tests {
         Config::new("self", Ipv4Addr::LOCALHOST)
     }
 
-    fn node(t0: Instant) -> Node {
-        Node::new(config(), OWN, 7, t0)
+    fn receiver(t0: Instant) -> Receiver {
+        Receiver::new(&config(), OWN, t0)
     }
 
     fn from() -> SocketAddr {
@@ -473,276 +266,124 @@ mod tests {
         .encode()
     }
 
-    fn sent(bytes: &[u8]) -> Beacon {
-        Beacon::decode(bytes).expect("the node sends valid beacons")
-    }
-
-    #[test]
-    fn first_beacon_goes_at_once_then_every_jittered_interval() {
-        let t0 = Instant::now();
-        let mut node = node(t0);
-        let first = sent(&node.poll_beacon(t0, WALL).expect("due at start"));
-        assert_eq!((first.sequence, first.goodbye), (0, false));
-        assert_eq!(first.hostname, "self");
-        assert_eq!(node.poll_beacon(t0, WALL), None, "one beacon per due time");
-        let interval = config().interval;
-        let mut last = t0;
-        for sequence in 1..50 {
-            let next = node.next_wakeup();
-            let gap = next - last;
-            assert!(
-                gap >= interval.mul_f64(1.0 - JITTER) && gap <= interval.mul_f64(1.0 + JITTER),
-                "gap {gap:?}"
-            );
-            assert_eq!(node.poll_beacon(next - Duration::from_nanos(1), WALL), None);
-            let beacon = sent(&node.poll_beacon(next, WALL).expect("due"));
-            assert_eq!(beacon.sequence, sequence);
-            last = next;
-        }
-    }
-
-    #[test]
-    fn jitter_spreads_the_delays() {
-        let t0 = Instant::now();
-        let mut node = node(t0);
-        let mut at = t0;
-        let mut gaps = Vec::new();
-        for _ in 0..20 {
-            node.poll_beacon(at, WALL);
-            gaps.push(node.next_wakeup() - at);
-            at = node.next_wakeup();
-        }
-        gaps.sort();
-        assert!(gaps[19] - gaps[0] > config().interval / 20, "{gaps:?}");
+    fn joined(heard: &Heard) -> bool {
+        matches!(heard, Heard::Peer(Some(PeerEvent::Joined { .. })))
     }
 
     #[test]
     fn a_deadline_waits_a_slack_for_a_datagram_to_check_it_and_still_expires_the_peer() {
         let t0 = Instant::now();
-        let config = Config {
-            interval: Duration::from_secs(3600),
-            ..config()
-        };
-        let ttl = config.ttl;
-        let mut node = Node::new(config, OWN, 7, t0);
-        node.handle_datagram(&beacon_of("peer", 9, 0), from(), t0, WALL);
-        // Our first beacon and the early answer to the newcomer; the next is an hour away.
-        let answered = t0 + EARLY_ANSWER_DELAY;
-        while node.poll_beacon(answered, WALL).is_some() {}
-        assert_eq!(node.sweep_slack(), ttl / 64);
+        let mut receiver = receiver(t0);
+        let ttl = config().ttl;
+        assert_eq!(receiver.next_wakeup(), None, "no peer, no deadline");
+        receiver.handle_datagram(&beacon_of("peer", 9, 0), from(), t0, WALL);
+        assert_eq!(receiver.sweep_slack(), ttl / 64);
         assert_eq!(
-            node.next_wakeup(),
-            t0 + ttl + ttl / 64,
+            receiver.next_wakeup(),
+            Some(t0 + ttl + ttl / 64),
             "the timer waits the slack"
         );
         // A datagram arriving meanwhile finds the deadline due and sweeps it on time.
-        assert!(!node.sweep_due(t0 + ttl - Duration::from_nanos(1)));
-        assert!(node.sweep_due(t0 + ttl));
-        let expired = node.handle_timeout(t0 + ttl);
+        assert!(!receiver.sweep_due(t0 + ttl - Duration::from_nanos(1)));
+        assert!(receiver.sweep_due(t0 + ttl));
+        let expired = receiver.handle_timeout(t0 + ttl);
         assert!(
             matches!(expired.as_slice(), [PeerEvent::Expired { peer }] if peer.hostname == "peer")
         );
     }
 
     #[test]
-    fn a_newcomer_is_answered_within_the_answer_delay_not_the_interval() {
+    fn a_silent_peer_expires_at_its_own_ttl_and_not_before() {
         let t0 = Instant::now();
-        let mut node = node(t0);
-        node.poll_beacon(t0, WALL);
-        let joined_at = t0 + Duration::from_secs(5);
-        let event = node.handle_datagram(&beacon_of("peer", 1, 0), from(), joined_at, WALL);
-        assert!(matches!(event, Some(PeerEvent::Joined { .. })));
-        let answer = node.next_wakeup();
-        assert!(answer >= joined_at && answer <= joined_at + EARLY_ANSWER_DELAY);
-        assert!(node.poll_beacon(answer, WALL).is_some());
-    }
-
-    #[test]
-    fn a_crowd_of_newcomers_costs_at_most_two_early_beacons_a_second() {
-        let t0 = Instant::now();
-        let mut node = node(t0);
-        node.poll_beacon(t0, WALL);
-        let start = t0 + Duration::from_secs(3);
-        let mut sent = Vec::new();
-        let mut send_due = |node: &mut Node, until: Instant| {
-            while node.next_wakeup() <= until {
-                let at = node.next_wakeup();
-                if node.poll_beacon(at, WALL).is_some() {
-                    sent.push(at);
-                }
-            }
+        let mut receiver = receiver(t0);
+        let asks = Beacon {
+            instance: 1,
+            hostname: "slow".into(),
+            ttl: Some(Duration::from_secs(90)),
+            ..Beacon::default()
         };
-        // Forty newcomers over two seconds, one every 50 ms, then quiet.
-        let mut last_join = start;
-        for i in 0..40u64 {
-            last_join = start + Duration::from_millis(50 * i);
-            send_due(&mut node, last_join);
-            node.handle_datagram(
-                &beacon_of(&format!("n{i}"), i + 1, 0),
-                from(),
-                last_join,
-                WALL,
-            );
-        }
-        send_due(&mut node, last_join + Duration::from_secs(2));
-        assert!(
-            sent.len() <= 4,
-            "{} early beacons for two seconds of joins",
-            sent.len()
-        );
-        for window in sent.windows(3) {
-            assert!(window[2] - window[0] >= EARLY_ANSWER_WINDOW, "{sent:?}");
-        }
-        let answered = sent.last().expect("answered");
-        assert!(*answered >= last_join, "the last newcomer was answered too");
-        assert!(*answered <= last_join + EARLY_ANSWER_WINDOW);
-    }
-
-    #[test]
-    fn renewals_and_own_beacons_do_not_bring_the_next_beacon_forward() {
-        let t0 = Instant::now();
-        let mut node = node(t0);
-        let own = node.poll_beacon(t0, WALL).expect("due at start");
-        node.handle_datagram(&beacon_of("peer", 1, 0), from(), t0, WALL);
-        let answered = node.next_wakeup();
-        node.poll_beacon(answered, WALL).expect("the early answer");
-        let regular = node.next_wakeup();
-        let later = answered + Duration::from_secs(2);
-        assert_eq!(node.handle_datagram(&own, from(), later, WALL), None);
-        assert_eq!(
-            node.handle_datagram(&beacon_of("peer", 1, 1), from(), later, WALL),
-            None
-        );
-        assert_eq!(node.next_wakeup(), regular);
-        assert_eq!(
-            node.status(
-                later,
-                EventCounts::default(),
-                HookCounts::default(),
-                SocketStats::default(),
-            )
-            .own_beacons_received,
-            1
-        );
-    }
-
-    #[test]
-    fn goodbye_carries_the_next_sequence_and_the_flag() {
-        let t0 = Instant::now();
-        let mut node = node(t0);
-        node.poll_beacon(t0, WALL);
-        let goodbye = sent(&node.goodbye(WALL));
-        assert_eq!((goodbye.sequence, goodbye.goodbye), (1, true));
-    }
-
-    #[test]
-    fn wakes_for_the_earlier_of_beacon_and_deadline() {
-        let t0 = Instant::now();
-        let config = Config {
-            interval: Duration::from_secs(60),
-            ttl: Duration::from_secs(90),
-            ..config()
-        };
-        let mut node = Node::new(config, OWN, 7, t0);
-        node.poll_beacon(t0, WALL);
-        let later = t0 + Duration::from_secs(5);
-        node.handle_datagram(&beacon_of("peer", 1, 0), from(), later, WALL);
-        node.poll_beacon(node.next_wakeup(), WALL);
-        // The peer's deadline (later + 90 s) comes after the next beacon (about 60 s on).
-        assert!(node.next_wakeup() < later + Duration::from_secs(90));
-        let expiry = later + Duration::from_secs(90);
-        while node.next_wakeup() < expiry {
-            let at = node.next_wakeup();
-            node.poll_beacon(at, WALL);
+        receiver.handle_datagram(&asks.encode(), from(), t0, WALL);
+        let expiry = t0 + Duration::from_secs(90);
+        while let Some(at) = receiver.next_wakeup().filter(|at| *at < expiry) {
             assert!(
-                node.handle_timeout(at).is_empty(),
+                receiver.handle_timeout(at).is_empty(),
                 "not before its deadline"
             );
         }
-        let events = node.handle_timeout(expiry);
+        let events = receiver.handle_timeout(expiry);
         assert!(matches!(events[..], [PeerEvent::Expired { .. }]));
     }
 
     #[test]
-    fn counts_what_it_hears() {
+    fn counts_what_it_hears_and_what_its_announcer_sent() {
         let t0 = Instant::now();
-        let mut node = node(t0);
-        node.handle_datagram(b"garbage", from(), t0, WALL);
-        node.handle_datagram(&beacon_of("peer", 1, 0), from(), t0, WALL);
-        node.beacon_sent();
-        let status = node.status(
-            t0 + Duration::from_secs(2),
-            EventCounts::default(),
-            HookCounts::default(),
-            SocketStats::default(),
+        let mut receiver = receiver(t0);
+        assert_eq!(
+            receiver.handle_datagram(b"garbage", from(), t0, WALL),
+            Heard::Refused
         );
+        let heard = receiver.handle_datagram(&beacon_of("peer", 1, 0), from(), t0, WALL);
+        assert!(joined(&heard), "{heard:?}");
+        assert_eq!(
+            receiver.handle_datagram(&beacon_of("peer", 1, 1), from(), t0, WALL),
+            Heard::Peer(None),
+            "a renewal changes nothing anyone is told"
+        );
+        assert_eq!(
+            receiver.handle_datagram(&beacon_of("self", OWN, 0), from(), t0, WALL),
+            Heard::Own
+        );
+        receiver.announced(false, true);
+        receiver.announced(true, false);
+        let stats = receiver.stats(t0);
         assert_eq!(
             (
-                status.datagrams_ignored,
-                status.beacons_received,
-                status.beacons_sent,
-                status.peers
+                stats.refused.total(),
+                stats.beacons_received,
+                stats.own_beacons_received,
+                stats.peers
             ),
-            (1, 1, 1, 1)
+            (1, 2, 1, 1)
         );
-        assert_eq!(status.uptime_ms, 2000);
-        assert_eq!(node.peers(t0, SystemTime::now())[0].hostname, "peer");
+        assert_eq!((stats.beacons_sent, stats.early_answers), (1, 1));
+        let peers: Vec<Peer> = receiver.peers().collect();
+        assert_eq!(peers[0].hostname, "peer");
     }
 
     #[test]
-    fn a_lone_newcomer_is_answered_at_once() {
+    fn every_refusal_is_counted_once_with_its_reason() {
         let t0 = Instant::now();
-        let ms = Duration::from_millis;
-        assert_eq!(early_answer_at(t0, ms(7), None, [None, None]), t0 + ms(7));
-        assert_eq!(
-            early_answer_at(t0, ms(500), None, [None, None]),
-            t0 + EARLY_ANSWER_DELAY
-        );
-        assert_eq!(
-            early_answer_at(t0, ms(9), Some(t0 + ms(3)), [None, None]),
-            t0 + ms(3)
-        );
-        let long_ago = Some(t0 - Duration::from_secs(5));
-        assert_eq!(
-            early_answer_at(t0, ms(4), None, [long_ago, long_ago]),
-            t0 + ms(4)
-        );
-    }
-
-    #[test]
-    fn a_crowd_is_answered_once_it_goes_quiet_and_at_most_twice_a_window() {
-        let t0 = Instant::now();
-        let ms = Duration::from_millis;
-        let first = Some(t0);
-        // Each newcomer of a crowd postpones the answer until the crowd goes quiet...
-        let joined = t0 + ms(50);
-        let pending = early_answer_at(joined, ms(0), None, [first, None]);
-        assert_eq!(pending, joined + CROWD_QUIET);
-        let later = t0 + ms(120);
-        assert_eq!(
-            early_answer_at(later, ms(0), Some(pending), [first, None]),
-            later + CROWD_QUIET
-        );
-        // ...but no longer than a window after the previous answer.
-        let late = t0 + ms(950);
-        assert_eq!(
-            early_answer_at(late, ms(0), None, [first, None]),
-            t0 + EARLY_ANSWER_WINDOW
-        );
-        // A third answer waits for a whole window after the first.
-        let second = Some(t0 + ms(300));
-        let third = early_answer_at(t0 + ms(400), ms(0), None, [second, first]);
-        assert_eq!(third, t0 + EARLY_ANSWER_WINDOW);
-    }
-
-    /// A node called `name` holding `secrets` (the first signs).
-    fn keyed(name: &str, instance: u64, secrets: &[&[u8]], accept_unauthenticated: bool) -> Node {
         let config = Config {
-            keys: crate::wire::auth::Keyring::new(secrets),
+            max_peers: 1,
+            ..config()
+        };
+        let mut receiver = Receiver::new(&config, OWN, t0);
+        receiver.handle_datagram(&beacon_of("peer", 1, 5), from(), t0, WALL);
+        receiver.handle_datagram(&beacon_of("peer", 1, 5), from(), t0, WALL);
+        receiver.handle_datagram(&beacon_of("other", 2, 0), from(), t0, WALL);
+        let stats = receiver.stats(t0);
+        assert_eq!((stats.refused.replay, stats.refused.capacity), (1, 1));
+        assert_eq!(stats.refused.total(), 2);
+        assert_eq!(stats.beacons_received, 1, "only the one taken in");
+    }
+
+    /// A sender and a receiver called `name` holding `secrets` (the first signs).
+    fn keyed(
+        name: &str,
+        instance: u64,
+        secrets: &[&[u8]],
+        accept_unauthenticated: bool,
+    ) -> (Announcer, Receiver) {
+        let config = Config {
+            keys: Keyring::new(secrets),
             accept_unauthenticated,
             ..Config::new(name, Ipv4Addr::LOCALHOST)
         };
-        Node::new(config, instance, 7, Instant::now())
+        let now = Instant::now();
+        (
+            Announcer::new(&config, instance, 7, now),
+            Receiver::new(&config, instance, now),
+        )
     }
 
     const KEY: &[u8] = b"a shared secret of 32 bytes, ok!";
@@ -753,50 +394,41 @@ mod tests {
     }
 
     /// Whether `receiver` lists `sender` after one beacon of it.
-    fn hears(sender: &mut Node, receiver: &mut Node) -> bool {
+    fn hears(sender: &mut Announcer, receiver: &mut Receiver) -> bool {
         let t = Instant::now();
-        let bytes = sender
-            .poll_beacon(t, now_wall())
-            .expect("first beacon is due");
-        receiver.handle_datagram(&bytes, from(), t, now_wall());
+        let beacon = sender.poll(t, now_wall()).expect("first beacon is due");
+        receiver.handle_datagram(&beacon.bytes, from(), t, now_wall());
         receiver.registry.len() == 1
     }
 
-    fn refused(node: &Node) -> RefusedCounts {
-        let status = node.status(
-            Instant::now(),
-            EventCounts::default(),
-            HookCounts::default(),
-            SocketStats::default(),
-        );
-        assert_eq!(status.datagrams_ignored, status.refused.total());
-        status.refused
+    fn refused(receiver: &Receiver) -> Refused {
+        receiver.stats(Instant::now()).refused
     }
 
     #[test]
     fn signed_nodes_hear_each_other_and_refuse_the_unsigned_and_wrongly_signed() {
-        let mut a = keyed("a", 1, &[KEY], false);
-        let mut b = keyed("b", 2, &[KEY], false);
+        let (mut a, _) = keyed("a", 1, &[KEY], false);
+        let (_, mut b) = keyed("b", 2, &[KEY], false);
         assert!(hears(&mut a, &mut b));
-        let mut plain = keyed("plain", 3, &[], false);
-        let mut stranger = keyed("stranger", 4, &[OTHER_KEY], false);
-        let mut c = keyed("c", 5, &[KEY], false);
+        let (mut plain, _) = keyed("plain", 3, &[], false);
+        let (mut stranger, _) = keyed("stranger", 4, &[OTHER_KEY], false);
+        let (_, mut c) = keyed("c", 5, &[KEY], false);
         assert!(!hears(&mut plain, &mut c));
         assert!(!hears(&mut stranger, &mut c));
         assert_eq!(refused(&c).authentication, 2);
         // And an agent without a secret ignores signed beacons: a misconfigured node is
         // visible on both sides, not half-listed.
-        let mut d = keyed("d", 6, &[KEY], false);
-        let mut plain = keyed("plain", 7, &[], false);
+        let (mut d, _) = keyed("d", 6, &[KEY], false);
+        let (_, mut plain) = keyed("plain", 7, &[], false);
         assert!(!hears(&mut d, &mut plain));
         assert_eq!(refused(&plain).authentication, 1);
     }
 
     #[test]
     fn a_flipped_bit_anywhere_is_refused() {
-        let mut a = keyed("a", 1, &[KEY], false);
-        let bytes = a.poll_beacon(Instant::now(), now_wall()).expect("due");
-        let mut b = keyed("b", 2, &[KEY], false);
+        let (mut a, _) = keyed("a", 1, &[KEY], false);
+        let bytes = a.poll(Instant::now(), now_wall()).expect("due").bytes;
+        let (_, mut b) = keyed("b", 2, &[KEY], false);
         for bit in 0..bytes.len() * 8 {
             let mut flipped = bytes.clone();
             flipped[bit / 8] ^= 1 << (bit % 8);
@@ -808,15 +440,17 @@ mod tests {
 
     #[test]
     fn migrating_nodes_hear_and_are_heard_by_everyone() {
-        let mut migrating = keyed("m", 1, &[KEY], true);
-        let mut plain = keyed("plain", 2, &[], false);
-        let mut strict = keyed("strict", 3, &[KEY], false);
+        let (_, mut migrating) = keyed("m", 1, &[KEY], true);
+        let (mut plain, _) = keyed("plain", 2, &[], false);
         assert!(hears(&mut plain, &mut migrating));
-        let mut migrating = keyed("m", 1, &[KEY], true);
+        let (mut migrating, _) = keyed("m", 1, &[KEY], true);
+        let (_, mut plain) = keyed("plain", 2, &[], false);
         assert!(hears(&mut migrating, &mut plain));
-        let mut migrating = keyed("m", 1, &[KEY], true);
+        let (_, mut migrating) = keyed("m", 1, &[KEY], true);
+        let (mut strict, _) = keyed("strict", 3, &[KEY], false);
         assert!(hears(&mut strict, &mut migrating));
-        let mut strict = keyed("strict", 3, &[KEY], false);
+        let (mut migrating, _) = keyed("m", 1, &[KEY], true);
+        let (_, mut strict) = keyed("strict", 3, &[KEY], false);
         assert!(hears(&mut migrating, &mut strict));
     }
 
@@ -825,23 +459,23 @@ mod tests {
         const NEW: &[u8] = b"the new secret, also 32 bytes ok";
         // Step 1: the new key is installed everywhere, second. Step 2: it moves first, node
         // by node. Step 3: the old key goes.
-        let mut old_first = keyed("a", 1, &[KEY, NEW], false);
-        let mut new_first = keyed("b", 2, &[NEW, KEY], false);
-        let mut new_only = keyed("c", 3, &[NEW], false);
+        let (mut old_first, _) = keyed("a", 1, &[KEY, NEW], false);
+        let (_, mut new_first) = keyed("b", 2, &[NEW, KEY], false);
         assert!(hears(&mut old_first, &mut new_first));
-        let mut new_first = keyed("b", 2, &[NEW, KEY], false);
+        let (mut new_first, _) = keyed("b", 2, &[NEW, KEY], false);
+        let (_, mut new_only) = keyed("c", 3, &[NEW], false);
         assert!(hears(&mut new_first, &mut new_only));
-        let mut new_first = keyed("b", 2, &[NEW, KEY], false);
-        let mut old_first = keyed("a", 1, &[KEY, NEW], false);
+        let (mut new_first, _) = keyed("b", 2, &[NEW, KEY], false);
+        let (_, mut old_first) = keyed("a", 1, &[KEY, NEW], false);
         assert!(hears(&mut new_first, &mut old_first));
     }
 
     #[test]
     fn signed_beacons_outside_the_replay_window_are_refused() {
-        let mut a = keyed("a", 1, &[KEY], false);
+        let (mut a, _) = keyed("a", 1, &[KEY], false);
         let t = Instant::now();
-        let bytes = a.poll_beacon(t, now_wall()).expect("due");
-        let mut b = keyed("b", 2, &[KEY], false);
+        let bytes = a.poll(t, now_wall()).expect("due").bytes;
+        let (_, mut b) = keyed("b", 2, &[KEY], false);
         let late = now_wall() + REPLAY_WINDOW + Duration::from_millis(1);
         b.handle_datagram(&bytes, from(), t, late);
         let early = now_wall() - REPLAY_WINDOW - Duration::from_millis(1);
@@ -855,68 +489,36 @@ mod tests {
     #[test]
     fn our_own_hostname_from_another_instance_is_a_conflict_never_a_peer() {
         let t0 = Instant::now();
-        let mut node = node(t0);
-        node.handle_datagram(&beacon_of("self", 99, 0), from(), t0, WALL);
-        assert!(node.peers(t0, WALL).is_empty());
-        let status = node.status(
-            t0,
-            EventCounts::default(),
-            HookCounts::default(),
-            SocketStats::default(),
-        );
-        assert_eq!(status.refused.own_hostname, 1);
-        let conflict = status.hostname_conflict.expect("reported");
-        assert_eq!(conflict.instance, format_instance(99));
+        let mut receiver = receiver(t0);
+        let heard = receiver.handle_datagram(&beacon_of("self", 99, 0), from(), t0, WALL);
+        assert_eq!(heard, Heard::Refused);
+        assert_eq!(receiver.peers().count(), 0);
+        let stats = receiver.stats(t0);
+        assert_eq!(stats.refused.own_hostname, 1);
+        let impostor = stats.impostor.expect("reported");
+        assert_eq!((impostor.instance, impostor.address), (99, from()));
         let later = t0 + config().ttl;
-        let status = node.status(
-            later,
-            EventCounts::default(),
-            HookCounts::default(),
-            SocketStats::default(),
-        );
-        assert_eq!(status.hostname_conflict, None, "silent for a ttl: over");
-    }
-
-    #[test]
-    fn the_watchdog_fires_after_a_ttl_without_our_own_beacon_only_if_beacons_went_out() {
-        let t0 = Instant::now();
-        let mut node = node(t0);
-        let ttl = config().ttl;
-        assert_eq!(node.silent_for(t0 + ttl), None, "nothing sent yet");
-        let bytes = node.poll_beacon(t0, WALL).expect("due");
-        node.beacon_sent();
-        node.handle_datagram(&bytes, from(), t0 + Duration::from_millis(1), WALL);
-        let later = t0 + ttl + Duration::from_millis(1);
-        node.beacon_sent();
         assert_eq!(
-            node.silent_for(later),
+            receiver.stats(later).impostor,
             None,
-            "one beacon unheard is not yet a pattern"
+            "silent for a ttl: over"
         );
-        node.beacon_sent();
-        assert_eq!(node.silent_for(t0 + ttl), None, "heard within the ttl");
-        assert!(node.silent_for(later).is_some());
-        node.socket_reopened(later);
-        assert_eq!(node.silent_for(later + ttl), None, "nothing sent since");
-        // A link that is down fails every send: its silence says nothing about the socket.
-        let mut down = self::node(t0);
-        down.poll_beacon(t0, WALL);
-        assert_eq!(down.silent_for(t0 + ttl * 10), None);
     }
 
     #[test]
-    fn after_a_stall_peers_keep_their_time_and_the_node_announces_at_once() {
+    fn after_a_stall_peers_keep_their_time() {
         let t0 = Instant::now();
-        let mut node = node(t0);
-        node.poll_beacon(t0, WALL);
-        node.handle_datagram(&beacon_of("peer", 1, 0), from(), t0, WALL);
+        let mut receiver = receiver(t0);
+        receiver.handle_datagram(&beacon_of("peer", 1, 0), from(), t0, WALL);
         let resumed = t0 + Duration::from_secs(100);
-        node.handle_stall(resumed);
-        assert!(node.handle_timeout(resumed).is_empty(), "no expiry storm");
+        receiver.handle_stall(resumed);
+        receiver.stale_dropped(3);
         assert!(
-            node.poll_beacon(resumed, WALL).is_some(),
-            "announces at once"
+            receiver.handle_timeout(resumed).is_empty(),
+            "no expiry storm"
         );
-        assert_eq!(node.handle_timeout(resumed + config().ttl).len(), 1);
+        assert_eq!(receiver.handle_timeout(resumed + config().ttl).len(), 1);
+        let stats = receiver.stats(resumed);
+        assert_eq!((stats.stalls, stats.refused.stale), (1, 3));
     }
 }

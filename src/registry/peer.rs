@@ -112,6 +112,11 @@ pub enum PeerEvent {
 }
 
 impl PeerEvent {
+    /// A join or a restart: a node that has not heard from us yet, and should at once.
+    pub fn is_newcomer(&self) -> bool {
+        matches!(self, PeerEvent::Joined { .. } | PeerEvent::Restarted { .. })
+    }
+
     /// The peer the event is about.
     pub fn peer(&self) -> &Peer {
         match self {

@@ -126,6 +126,12 @@ impl fmt::Display for InvalidHostname {
 
 impl std::error::Error for InvalidHostname {}
 
+/// An instance id as 16 hex digits, as the API, the logs and the event stream's ids show it (a
+/// string: JSON numbers lose precision past 2^53).
+pub fn format_instance(instance: u64) -> String {
+    format!("{instance:016x}")
+}
+
 /// Checks the hostname rule shared by the sender (`--name`) and the decoder.
 pub fn validate_hostname(name: &str) -> Result<(), InvalidHostname> {
     let ok = (1..=MAX_HOSTNAME_LEN).contains(&name.len())

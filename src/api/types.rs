@@ -1,0 +1,267 @@
+//! The API's vocabulary for peers and their changes: what `/v1/peers`, `/v1/events`, the
+//! hooks and the CLI read. The server encodes these types and the CLI decodes the same ones, so
+//! the two cannot drift.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::registry::{Peer, PeerEvent};
+use crate::wire::beacon::format_instance;
+use crate::wire::tags::Tags;
+
+/// One live peer, as `GET /v1/peers` and `peerd peers --json` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerInfo {
+    pub hostname: String,
+    /// IP address its beacons come from.
+    pub address: String,
+    /// Instance id as 16 hex digits (a string: JSON numbers lose precision past 2^53).
+    pub instance: String,
+    /// Sequence number of its latest beacon.
+    pub sequence: u64,
+    /// RFC 3339, UTC: when this instance was first heard.
+    pub first_seen: String,
+    /// RFC 3339, UTC: when its latest beacon was heard.
+    pub last_seen: String,
+    pub last_seen_ms_ago: u64,
+    /// Until it is dropped, unless another beacon arrives first.
+    pub expires_in_ms: u64,
+    /// Since `first_seen`.
+    pub up_for_ms: u64,
+    /// How long it stays listed after each beacon (its own ttl, as its beacons say).
+    #[serde(default)]
+    pub ttl_ms: u64,
+    /// Its beacons are signed with a key this agent holds.
+    #[serde(default)]
+    pub authenticated: bool,
+    /// The tags its latest beacon carried (`--tag KEY=VALUE` on that node).
+    #[serde(default)]
+    pub tags: Tags,
+    /// Another live instance announcing the same hostname, while there is one.
+    #[serde(default)]
+    pub conflict: Option<ConflictInfo>,
+}
+
+/// The other instance of a hostname that two live instances announce.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictInfo {
+    pub address: String,
+    pub instance: String,
+    pub last_seen_ms_ago: u64,
+}
+
+impl PeerInfo {
+    /// Describes `peer` as of `now`, the instant at which the wall clock read `wall_now`.
+    pub fn new(peer: &Peer, now: Instant, wall_now: SystemTime) -> Self {
+        let ago = |at: Instant| now.saturating_duration_since(at);
+        let wall = |at: Instant| {
+            let at = wall_now.checked_sub(ago(at)).unwrap_or(wall_now);
+            humantime::format_rfc3339_millis(at).to_string()
+        };
+        let first_seen = wall(peer.first_seen);
+        // A joined peer was first and last seen at once: formatting a time is most of what
+        // describing an event costs, so the same instant is formatted once.
+        let last_seen = if peer.last_seen == peer.first_seen {
+            first_seen.clone()
+        } else {
+            wall(peer.last_seen)
+        };
+        PeerInfo {
+            hostname: peer.hostname.clone(),
+            address: peer.address.ip().to_string(),
+            instance: format_instance(peer.instance),
+            sequence: peer.sequence,
+            first_seen,
+            last_seen,
+            last_seen_ms_ago: millis(ago(peer.last_seen)),
+            expires_in_ms: millis(peer.deadline.saturating_duration_since(now)),
+            up_for_ms: millis(ago(peer.first_seen)),
+            ttl_ms: millis(peer.ttl),
+            authenticated: peer.authenticated,
+            tags: peer.tags.clone(),
+            conflict: peer.conflict(now).map(|rival| ConflictInfo {
+                address: rival.address.ip().to_string(),
+                instance: format_instance(rival.instance),
+                last_seen_ms_ago: millis(ago(rival.last_seen)),
+            }),
+        }
+    }
+}
+
+/// What happened to a peer, as the event stream, `peerd watch` and `peerd wait` name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    /// A hostname not listed was heard: new, or back after it expired.
+    Joined,
+    /// A listed peer's beacons come from another address.
+    Moved,
+    /// A hostname is announced by a new process (a new instance id).
+    Restarted,
+    /// A peer said goodbye.
+    Left,
+    /// A peer went silent for a whole ttl.
+    Expired,
+    /// Two live instances announce the peer's hostname (see `peer.conflict`).
+    Conflict,
+    /// A listed peer's tags changed (see `old_tags`).
+    Updated,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Joined => "joined",
+            EventKind::Moved => "moved",
+            EventKind::Restarted => "restarted",
+            EventKind::Left => "left",
+            EventKind::Expired => "expired",
+            EventKind::Conflict => "conflict",
+            EventKind::Updated => "updated",
+        }
+    }
+
+    /// Whether the peer is listed after an event of this kind.
+    pub fn lists_the_peer(self) -> bool {
+        !matches!(self, EventKind::Left | EventKind::Expired)
+    }
+}
+
+/// Peer events since the agent started, by kind.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventCounts {
+    pub joined: u64,
+    pub moved: u64,
+    pub restarted: u64,
+    pub left: u64,
+    pub expired: u64,
+    pub conflict: u64,
+    #[serde(default)]
+    pub updated: u64,
+}
+
+impl EventCounts {
+    /// Each count with the name of its kind, as the event stream gives it.
+    pub fn by_kind(&self) -> [(&'static str, u64); 7] {
+        [
+            (EventKind::Joined.as_str(), self.joined),
+            (EventKind::Moved.as_str(), self.moved),
+            (EventKind::Restarted.as_str(), self.restarted),
+            (EventKind::Left.as_str(), self.left),
+            (EventKind::Expired.as_str(), self.expired),
+            (EventKind::Conflict.as_str(), self.conflict),
+            (EventKind::Updated.as_str(), self.updated),
+        ]
+    }
+
+    pub fn count(&mut self, kind: EventKind) {
+        let counter = match kind {
+            EventKind::Joined => &mut self.joined,
+            EventKind::Moved => &mut self.moved,
+            EventKind::Restarted => &mut self.restarted,
+            EventKind::Left => &mut self.left,
+            EventKind::Expired => &mut self.expired,
+            EventKind::Conflict => &mut self.conflict,
+            EventKind::Updated => &mut self.updated,
+        };
+        *counter += 1;
+    }
+}
+
+/// One change in membership: the one JSON shape of the event stream and `peerd watch --json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerChange {
+    /// Counts up from 1 each time the agent starts.
+    pub id: u64,
+    pub event: EventKind,
+    /// RFC 3339, UTC.
+    pub time: String,
+    /// The peer after the change; for `left` and `expired`, as it was last listed.
+    pub peer: PeerInfo,
+    /// `moved`: the address its beacons came from before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_address: Option<String>,
+    /// `restarted`: the instance it replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_instance: Option<String>,
+    /// `updated`, and `restarted` when the new instance announces other tags: its tags before
+    /// (`peer.tags` has the new ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_tags: Option<Tags>,
+}
+
+impl PeerChange {
+    /// Describes `event` as number `id`, as of `now` (when the wall clock read `wall_now`).
+    pub fn new(id: u64, event: &PeerEvent, now: Instant, wall_now: SystemTime) -> Self {
+        let old_tags = match event {
+            PeerEvent::Updated { old_tags, .. } => Some(old_tags.clone()),
+            PeerEvent::Restarted { old_tags, .. } => old_tags.clone(),
+            _ => None,
+        };
+        let (kind, old_address, old_instance) = match event {
+            PeerEvent::Joined { .. } => (EventKind::Joined, None, None),
+            PeerEvent::Updated { .. } => (EventKind::Updated, None, None),
+            PeerEvent::Moved { old_address, .. } => {
+                (EventKind::Moved, Some(old_address.ip().to_string()), None)
+            }
+            PeerEvent::Restarted { old_instance, .. } => (
+                EventKind::Restarted,
+                None,
+                Some(format_instance(*old_instance)),
+            ),
+            PeerEvent::Left { .. } => (EventKind::Left, None, None),
+            PeerEvent::Expired { .. } => (EventKind::Expired, None, None),
+            PeerEvent::Conflict { .. } => (EventKind::Conflict, None, None),
+        };
+        let mut peer = PeerInfo::new(event.peer(), now, wall_now);
+        if !kind.lists_the_peer() {
+            // Gone: it no longer expires.
+            peer.expires_in_ms = 0;
+        }
+        // A beacon's event happens when the peer was last seen: that time is formatted already.
+        let time = if event.peer().last_seen == now {
+            peer.last_seen.clone()
+        } else {
+            humantime::format_rfc3339_millis(wall_now).to_string()
+        };
+        PeerChange {
+            id,
+            event: kind,
+            time,
+            peer,
+            old_address,
+            old_instance,
+            old_tags,
+        }
+    }
+}
+
+/// Every live peer at one moment: what the event stream sends first (`snapshot`), and again to
+/// a subscriber that fell too far behind (`resync`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The id of the latest event it includes; the stream goes on after it.
+    pub id: u64,
+    /// RFC 3339, UTC.
+    pub time: String,
+    pub peers: Vec<PeerInfo>,
+}
+
+/// What the `--on-event` programs did since the agent started.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookCounts {
+    /// Programs started (one per program per event).
+    pub runs: u64,
+    /// Runs that could not start or exited non-zero.
+    pub failures: u64,
+    /// Runs killed at the timeout.
+    pub timeouts: u64,
+    /// Events that never reached the hooks: they fell too far behind.
+    pub dropped: u64,
+}
+
+/// Milliseconds, as every duration in the API's JSON is given; saturating.
+pub fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

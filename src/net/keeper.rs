@@ -1,0 +1,362 @@
+//! Keeping the multicast socket working, as a state machine without I/O: when to try opening it
+//! (backoff), when a run of receive errors means it is broken, when silence means it no longer
+//! hears the group (the watchdog), and when a late wake-up means the agent was stopped. The
+//! agent's receiver task does what it says; everything here takes `now`.
+
+use std::time::{Duration, Instant};
+
+use crate::throttle::Throttle;
+
+/// A loop that wakes this much later than it meant to was not running: the process was
+/// stopped (SIGSTOP, a debugger) or the host stalled. Well above any scheduling delay.
+pub const STALL: Duration = Duration::from_secs(1);
+/// A socket that cannot be opened is tried again at the next beacon due (or sooner, this long at
+/// first), and warned about after this long, doubling up to [`MAX_RETRY`]: an interface that
+/// comes up late is used within an interval, and a missing one costs a log line every half
+/// minute.
+pub const FIRST_RETRY: Duration = Duration::from_secs(1);
+pub const MAX_RETRY: Duration = Duration::from_secs(30);
+/// This many receive errors in a row mean the socket is broken, not that one ICMP error came
+/// back: it is opened again.
+pub const ERRORS_BEFORE_REOPEN: u32 = 10;
+/// At most one warning per this period about receive errors.
+const ERROR_LOG_PERIOD: Duration = Duration::from_secs(10);
+
+/// The figures of the socket the agent keeps, for its status.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SocketStats {
+    /// Datagrams the kernel dropped because the socket's receive queue was full, when known.
+    pub receive_queue_drops: Option<u64>,
+    /// The socket's receive buffer in bytes, as the kernel granted it, when known.
+    pub receive_buffer_bytes: Option<usize>,
+    /// Times it was opened again after an error or a silence.
+    pub reopens: u64,
+}
+
+/// What the keeper knows of the socket.
+#[derive(Debug)]
+pub struct Keeper {
+    interval: Duration,
+    ttl: Duration,
+    open: bool,
+    /// Whether it was ever open: only the first open tells the service manager it is ready.
+    opened_once: bool,
+    /// When to try opening it next, while it is closed.
+    retry_at: Instant,
+    retry_delay: Duration,
+    /// Failed attempts to open it since it was last open.
+    open_failures: u64,
+    /// When a failure to open may be warned about again.
+    open_warn_at: Instant,
+    /// Times it was opened again after it had been open.
+    reopens: u64,
+    /// Receive errors in a row.
+    receive_errors: u32,
+    error_log: Throttle,
+    /// When our own beacon last came back over the loop (or the socket opened, or the agent
+    /// resumed): the silence watchdog's reference.
+    heard_self: Instant,
+    /// Beacons that went out since our own last came back: the watchdog's evidence. A link
+    /// that is down fails the sends, so its silence is no sign of a broken socket.
+    sent_unheard: u32,
+}
+
+/// The socket opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opened {
+    /// The first time: the agent is ready.
+    pub first: bool,
+    /// After failures that were warned about: worth saying it works now.
+    pub after_warnings: bool,
+}
+
+/// A failure to open, worth a warning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenWarning {
+    /// Attempts that failed since it was last open.
+    pub failures: u64,
+    /// When the next warning may come, at the earliest.
+    pub next_warning_in: Duration,
+}
+
+/// What a receive error means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceiveFailure {
+    /// `Some(n)`: warn, `n` errors having been held back since the last warning.
+    pub warn: Option<u64>,
+    /// The socket is broken: open it again (and say so).
+    pub reopen: bool,
+}
+
+impl Keeper {
+    /// A keeper of a socket not yet open, to be opened at once, for an agent beaconing every
+    /// `interval` and listed for `ttl` after each beacon.
+    pub fn new(interval: Duration, ttl: Duration, now: Instant) -> Keeper {
+        Keeper {
+            interval,
+            ttl,
+            open: false,
+            opened_once: false,
+            retry_at: now,
+            retry_delay: FIRST_RETRY,
+            open_failures: 0,
+            open_warn_at: now,
+            reopens: 0,
+            receive_errors: 0,
+            error_log: Throttle::new(ERROR_LOG_PERIOD),
+            heard_self: now,
+            sent_unheard: 0,
+        }
+    }
+
+    /// Whether to try opening the socket at `now`.
+    pub fn open_due(&self, now: Instant) -> bool {
+        !self.open && now >= self.retry_at
+    }
+
+    /// When to try opening it next, while it is closed.
+    pub fn next_wakeup(&self) -> Option<Instant> {
+        (!self.open).then_some(self.retry_at)
+    }
+
+    /// The socket opened at `now`; the watchdog starts again.
+    pub fn opened(&mut self, now: Instant) -> Opened {
+        let opened = Opened {
+            first: !self.opened_once,
+            after_warnings: self.retry_delay > FIRST_RETRY,
+        };
+        self.open = true;
+        self.opened_once = true;
+        self.retry_delay = FIRST_RETRY;
+        self.open_failures = 0;
+        self.open_warn_at = now;
+        self.receive_errors = 0;
+        self.restart_watchdog(now);
+        opened
+    }
+
+    /// Opening failed at `now`: tried again at the next beacon due at the latest, so a link
+    /// that comes back is used within an interval, and warned about on the backoff's schedule.
+    pub fn open_failed(&mut self, now: Instant) -> Option<OpenWarning> {
+        self.open_failures += 1;
+        let mut warning = None;
+        if now >= self.open_warn_at {
+            warning = Some(OpenWarning {
+                failures: self.open_failures,
+                next_warning_in: self.retry_delay,
+            });
+            self.open_warn_at = now + self.retry_delay;
+            self.retry_delay = (self.retry_delay * 2).min(MAX_RETRY);
+        }
+        self.retry_at = now + self.retry_delay.min(self.interval);
+        warning
+    }
+
+    /// The caller dropped the socket at `now` to open it again at once: this leaves and
+    /// rejoins the group. Whether or not it opens, the watchdog waits another ttl.
+    pub fn reopen(&mut self, now: Instant) {
+        self.open = false;
+        self.reopens += 1;
+        self.retry_delay = FIRST_RETRY;
+        self.retry_at = now;
+        self.receive_errors = 0;
+        self.restart_watchdog(now);
+    }
+
+    /// Datagrams were read: any run of errors is over.
+    pub fn received(&mut self) {
+        self.receive_errors = 0;
+    }
+
+    /// Receiving failed at `now`.
+    pub fn receive_failed(&mut self, now: Instant) -> ReceiveFailure {
+        self.receive_errors += 1;
+        ReceiveFailure {
+            warn: self.error_log.admit(now),
+            reopen: self.receive_errors >= ERRORS_BEFORE_REOPEN,
+        }
+    }
+
+    /// One of our beacons went out.
+    pub fn beacon_sent(&mut self) {
+        self.sent_unheard = self.sent_unheard.saturating_add(1);
+    }
+
+    /// One of our beacons came back over the loop at `now`: the socket hears the group.
+    pub fn heard_self(&mut self, now: Instant) {
+        self.heard_self = now;
+        self.sent_unheard = 0;
+    }
+
+    /// How long the socket has not heard our own beacons, if that means it no longer hears the
+    /// group: for a ttl, while at least two beacons went out. Sends that fail (a link down, a
+    /// container disconnected from its network) explain a silence, and reopening the socket
+    /// then would only put its recovery behind a retry.
+    pub fn silent_for(&self, now: Instant) -> Option<Duration> {
+        let silence = now.saturating_duration_since(self.heard_self);
+        (self.open && self.sent_unheard >= 2 && silence >= self.ttl).then_some(silence)
+    }
+
+    /// The agent resumed at `now` after a stall: the silence it could not hear proves nothing.
+    pub fn stalled(&mut self, now: Instant) {
+        self.restart_watchdog(now);
+    }
+
+    fn restart_watchdog(&mut self, now: Instant) {
+        self.heard_self = now;
+        self.sent_unheard = 0;
+    }
+
+    /// Times the socket was opened again after it had been open.
+    pub fn reopens(&self) -> u64 {
+        self.reopens
+    }
+}
+
+/// How long the loop ran past `expected_by`, the latest it meant to run, if that long means
+/// the agent was stopped: [`STALL`] or more.
+pub fn stalled_for(expected_by: Instant, now: Instant) -> Option<Duration> {
+    let late = now.saturating_duration_since(expected_by);
+    (late > STALL).then_some(late)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INTERVAL: Duration = Duration::from_secs(15);
+    const TTL: Duration = Duration::from_secs(35);
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn opens_at_once_and_is_ready_only_the_first_time() {
+        let t0 = Instant::now();
+        let mut keeper = Keeper::new(INTERVAL, TTL, t0);
+        assert!(keeper.open_due(t0));
+        assert_eq!(
+            keeper.opened(t0),
+            Opened {
+                first: true,
+                after_warnings: false
+            }
+        );
+        assert!(!keeper.open_due(t0 + secs(100)), "open: nothing to retry");
+        assert_eq!(keeper.next_wakeup(), None);
+        keeper.reopen(t0 + secs(5));
+        assert!(keeper.open_due(t0 + secs(5)), "reopened at once");
+        assert!(!keeper.opened(t0 + secs(5)).first);
+        assert_eq!(keeper.reopens(), 1);
+    }
+
+    #[test]
+    fn failures_back_off_doubling_and_warn_on_that_schedule_only() {
+        let t0 = Instant::now();
+        let mut keeper = Keeper::new(INTERVAL, TTL, t0);
+        let mut now = t0;
+        let mut warnings = Vec::new();
+        for _ in 0..40 {
+            assert!(keeper.open_due(now));
+            if let Some(warning) = keeper.open_failed(now) {
+                warnings.push((now - t0, warning.next_warning_in));
+            }
+            let retry = keeper.next_wakeup().expect("closed: a retry is due");
+            // Never later than the next beacon: a link that comes back is used at once.
+            assert!(retry - now <= INTERVAL, "{:?}", retry - now);
+            now = retry;
+        }
+        let delays: Vec<Duration> = warnings.iter().map(|(_, next)| *next).collect();
+        assert_eq!(delays[..6], [1, 2, 4, 8, 16, 30].map(secs));
+        assert!(delays[6..].iter().all(|d| *d == MAX_RETRY), "{delays:?}");
+        for pair in warnings.windows(2) {
+            assert!(pair[1].0 - pair[0].0 >= pair[0].1, "{warnings:?}");
+        }
+        let opened = keeper.opened(now);
+        assert!(opened.after_warnings && opened.first);
+        // A later failure starts the backoff from its first step again.
+        keeper.reopen(now);
+        assert_eq!(
+            keeper.open_failed(now).map(|w| w.next_warning_in),
+            Some(FIRST_RETRY)
+        );
+    }
+
+    #[test]
+    fn a_run_of_receive_errors_reopens_and_warns_at_a_bounded_rate() {
+        let t0 = Instant::now();
+        let mut keeper = Keeper::new(INTERVAL, TTL, t0);
+        keeper.opened(t0);
+        let first = keeper.receive_failed(t0);
+        assert_eq!(first.warn, Some(0));
+        assert!(!first.reopen);
+        keeper.received();
+        // A run interrupted by a good read starts again.
+        for i in 1..ERRORS_BEFORE_REOPEN {
+            let failure = keeper.receive_failed(t0 + Duration::from_millis(u64::from(i)));
+            assert!(!failure.reopen, "error {i}");
+            assert_eq!(failure.warn, None, "one warning per period");
+        }
+        let last = keeper.receive_failed(t0 + secs(1));
+        assert!(last.reopen, "ten in a row");
+        keeper.reopen(t0 + secs(1));
+        assert_eq!(
+            keeper.receive_failed(t0 + secs(11)).warn,
+            Some(ERRORS_BEFORE_REOPEN.into()),
+            "the next warning says how many were held back"
+        );
+    }
+
+    #[test]
+    fn the_watchdog_fires_after_a_ttl_without_our_own_beacon_only_if_beacons_went_out() {
+        let t0 = Instant::now();
+        let mut keeper = Keeper::new(INTERVAL, TTL, t0);
+        keeper.opened(t0);
+        assert_eq!(keeper.silent_for(t0 + TTL), None, "nothing sent yet");
+        keeper.beacon_sent();
+        keeper.heard_self(t0 + Duration::from_millis(1));
+        let later = t0 + TTL + Duration::from_millis(1);
+        keeper.beacon_sent();
+        assert_eq!(
+            keeper.silent_for(later),
+            None,
+            "one beacon unheard is not yet a pattern"
+        );
+        keeper.beacon_sent();
+        assert_eq!(keeper.silent_for(t0 + TTL), None, "heard within the ttl");
+        assert_eq!(
+            keeper.silent_for(later),
+            Some(TTL),
+            "a ttl since it was heard"
+        );
+        keeper.reopen(later);
+        keeper.opened(later);
+        assert_eq!(keeper.silent_for(later + TTL), None, "nothing sent since");
+        // A link that is down fails every send: its silence says nothing about the socket.
+        let mut down = Keeper::new(INTERVAL, TTL, t0);
+        down.opened(t0);
+        assert_eq!(down.silent_for(t0 + TTL * 10), None);
+    }
+
+    #[test]
+    fn after_a_stall_the_watchdog_waits_a_ttl_again() {
+        let t0 = Instant::now();
+        let mut keeper = Keeper::new(INTERVAL, TTL, t0);
+        keeper.opened(t0);
+        keeper.beacon_sent();
+        keeper.beacon_sent();
+        let resumed = t0 + TTL * 3;
+        assert!(keeper.silent_for(resumed).is_some());
+        keeper.stalled(resumed);
+        assert_eq!(keeper.silent_for(resumed + TTL / 2), None);
+    }
+
+    #[test]
+    fn a_stall_is_a_wake_up_more_than_a_second_late() {
+        let t0 = Instant::now();
+        assert_eq!(stalled_for(t0, t0 + STALL), None);
+        assert_eq!(stalled_for(t0 + secs(5), t0), None, "early is not late");
+        assert_eq!(stalled_for(t0, t0 + secs(100)), Some(secs(100)));
+    }
+}

@@ -1,0 +1,74 @@
+//! What the node counts, as plain figures. The API turns them into its status; nothing here
+//! knows how they are shown.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// Datagrams on the beacon port that changed nothing, by reason. Every datagram read is counted
+/// once: taken in ([`NodeStats::beacons_received`] or our own), or here.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    /// Not a beacon at all, truncated, or with broken extension fields.
+    pub malformed: u64,
+    /// Longer than a beacon may be.
+    pub oversized: u64,
+    /// A peerd beacon of another version.
+    pub version: u64,
+    /// A beacon whose hostname is not valid.
+    pub hostname: u64,
+    /// Unsigned where a signature is required (by this agent, or by a peer that signs), signed
+    /// with an unknown key, a tag that does not verify, or signed where this agent has no
+    /// secret.
+    pub authentication: u64,
+    /// Not newer than what was heard (duplicated, reordered, replayed), or a signed timestamp
+    /// outside the replay window.
+    pub replay: u64,
+    /// A new hostname while the most peers are listed.
+    pub capacity: u64,
+    /// Another instance announcing this agent's own hostname.
+    pub own_hostname: u64,
+    /// Queued while the agent was stopped: old news by the time it could read them.
+    pub stale: u64,
+}
+
+impl Refused {
+    pub fn total(&self) -> u64 {
+        self.malformed
+            + self.oversized
+            + self.version
+            + self.hostname
+            + self.authentication
+            + self.replay
+            + self.capacity
+            + self.own_hostname
+            + self.stale
+    }
+}
+
+/// Another instance announcing this node's own hostname.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Impostor {
+    pub instance: u64,
+    pub address: SocketAddr,
+    pub last_seen: Instant,
+}
+
+/// The node's figures since it started.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Peers listed now.
+    pub peers: usize,
+    /// Beacons that went out.
+    pub beacons_sent: u64,
+    /// Beacons brought forward to answer a newcomer (sent or not).
+    pub early_answers: u64,
+    /// Valid beacons from other agents, taken in.
+    pub beacons_received: u64,
+    /// Our own beacons looped back by the kernel: proof the socket hears the group.
+    pub own_beacons_received: u64,
+    pub refused: Refused,
+    /// Times the agent found it had been stopped or stalled.
+    pub stalls: u64,
+    /// Another instance announcing our hostname, while it has been heard within a ttl.
+    pub impostor: Option<Impostor>,
+}
