@@ -12,7 +12,7 @@ use tracing::debug;
 pub const READY: &str = "READY=1";
 /// The agent is stopping: its goodbye goes out next.
 pub const STOPPING: &str = "STOPPING=1";
-/// The agent's loop is running.
+/// The agent's receiver is running (it sends these from its loop).
 pub const WATCHDOG: &str = "WATCHDOG=1";
 
 /// Sends notifications to the service manager. Never blocks: a message the manager's queue

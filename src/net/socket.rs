@@ -196,3 +196,55 @@ pub fn receive_buffer(socket: &tokio::net::UdpSocket) -> Option<usize> {
 pub fn reports_drops(socket: &tokio::net::UdpSocket) -> bool {
     nix::sys::socket::getsockopt(socket, nix::sys::socket::sockopt::RxqOvfl).is_ok_and(|on| on != 0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Loopback only: the group is joined on 127.0.0.1 and the sender's multicast interface is
+    /// 127.0.0.1 with TTL 1, so no datagram leaves this host.
+    #[tokio::test]
+    async fn the_kernel_counts_its_drops_with_the_datagrams() {
+        let group = Ipv4Addr::new(239, 255, 49, 99);
+        let receiver = bind_multicast(group, 0, Ipv4Addr::LOCALHOST, 1).expect("bound on lo");
+        assert!(reports_drops(&receiver));
+        // The smallest buffer the kernel grants holds a few datagrams: the rest are dropped.
+        SockRef::from(&receiver)
+            .set_recv_buffer_size(0)
+            .expect("shrunk");
+        let port = receiver.local_addr().expect("bound").port();
+        let sender = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).expect("socket");
+        sender
+            .set_multicast_if_v4(&Ipv4Addr::LOCALHOST)
+            .expect("on lo");
+        sender.set_multicast_ttl_v4(1).expect("ttl 1");
+        let to = SocketAddr::V4(SocketAddrV4::new(group, port)).into();
+        for _ in 0..200 {
+            sender.send_to(&[0; 400], &to).expect("sent on lo");
+        }
+        let mut bufs = Box::new([[0; crate::wire::beacon::MAX_BEACON_LEN + 1]; BATCH]);
+        let mut batch = Batch::default();
+        let mut read = async || {
+            let mut received = 0;
+            let mut drops = None;
+            receiver.readable().await.expect("readable");
+            while recv_batch(&receiver, &mut bufs, &mut batch).is_ok() {
+                received += batch.got.len();
+                drops = batch.drops.or(drops);
+            }
+            (received, drops)
+        };
+        let (received, drops) = read().await;
+        assert!(received > 0 && received < 200, "{received} of 200 fit");
+        // The count comes with the datagrams queued after a drop: those before it had none.
+        assert_eq!(drops, None);
+        sender.send_to(&[0; 400], &to).expect("sent on lo");
+        let (one, drops) = read().await;
+        assert_eq!(one, 1);
+        assert_eq!(
+            drops.and_then(|d| usize::try_from(d).ok()),
+            Some(200 - received),
+            "every datagram either read or counted as dropped"
+        );
+    }
+}

@@ -1,6 +1,6 @@
 //! Which decoded beacons a node takes in: the signing policy and the replay window. Pure
 //! functions over a beacon, its bytes, the keys and the wall clock; counting and logging the
-//! refusals is `node`'s job.
+//! refusals is the receiver's (`receiver.rs`).
 
 use std::fmt;
 use std::time::{Duration, SystemTime};

@@ -735,7 +735,8 @@ mod tests {
         ));
     }
 
-    /// A beacon as `node` passes it on after verifying its tag: with `auth` and a timestamp.
+    /// A beacon as the node's receiver passes it on after verifying its tag: with `auth` and a
+    /// timestamp.
     fn signed(hostname: &str, instance: u64, sequence: u64, timestamp: u64) -> Beacon {
         Beacon {
             timestamp: Some(timestamp),

@@ -1,5 +1,6 @@
 //! Authenticated beacons: the keys read from secret files, signing and constant-time verifying
-//! with HMAC-SHA256 (RustCrypto). Which beacons to accept is `node`'s policy, not this module's.
+//! with HMAC-SHA256 (RustCrypto). Which beacons to accept is `node::admission`'s to say, not
+//! this module's.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
