@@ -19,9 +19,9 @@ use peerd::net::interface;
 use peerd::wire::{auth, tags};
 
 mod cli;
-use cli::args::{
-    AgentArgs, Cli, Command, DoctorArgs, ListArgs, LogFormat, PeersArgs, WaitArgs, parse_name,
-};
+use cli::args::{AgentArgs, Cli, Command, DoctorArgs, ListArgs, PeersArgs, WaitArgs, parse_name};
+use cli::logging::init_tracing;
+use cli::signals::cancel_on_signal;
 use cli::{follow, table};
 
 fn main() -> ExitCode {
@@ -276,87 +276,6 @@ fn usage_error_in(subcommand: &str, message: String) -> ! {
     found
         .error(clap::error::ErrorKind::ValueValidation, message)
         .exit()
-}
-
-/// SIGTERM (`docker stop`, which signals PID 1), SIGINT (Ctrl-C), SIGHUP (the terminal or the
-/// ssh session went away) and SIGQUIT (`Ctrl-\`) all mean "say goodbye and exit": an agent that
-/// dies of one without a goodbye stays listed by its peers for a whole ttl.
-async fn cancel_on_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::SignalKind;
-    // Checked before any handler is installed, which would undo what `nohup` asked for.
-    let hangup_ignored = ignored_at_start(nix::sys::signal::Signal::SIGHUP);
-    if hangup_ignored {
-        info!("SIGHUP was ignored when the agent started (nohup?): it will not stop the agent");
-    }
-    let name = tokio::select! {
-        () = received(SignalKind::terminate(), "SIGTERM") => "SIGTERM",
-        () = received(SignalKind::interrupt(), "SIGINT") => "SIGINT",
-        () = received(SignalKind::hangup(), "SIGHUP"), if !hangup_ignored => "SIGHUP",
-        () = received(SignalKind::quit(), "SIGQUIT") => "SIGQUIT",
-    };
-    info!(signal = name, "signal received, stopping");
-    shutdown.cancel();
-}
-
-/// Returns when `kind` arrives; never, if it cannot be listened for.
-async fn received(kind: tokio::signal::unix::SignalKind, name: &str) {
-    match tokio::signal::unix::signal(kind) {
-        Ok(mut stream) => {
-            stream.recv().await;
-        }
-        Err(err) => {
-            warn!(signal = name, error = %err, "cannot listen for the signal: it will end the agent without a goodbye");
-            std::future::pending::<()>().await;
-        }
-    }
-}
-
-/// Whether the process started with `signal` ignored, from the `SigIgn` mask in
-/// /proc/self/status (reading it needs no unsafe `sigaction` call).
-fn ignored_at_start(signal: nix::sys::signal::Signal) -> bool {
-    let mask = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            let mask = status
-                .lines()
-                .find_map(|line| line.strip_prefix("SigIgn:"))?;
-            u64::from_str_radix(mask.trim(), 16).ok()
-        });
-    // Signal numbers start at 1; bit 0 is signal 1.
-    mask.is_some_and(|mask| mask >> (signal as i32 - 1) & 1 == 1)
-}
-
-/// Logs to stderr at the levels RUST_LOG names: `info` (the default), `debug`, or per target,
-/// `peerd=debug,hyper=warn`. tracing-subscriber's `Targets` reads these without the regex
-/// engine that `EnvFilter` brings (360 KB of a 3.2 MB binary); span and field filters are
-/// what that leaves out.
-fn init_tracing(format: LogFormat) {
-    use std::io::IsTerminal;
-    use tracing_subscriber::filter::{LevelFilter, Targets};
-    use tracing_subscriber::prelude::*;
-    let default = Targets::new().with_default(LevelFilter::INFO);
-    let (filter, bad) = match std::env::var("RUST_LOG") {
-        Ok(directives) if !directives.trim().is_empty() => match directives.parse::<Targets>() {
-            Ok(filter) => (filter, None),
-            Err(err) => (default, Some((directives, err))),
-        },
-        _ => (default, None),
-    };
-    let ansi = std::io::stderr().is_terminal();
-    let layer = tracing_subscriber::fmt::layer()
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => tracing_subscriber::registry()
-            .with(layer.with_filter(filter))
-            .init(),
-        LogFormat::Json => tracing_subscriber::registry()
-            .with(layer.json().with_filter(filter))
-            .init(),
-    }
-    if let Some((directives, err)) = bad {
-        tracing::warn!(RUST_LOG = %directives, error = %err, "RUST_LOG is not a list of levels and TARGET=LEVEL: logging at info");
-    }
 }
 
 async fn show_peers(list: ListArgs) -> anyhow::Result<()> {

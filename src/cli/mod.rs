@@ -3,4 +3,6 @@
 
 pub mod args;
 pub mod follow;
+pub mod logging;
+pub mod signals;
 pub mod table;
