@@ -3,10 +3,13 @@
 
 pub mod agent;
 pub mod args;
+pub mod doctor;
 pub mod follow;
 pub mod logging;
+pub mod peers;
 pub mod signals;
 pub mod table;
+pub mod watch;
 
 use clap::CommandFactory;
 

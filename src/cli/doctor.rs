@@ -1,0 +1,49 @@
+//! `peerd doctor` on the command line: refuses flags it cannot use, runs the library's checks
+//! and prints them as a report or JSON, exit 1 if one failed. The checks themselves are
+//! `peerd::doctor`, not here.
+
+use peerd::config;
+use peerd::doctor::{self, Status};
+
+use super::args::DoctorArgs;
+use super::usage_error_in;
+
+/// Prints every check, then fails (exit 1) if one failed; warnings and unknowns exit 0.
+pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
+    let listen: std::time::Duration = args.listen.into();
+    // Too short a window and the probe's return is a race; longer than minutes, nobody waits.
+    if !(config::MIN_TIMING..=std::time::Duration::from_secs(600)).contains(&listen) {
+        usage_error_in(
+            "doctor",
+            format!("--listen {} is outside 100ms..=10m", args.listen),
+        );
+    }
+    if !args.beacons.group.is_multicast() {
+        usage_error_in(
+            "doctor",
+            format!(
+                "group {} is not an IPv4 multicast address",
+                args.beacons.group
+            ),
+        );
+    }
+    if args.beacons.port == 0 {
+        usage_error_in("doctor", "port 0 is no port to listen on".to_owned());
+    }
+    let options = doctor::Options {
+        group: args.beacons.group,
+        port: args.beacons.port,
+        interface: args.interface,
+        api: args.api,
+        listen,
+    };
+    let checks = doctor::run(&options).await;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&checks)?);
+    } else {
+        print!("{}", doctor::render(&checks));
+    }
+    let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
+    anyhow::ensure!(failed == 0, "{failed} check(s) failed");
+    Ok(())
+}
