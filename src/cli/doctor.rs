@@ -18,17 +18,11 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
             format!("--listen {} is outside 100ms..=10m", args.listen),
         );
     }
-    if !args.beacons.group.is_multicast() {
-        usage_error_in(
-            "doctor",
-            format!(
-                "group {} is not an IPv4 multicast address",
-                args.beacons.group
-            ),
-        );
-    }
-    if args.beacons.port == 0 {
-        usage_error_in("doctor", "port 0 is no port to listen on".to_owned());
+    // The agent's own rules, so the doctor never accepts a group or port the agent refuses.
+    let beacons = config::validate_group(args.beacons.group)
+        .and_then(|()| config::validate_port(args.beacons.port));
+    if let Err(err) = beacons {
+        usage_error_in("doctor", err.to_string());
     }
     let options = doctor::Options {
         group: args.beacons.group,
