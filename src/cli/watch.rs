@@ -99,3 +99,71 @@ pub async fn wait_for_peers(args: WaitArgs) -> anyhow::Result<()> {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use peerd::api::{EventKind, PeerChange, PeerInfo, Snapshot};
+
+    use super::*;
+
+    fn peer(hostname: &str) -> PeerInfo {
+        PeerInfo {
+            hostname: hostname.into(),
+            address: "172.18.0.3".into(),
+            instance: "0123456789abcdef".into(),
+            sequence: 3,
+            first_seen: "2026-11-22T10:00:00.000Z".into(),
+            last_seen: "2026-11-22T10:00:42.000Z".into(),
+            last_seen_ms_ago: 0,
+            expires_in_ms: 35_000,
+            up_for_ms: 42_000,
+            ttl_ms: 35_000,
+            authenticated: false,
+            tags: Default::default(),
+            conflict: None,
+        }
+    }
+
+    fn snapshot(peers: Vec<PeerInfo>) -> Snapshot {
+        Snapshot {
+            id: 7,
+            time: "2026-11-22T10:00:42.000Z".into(),
+            peers,
+        }
+    }
+
+    fn json(line: &str) -> serde_json::Value {
+        assert_eq!(line.matches('\n').count(), 1, "one line: {line:?}");
+        serde_json::from_str(line).expect("a JSON object")
+    }
+
+    #[test]
+    fn json_lines_name_the_snapshot_kind_and_end_in_one_newline() -> anyhow::Result<()> {
+        let first = watch_line(&Message::Snapshot(snapshot(vec![peer("a")])), true)?;
+        assert_eq!(json(&first)["event"], "snapshot");
+        assert_eq!(json(&first)["peers"][0]["hostname"], "a");
+        let again = watch_line(&Message::Resync(snapshot(Vec::new())), true)?;
+        assert_eq!(json(&again)["event"], "resync");
+        let change = PeerChange {
+            id: 8,
+            event: EventKind::Joined,
+            time: "2026-11-22T10:00:43.000Z".into(),
+            peer: peer("b"),
+            old_address: None,
+            old_instance: None,
+            old_tags: None,
+        };
+        let joined = watch_line(&Message::Change(Box::new(change)), true)?;
+        assert_eq!(json(&joined)["peer"]["hostname"], "b");
+        Ok(())
+    }
+
+    #[test]
+    fn human_snapshots_are_a_table_or_say_there_is_none() -> anyhow::Result<()> {
+        let empty = watch_line(&Message::Resync(snapshot(Vec::new())), false)?;
+        assert_eq!(empty, "no live peers yet\n");
+        let listed = watch_line(&Message::Snapshot(snapshot(vec![peer("a")])), false)?;
+        assert_eq!(listed, table::render(&[peer("a")]));
+        Ok(())
+    }
+}
