@@ -119,12 +119,8 @@ impl Config {
     /// Checks the constraints documented on each field.
     pub fn validate(&self) -> Result<(), ConfigError> {
         validate_hostname(&self.name).map_err(ConfigError::Name)?;
-        if !self.group.is_multicast() {
-            return Err(ConfigError::NotMulticast(self.group));
-        }
-        if self.port == 0 {
-            return Err(ConfigError::ZeroPort);
-        }
+        validate_group(self.group)?;
+        validate_port(self.port)?;
         if self.interface.is_unspecified() {
             return Err(ConfigError::UnspecifiedInterface);
         }
@@ -172,6 +168,25 @@ impl Config {
     /// maximally jittered intervals. Allowed (tests use tight timings) but worth a warning.
     pub fn ttl_is_tight(&self) -> bool {
         self.ttl < self.interval.mul_f64(2.0 * (1.0 + JITTER))
+    }
+}
+
+/// The rule for [`Config::group`], on its own for `peerd doctor`, which checks the group the
+/// agent would use without building a whole `Config`.
+pub fn validate_group(group: Ipv4Addr) -> Result<(), ConfigError> {
+    if group.is_multicast() {
+        Ok(())
+    } else {
+        Err(ConfigError::NotMulticast(group))
+    }
+}
+
+/// The rule for [`Config::port`], on its own for the same reason as [`validate_group`].
+pub fn validate_port(port: u16) -> Result<(), ConfigError> {
+    if port == 0 {
+        Err(ConfigError::ZeroPort)
+    } else {
+        Ok(())
     }
 }
 
@@ -286,6 +301,39 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn group_and_port_rules_stand_alone() {
+        assert_eq!(validate_group(MULTICAST_GROUP), Ok(()));
+        assert_eq!(validate_group(Ipv4Addr::new(224, 0, 0, 1)), Ok(()));
+        assert_eq!(validate_group(Ipv4Addr::new(239, 255, 255, 255)), Ok(()));
+        for unicast in [
+            Ipv4Addr::new(10, 0, 0, 1),
+            Ipv4Addr::new(223, 255, 255, 255),
+            Ipv4Addr::new(240, 0, 0, 0),
+            Ipv4Addr::BROADCAST,
+            Ipv4Addr::UNSPECIFIED,
+        ] {
+            assert_eq!(
+                validate_group(unicast),
+                Err(ConfigError::NotMulticast(unicast))
+            );
+        }
+        assert_eq!(validate_port(PORT), Ok(()));
+        assert_eq!(validate_port(1), Ok(()));
+        assert_eq!(validate_port(u16::MAX), Ok(()));
+        assert_eq!(validate_port(0), Err(ConfigError::ZeroPort));
+        // The messages `peerd agent` and `peerd doctor` both print.
+        assert_eq!(
+            ConfigError::NotMulticast(Ipv4Addr::new(10, 0, 0, 1)).to_string(),
+            "group 10.0.0.1 is not an IPv4 multicast address (224.0.0.0/4)"
+        );
+        assert!(
+            ConfigError::ZeroPort
+                .to_string()
+                .starts_with("port 0 is no port")
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ fn main() -> anyhow::Result<()> {
     let group: Ipv4Addr = group.parse().context("GROUP")?;
     let port: u16 = port.parse().context("PORT")?;
     let interface: Ipv4Addr = interface.parse().context("INTERFACE")?;
-    // The agent's flavour (src/main.rs): one thread drives the socket.
+    // The agent's flavour (src/cli/mod.rs): one thread drives the socket.
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -1,0 +1,203 @@
+//! `peerd agent`: turns the flags into a checked `Config`, waits for an interface, binds the
+//! listeners, connects to systemd, and hands over to the library's `peerd::agent::run`. The
+//! agent's own work (beacons, registry, API, hooks) is not here.
+
+use std::net::Ipv4Addr;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use peerd::agent::notify::{self, Notifier};
+use peerd::api::server;
+use peerd::config::Config;
+use peerd::net::interface;
+use peerd::wire::auth;
+
+use super::args::{AgentArgs, parse_name};
+use super::logging::init_tracing;
+use super::signals::cancel_on_signal;
+use super::usage_error_in;
+
+/// Runs the agent until a signal stops it: the config from the flags, the API and metrics
+/// listeners bound, then `peerd::agent::run`.
+pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
+    init_tracing(args.log_format);
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let Some(config) = agent_config(&args, &shutdown).await? else {
+        return Ok(()); // stopped while waiting for an interface
+    };
+    if !args.api.ip().is_loopback() {
+        warn!(api = %args.api, "the API listens beyond loopback and has no authentication: anyone who can reach it can read the peer list");
+    }
+    let api = server::bind(args.api).with_context(|| {
+        format!(
+            "binding the API on {} (another agent there? pick one with --api)",
+            args.api
+        )
+    })?;
+    let metrics = args
+        .metrics
+        .map(|addr| {
+            server::bind(addr).with_context(|| format!("binding the metrics listener on {addr}"))
+        })
+        .transpose()?;
+    peerd::agent::run(config, api, metrics, notifier(), shutdown).await
+}
+
+/// A notifier for systemd, when it started the agent as a `Type=notify` service: it says so in
+/// `NOTIFY_SOCKET`, and asks for watchdog pings in `WATCHDOG_USEC` (`WATCHDOG_PID`: for whom).
+fn notifier() -> Option<Notifier> {
+    let address = std::env::var_os("NOTIFY_SOCKET")?;
+    let usec = std::env::var("WATCHDOG_USEC").ok();
+    let pid = std::env::var("WATCHDOG_PID").ok();
+    let watchdog = notify::watchdog_interval(usec.as_deref(), pid.as_deref(), std::process::id())
+        .unwrap_or_else(|err| {
+            warn!(error = %err, "ignoring the watchdog settings: no watchdog pings");
+            None
+        });
+    let socket = address.to_string_lossy();
+    match Notifier::connect(&address, watchdog) {
+        Ok(notifier) => {
+            let ping_every = watchdog.map(|every| humantime::format_duration(every).to_string());
+            info!(%socket, ping_every, "notifying the service manager");
+            Some(notifier)
+        }
+        // As sd_notify(3) callers do: the agent works without it, and the manager will say
+        // that it heard nothing.
+        Err(err) => {
+            warn!(error = %format!("{err:#}"), "cannot notify the service manager");
+            None
+        }
+    }
+}
+
+/// Resolves defaults that depend on the machine and validates the result; a bad combination of
+/// flags exits 2 through clap, like any other usage error. `None` if `shutdown` came while it
+/// waited for an interface.
+async fn agent_config(
+    args: &AgentArgs,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<Config>> {
+    let name = match &args.name {
+        Some(name) => name.clone(),
+        None => {
+            let os = hostname::get().context("reading this machine's hostname")?;
+            let os = os.to_string_lossy().into_owned();
+            parse_name(&os).unwrap_or_else(|err| usage_error(format!("{err}; pass --name")))
+        }
+    };
+    let mut secrets = Vec::new();
+    for path in &args.secret_files {
+        match auth::read_secret(path) {
+            Ok(secret) => {
+                if secret.readable_by_others {
+                    warn!(file = %path.display(), "the secret file is readable by others: chmod 600 it");
+                }
+                secrets.push(secret.bytes);
+            }
+            Err(err) => usage_error(format!("--secret-file: {err}")),
+        }
+    }
+    let mut config = Config {
+        name,
+        group: args.beacons.group,
+        port: args.beacons.port,
+        // Checked below; a placeholder until the interface is known.
+        interface: args.interface.unwrap_or(Ipv4Addr::LOCALHOST),
+        interval: args.interval.into(),
+        ttl: args.ttl.into(),
+        multicast_ttl: args.multicast_ttl,
+        hooks: args.on_event.clone(),
+        hook_timeout: args.hook_timeout.into(),
+        keys: auth::Keyring::new(&secrets),
+        accept_unauthenticated: args.accept_unauthenticated,
+        // Lossless: usize is at least 32 bits on every target peerd builds for.
+        max_peers: args.max_peers as usize,
+        tags: args.tags.iter().cloned().collect(),
+    };
+    if config.tags.len() < args.tags.len() {
+        usage_error("--tag: each key at most once".to_owned());
+    }
+    // Before looking at interfaces, so a usage error never gets as far as the network.
+    if let Err(err) = config.validate() {
+        usage_error(err.to_string());
+    }
+    if config.group.octets()[..3] == [224, 0, 0] {
+        warn!(group = %config.group, "224.0.0.0/24 is reserved for routing protocols on the local network; prefer 239.255.0.0/16");
+    }
+    if !config.keys.is_empty() {
+        info!(key_ids = ?config.keys.ids(), accept_unauthenticated = config.accept_unauthenticated, "beacons are signed");
+    }
+    for hook in &config.hooks {
+        if !is_executable(hook) {
+            usage_error(format!(
+                "--on-event {}: no executable file there",
+                hook.display()
+            ));
+        }
+    }
+    config.interface = match args.interface {
+        Some(address) => {
+            let name = interface::name_of(address).unwrap_or_else(|| "?".into());
+            info!(interface = %name, %address, "using the interface given");
+            address
+        }
+        None => match wait_for_default_interface(shutdown).await {
+            Some(choice) => {
+                let chosen = &choice.chosen;
+                info!(interface = %chosen.name, address = %chosen.address, "chose the interface to announce on: {}", choice.reason);
+                if !choice.others.is_empty() {
+                    let others: Vec<String> = choice
+                        .others
+                        .iter()
+                        .map(|c| {
+                            let carrier = if c.running { "" } else { ", no carrier" };
+                            format!("{} ({}{carrier})", c.interface.name, c.interface.address)
+                        })
+                        .collect();
+                    info!(others = %others.join(", "), "other candidates passed over; pick one with --interface ADDR");
+                }
+                chosen.address
+            }
+            None => return Ok(None),
+        },
+    };
+    if config.multicast_ttl > 1 {
+        warn!(
+            multicast_ttl = config.multicast_ttl,
+            "beacons may cross routers beyond this link"
+        );
+    }
+    Ok(Some(config))
+}
+
+/// The default interface, once there is one: a container's network may come up after the
+/// agent starts. Retries with backoff up to 30 s, logging each miss; `None` on shutdown.
+async fn wait_for_default_interface(shutdown: &CancellationToken) -> Option<interface::Choice> {
+    let mut delay = std::time::Duration::from_secs(1);
+    loop {
+        match interface::default_interface() {
+            Ok(chosen) => return Some(chosen),
+            Err(err) => {
+                warn!(error = %format!("{err:#}"), retry_in = %humantime::format_duration(delay), "no interface to announce on yet; retrying")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.cancelled() => return None,
+        }
+        delay = (delay * 2).min(std::time::Duration::from_secs(30));
+    }
+}
+
+fn is_executable(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Exits 2 with `message` as a usage error of `peerd agent`.
+fn usage_error(message: String) -> ! {
+    usage_error_in("agent", message)
+}

@@ -1,0 +1,37 @@
+//! `peerd peers` and `peerd health`: one request each to the local agent's API, printed for a
+//! human or as JSON. Following changes as they happen is watch.rs.
+
+use peerd::api::{self, AgentStatus, PeerInfo, client};
+use peerd::wire::tags;
+
+use super::args::{ListArgs, PeersArgs};
+use super::table;
+
+/// Prints the live peers with every tag asked for, as a table or JSON.
+pub async fn show_peers(list: ListArgs) -> anyhow::Result<()> {
+    let args = list.agent;
+    let mut peers: Vec<PeerInfo> = client::get_json(args.api, api::PEERS_PATH).await?;
+    peers.retain(|peer| tags::matches(&peer.tags, &list.tags));
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&peers)?);
+    } else if peers.is_empty() {
+        println!("no live peers yet");
+    } else {
+        print!("{}", table::render(&peers));
+    }
+    Ok(())
+}
+
+/// Prints the agent's status; fails (exit 1) if no agent answers.
+pub async fn show_health(args: PeersArgs) -> anyhow::Result<()> {
+    let status: AgentStatus = client::get_json(args.api, api::STATUS_PATH).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        println!(
+            "ok: {} on {} via {}, {} live peers",
+            status.hostname, status.group, status.interface, status.peers
+        );
+    }
+    Ok(())
+}
