@@ -112,8 +112,8 @@ fn publish(c: &mut Criterion) {
     let joined: Vec<PeerEvent> = (0..PEERS)
         .filter_map(
             |i| match node.handle_datagram(&datagram(i, 0, None, wall), FROM, t0, wall) {
-                Heard::Peer(event) => event,
-                Heard::Own | Heard::Refused => None,
+                Heard::Changed(event) => Some(*event),
+                Heard::Renewed | Heard::Own | Heard::Refused => None,
             },
         )
         .collect();

@@ -110,7 +110,7 @@ fuzz_target!(|data: &[u8]| {
         let wall = wall_start() + (now - start);
         let datagram = wire(record.datagram, record.seal, wall);
         match receiver.handle_datagram(&datagram, record.from, now, wall) {
-            Heard::Peer(Some(event)) => {
+            Heard::Changed(event) => {
                 check_event(&receiver, &event, &datagram, record.from, now);
                 if event.is_newcomer() {
                     announcer.newcomer(now);
@@ -120,7 +120,7 @@ fuzz_target!(|data: &[u8]| {
                 let beacon = Beacon::decode(&datagram).expect("our own beacons are valid");
                 assert_eq!(beacon.instance, OWN_INSTANCE);
             }
-            Heard::Peer(None) | Heard::Refused => {}
+            Heard::Renewed | Heard::Refused => {}
         }
         for expired in receiver.handle_timeout(now) {
             let PeerEvent::Expired { peer } = &expired else {

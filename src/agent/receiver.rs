@@ -179,7 +179,7 @@ impl ReceiverTask {
                     }
                     for (buf, &(len, from)) in bufs.iter().zip(batch.got.iter()) {
                         match self.core.handle_datagram(&buf[..len], from, now, wall_now) {
-                            Heard::Peer(Some(event)) => {
+                            Heard::Changed(event) => {
                                 if event.is_newcomer() {
                                     // Dropped when the cues are full: answers are pending.
                                     let _ = self.link.cues.try_send(Cue::Newcomer(now));
@@ -187,7 +187,7 @@ impl ReceiverTask {
                                 self.funnel.publish(&event, now, wall_now);
                             }
                             Heard::Own => self.keeper.heard_self(now),
-                            Heard::Peer(None) | Heard::Refused => {}
+                            Heard::Renewed | Heard::Refused => {}
                         }
                     }
                     if batch.got.len() < BATCH {

@@ -160,7 +160,10 @@ impl Registry {
                 old_tags,
             }));
         }
-        Ok((old_address != from).then(|| PeerEvent::Moved {
+        if old_address == from {
+            return Ok(None); // the common case: a renewal that changes nothing anyone is told
+        }
+        Ok(Some(PeerEvent::Moved {
             peer: record.peer(&epoch),
             old_address,
         }))
