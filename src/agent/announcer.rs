@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::link::{Announced, Cue, ToReceiver};
+use super::link::{Announced, AnnouncerSide, Cue};
 use super::notify::{self, Notifier};
 use crate::clock::{now, wall_now};
 use crate::config::Config;
@@ -18,7 +18,7 @@ use crate::node::Announcer;
 pub(super) struct AnnouncerTask {
     core: Announcer,
     config: Arc<Config>,
-    link: ToReceiver,
+    link: AnnouncerSide,
     notifier: Option<Arc<Notifier>>,
     /// Whether the last beacon went out: only the first of a run of failures is a warning.
     sending: bool,
@@ -28,7 +28,7 @@ impl AnnouncerTask {
     pub(super) fn new(
         core: Announcer,
         config: Arc<Config>,
-        link: ToReceiver,
+        link: AnnouncerSide,
         notifier: Option<Arc<Notifier>>,
     ) -> AnnouncerTask {
         AnnouncerTask {

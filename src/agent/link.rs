@@ -38,33 +38,33 @@ pub struct Announced {
     pub sent: bool,
 }
 
-/// The receiver's ends.
-pub struct ToAnnouncer {
+/// The receiver's ends of the link.
+pub struct ReceiverSide {
     pub sockets: watch::Sender<Socket>,
     pub cues: mpsc::Sender<Cue>,
     pub announced: mpsc::UnboundedReceiver<Announced>,
 }
 
-/// The announcer's ends.
-pub struct ToReceiver {
+/// The announcer's ends of the link.
+pub struct AnnouncerSide {
     pub sockets: watch::Receiver<Socket>,
     pub cues: mpsc::Receiver<Cue>,
     pub announced: mpsc::UnboundedSender<Announced>,
 }
 
-/// The two tasks' ends of every link between them. The announced beacons go unbounded: at most
+/// Both sides of every link between the two tasks. The announced beacons go unbounded: at most
 /// a few a second, each read at once.
-pub fn link() -> (ToAnnouncer, ToReceiver) {
+pub fn link() -> (ReceiverSide, AnnouncerSide) {
     let (sockets_tx, sockets_rx) = watch::channel(None);
     let (cues_tx, cues_rx) = mpsc::channel(CUES);
     let (announced_tx, announced_rx) = mpsc::unbounded_channel();
     (
-        ToAnnouncer {
+        ReceiverSide {
             sockets: sockets_tx,
             cues: cues_tx,
             announced: announced_rx,
         },
-        ToReceiver {
+        AnnouncerSide {
             sockets: sockets_rx,
             cues: cues_rx,
             announced: announced_tx,

@@ -12,7 +12,7 @@ use tracing::{info, warn};
 
 use super::events::Funnel;
 use super::hooks::HookCounters;
-use super::link::{Announced, Cue, ToAnnouncer};
+use super::link::{Announced, Cue, ReceiverSide};
 use super::notify::{self, Notifier};
 use crate::api::query::{Figures, Query, Start, Subscription};
 use crate::api::{PeerInfo, Snapshot};
@@ -34,7 +34,7 @@ pub(super) struct ReceiverTask {
     config: Arc<Config>,
     /// `None` until it opens, and while it is being opened again.
     socket: Option<Open>,
-    link: ToAnnouncer,
+    link: ReceiverSide,
     /// Every event the node reports goes through it.
     funnel: Funnel,
     hooks: Arc<HookCounters>,
@@ -65,7 +65,7 @@ impl ReceiverTask {
     pub(super) fn new(
         core: Receiver,
         config: Arc<Config>,
-        link: ToAnnouncer,
+        link: ReceiverSide,
         funnel: Funnel,
         hooks: Arc<HookCounters>,
         notifier: Option<Arc<Notifier>>,
@@ -82,6 +82,15 @@ impl ReceiverTask {
             started: now,
             ping_at: notifier.as_ref().and_then(|n| n.watchdog()).map(|_| now),
             notifier,
+        }
+    }
+
+    /// Opens the socket at `now`, before either task runs: the announcer then finds it open,
+    /// and the first beacon goes out on the announcer's first poll, not a scheduling round
+    /// later. A failure is retried by the loop, on the keeper's schedule.
+    pub(super) fn open_first(&mut self, now: Instant) {
+        if self.keeper.open_due(now) {
+            self.open(now);
         }
     }
 

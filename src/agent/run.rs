@@ -92,21 +92,22 @@ pub async fn run(
     }
 
     let notifier = notifier.map(Arc::new);
-    let (to_announcer, to_receiver) = link::link();
+    let (receiver_side, announcer_side) = link::link();
     let (queries, query_rx) = mpsc::channel(QUERIES);
-    let receiver = ReceiverTask::new(
+    let mut receiver = ReceiverTask::new(
         Receiver::new(&config, instance, started),
         Arc::clone(&config),
-        to_announcer,
+        receiver_side,
         funnel,
         hook_counters,
         notifier.clone(),
         started,
     );
+    receiver.open_first(started);
     let announcer = AnnouncerTask::new(
         Announcer::new(&config, instance, fastrand::u64(..), started),
         Arc::clone(&config),
-        to_receiver,
+        announcer_side,
         notifier,
     );
     // Not in spans: the receiver is polled for every datagram and timer, and entering and

@@ -51,6 +51,7 @@ pub struct Receiver {
     malformed_log: Throttle,
     auth_log: Throttle,
     replay_log: Throttle,
+    impostor_log: Throttle,
     /// The latest other instance heard announcing our hostname.
     impostor: Option<Impostor>,
 }
@@ -69,6 +70,7 @@ impl Receiver {
             malformed_log: Throttle::new(IGNORED_LOG_PERIOD),
             auth_log: Throttle::new(REFUSED_LOG_PERIOD),
             replay_log: Throttle::new(REFUSED_LOG_PERIOD),
+            impostor_log: Throttle::new(REFUSED_LOG_PERIOD),
             impostor: None,
         }
     }
@@ -152,14 +154,16 @@ impl Receiver {
     }
 
     /// Another instance announces our hostname: a conflict to report, never a peer to list.
-    /// Warned once per instance, and again once it has been silent for a ttl.
+    /// Warned once per instance, and again once it has been silent for a ttl; and never more
+    /// than once a [`REFUSED_LOG_PERIOD`], however many instances a sender makes up.
     fn impostor_heard(&mut self, beacon: &Beacon, from: SocketAddr, now: Instant) {
         self.stats.refused.own_hostname += 1;
         let known = self.impostor.is_some_and(|known| {
             known.instance == beacon.instance && known.last_seen + self.ttl > now
         });
-        if !known {
+        if let Some(held_back) = (!known).then(|| self.impostor_log.admit(now)).flatten() {
             warn!(hostname = %beacon.hostname, other_address = %from.ip(), other_instance = %format_instance(beacon.instance),
+                other_instances_since_last_log = held_back,
                 "hostname conflict: another instance announces this agent's own hostname; give one of them another --name");
         }
         self.impostor = Some(Impostor {
