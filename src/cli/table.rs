@@ -95,10 +95,16 @@ fn short(ms: u64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn peer(hostname: &str, last_seen_ms_ago: u64, expires_in_ms: u64, up_for_ms: u64) -> PeerInfo {
+    /// A listed peer as the API describes it; the other CLI tests use it too.
+    pub(in crate::cli) fn peer(
+        hostname: &str,
+        last_seen_ms_ago: u64,
+        expires_in_ms: u64,
+        up_for_ms: u64,
+    ) -> PeerInfo {
         PeerInfo {
             hostname: hostname.into(),
             address: "172.18.0.3".into(),

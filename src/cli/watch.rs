@@ -107,21 +107,7 @@ mod tests {
     use super::*;
 
     fn peer(hostname: &str) -> PeerInfo {
-        PeerInfo {
-            hostname: hostname.into(),
-            address: "172.18.0.3".into(),
-            instance: "0123456789abcdef".into(),
-            sequence: 3,
-            first_seen: "2026-11-22T10:00:00.000Z".into(),
-            last_seen: "2026-11-22T10:00:42.000Z".into(),
-            last_seen_ms_ago: 0,
-            expires_in_ms: 35_000,
-            up_for_ms: 42_000,
-            ttl_ms: 35_000,
-            authenticated: false,
-            tags: Default::default(),
-            conflict: None,
-        }
+        crate::cli::table::tests::peer(hostname, 0, 35_000, 42_000)
     }
 
     fn snapshot(peers: Vec<PeerInfo>) -> Snapshot {
