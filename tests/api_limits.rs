@@ -12,7 +12,8 @@ use crate::support::netns::Netns;
 use crate::support::timings::{POLL_SLACK, Timings};
 use crate::support::{Lines, wait_for};
 
-const API: &str = "127.0.0.1:49101";
+/// Below the ephemeral range, as every test API is (see `support::API_PORTS`).
+const API: &str = "127.0.0.1:25101";
 
 /// How soon `peerd health` or `peerd peers` must answer while the flood is held: the agent
 /// answers in microseconds, the rest is `ip netns exec` starting the client.
@@ -191,8 +192,8 @@ fn stops_with_a_goodbye(signal: &str) {
         agent.wait_ready();
         agent
     };
-    let mut node1 = launch("node1", "127.0.0.1:49101");
-    let node2 = launch("node2", "127.0.0.1:49102");
+    let mut node1 = launch("node1", "127.0.0.1:25101");
+    let node2 = launch("node2", "127.0.0.1:25102");
     let listed = wait_for(POLL_SLACK, || {
         let peers = node2.peers()?;
         peers.iter().any(|p| p.hostname == "node1").then_some(())

@@ -207,10 +207,10 @@ fn legit_first_seen(victim: &Agent) -> Vec<(String, String)> {
 
 /// The four agents, started together; returns once each lists the other three.
 fn start_agents(netns: &Netns) -> (Agent, Vec<Agent>) {
-    let victim = start_agent(netns, "victim", "127.0.0.1:49200");
+    let victim = start_agent(netns, "victim", "127.0.0.1:25200");
     let legit: Vec<Agent> = LEGIT
         .iter()
-        .zip(49201..)
+        .zip(25201..)
         .map(|(name, port)| start_agent(netns, name, &format!("127.0.0.1:{port}")))
         .collect();
     let everyone: Vec<&Agent> = std::iter::once(&victim).chain(&legit).collect();

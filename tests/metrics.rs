@@ -97,7 +97,7 @@ fn metrics_pass_promtool_and_the_metrics_listener_serves_only_metrics() {
     let Some(netns) = Netns::create("metrics") else {
         return;
     };
-    let (api, metrics) = ("127.0.0.1:49101", "127.0.0.1:49201");
+    let (api, metrics) = ("127.0.0.1:25101", "127.0.0.1:25201");
     let node1 = Agent::launch(
         &netns,
         "node1",
@@ -110,7 +110,7 @@ fn metrics_pass_promtool_and_the_metrics_listener_serves_only_metrics() {
     let node2 = Agent::launch(
         &netns,
         "node2",
-        "127.0.0.1:49102",
+        "127.0.0.1:25102",
         Some("127.0.0.1"),
         Timings::FAST,
         &[],

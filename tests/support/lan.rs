@@ -7,6 +7,7 @@ use peerd::config::{MULTICAST_GROUP, PORT};
 use peerd::wire::beacon::Beacon;
 
 use super::agent::Agent;
+use super::api_addr;
 use super::cluster::Cluster;
 use super::netns::Netns;
 use super::timings::Timings;
@@ -23,7 +24,7 @@ pub struct Lan {
 
 impl Lan {
     /// `nodes` agents, `node1`.., in one namespace, all announcing on its loopback with their
-    /// APIs on 127.0.0.1:49101...; `None` if namespaces cannot be made here.
+    /// APIs on [`api_addr`]`(1)`...; `None` if namespaces cannot be made here.
     pub fn loopback(nodes: usize, timings: Timings) -> Option<Lan> {
         let mut lan = Lan {
             agents: Vec::new(),
@@ -107,7 +108,7 @@ impl Lan {
         let i = self.agents.len() + 1;
         let agent = match self.bridge {
             None => {
-                let api = format!("127.0.0.1:{}", 49100 + i);
+                let api = api_addr(u16::try_from(i).expect("a few agents"));
                 let netns = &self.hosts[0];
                 Agent::launch(netns, name, &api, Some("127.0.0.1"), timings, extra)
             }

@@ -19,6 +19,17 @@ pub mod timings;
 
 pub const PEERD: &str = env!("CARGO_BIN_EXE_peerd");
 
+/// Where the APIs of agents sharing one namespace listen: `127.0.0.1:API_PORTS + n`. Below
+/// Linux's ephemeral range (32768-60999), as the default API port is: a port inside it could be
+/// the source port of a client connection in the namespace (a poll of another agent) at the
+/// moment its agent binds it, and the agent would fail with "address already in use".
+pub const API_PORTS: u16 = 25100;
+
+/// `127.0.0.1:API_PORTS + n`.
+pub fn api_addr(n: u16) -> String {
+    format!("127.0.0.1:{}", API_PORTS + n)
+}
+
 static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
 
 /// A unique, short name for namespaces, networks and files of this test process.
