@@ -113,6 +113,7 @@ fn publish(c: &mut Criterion) {
         .filter_map(
             |i| match node.handle_datagram(&datagram(i, 0, None, wall), FROM, t0, wall) {
                 Heard::Changed(event) => Some(*event),
+                Heard::Replaced(_) => None,
                 Heard::Renewed | Heard::Own | Heard::Refused => None,
             },
         )

@@ -37,6 +37,12 @@ pub const EARLY_ANSWER_WINDOW: Duration = Duration::from_secs(1);
 /// listed for longer than anyone waits for "who is alive right now".
 pub const MIN_TIMING: Duration = Duration::from_millis(100);
 pub const MAX_TIMING: Duration = Duration::from_secs(3600);
+/// An unsigned beacon may ask to stay listed at most this many times the receiver's own ttl
+/// (140 s at the defaults). Anyone on the link can send one, so what it asks is a claim: this
+/// bounds how long one forged datagram holds a hostname or a place, while peers that run up to
+/// four times slower than the receiver stay listed between their beacons. A signed beacon's
+/// ttl counts in full, up to [`MAX_TIMING`].
+pub const UNSIGNED_TTL_FACTOR: u32 = 4;
 /// How many peers an agent lists at most: far more than one LAN segment of peerd nodes (see
 /// BENCHMARKS.md), small enough that a flood of made-up hostnames costs a bounded few MiB.
 pub const MAX_PEERS: usize = 1024;

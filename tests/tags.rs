@@ -123,3 +123,51 @@ fn tags_are_listed_filtered_and_their_changes_reported() {
     let _ = watch.wait();
     assert_eq!(lan.status("c").expect("answers").events.updated, 1);
 }
+
+#[test]
+fn a_restart_after_a_goodbye_says_which_tags_changed() {
+    let Some(mut lan) = Lan::loopback(0, Timings::FAST) else {
+        return;
+    };
+    lan.add("c", &[]).expect("namespace");
+    let mut watch = lan
+        .agent("c")
+        .client("watch", &["--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start peerd watch");
+    let lines = Lines::new(watch.stdout.take().expect("piped"));
+    lines.next(POLL_SLACK).expect("the snapshot");
+    // What `systemctl restart` or `docker restart` puts on the wire: the old instance says
+    // goodbye, the new one announces other tags.
+    let beacon = |instance, sequence, goodbye, tier: &str| {
+        Beacon {
+            instance,
+            sequence,
+            goodbye,
+            hostname: "x".into(),
+            tags: [("tier".to_owned(), tier.to_owned())].into(),
+            ..Beacon::default()
+        }
+        .encode()
+    };
+    lan.send_to_group(&[&beacon(1, 0, false, "1"), &beacon(1, 1, true, "1")]);
+    lan.send_to_group(&[&beacon(2, 0, false, "2")]);
+    let change = |line: Option<String>| -> PeerChange {
+        let line = line.expect("a change in time");
+        serde_json::from_str(&line).unwrap_or_else(|err| panic!("{err}: {line}"))
+    };
+    let kinds: Vec<PeerChange> = (0..3).map(|_| change(lines.next(POLL_SLACK))).collect();
+    assert_eq!(
+        kinds.iter().map(|c| c.event).collect::<Vec<_>>(),
+        [EventKind::Joined, EventKind::Left, EventKind::Restarted]
+    );
+    let old = kinds[2]
+        .old_tags
+        .as_ref()
+        .expect("the tags before the restart");
+    assert_eq!(old.get("tier").map(String::as_str), Some("1"));
+    let _ = watch.kill();
+    let _ = watch.wait();
+}

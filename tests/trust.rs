@@ -4,16 +4,16 @@
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use peerd::config::{MULTICAST_GROUP, PORT};
+use peerd::config::{MAX_TIMING, MULTICAST_GROUP, PORT, UNSIGNED_TTL_FACTOR};
 use peerd::node::admission::unix_millis;
 use peerd::wire::auth::Keyring;
 use peerd::wire::beacon::Beacon;
 
 use crate::support::cluster::Cluster;
 use crate::support::lan::Lan;
-use crate::support::timings::{POLL_SLACK, Timings};
+use crate::support::timings::{POLL_SLACK, SCHEDULING_SLACK, Timings};
 use crate::support::{unique, wait_for};
 
 /// A secret file, removed when dropped.
@@ -251,5 +251,130 @@ fn a_beacon_claiming_our_own_hostname_is_a_conflict_never_a_peer() {
     assert_eq!(
         lan.status("node1").expect("answers").refused.own_hostname,
         1
+    );
+}
+
+#[test]
+fn made_up_instances_of_our_own_hostname_cost_one_warning_not_one_each() {
+    let Some(lan) = Lan::loopback(1, Timings::FAST) else {
+        return;
+    };
+    // A new instance per datagram, as a sender flooding the log would make them.
+    let impostors: Vec<Vec<u8>> = (1..=2000u64)
+        .map(|instance| {
+            Beacon {
+                instance,
+                sequence: 0,
+                hostname: "node1".into(),
+                ..Beacon::default()
+            }
+            .encode()
+        })
+        .collect();
+    let datagrams: Vec<&[u8]> = impostors.iter().map(Vec::as_slice).collect();
+    lan.send_to_group(&datagrams);
+    let counted = wait_for(POLL_SLACK, || {
+        lan.status("node1")
+            .filter(|s| s.refused.own_hostname == 2000)
+    });
+    assert!(counted.is_some(), "node1 counted every one");
+    let warnings = lan
+        .log("node1")
+        .matches("another instance announces this agent's own hostname")
+        .count();
+    // The first at once; any more only once 10 s have passed, and this test takes less.
+    assert_eq!(
+        warnings, 1,
+        "{warnings} warnings for 2,000 made-up instances"
+    );
+}
+
+/// Made-up hostnames, once each, asking to stay listed for an hour.
+fn made_up_for_an_hour(count: u64) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|i| {
+            Beacon {
+                instance: 0x5000 + i,
+                hostname: format!("made-up-{i}"),
+                ttl: Some(MAX_TIMING),
+                ..Beacon::default()
+            }
+            .encode()
+        })
+        .collect()
+}
+
+#[test]
+fn after_a_flood_of_hostnames_asking_for_an_hour_a_newcomer_is_listed_at_once() {
+    let Some(mut lan) = Lan::loopback(0, Timings::FAST) else {
+        return;
+    };
+    lan.add("node1", &["--max-peers", "50"]).expect("namespace");
+    lan.add("node2", &[]).expect("namespace");
+    // node2 is heard more than once before the flood: a listed peer with a place of its own.
+    let heard = wait_for(POLL_SLACK, || {
+        lan.status("node1").filter(|s| s.beacons_received >= 3)
+    });
+    assert!(heard.is_some(), "node1 hears node2");
+    let flood = made_up_for_an_hour(60);
+    let datagrams: Vec<&[u8]> = flood.iter().map(Vec::as_slice).collect();
+    lan.send_to_group(&datagrams);
+    let full = wait_for(POLL_SLACK, || {
+        lan.status("node1").filter(|s| s.events.joined >= 61)
+    });
+    assert_eq!(full.expect("node1 took in the flood").peers, 50);
+    // The flood is over; its hostnames would hold every place for an hour. A real newcomer:
+    let started = Instant::now();
+    lan.add("node3", &[]).expect("namespace");
+    let newcomer = wait_for(Duration::from_secs(3), || {
+        listed(&lan, "node1").contains("node3").then_some(())
+    });
+    assert!(
+        newcomer.is_some(),
+        "node1 did not list the newcomer within 3 s of its start"
+    );
+    eprintln!("newcomer listed {:?} after its start", started.elapsed());
+    assert!(listed(&lan, "node1").contains("node2"), "node2 was dropped");
+    assert_eq!(lan.status("node1").expect("answers").events.expired, 0);
+}
+
+#[test]
+fn one_forged_beacon_holds_a_hostname_for_at_most_four_ttls_not_an_hour() {
+    let Some(lan) = Lan::loopback(2, Timings::FAST) else {
+        return;
+    };
+    let node2 = |lan: &Lan| {
+        lan.peers("node1")?
+            .into_iter()
+            .find(|p| p.hostname == "node2")
+    };
+    let real = wait_for(POLL_SLACK, || node2(&lan)).expect("node1 lists node2");
+    // node2's hostname from another instance, far ahead in sequence, asking for an hour.
+    let forged = Beacon {
+        instance: 0x0bad,
+        sequence: 1 << 40,
+        hostname: "node2".into(),
+        ttl: Some(MAX_TIMING),
+        ..Beacon::default()
+    }
+    .encode();
+    lan.send_to_group(&[&forged]);
+    let taken = wait_for(POLL_SLACK, || {
+        node2(&lan).filter(|p| p.instance == "0000000000000bad")
+    });
+    assert!(taken.is_some(), "the forged instance took the hostname");
+    let forged_at = Instant::now();
+    // node2's own beacons keep the hostname listed, and win it back once the forged ttl, cut
+    // to four of node1's, runs out.
+    let bound =
+        Timings::FAST.ttl * UNSIGNED_TTL_FACTOR + Timings::FAST.longest_gap() + SCHEDULING_SLACK;
+    let back = wait_for(bound + POLL_SLACK, || {
+        node2(&lan).filter(|p| p.instance == real.instance)
+    });
+    assert!(back.is_some(), "node2 never got its hostname back");
+    let held = forged_at.elapsed();
+    assert!(
+        held <= bound,
+        "the forged beacon held node2 for {held:?}, over {bound:?}"
     );
 }

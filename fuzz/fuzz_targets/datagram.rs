@@ -21,7 +21,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
 use libfuzzer_sys::fuzz_target;
-use peerd::config::{Config, MAX_TIMING, MIN_TIMING};
+use peerd::config::{Config, MAX_TIMING, MIN_TIMING, UNSIGNED_TTL_FACTOR};
 use peerd::node::admission::unix_millis;
 use peerd::node::{Announcer, Heard, Receiver};
 use peerd::registry::{Peer, PeerEvent};
@@ -116,6 +116,16 @@ fuzz_target!(|data: &[u8]| {
                     announcer.newcomer(now);
                 }
             }
+            Heard::Replaced(events) => {
+                let [evicted, joined] = *events;
+                let PeerEvent::Evicted { peer } = &evicted else {
+                    panic!("room is made by an eviction: {evicted:?}");
+                };
+                assert!(!peer.established, "only a peer heard once makes room");
+                assert!(!is_listed(&receiver, &peer.hostname), "evicted yet listed");
+                check_event(&receiver, &joined, &datagram, record.from, now);
+                announcer.newcomer(now);
+            }
             Heard::Own => {
                 let beacon = Beacon::decode(&datagram).expect("our own beacons are valid");
                 assert_eq!(beacon.instance, OWN_INSTANCE);
@@ -185,7 +195,9 @@ fn check_event(
     let listed = is_listed(receiver, &peer.hostname);
     match event {
         PeerEvent::Left { .. } => assert!(!listed, "left yet listed"),
-        PeerEvent::Expired { .. } => panic!("a datagram never expires anyone: {event:?}"),
+        PeerEvent::Expired { .. } | PeerEvent::Evicted { .. } => {
+            panic!("a datagram never expires or evicts anyone by itself: {event:?}")
+        }
         PeerEvent::Joined { .. }
         | PeerEvent::Moved { .. }
         | PeerEvent::Updated { .. }
@@ -193,9 +205,14 @@ fn check_event(
             assert!(listed, "{event:?} but not listed");
             assert_eq!((peer.instance, peer.address), (beacon.instance, from));
             assert_eq!(peer.tags, beacon.tags, "the tags of the beacon that changed it");
-            let ttl = beacon
+            let asked = beacon
                 .ttl
                 .map_or(config().ttl, |ttl| ttl.clamp(MIN_TIMING, MAX_TIMING));
+            // An unsigned beacon asks for at most four of the receiver's ttls.
+            let ttl = match beacon.auth {
+                Some(_) => asked,
+                None => asked.min(config().ttl * UNSIGNED_TTL_FACTOR),
+            };
             assert_eq!(peer.deadline, now + ttl);
         }
         PeerEvent::Conflict { .. } => assert!(listed, "conflict over a peer not listed"),

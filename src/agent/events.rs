@@ -89,6 +89,7 @@ impl Funnel {
             (held.restarted, "restarted"),
             (held.left, "left"),
             (held.expired, "expired"),
+            (held.evicted, "evicted"),
             (held.updated, "changed tags"),
         ];
         for (count, what) in lines {
@@ -153,6 +154,11 @@ fn log(event: &PeerEvent) {
         ),
         PeerEvent::Left { .. } => info!(%hostname, %address, "peer left"),
         PeerEvent::Expired { .. } => info!(%hostname, %address, "peer expired"),
+        PeerEvent::Evicted { .. } => info!(
+            %hostname,
+            %address,
+            "peer evicted: heard once, it made room for a newcomer while the most peers were listed"
+        ),
         PeerEvent::Conflict { peer } => {
             let rival = peer.rival.as_ref();
             warn!(
@@ -190,6 +196,7 @@ mod tests {
                 first_timestamp: None,
                 last_timestamp: None,
                 tags: Default::default(),
+                established: false,
                 rival: None,
             },
         }

@@ -195,6 +195,12 @@ impl ReceiverTask {
                                 }
                                 self.funnel.publish(&event, now, wall_now);
                             }
+                            Heard::Replaced(events) => {
+                                let _ = self.link.cues.try_send(Cue::Newcomer(now));
+                                for event in events.iter() {
+                                    self.funnel.publish(event, now, wall_now);
+                                }
+                            }
                             Heard::Own => self.keeper.heard_self(now),
                             Heard::Renewed | Heard::Refused => {}
                         }

@@ -337,6 +337,7 @@ peerd_peer_events_total{{kind="moved"}} 0
 peerd_peer_events_total{{kind="restarted"}} 0
 peerd_peer_events_total{{kind="left"}} 1
 peerd_peer_events_total{{kind="expired"}} 0
+peerd_peer_events_total{{kind="evicted"}} 0
 peerd_peer_events_total{{kind="conflict"}} 0
 peerd_peer_events_total{{kind="updated"}} 0
 # HELP peerd_hook_runs_total Hook programs started, one per program per event.

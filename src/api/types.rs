@@ -103,6 +103,9 @@ pub enum EventKind {
     Left,
     /// A peer went silent for a whole ttl.
     Expired,
+    /// A peer heard only once was dropped to make room for a newcomer while `--max-peers`
+    /// were listed.
+    Evicted,
     /// Two live instances announce the peer's hostname (see `peer.conflict`).
     Conflict,
     /// A listed peer's tags changed (see `old_tags`).
@@ -117,6 +120,7 @@ impl EventKind {
             EventKind::Restarted => "restarted",
             EventKind::Left => "left",
             EventKind::Expired => "expired",
+            EventKind::Evicted => "evicted",
             EventKind::Conflict => "conflict",
             EventKind::Updated => "updated",
         }
@@ -124,7 +128,10 @@ impl EventKind {
 
     /// Whether the peer is listed after an event of this kind.
     pub fn lists_the_peer(self) -> bool {
-        !matches!(self, EventKind::Left | EventKind::Expired)
+        !matches!(
+            self,
+            EventKind::Left | EventKind::Expired | EventKind::Evicted
+        )
     }
 }
 
@@ -136,6 +143,8 @@ pub struct EventCounts {
     pub restarted: u64,
     pub left: u64,
     pub expired: u64,
+    #[serde(default)]
+    pub evicted: u64,
     pub conflict: u64,
     #[serde(default)]
     pub updated: u64,
@@ -143,13 +152,14 @@ pub struct EventCounts {
 
 impl EventCounts {
     /// Each count with the name of its kind, as the event stream gives it.
-    pub fn by_kind(&self) -> [(&'static str, u64); 7] {
+    pub fn by_kind(&self) -> [(&'static str, u64); 8] {
         [
             (EventKind::Joined.as_str(), self.joined),
             (EventKind::Moved.as_str(), self.moved),
             (EventKind::Restarted.as_str(), self.restarted),
             (EventKind::Left.as_str(), self.left),
             (EventKind::Expired.as_str(), self.expired),
+            (EventKind::Evicted.as_str(), self.evicted),
             (EventKind::Conflict.as_str(), self.conflict),
             (EventKind::Updated.as_str(), self.updated),
         ]
@@ -162,6 +172,7 @@ impl EventCounts {
             EventKind::Restarted => &mut self.restarted,
             EventKind::Left => &mut self.left,
             EventKind::Expired => &mut self.expired,
+            EventKind::Evicted => &mut self.evicted,
             EventKind::Conflict => &mut self.conflict,
             EventKind::Updated => &mut self.updated,
         };
@@ -177,7 +188,7 @@ pub struct PeerChange {
     pub event: EventKind,
     /// RFC 3339, UTC.
     pub time: String,
-    /// The peer after the change; for `left` and `expired`, as it was last listed.
+    /// The peer after the change; for `left`, `expired` and `evicted`, as it was last listed.
     pub peer: PeerInfo,
     /// `moved`: the address its beacons came from before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -212,6 +223,7 @@ impl PeerChange {
             ),
             PeerEvent::Left { .. } => (EventKind::Left, None, None),
             PeerEvent::Expired { .. } => (EventKind::Expired, None, None),
+            PeerEvent::Evicted { .. } => (EventKind::Evicted, None, None),
             PeerEvent::Conflict { .. } => (EventKind::Conflict, None, None),
         };
         let mut peer = PeerInfo::new(event.peer(), now, wall_now);

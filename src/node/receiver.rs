@@ -30,6 +30,9 @@ pub enum Heard {
     /// are renewals, and moving a whole event through every one of them cost more (about 80
     /// instructions, by callgrind) than allocating the few that happen.
     Changed(Box<PeerEvent>),
+    /// A newcomer took the place of a peer heard only once, while the most peers were listed:
+    /// the eviction, then the newcomer's own change.
+    Replaced(Box<[PeerEvent; 2]>),
     /// Another node's beacon, taken in, that changed nothing anyone is told about: a renewal.
     Renewed,
     /// Our own beacon, looped back by the kernel: the socket hears the group.
@@ -136,9 +139,10 @@ impl Receiver {
         match self.registry.observe(&beacon, from, now) {
             Ok(event) => {
                 self.stats.beacons_received += 1;
-                match event {
-                    Some(event) => Heard::Changed(Box::new(event)),
-                    None => Heard::Renewed,
+                match (self.registry.take_evicted(), event) {
+                    (Some(evicted), Some(event)) => Heard::Replaced(Box::new([evicted, event])),
+                    (None, Some(event)) => Heard::Changed(Box::new(event)),
+                    (_, None) => Heard::Renewed,
                 }
             }
             Err(why) => {
@@ -367,11 +371,31 @@ mod tests {
         let mut receiver = Receiver::new(&config, OWN, t0);
         receiver.handle_datagram(&beacon_of("peer", 1, 5), from(), t0, WALL);
         receiver.handle_datagram(&beacon_of("peer", 1, 5), from(), t0, WALL);
+        // Heard twice, so it keeps its place.
+        receiver.handle_datagram(&beacon_of("peer", 1, 6), from(), t0, WALL);
         receiver.handle_datagram(&beacon_of("other", 2, 0), from(), t0, WALL);
         let stats = receiver.stats(t0);
         assert_eq!((stats.refused.replay, stats.refused.capacity), (1, 1));
         assert_eq!(stats.refused.total(), 2);
-        assert_eq!(stats.beacons_received, 1, "only the one taken in");
+        assert_eq!(stats.beacons_received, 2, "only the ones taken in");
+    }
+
+    #[test]
+    fn a_newcomer_that_makes_room_reports_the_eviction_first() {
+        let t0 = Instant::now();
+        let config = Config {
+            max_peers: 1,
+            ..config()
+        };
+        let mut receiver = Receiver::new(&config, OWN, t0);
+        receiver.handle_datagram(&beacon_of("once", 1, 0), from(), t0, WALL);
+        let heard = receiver.handle_datagram(&beacon_of("newcomer", 2, 0), from(), t0, WALL);
+        let Heard::Replaced(events) = heard else {
+            panic!("{heard:?}");
+        };
+        assert!(matches!(&events[0], PeerEvent::Evicted { peer } if peer.hostname == "once"));
+        assert!(matches!(&events[1], PeerEvent::Joined { peer } if peer.hostname == "newcomer"));
+        assert_eq!(receiver.stats(t0).peers, 1);
     }
 
     /// A sender and a receiver called `name` holding `secrets` (the first signs).

@@ -12,7 +12,7 @@ use super::record::{Epoch, Record};
 use super::rival::other_instance;
 use super::slab::Slab;
 use super::wheel::TimerWheel;
-use crate::config::{MAX_TIMING, MIN_TIMING};
+use crate::config::{MAX_TIMING, MIN_TIMING, UNSIGNED_TTL_FACTOR};
 use crate::wire::beacon::Beacon;
 
 /// What a beacon did: the change it made (none for a renewal, or a beacon that changes nothing,
@@ -31,6 +31,12 @@ type Timer = (u32, u32);
 ///
 /// Each hostname is stored once, in its packed [`Record`]; the hash index and the wheel hold
 /// its 4-byte place in a [`Slab`].
+///
+/// It lists at most `max_peers`, and a flood of made-up hostnames cannot keep a real one out: a
+/// peer heard only once may be evicted to make room for a newcomer, the one that joined last
+/// first, while a peer heard twice keeps its place. And an unsigned beacon asks for at most
+/// [`UNSIGNED_TTL_FACTOR`] times the registry's ttl, so whatever one forged datagram holds, it
+/// holds for minutes, not an hour.
 #[derive(Debug)]
 pub struct Registry {
     ttl: Duration,
@@ -41,6 +47,13 @@ pub struct Registry {
     index: HashTable<u32>,
     hasher: DefaultHashBuilder,
     live: usize,
+    /// Live peers heard only once, as (place, [`Record::joined`]), the latest last: the ones a
+    /// newcomer may evict. Entries that have since been heard again, gone or replaced are
+    /// skipped when met, and dropped when they pile up.
+    probation: Vec<(u32, u64)>,
+    /// The peer the latest [`observe`](Self::observe) evicted, if it did: see
+    /// [`take_evicted`](Self::take_evicted).
+    evicted: Option<Peer>,
     wheel: TimerWheel<Timer>,
     /// Wraps after 4 billion schedules; a stale entry that then matches by chance only makes
     /// the sweep look at the record's own deadline once more, which decides correctly.
@@ -62,15 +75,18 @@ impl Registry {
             index: HashTable::new(),
             hasher: DefaultHashBuilder::default(),
             live: 0,
+            probation: Vec::new(),
+            evicted: None,
             wheel: TimerWheel::new(now),
             next_timer: 0,
             due: Vec::new(),
         }
     }
 
-    /// Lists at most `max_peers` peers, and remembers at most as many gone ones: beacons from
-    /// further hostnames are refused, while listed peers keep renewing. So memory stays bounded
-    /// whatever arrives.
+    /// Lists at most `max_peers` peers, and remembers at most as many gone ones. A further
+    /// hostname takes the place of a peer heard only once, if there is one (see
+    /// [`take_evicted`](Self::take_evicted)), and is refused otherwise, while listed peers keep
+    /// renewing. So memory stays bounded whatever arrives.
     pub fn limit_peers(mut self, max_peers: usize) -> Self {
         self.max_peers = max_peers;
         self
@@ -85,9 +101,7 @@ impl Registry {
     /// reason: beacons not newer than what was heard, unsigned beacons about a signed peer, and
     /// new hostnames beyond the limit.
     pub fn observe(&mut self, beacon: &Beacon, from: SocketAddr, now: Instant) -> Observed {
-        let ttl = beacon
-            .ttl
-            .map_or(self.ttl, |ttl| ttl.clamp(MIN_TIMING, MAX_TIMING));
+        let ttl = self.ttl_of(beacon);
         let deadline = now + ttl;
         let hostname = beacon.hostname.as_str();
         let hash = self.hasher.hash_one(hostname);
@@ -138,10 +152,9 @@ impl Registry {
         }
         if beacon.goodbye {
             let peer = record.peer(&epoch);
-            // The pending wheel entry comes due no later than `forget_at` and then
-            // reschedules for it.
-            record.set_gone(&Gone::after_goodbye(&peer, beacon, now, self.ttl), &epoch);
+            let gone = Gone::after_goodbye(&peer, beacon, now, self.ttl);
             self.live -= 1;
+            self.retire(place, &gone);
             return Ok(Some(PeerEvent::Left { peer }));
         }
         // The wheel entry stays where it is: when it comes due, the deadline renewed here
@@ -169,6 +182,82 @@ impl Registry {
         }))
     }
 
+    /// How long `beacon` keeps its sender listed: what it asks, within the bounds, and for an
+    /// unsigned beacon at most [`UNSIGNED_TTL_FACTOR`] times the registry's own ttl.
+    fn ttl_of(&self, beacon: &Beacon) -> Duration {
+        let asked = beacon
+            .ttl
+            .map_or(self.ttl, |ttl| ttl.clamp(MIN_TIMING, MAX_TIMING));
+        if beacon.auth.is_some() {
+            asked
+        } else {
+            asked.min(self.ttl * UNSIGNED_TTL_FACTOR)
+        }
+    }
+
+    /// The peer the latest [`observe`](Self::observe) evicted to make room for the hostname it
+    /// took in, as an `Evicted` event; `None` if it evicted none. Reported apart from the join
+    /// because one beacon then changes two listings.
+    pub fn take_evicted(&mut self) -> Option<PeerEvent> {
+        self.evicted.take().map(|peer| PeerEvent::Evicted { peer })
+    }
+
+    /// Makes room for one more listed peer, if the most are listed: evicts the peer heard only
+    /// once that joined last. A flood of made-up hostnames then only evicts its own, and a peer
+    /// that joined before it keeps its place. `false` if every listed peer was heard twice.
+    fn make_room(&mut self) -> bool {
+        if self.live < self.max_peers {
+            return true;
+        }
+        while let Some((place, joined)) = self.probation.pop() {
+            let on_probation = self.records.get(place).is_some_and(|record| {
+                record.is_live() && !record.established() && record.joined() == joined
+            });
+            if !on_probation {
+                continue; // heard again, gone or replaced since
+            }
+            if let Some(record) = self.records.get(place) {
+                self.evicted = Some(record.peer(&self.epoch));
+            }
+            // Forgotten at once: remembering a hostname heard once is no use to anyone, and
+            // its record makes room for the newcomer's.
+            self.forget(place);
+            self.live -= 1;
+            return true;
+        }
+        false
+    }
+
+    /// Notes that the peer at `place`, which joined at `joined`, is heard once so far.
+    fn on_probation(&mut self, place: u32, joined: u64) {
+        // Dropped when they pile up, so the list follows the listed peers, not every join.
+        if self.probation.len() > 2 * self.live + 64 {
+            let records = &self.records;
+            self.probation.retain(|&(place, joined)| {
+                records.get(place).is_some_and(|record| {
+                    record.is_live() && !record.established() && record.joined() == joined
+                })
+            });
+        }
+        self.probation.push((place, joined));
+    }
+
+    /// Remembers the peer at `place` as gone, or forgets it at once when as many gone peers are
+    /// remembered as may be listed: so gone peers never take the room of live ones.
+    fn retire(&mut self, place: u32, gone: &Gone) {
+        if self.records.len() - self.live > self.max_peers {
+            self.forget(place);
+            return;
+        }
+        let epoch = self.epoch;
+        let Some(record) = self.records.get_mut(place) else {
+            return;
+        };
+        record.set_gone(gone, &epoch);
+        let timer = schedule(&mut self.wheel, &mut self.next_timer, place, gone.forget_at);
+        record.set_timer(timer);
+    }
+
     /// A hostname not in the registry: listed, if there is room.
     fn join(
         &mut self,
@@ -181,7 +270,7 @@ impl Registry {
         if beacon.goodbye {
             return Ok(None);
         }
-        if self.live >= self.max_peers || self.records.len() >= self.max_peers.saturating_mul(2) {
+        if !self.make_room() {
             return Err(Refusal::Capacity);
         }
         let peer = Peer::new(beacon, from, now, ttl);
@@ -199,6 +288,7 @@ impl Registry {
             record.set_timer(timer);
         }
         self.live += 1;
+        self.on_probation(place, self.epoch.stamp(now));
         Ok(Some(PeerEvent::Joined { peer }))
     }
 
@@ -212,7 +302,7 @@ impl Registry {
         ttl: Duration,
     ) -> Observed {
         let epoch = self.epoch;
-        let Some(record) = self.records.get_mut(place) else {
+        let Some(record) = self.records.get(place) else {
             return Ok(None);
         };
         let gone = record.gone(&epoch);
@@ -231,9 +321,12 @@ impl Registry {
         if stale || (same_instance && beacon.sequence <= gone.sequence) {
             return Err(Refusal::Replay);
         }
-        if self.live >= self.max_peers {
+        if !self.make_room() {
             return Err(Refusal::Capacity);
         }
+        let Some(record) = self.records.get_mut(place) else {
+            return Ok(None);
+        };
         let (old_instance, restart) = (gone.instance, now < gone.restart_until);
         let peer = Peer::new(beacon, from, now, ttl);
         record.set_peer(&peer, &epoch);
@@ -246,15 +339,18 @@ impl Registry {
             record.set_timer(timer);
         }
         self.live += 1;
+        self.on_probation(place, epoch.stamp(now));
         Ok(Some(if same_instance || !restart {
             // Back from a partition (it never left, we lost sight of it), or long gone.
             PeerEvent::Joined { peer }
         } else {
-            // What a gone peer announced is not kept: only a live one's tags compare.
+            // A restart, most often after a goodbye (`systemctl restart`, `docker restart`):
+            // the tags of the instance that left are kept for this.
+            let old_tags = (gone.tags != peer.tags).then_some(gone.tags);
             PeerEvent::Restarted {
                 peer,
                 old_instance,
-                old_tags: None,
+                old_tags,
             }
         }))
     }
@@ -292,14 +388,8 @@ impl Registry {
             } else if record.is_live() {
                 let peer = record.peer(&epoch);
                 let gone = Gone::of(&peer, now, self.ttl);
-                record.set_gone(&gone, &epoch);
-                record.set_timer(schedule(
-                    &mut self.wheel,
-                    &mut self.next_timer,
-                    place,
-                    gone.forget_at,
-                ));
                 self.live -= 1;
+                self.retire(place, &gone);
                 events.push(PeerEvent::Expired { peer });
             } else {
                 self.forget(place);
@@ -366,7 +456,7 @@ fn schedule(wheel: &mut TimerWheel<Timer>, next_timer: &mut u32, place: u32, at:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::REPLAY_WINDOW;
+    use crate::config::{REPLAY_WINDOW, UNSIGNED_TTL_FACTOR};
     use crate::wire::beacon::AuthTag;
     use proptest::prelude::*;
 
@@ -755,44 +845,99 @@ mod tests {
     fn beyond_the_limit_new_hostnames_are_refused_and_listed_ones_renew() {
         let t0 = Instant::now();
         let mut reg = Registry::new(TTL, t0).limit_peers(2);
-        assert!(
-            reg.observe(&beacon("a", 1, 0), addr(1), t0)
-                .is_ok_and(|e| e.is_some())
-        );
-        assert!(
-            reg.observe(&beacon("b", 2, 0), addr(2), t0)
-                .is_ok_and(|e| e.is_some())
-        );
+        for (name, instance) in [("a", 1), ("b", 2)] {
+            reg.observe(&beacon(name, instance, 0), addr(1), t0)
+                .expect("joins");
+            // Heard twice: a listed peer that keeps its place.
+            reg.observe(&beacon(name, instance, 1), addr(1), t0 + secs(1))
+                .expect("renews");
+        }
         for i in 0..1000 {
             assert_eq!(
-                reg.observe(&beacon(&format!("x{i}"), 10 + i, 0), addr(3), t0),
+                reg.observe(&beacon(&format!("x{i}"), 10 + i, 0), addr(3), t0 + secs(2)),
                 Err(Refusal::Capacity)
             );
         }
         assert_eq!(listed(&reg), ["a", "b"]);
-        reg.observe(&beacon("a", 1, 1), addr(1), t0 + secs(30))
+        reg.observe(&beacon("a", 1, 2), addr(1), t0 + secs(30))
             .expect("taken in");
-        assert_eq!(reg.expire(t0 + TTL).len(), 1, "b expires, a was renewed");
+        assert_eq!(
+            reg.expire(t0 + secs(1) + TTL).len(),
+            1,
+            "b expires, a was renewed"
+        );
         assert_eq!(listed(&reg), ["a"]);
         assert!(
-            reg.observe(&beacon("c", 3, 0), addr(3), t0 + TTL)
+            reg.observe(&beacon("c", 3, 0), addr(3), t0 + secs(1) + TTL)
                 .is_ok_and(|e| e.is_some())
         );
     }
 
     #[test]
-    fn gone_hostnames_count_against_the_limit_so_memory_stays_bounded() {
+    fn a_flood_of_hostnames_heard_once_cannot_keep_a_newcomer_out() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(TTL, t0).limit_peers(4);
+        // A real peer, heard twice, and one that has just joined.
+        reg.observe(&beacon("real", 1, 0), addr(1), t0)
+            .expect("joins");
+        reg.observe(&beacon("real", 1, 1), addr(1), t0 + secs(1))
+            .expect("renews");
+        reg.observe(&beacon("fresh", 2, 0), addr(2), t0 + secs(2))
+            .expect("joins");
+        // 1,100 made-up hostnames, once each, asking for an hour.
+        let flood = t0 + secs(3);
+        let mut evicted = Vec::new();
+        for i in 0..1100u64 {
+            let made_up = Beacon {
+                ttl: Some(MAX_TIMING),
+                ..beacon(&format!("x{i}"), 100 + i, 0)
+            };
+            let joined = reg.observe(&made_up, addr(9), flood);
+            assert!(
+                matches!(joined, Ok(Some(PeerEvent::Joined { .. }))),
+                "{joined:?}"
+            );
+            evicted.extend(reg.take_evicted());
+        }
+        // The flood evicted only its own, the latest first: the peers heard before it stay.
+        assert_eq!(evicted.len(), 1100 - 2);
+        assert!(
+            evicted.iter().all(
+                |e| matches!(e, PeerEvent::Evicted { peer } if peer.hostname.starts_with('x'))
+            )
+        );
+        assert_eq!(listed(&reg), ["fresh", "real", "x0", "x1099"]);
+        assert_eq!(reg.len(), 4);
+        // After it, a real newcomer is listed at once, in the place of the latest made-up one.
+        let newcomer = reg.observe(&beacon("newcomer", 3, 0), addr(3), flood + secs(1));
+        assert!(matches!(newcomer, Ok(Some(PeerEvent::Joined { .. }))));
+        let Some(PeerEvent::Evicted { peer }) = reg.take_evicted() else {
+            panic!("room was made");
+        };
+        assert_eq!(peer.hostname, "x1099");
+        assert_eq!(listed(&reg), ["fresh", "newcomer", "real", "x0"]);
+        // And no memory stays behind the evicted: each was forgotten.
+        assert!(reg.records.len() <= 8, "{} records", reg.records.len());
+    }
+
+    #[test]
+    fn gone_peers_never_take_the_room_of_live_ones() {
         let t0 = Instant::now();
         let mut reg = Registry::new(TTL, t0).limit_peers(2);
+        // Hostnames that join and say goodbye at once fill the memory of gone peers...
         for i in 0..100u64 {
             let name = format!("x{i}");
-            // Past four records (two live, two remembered), further hostnames are refused.
-            let _ = reg.observe(&beacon(&name, i + 1, 0), addr(1), t0);
-            let _ = reg.observe(&goodbye(&name, i + 1, 1), addr(1), t0);
+            reg.observe(&beacon(&name, i + 1, 0), addr(1), t0)
+                .expect("joins");
+            reg.observe(&goodbye(&name, i + 1, 1), addr(1), t0)
+                .expect("leaves");
         }
         assert!(reg.records.len() <= 4, "{} records", reg.records.len());
-        reg.expire(t0 + TTL);
-        assert_eq!(reg.records.len(), 0, "forgotten after a ttl");
+        // ...and a newcomer still finds room.
+        assert!(matches!(
+            reg.observe(&beacon("newcomer", 500, 0), addr(2), t0),
+            Ok(Some(PeerEvent::Joined { .. }))
+        ));
     }
 
     #[test]
@@ -811,10 +956,81 @@ mod tests {
         reg.observe(&asks(Duration::from_nanos(1)), addr(1), t0)
             .expect("taken in");
         assert_eq!(reg.peers().next().map(|p| p.ttl), Some(MIN_TIMING));
+    }
+
+    #[test]
+    fn an_unsigned_beacon_asks_for_at_most_four_ttls_a_signed_one_for_up_to_an_hour() {
+        let t0 = Instant::now();
         let mut reg = Registry::new(TTL, t0);
-        reg.observe(&asks(secs(1_000_000)), addr(1), t0)
+        let hour = |beacon: Beacon| Beacon {
+            ttl: Some(secs(1_000_000)),
+            ..beacon
+        };
+        reg.observe(&hour(beacon("unsigned", 1, 0)), addr(1), t0)
             .expect("taken in");
-        assert_eq!(reg.peers().next().map(|p| p.ttl), Some(MAX_TIMING));
+        reg.observe(&hour(signed("signed", 2, 0, 1_000)), addr(2), t0)
+            .expect("taken in");
+        let ttl = |name: &str| reg.peers().find(|p| p.hostname == name).map(|p| p.ttl);
+        assert_eq!(ttl("unsigned"), Some(TTL * UNSIGNED_TTL_FACTOR));
+        assert_eq!(ttl("signed"), Some(MAX_TIMING));
+    }
+
+    #[test]
+    fn one_forged_beacon_holds_a_hostname_for_at_most_four_ttls() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(TTL, t0);
+        reg.observe(&beacon("real", 1, 0), addr(1), t0)
+            .expect("joins");
+        // Another instance, from the attacker's address, asking for an hour: a restart...
+        let forged = Beacon {
+            ttl: Some(MAX_TIMING),
+            ..beacon("real", 666, u64::MAX - 1)
+        };
+        let took = reg.observe(&forged, addr(9), t0 + secs(1));
+        assert!(matches!(took, Ok(Some(PeerEvent::Restarted { .. }))));
+        // ...that the real host's beacons keep alive only until the forged ttl runs out.
+        let mut at = t0 + secs(1);
+        let mut sequence = 1;
+        let took_back = loop {
+            at += secs(15);
+            let heard = reg.observe(&beacon("real", 1, sequence), addr(1), at);
+            sequence += 1;
+            reg.expire(at);
+            if let Ok(Some(PeerEvent::Restarted { peer, .. })) = heard {
+                assert_eq!(peer.address, addr(1));
+                break at;
+            }
+            assert!(at < t0 + MAX_TIMING, "held for an hour");
+        };
+        assert!(
+            took_back <= t0 + secs(1) + TTL * UNSIGNED_TTL_FACTOR + secs(15),
+            "held for {:?}",
+            took_back - t0
+        );
+    }
+
+    #[test]
+    fn a_restart_after_a_goodbye_says_which_tags_changed() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(TTL, t0);
+        let tagged = |instance, sequence, goodbye, value: &str| Beacon {
+            goodbye,
+            tags: [("role".to_owned(), value.to_owned())].into(),
+            ..beacon("a", instance, sequence)
+        };
+        reg.observe(&tagged(1, 0, false, "db"), addr(1), t0)
+            .expect("joins");
+        reg.observe(&tagged(1, 1, true, "db"), addr(1), t0 + secs(1))
+            .expect("leaves");
+        let back = reg.observe(&tagged(2, 0, false, "web"), addr(1), t0 + secs(2));
+        let Ok(Some(PeerEvent::Restarted { old_tags, peer, .. })) = back else {
+            panic!("{back:?}");
+        };
+        assert_eq!(
+            old_tags.and_then(|t| t.get("role").cloned()).as_deref(),
+            Some("db")
+        );
+        assert_eq!(peer.tags.get("role").map(String::as_str), Some("web"));
     }
 
     #[test]

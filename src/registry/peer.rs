@@ -36,6 +36,9 @@ pub struct Peer {
     pub last_timestamp: Option<u64>,
     /// The tags its latest beacon carried.
     pub tags: Tags,
+    /// Heard again after its first beacon (or its hostname was, before a restart): only a peer
+    /// heard once may make room for a newcomer while the most peers are listed.
+    pub established: bool,
     /// Another instance announcing the same hostname: the one this instance replaced (until it
     /// proves alive, a restart), or a live rival (a conflict).
     pub rival: Option<Rival>,
@@ -57,6 +60,7 @@ impl Peer {
             first_timestamp: beacon.timestamp,
             last_timestamp: beacon.timestamp,
             tags: beacon.tags.clone(),
+            established: false,
             rival: None,
         }
     }
@@ -106,6 +110,9 @@ pub enum PeerEvent {
     Left { peer: Peer },
     /// A listed peer went silent for a whole ttl.
     Expired { peer: Peer },
+    /// A peer heard only once was dropped to make room for a newcomer while the most peers
+    /// were listed: a flood of made-up hostnames cannot keep real ones out.
+    Evicted { peer: Peer },
     /// Two live instances announce the same hostname: the one replaced by a new instance was
     /// heard again. Once per conflict; it clears when one of them goes silent for a ttl.
     Conflict { peer: Peer },
@@ -126,6 +133,7 @@ impl PeerEvent {
             | PeerEvent::Restarted { peer, .. }
             | PeerEvent::Left { peer }
             | PeerEvent::Expired { peer }
+            | PeerEvent::Evicted { peer }
             | PeerEvent::Conflict { peer } => peer,
         }
     }
@@ -143,6 +151,8 @@ pub(crate) struct Gone {
     pub authenticated: bool,
     /// The latest signed timestamp heard for this hostname: nothing sent before it is news.
     pub timestamp: Option<u64>,
+    /// The tags it announced last: a restart that announces others says what they were.
+    pub tags: Tags,
     /// A new instance heard before this is a restart; after it, a join.
     pub restart_until: Instant,
     pub forget_at: Instant,
@@ -164,6 +174,7 @@ impl Gone {
             sequence: peer.sequence,
             authenticated: peer.authenticated,
             timestamp: peer.last_timestamp,
+            tags: peer.tags.clone(),
             restart_until: now + ttl,
             forget_at: now + memory,
         }

@@ -42,6 +42,8 @@ const LIVE: u8 = 1;
 const AUTHENTICATED: u8 = 2;
 /// `timestamp` holds a value (0 is a value too).
 const TIMESTAMPED: u8 = 4;
+/// Live: heard again after its first beacon (see `Peer::established`).
+const ESTABLISHED: u8 = 8;
 
 #[derive(Debug)]
 pub struct Record {
@@ -115,6 +117,16 @@ impl Record {
         self.flags & AUTHENTICATED != 0
     }
 
+    pub fn established(&self) -> bool {
+        self.flags & ESTABLISHED != 0
+    }
+
+    /// Live: when this instance was first heard, as a stamp; with the place, it names this
+    /// listing of the hostname, which a later one in the same place does not share.
+    pub fn joined(&self) -> u64 {
+        self.first_seen
+    }
+
     pub fn instance(&self) -> u64 {
         self.instance
     }
@@ -156,6 +168,7 @@ impl Record {
             first_timestamp: rare.and_then(|rare| rare.first_timestamp),
             last_timestamp: self.timestamp(),
             tags: self.tags().clone(),
+            established: self.established(),
             rival: rare.and_then(|rare| rare.rival.as_deref().cloned()),
         }
     }
@@ -172,6 +185,9 @@ impl Record {
         self.flags = LIVE;
         if peer.authenticated {
             self.flags |= AUTHENTICATED;
+        }
+        if peer.established {
+            self.flags |= ESTABLISHED;
         }
         self.set_timestamp(peer.last_timestamp);
         let mut rare = Rare {
@@ -197,12 +213,14 @@ impl Record {
             sequence: self.sequence,
             authenticated: self.authenticated(),
             timestamp: self.timestamp(),
+            tags: self.tags().clone(),
             restart_until: epoch.instant(self.deadline),
             forget_at: epoch.instant(self.last_seen),
         }
     }
 
-    /// Makes this the record of a gone peer, keeping its wheel entry and dropping all else.
+    /// Makes this the record of a gone peer, keeping its wheel entry and its tags, and dropping
+    /// all else.
     pub fn set_gone(&mut self, gone: &Gone, epoch: &Epoch) {
         self.instance = gone.instance;
         self.sequence = gone.sequence;
@@ -212,7 +230,12 @@ impl Record {
         self.ttl_micros = 0;
         self.flags = if gone.authenticated { AUTHENTICATED } else { 0 };
         self.set_timestamp(gone.timestamp);
-        self.rare = None;
+        self.rare = (!gone.tags.is_empty()).then(|| {
+            Box::new(Rare {
+                tags: gone.tags.clone(),
+                ..Rare::default()
+            })
+        });
     }
 
     /// Takes in a newer beacon of the listed instance, heard at `now` from `from`: the
@@ -231,6 +254,7 @@ impl Record {
         self.last_seen = epoch.stamp(now);
         self.deadline = epoch.stamp(now + ttl);
         self.ttl_micros = micros(ttl);
+        self.flags |= ESTABLISHED;
         if beacon.timestamp.is_some() {
             self.set_timestamp(beacon.timestamp);
         }
@@ -335,6 +359,7 @@ mod tests {
             first_timestamp: None,
             last_timestamp: None,
             tags: Tags::new(),
+            established: true,
             rival: None,
         }
     }

@@ -36,7 +36,14 @@ pub(crate) fn other_instance(
             if peer.last_seen + peer.ttl <= now {
                 // The listed instance went silent a ttl ago: the rival is the one left.
                 let old_instance = peer.instance;
-                let old = std::mem::replace(peer, Peer::new(beacon, from, now, ttl));
+                // The hostname keeps its standing: the rival was heard twice to get here.
+                let old = std::mem::replace(
+                    peer,
+                    Peer {
+                        established: true,
+                        ..Peer::new(beacon, from, now, ttl)
+                    },
+                );
                 return Ok(Some(PeerEvent::Restarted {
                     peer: peer.clone(),
                     old_instance,
@@ -66,6 +73,8 @@ pub(crate) fn other_instance(
                 peer,
                 Peer {
                     rival: Some(replaced),
+                    // A restart keeps the hostname's standing: it is the same slot.
+                    established: peer.established,
                     ..Peer::new(beacon, from, now, ttl)
                 },
             );

@@ -2,7 +2,7 @@
 // reconnects by itself and resumes with Last-Event-ID; a new snapshot replaces the table.
 'use strict';
 
-const KINDS = ['joined', 'moved', 'restarted', 'left', 'expired', 'conflict', 'updated'];
+const KINDS = ['joined', 'moved', 'restarted', 'left', 'expired', 'evicted', 'conflict', 'updated'];
 const rows = new Map(); // hostname -> { tr, peer }
 const tbody = document.querySelector('#peers tbody');
 const state = document.getElementById('state');
@@ -76,7 +76,7 @@ function snapshot(message) {
 
 function change(message) {
   const event = JSON.parse(message.data);
-  if (event.event === 'left' || event.event === 'expired') {
+  if (event.event === 'left' || event.event === 'expired' || event.event === 'evicted') {
     remove(event.peer.hostname);
   } else {
     upsert(event.peer, true);
