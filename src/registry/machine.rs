@@ -1,6 +1,7 @@
 //! The registry of live peers: a plain synchronous state machine keyed by hostname.
 //! No sockets, no clock, no locks: every input takes `now` and returns what changed.
 
+use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -12,7 +13,12 @@ use super::record::{Epoch, Record};
 use super::rival::other_instance;
 use super::slab::Slab;
 use super::wheel::TimerWheel;
-use crate::config::{MAX_TIMING, MIN_TIMING, UNSIGNED_TTL_FACTOR};
+use crate::config::{EARLY_ANSWER_WINDOW, MAX_TIMING, MIN_TIMING, UNSIGNED_TTL_FACTOR};
+
+/// How long a peer heard once is spared from making room, while older ones can: a real node is
+/// heard again within it, answering early the peers that answer its first beacon (at most two
+/// early answers a second: so within a second, even in a crowd).
+const PROBATION_GRACE: Duration = EARLY_ANSWER_WINDOW;
 use crate::wire::beacon::Beacon;
 
 /// What a beacon did: the change it made (none for a renewal, or a beacon that changes nothing,
@@ -33,8 +39,8 @@ type Timer = (u32, u32);
 /// its 4-byte place in a [`Slab`].
 ///
 /// It lists at most `max_peers`, and a flood of made-up hostnames cannot keep a real one out: a
-/// peer heard only once may be evicted to make room for a newcomer, the one that joined last
-/// first, while a peer heard twice keeps its place. And an unsigned beacon asks for at most
+/// peer heard only once may be evicted to make room for a newcomer (see `make_room`), while a
+/// peer heard twice keeps its place. And an unsigned beacon asks for at most
 /// [`UNSIGNED_TTL_FACTOR`] times the registry's ttl, so whatever one forged datagram holds, it
 /// holds for minutes, not an hour.
 #[derive(Debug)]
@@ -47,10 +53,10 @@ pub struct Registry {
     index: HashTable<u32>,
     hasher: DefaultHashBuilder,
     live: usize,
-    /// Live peers heard only once, as (place, [`Record::joined`]), the latest last: the ones a
+    /// Live peers heard only once, as (place, [`Record::joined`]), in join order: the ones a
     /// newcomer may evict. Entries that have since been heard again, gone or replaced are
     /// skipped when met, and dropped when they pile up.
-    probation: Vec<(u32, u64)>,
+    probation: VecDeque<(u32, u64)>,
     /// The peer the latest [`observe`](Self::observe) evicted, if it did: see
     /// [`take_evicted`](Self::take_evicted).
     evicted: Option<Peer>,
@@ -75,7 +81,7 @@ impl Registry {
             index: HashTable::new(),
             hasher: DefaultHashBuilder::default(),
             live: 0,
-            probation: Vec::new(),
+            probation: VecDeque::new(),
             evicted: None,
             wheel: TimerWheel::new(now),
             next_timer: 0,
@@ -202,35 +208,58 @@ impl Registry {
         self.evicted.take().map(|peer| PeerEvent::Evicted { peer })
     }
 
-    /// Makes room for one more listed peer, if the most are listed: evicts the peer heard only
-    /// once that joined last. A flood of made-up hostnames then only evicts its own, and a peer
-    /// that joined before it keeps its place. `false` if every listed peer was heard twice.
-    fn make_room(&mut self) -> bool {
+    /// Makes room at `now` for one more listed peer, if the most are listed: evicts a peer
+    /// heard only once. `false` if every listed peer was heard twice.
+    ///
+    /// Which one: the latest to join among those that joined more than [`PROBATION_GRACE`]
+    /// ago, or, if none did, the latest of all. A real node is heard again within the grace (it
+    /// answers the peers that answer its first beacon), so during a flood slower than
+    /// `max_peers` names a grace a newcomer keeps its place until it is; after a burst, the
+    /// burst's last name makes room at once; and a peer that joined before a burst outlives the
+    /// burst's own names.
+    fn make_room(&mut self, now: Instant) -> bool {
         if self.live < self.max_peers {
             return true;
         }
-        while let Some((place, joined)) = self.probation.pop() {
-            let on_probation = self.records.get(place).is_some_and(|record| {
-                record.is_live() && !record.established() && record.joined() == joined
+        let cutoff = self
+            .epoch
+            .stamp(now)
+            .saturating_sub(u64::try_from(PROBATION_GRACE.as_nanos()).unwrap_or(u64::MAX));
+        // In join order, so those past the grace come first.
+        let past_grace = self
+            .probation
+            .partition_point(|&(_, joined)| joined <= cutoff);
+        let len = self.probation.len();
+        let records = &self.records;
+        let found = (0..past_grace)
+            .rev()
+            .chain((past_grace..len).rev())
+            .find(|&i| {
+                let (place, joined) = self.probation[i];
+                records.get(place).is_some_and(|record| {
+                    record.is_live() && !record.established() && record.joined() == joined
+                })
             });
-            if !on_probation {
-                continue; // heard again, gone or replaced since
-            }
-            if let Some(record) = self.records.get(place) {
-                self.evicted = Some(record.peer(&self.epoch));
-            }
-            // Forgotten at once: remembering a hostname heard once is no use to anyone, and
-            // its record makes room for the newcomer's.
-            self.forget(place);
-            self.live -= 1;
-            return true;
+        let Some(i) = found else {
+            return false;
+        };
+        let Some((place, _)) = self.probation.remove(i) else {
+            return false;
+        };
+        if let Some(record) = self.records.get(place) {
+            self.evicted = Some(record.peer(&self.epoch));
         }
-        false
+        // Forgotten at once: remembering a hostname heard once is no use to anyone, and its
+        // record makes room for the newcomer's.
+        self.forget(place);
+        self.live -= 1;
+        true
     }
 
     /// Notes that the peer at `place`, which joined at `joined`, is heard once so far.
     fn on_probation(&mut self, place: u32, joined: u64) {
-        // Dropped when they pile up, so the list follows the listed peers, not every join.
+        // Entries of peers heard again, gone or replaced are dropped when they pile up, so the
+        // list follows the listed peers, not every join.
         if self.probation.len() > 2 * self.live + 64 {
             let records = &self.records;
             self.probation.retain(|&(place, joined)| {
@@ -239,7 +268,7 @@ impl Registry {
                 })
             });
         }
-        self.probation.push((place, joined));
+        self.probation.push_back((place, joined));
     }
 
     /// Remembers the peer at `place` as gone, or forgets it at once when as many gone peers are
@@ -270,7 +299,7 @@ impl Registry {
         if beacon.goodbye {
             return Ok(None);
         }
-        if !self.make_room() {
+        if !self.make_room(now) {
             return Err(Refusal::Capacity);
         }
         let peer = Peer::new(beacon, from, now, ttl);
@@ -321,7 +350,7 @@ impl Registry {
         if stale || (same_instance && beacon.sequence <= gone.sequence) {
             return Err(Refusal::Replay);
         }
-        if !self.make_room() {
+        if !self.make_room(now) {
             return Err(Refusal::Capacity);
         }
         let Some(record) = self.records.get_mut(place) else {
@@ -491,6 +520,10 @@ mod tests {
 
     fn secs(s: u64) -> Duration {
         Duration::from_secs(s)
+    }
+
+    fn ms(ms: u64) -> Duration {
+        Duration::from_millis(ms)
     }
 
     #[test]
@@ -882,10 +915,10 @@ mod tests {
             .expect("joins");
         reg.observe(&beacon("real", 1, 1), addr(1), t0 + secs(1))
             .expect("renews");
-        reg.observe(&beacon("fresh", 2, 0), addr(2), t0 + secs(2))
+        let flood = t0 + secs(3);
+        reg.observe(&beacon("fresh", 2, 0), addr(2), flood - ms(500))
             .expect("joins");
         // 1,100 made-up hostnames, once each, asking for an hour.
-        let flood = t0 + secs(3);
         let mut evicted = Vec::new();
         for i in 0..1100u64 {
             let made_up = Beacon {
@@ -907,9 +940,8 @@ mod tests {
             )
         );
         assert_eq!(listed(&reg), ["fresh", "real", "x0", "x1099"]);
-        assert_eq!(reg.len(), 4);
         // After it, a real newcomer is listed at once, in the place of the latest made-up one.
-        let newcomer = reg.observe(&beacon("newcomer", 3, 0), addr(3), flood + secs(1));
+        let newcomer = reg.observe(&beacon("newcomer", 3, 0), addr(3), flood + ms(100));
         assert!(matches!(newcomer, Ok(Some(PeerEvent::Joined { .. }))));
         let Some(PeerEvent::Evicted { peer }) = reg.take_evicted() else {
             panic!("room was made");
@@ -918,6 +950,45 @@ mod tests {
         assert_eq!(listed(&reg), ["fresh", "newcomer", "real", "x0"]);
         // And no memory stays behind the evicted: each was forgotten.
         assert!(reg.records.len() <= 8, "{} records", reg.records.len());
+    }
+
+    #[test]
+    fn during_a_slow_flood_a_newcomer_keeps_its_place_until_it_is_heard_again() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(TTL, t0).limit_peers(4);
+        let mut at = t0;
+        let mut name = 0u64;
+        let mut made_up = |reg: &mut Registry, at: Instant| {
+            name += 1;
+            reg.observe(&beacon(&format!("x{name}"), 100 + name, 0), addr(9), at)
+                .expect("joins, making room if it must");
+            reg.take_evicted();
+        };
+        // A made-up hostname every 100 ms, against four places.
+        for _ in 0..20 {
+            at += ms(100);
+            made_up(&mut reg, at);
+        }
+        at += ms(50);
+        reg.observe(&beacon("newcomer", 1, 0), addr(1), at)
+            .expect("joins");
+        for _ in 0..5 {
+            at += ms(100);
+            made_up(&mut reg, at);
+            assert!(
+                listed(&reg).contains(&"newcomer".to_owned()),
+                "evicted at {:?}",
+                at - t0
+            );
+        }
+        // Heard again: from now on no made-up hostname takes its place.
+        reg.observe(&beacon("newcomer", 1, 1), addr(1), at)
+            .expect("renews");
+        for _ in 0..50 {
+            at += ms(100);
+            made_up(&mut reg, at);
+        }
+        assert!(listed(&reg).contains(&"newcomer".to_owned()));
     }
 
     #[test]
