@@ -3,13 +3,18 @@
  * and tests/flood.rs. Built on demand by them: cc -O2 -o flood bin/flood.c
  *
  *   flood --interface ADDR [--group 239.255.49.1] [--port 24901] [--seconds 5] [--rate 0]
- *         [--names 1000000] [--garbage-every 4] [--seed 1]
+ *         [--names 1000000] [--garbage-every 4] [--seed 1] [--count 0] [--ttl-ms 0]
+ *         [--hostname NAME]
  *
  * Sends, for --seconds, valid version-1 beacons (docs/wire-format.md) from --names distinct
  * made-up hostnames (flood-0000000, flood-0000001, ... cycled through, each with an instance of
  * its own and a sequence number that grows by one per lap, so a name heard again is a renewal)
  * and, every --garbage-every'th datagram, garbage: random bytes, half of them behind a valid
  * magic and version. --rate caps datagrams per second (0: as fast as the kernel takes them).
+ * --count stops after that many datagrams (0: when --seconds are over). --ttl-ms puts the ttl
+ * field in every beacon, asking to stay listed that long (0: no field). --hostname makes every
+ * beacon claim that one hostname, each from an instance of its own at sequence 0: the shape of
+ * a sender that would flood a victim's log with its own hostname.
  * Datagrams go out in batches with sendmmsg(2). At the end it prints what it sent and the rate,
  * and a last line of key=value pairs for scripts.
  *
@@ -64,18 +69,35 @@ static void put_u64(unsigned char *at, uint64_t v) {
     }
 }
 
-/* A version-1 beacon from made-up host `name`, its lap-th; returns its length. */
-static size_t beacon(unsigned char *out, uint64_t name, uint64_t lap, uint64_t seed) {
+/* A version-1 beacon from made-up host `name`, its lap-th, asking for `ttl_ms` if not 0; with
+ * `claimed`, that hostname from an instance of its own instead. Returns its length. */
+static size_t beacon(unsigned char *out, uint64_t name, uint64_t lap, uint64_t seed,
+                     uint32_t ttl_ms, const char *claimed) {
     memcpy(out, "PEER", 4);
     out[4] = 1; /* version */
     out[5] = 0; /* flags: not a goodbye */
     put_u64(out + 6, mix(seed ^ (name << 1)));
-    put_u64(out + 14, lap);
-    out[22] = HOSTNAME_LEN;
-    char host[HOSTNAME_LEN + 1];
-    snprintf(host, sizeof host, "flood-%07llu", (unsigned long long)(name % 10000000));
-    memcpy(out + 23, host, HOSTNAME_LEN);
-    return 23 + HOSTNAME_LEN;
+    put_u64(out + 14, claimed ? 0 : lap);
+    size_t len;
+    if (claimed) {
+        len = strlen(claimed);
+        memcpy(out + 23, claimed, len);
+    } else {
+        char host[HOSTNAME_LEN + 1];
+        snprintf(host, sizeof host, "flood-%07llu", (unsigned long long)(name % 10000000));
+        len = HOSTNAME_LEN;
+        memcpy(out + 23, host, len);
+    }
+    out[22] = (unsigned char)len;
+    size_t at = 23 + len;
+    if (ttl_ms > 0) {
+        /* The ttl field: type 1, length 4, u32 milliseconds, all big-endian. */
+        out[at++] = 1;
+        out[at++] = 0;
+        out[at++] = 4;
+        for (int shift = 24; shift >= 0; shift -= 8) out[at++] = (unsigned char)(ttl_ms >> shift);
+    }
+    return at;
 }
 
 /* Garbage: 1 to MAX_DATAGRAM random bytes, every other one behind "PEER" and version 1 so the
@@ -107,7 +129,8 @@ static void usage(const char *why) {
             "flood: %s\n"
             "usage: flood --interface ADDR [--group 239.255.49.1] [--port 24901] [--seconds 5]\n"
             "             [--rate DATAGRAMS_PER_S, 0 = unlimited] [--names 1000000]\n"
-            "             [--garbage-every 4, 0 = none] [--seed 1]\n",
+            "             [--garbage-every 4, 0 = none] [--seed 1] [--count 0 = unbounded]\n"
+            "             [--ttl-ms 0 = no ttl field] [--hostname NAME]\n",
             why);
     exit(2);
 }
@@ -126,7 +149,8 @@ static unsigned long long number(const char *flag, const char *value) {
 int main(int argc, char **argv) {
     const char *group = "239.255.49.1", *interface = NULL;
     unsigned long long port = 24901, seconds = 5, rate = 0, names = 1000000, garbage_every = 4,
-                       seed = 1;
+                       seed = 1, count = 0, ttl_ms = 0;
+    const char *claimed = NULL;
     for (int i = 1; i < argc; i++) {
         const char *flag = argv[i];
         if (i + 1 >= argc) usage("every flag takes a value");
@@ -139,12 +163,18 @@ int main(int argc, char **argv) {
         else if (!strcmp(flag, "--names")) names = number(flag, value);
         else if (!strcmp(flag, "--garbage-every")) garbage_every = number(flag, value);
         else if (!strcmp(flag, "--seed")) seed = number(flag, value);
+        else if (!strcmp(flag, "--count")) count = number(flag, value);
+        else if (!strcmp(flag, "--ttl-ms")) ttl_ms = number(flag, value);
+        else if (!strcmp(flag, "--hostname")) claimed = value;
         else usage("unknown flag");
     }
     if (!interface) usage("--interface is required");
     if (port == 0 || port > 65535) usage("--port must be 1..65535");
     if (seconds == 0 || seconds > 3600) usage("--seconds must be 1..3600: a flood is bounded");
     if (names == 0 || names > 10000000) usage("--names must be 1..10000000");
+    if (ttl_ms > 4294967295ULL) usage("--ttl-ms must fit 32 bits");
+    if (claimed && (strlen(claimed) == 0 || strlen(claimed) > 253))
+        usage("--hostname must be 1..253 bytes");
 
     struct in_addr group_addr, if_addr;
     if (inet_pton(AF_INET, group, &group_addr) != 1 || !IN_MULTICAST(ntohl(group_addr.s_addr)))
@@ -201,25 +231,29 @@ int main(int argc, char **argv) {
     struct timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);
     double elapsed = 0;
-    while (!stop && (elapsed = seconds_since(&start)) < (double)seconds) {
+    while (!stop && (elapsed = seconds_since(&start)) < (double)seconds &&
+           (count == 0 || made < count)) {
         if (rate > 0 && (double)sent > elapsed * (double)rate) {
             double ahead = (double)sent / (double)rate - elapsed;
             struct timespec pause = {(time_t)ahead, (long)((ahead - (double)(time_t)ahead) * 1e9)};
             nanosleep(&pause, NULL);
             continue;
         }
-        for (size_t i = 0; i < batch; i++, made++) {
+        size_t this_batch = batch;
+        if (count > 0 && count - made < this_batch) this_batch = (size_t)(count - made);
+        for (size_t i = 0; i < this_batch; i++, made++) {
             is_garbage[i] = garbage_every > 0 && made % garbage_every == garbage_every - 1;
             if (is_garbage[i]) {
                 iov[i].iov_len = garbage(buffers[i], made, seed);
             } else {
-                iov[i].iov_len = beacon(buffers[i], next_name % names, next_name / names, seed);
+                iov[i].iov_len = beacon(buffers[i], next_name % names, next_name / names, seed,
+                                        (uint32_t)ttl_ms, claimed);
                 next_name++;
             }
         }
         size_t done = 0;
-        while (done < batch) {
-            int n = sendmmsg(sock, msgs + done, (unsigned)(batch - done), 0);
+        while (done < this_batch) {
+            int n = sendmmsg(sock, msgs + done, (unsigned)(this_batch - done), 0);
             if (n < 0) {
                 if (errno == EINTR && stop) break;
                 /* A full queue drops this one; the flood goes on. */
