@@ -1,11 +1,14 @@
 //! `--on-event` hooks on loopback agents: each event runs the program with the event in its
 //! environment and as JSON on its stdin, in event order, starting with the peers found at
-//! start-up; a hook that fails or hangs is counted, killed at its timeout, and stalls nothing.
+//! start-up; a hook that fails or hangs is counted, killed at its timeout, and stalls nothing;
+//! its failures reach the log within a budget.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
+use std::time::Instant;
 
+use peerd::agent::hooks::{WARN_BURST, WARN_WINDOW};
 use peerd::api::{EventKind, PeerChange};
 
 use crate::support::cluster::{self, Cluster};
@@ -194,4 +197,89 @@ fn hooks_that_fall_behind_drop_events_count_them_and_stall_nothing() {
     );
     // The agent kept up meanwhile: every made-up peer came and went, and node1 stayed.
     assert_eq!(status.peers, 1, "{status:?}");
+}
+
+#[test]
+fn a_hook_deleted_after_start_warns_within_the_budget_and_counts_every_failure() {
+    let Some(mut lan) = Lan::loopback(1, Timings::FAST) else {
+        return;
+    };
+    let scripts = Scripts::new();
+    let hook = scripts.script("deleted", "exit 0");
+    lan.add("hooked", &["--on-event", &hook])
+        .expect("the namespace exists");
+    let ran = wait_for(POLL_SLACK, || {
+        (lan.status("hooked")?.hooks.runs == 1).then_some(())
+    });
+    assert!(ran.is_some(), "node1's join did not run the hook");
+    fs::remove_file(&hook).expect("delete the hook");
+    let flooded = Instant::now();
+    // A join and an expiry each: 2,000 events, every one a run that cannot start (or, if the
+    // hooks fall behind the burst of joins, an event dropped).
+    lan.announce_made_up_peers(1000);
+    let counted = wait_for(POLL_SLACK, || {
+        let status = lan.status("hooked")?;
+        let (events, hooks) = (status.events, status.hooks);
+        let all_seen = events.joined > 500 && events.expired + 1 == events.joined;
+        let all_done = hooks.runs + hooks.dropped == events.joined + events.expired;
+        (all_seen && all_done).then_some(status)
+    });
+    let status =
+        counted.unwrap_or_else(|| panic!("not every event counted: {:?}", lan.status("hooked")));
+    assert_eq!(
+        status.hooks.failures,
+        status.hooks.runs - 1,
+        "every run after the deletion is a failure: {status:?}"
+    );
+    assert!(status.hooks.failures > 100, "{status:?}");
+    let warnings = |log: &str| -> Vec<String> {
+        log.lines()
+            .filter(|line| line.contains(" WARN ") && line.contains("hook"))
+            .map(String::from)
+            .collect()
+    };
+    // A window's burst, the window's summary counted in it, and the next window's if the test
+    // ran into one.
+    let windows = 1 + flooded.elapsed().as_secs() / WARN_WINDOW.as_secs();
+    let logged = warnings(&lan.log("hooked"));
+    assert!(
+        logged.len() as u64 <= windows * u64::from(WARN_BURST),
+        "{} hook warnings for {} failures:\n{}",
+        logged.len(),
+        status.hooks.failures,
+        logged.join("\n")
+    );
+    assert!(
+        logged.iter().any(|line| line.contains("cannot run hook")),
+        "{logged:?}"
+    );
+    // The failures held back are summarised as their window ends: with those logged one by
+    // one, every failure is in the log.
+    let summarised = |log: &str| -> u64 {
+        warnings(log)
+            .iter()
+            .filter(|line| line.contains("more hook runs failed"))
+            .filter_map(|line| {
+                let count = line.split(" failed=").nth(1)?.split_whitespace().next()?;
+                count.parse::<u64>().ok()
+            })
+            .sum()
+    };
+    let in_full = |log: &str| {
+        warnings(log)
+            .iter()
+            .filter(|l| l.contains("cannot run hook"))
+            .count()
+    };
+    let told = wait_for(WARN_WINDOW + POLL_SLACK, || {
+        let log = lan.log("hooked");
+        let told = in_full(&log) as u64 + summarised(&log);
+        (told == status.hooks.failures).then_some(())
+    });
+    assert!(
+        told.is_some(),
+        "the log does not add up to {} failures:\n{}",
+        status.hooks.failures,
+        warnings(&lan.log("hooked")).join("\n")
+    );
 }
