@@ -1,15 +1,16 @@
 //! `--on-event` hooks on loopback agents: each event runs the program with the event in its
 //! environment and as JSON on its stdin, in event order, starting with the peers found at
 //! start-up; a hook that fails or hangs is counted, killed at its timeout, and stalls nothing;
-//! its failures reach the log within a budget.
+//! its failures and its output reach the log within bounds.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use peerd::agent::hook_output;
 use peerd::agent::hooks::{WARN_BURST, WARN_WINDOW};
-use peerd::api::{EventKind, PeerChange};
+use peerd::api::{EventKind, HookCounts, PeerChange};
 
 use crate::support::cluster::{self, Cluster};
 use crate::support::lan::Lan;
@@ -282,4 +283,112 @@ fn a_hook_deleted_after_start_warns_within_the_budget_and_counts_every_failure()
         status.hooks.failures,
         warnings(&lan.log("hooked")).join("\n")
     );
+}
+
+#[test]
+fn a_chatty_hook_has_its_first_lines_logged_at_debug_and_the_rest_counted() {
+    const MEGABYTES: u64 = 32;
+    let Some(mut lan) = Lan::loopback(1, Timings::FAST) else {
+        return;
+    };
+    let scripts = Scripts::new();
+    let bytes = MEGABYTES * 1_000_000;
+    // Both streams at once, as fast as bash can: a reader that took one stream after the other
+    // would leave the hook blocked on the other's full pipe.
+    let hook = scripts.script(
+        "chatty",
+        &format!(
+            r#"echo "first line on stdout"
+echo "first line on stderr" >&2
+yes "filler on stdout" | head -c {bytes} &
+yes "filler on stderr" | head -c {bytes} >&2
+wait"#
+        ),
+    );
+    lan.add("hooked", &["--on-event", &hook])
+        .expect("the namespace exists");
+    let ran = wait_for(POLL_SLACK, || {
+        let log = lan.log("hooked");
+        log.contains("hook ran").then_some(log)
+    });
+    let log = ran.unwrap_or_else(|| panic!("the hook did not run: {:?}", lan.status("hooked")));
+    let agent = lan.agent("hooked");
+    assert!(
+        agent.log_bytes() < 100_000,
+        "{} bytes of log for a hook's {MEGABYTES} MB",
+        agent.log_bytes()
+    );
+    let output: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains(" DEBUG ") && line.contains("hook output"))
+        .collect();
+    for stream in ["stdout", "stderr"] {
+        let field = format!("stream=\"{stream}\"");
+        let lines: Vec<&str> = output
+            .iter()
+            .copied()
+            .filter(|line| line.contains(&field))
+            .collect();
+        assert!(
+            lines
+                .first()
+                .is_some_and(|line| line.contains(&format!("first line on {stream}"))),
+            "{stream}: {lines:?}"
+        );
+        assert_eq!(lines.len(), hook_output::LINES + 1, "{stream}: {lines:?}");
+        // The last is the count of the rest.
+        let dropped: u64 = lines[hook_output::LINES]
+            .split("bytes=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "no count of the bytes dropped: {}",
+                    lines[hook_output::LINES]
+                )
+            });
+        assert!(dropped > bytes - 1000, "{stream}: {dropped} bytes dropped");
+    }
+    // Read as it came, not gathered: the agent's peak memory stays far below what it read.
+    let peak = agent.peak_memory_kib();
+    assert!(peak < 24 * 1024, "the agent peaked at {peak} KiB");
+    let status = lan.status("hooked").expect("answers");
+    assert_eq!((status.hooks.runs, status.hooks.failures), (1, 0));
+    assert_eq!(status.peers, 1, "node1 stayed listed");
+}
+
+#[test]
+fn a_hook_that_leaves_a_program_holding_its_output_holds_up_nothing() {
+    let Some(mut lan) = Lan::loopback(2, Timings::FAST) else {
+        return;
+    };
+    let scripts = Scripts::new();
+    // The background `sleep` keeps the hook's stdout and stderr open long after it exits.
+    let hook = scripts.script(
+        "daemon",
+        r#"echo "started for $PEERD_PEER_HOSTNAME"
+sleep 30 &"#,
+    );
+    lan.add("hooked", &["--on-event", &hook, "--hook-timeout", "30s"])
+        .expect("the namespace exists");
+    // Two joins, two runs, each over as its hook exits: the output is not read to its end.
+    let ran = wait_for(POLL_SLACK, || {
+        let log = lan.log("hooked");
+        (log.matches("hook ran").count() == 2).then_some(log)
+    });
+    let log = ran.unwrap_or_else(|| panic!("the runs were held up: {:?}", lan.status("hooked")));
+    for node in ["node1", "node2"] {
+        assert!(log.contains(&format!("started for {node}")), "{node}");
+    }
+    let status = lan.status("hooked").expect("answers");
+    assert_eq!(
+        status.hooks,
+        HookCounts {
+            runs: 2,
+            ..HookCounts::default()
+        }
+    );
+    // What it left running is its own business: not killed.
+    let sleeping = lan.agent("hooked").processes_in_namespace();
+    assert!(sleeping.iter().any(|name| name == "sleep"), "{sleeping:?}");
 }

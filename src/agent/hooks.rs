@@ -1,10 +1,12 @@
 //! Runs the user's programs for each peer event: in event order, one at a time, off the agent's
-//! loop, each with a timeout. A hook that hangs, fails or falls behind never stalls beacons or
-//! expiry: it is killed, or events are dropped, and either way it is counted, and logged within
-//! a budget.
+//! loop, each with a timeout. A hook that hangs, fails, falls behind or writes without end never
+//! stalls beacons or expiry: it is killed, events are dropped or its output is cut, and either
+//! way it is counted, and logged within a budget.
 
+use std::io;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::pin::pin;
+use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -12,9 +14,11 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::AsyncWriteExt;
+use tokio::process::Child;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tracing::{debug, warn};
 
+use super::hook_output::{self, Capture};
 use crate::api::{HookCounts, PeerChange};
 use crate::clock::now;
 use crate::throttle::Throttle;
@@ -26,6 +30,10 @@ pub const WARN_BURST: u32 = 5;
 /// Ten seconds, as for the socket's errors: a hook that fails at every event of a flood costs
 /// five lines per window, where it cost one per event.
 pub const WARN_WINDOW: Duration = Duration::from_secs(10);
+/// How long a hook's output is still read once it has exited, or been killed: what it wrote
+/// last may still be in the pipes, which takes microseconds to read. A program it left running
+/// with the pipes open holds up each run this long, not until it exits.
+const OUTPUT_GRACE: Duration = Duration::from_millis(100);
 
 /// What the hooks have done since the agent started; read by `/v1/status`.
 #[derive(Debug, Default)]
@@ -90,7 +98,7 @@ pub async fn run(
 }
 
 /// Runs `program` once for `change`: directly, not through a shell (the image has none), with
-/// the event in its environment and as `json` on its stdin.
+/// the event in its environment and as `json` on its stdin, and its output read as it comes.
 async fn run_one(
     program: &Path,
     change: &PeerChange,
@@ -113,6 +121,9 @@ async fn run_one(
             crate::wire::tags::display(&change.peer.tags),
         )
         .stdin(Stdio::piped())
+        // Never the agent's own: its log is no place for a hook's megabytes.
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         // A group of its own, so a timeout or shutdown kills whatever the hook started too.
         .process_group(0)
         .spawn();
@@ -126,25 +137,47 @@ async fn run_one(
             return;
         }
     };
-    // Kills the group if this run ends early: at the timeout, or when shutdown drops it.
-    let mut group = KillGroupOnDrop(child.id());
-    let run = async {
-        if let Some(mut stdin) = child.stdin.take() {
-            // A hook that does not read its stdin is its own business.
-            let _ = stdin.write_all(json).await;
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let (mut out, mut err) = (Capture::default(), Capture::default());
+    let log = |stream: &'static str| {
+        move |line: &str| {
+            debug!(
+                program = %program.display(),
+                event,
+                %hostname,
+                stream,
+                line,
+                "hook output"
+            );
         }
-        child.wait().await
     };
-    let finished = tokio::time::timeout(timeout, run).await;
-    if finished.is_ok() {
-        // It exited by itself: what it left running in the background is its own business.
-        group.0 = None;
+    let output = async {
+        tokio::join!(
+            hook_output::drain(stdout, &mut out, log("stdout")),
+            hook_output::drain(stderr, &mut err, log("stderr")),
+        );
+    };
+    let finished = wait_reading(&mut child, json, timeout, output).await;
+    for (stream, capture) in [("stdout", &mut out), ("stderr", &mut err)] {
+        capture.finish(&mut log(stream));
+        let (lines, bytes) = capture.dropped();
+        if bytes > 0 {
+            debug!(
+                program = %program.display(),
+                event,
+                %hostname,
+                stream,
+                lines,
+                bytes,
+                "hook output past its first lines dropped"
+            );
+        }
     }
     match finished {
-        Ok(Ok(status)) if status.success() => {
+        Some(Ok(status)) if status.success() => {
             debug!(program = %program.display(), event, %hostname, "hook ran");
         }
-        Ok(result) => {
+        Some(result) => {
             counters.failures.fetch_add(1, Ordering::Relaxed);
             if warnings.admit(Trouble::Failed, now()) {
                 match result {
@@ -157,7 +190,7 @@ async fn run_one(
                 }
             }
         }
-        Err(_) => {
+        None => {
             counters.timeouts.fetch_add(1, Ordering::Relaxed);
             if warnings.admit(Trouble::TimedOut, now()) {
                 warn!(
@@ -170,6 +203,52 @@ async fn run_one(
             }
         }
     }
+}
+
+/// Gives `child` the event's `json` on its stdin and waits for it to exit, `output` reading its
+/// pipes meanwhile; `None` if it ran past `timeout`, and then it is killed with its group, as it
+/// is if this is dropped (at shutdown). What it wrote just before it ended is read for
+/// [`OUTPUT_GRACE`] more.
+async fn wait_reading(
+    child: &mut Child,
+    json: &[u8],
+    timeout: Duration,
+    output: impl Future<Output = ()>,
+) -> Option<io::Result<ExitStatus>> {
+    // Kills the group if this run ends early: at the timeout, or when shutdown drops it.
+    let mut group = KillGroupOnDrop(child.id());
+    // Read while it runs, or a hook that fills a pipe would block until its timeout.
+    let mut output = pin!(output);
+    let mut drained = false;
+    let run = async {
+        if let Some(mut stdin) = child.stdin.take() {
+            // A hook that does not read its stdin is its own business.
+            let _ = stdin.write_all(json).await;
+        }
+        child.wait().await
+    };
+    let finished = tokio::time::timeout(timeout, async {
+        let mut run = pin!(run);
+        loop {
+            tokio::select! {
+                status = &mut run => break status,
+                () = &mut output, if !drained => drained = true,
+            }
+        }
+    })
+    .await
+    .ok();
+    if finished.is_some() {
+        // It exited by itself: what it left running in the background is its own business.
+        group.0 = None;
+    }
+    // Killed now if it timed out, so the pipes close and the reading ends.
+    drop(group);
+    if !drained {
+        // Only a program it left running with the pipes open makes this wait it out.
+        let _ = tokio::time::timeout(OUTPUT_GRACE, output).await;
+    }
+    finished
 }
 
 /// What went wrong with the hooks, as their warnings count it.
