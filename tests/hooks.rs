@@ -239,8 +239,8 @@ fn a_hook_deleted_after_start_warns_within_the_budget_and_counts_every_failure()
             .map(String::from)
             .collect()
     };
-    // A window's burst, the window's summary counted in it, and the next window's if the test
-    // ran into one.
+    // At most a burst per window the test has run into, a summary being one of the burst of
+    // the window after the one it sums up.
     let windows = 1 + flooded.elapsed().as_secs() / WARN_WINDOW.as_secs();
     let logged = warnings(&lan.log("hooked"));
     assert!(
