@@ -1,12 +1,16 @@
 //! `--on-event` hooks on loopback agents: each event runs the program with the event in its
 //! environment and as JSON on its stdin, in event order, starting with the peers found at
-//! start-up; a hook that fails or hangs is counted, killed at its timeout, and stalls nothing.
+//! start-up; a hook that fails or hangs is counted, killed at its timeout, and stalls nothing;
+//! its failures and its output reach the log within bounds.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
+use std::time::Instant;
 
-use peerd::api::{EventKind, PeerChange};
+use peerd::agent::hook_output;
+use peerd::agent::hooks::{WARN_BURST, WARN_WINDOW};
+use peerd::api::{EventKind, HookCounts, PeerChange};
 
 use crate::support::cluster::{self, Cluster};
 use crate::support::lan::Lan;
@@ -194,4 +198,197 @@ fn hooks_that_fall_behind_drop_events_count_them_and_stall_nothing() {
     );
     // The agent kept up meanwhile: every made-up peer came and went, and node1 stayed.
     assert_eq!(status.peers, 1, "{status:?}");
+}
+
+#[test]
+fn a_hook_deleted_after_start_warns_within_the_budget_and_counts_every_failure() {
+    let Some(mut lan) = Lan::loopback(1, Timings::FAST) else {
+        return;
+    };
+    let scripts = Scripts::new();
+    let hook = scripts.script("deleted", "exit 0");
+    lan.add("hooked", &["--on-event", &hook])
+        .expect("the namespace exists");
+    let ran = wait_for(POLL_SLACK, || {
+        (lan.status("hooked")?.hooks.runs == 1).then_some(())
+    });
+    assert!(ran.is_some(), "node1's join did not run the hook");
+    fs::remove_file(&hook).expect("delete the hook");
+    let flooded = Instant::now();
+    // A join and an expiry each: 2,000 events, every one a run that cannot start (or, if the
+    // hooks fall behind the burst of joins, an event dropped).
+    lan.announce_made_up_peers(1000);
+    let counted = wait_for(POLL_SLACK, || {
+        let status = lan.status("hooked")?;
+        let (events, hooks) = (status.events, status.hooks);
+        let all_seen = events.joined > 500 && events.expired + 1 == events.joined;
+        let all_done = hooks.runs + hooks.dropped == events.joined + events.expired;
+        (all_seen && all_done).then_some(status)
+    });
+    let status =
+        counted.unwrap_or_else(|| panic!("not every event counted: {:?}", lan.status("hooked")));
+    assert_eq!(
+        status.hooks.failures,
+        status.hooks.runs - 1,
+        "every run after the deletion is a failure: {status:?}"
+    );
+    assert!(status.hooks.failures > 100, "{status:?}");
+    let warnings = |log: &str| -> Vec<String> {
+        log.lines()
+            .filter(|line| line.contains(" WARN ") && line.contains("hook"))
+            .map(String::from)
+            .collect()
+    };
+    // At most a burst per window the test has run into, a summary being one of the burst of
+    // the window after the one it sums up.
+    let windows = 1 + flooded.elapsed().as_secs() / WARN_WINDOW.as_secs();
+    let logged = warnings(&lan.log("hooked"));
+    assert!(
+        logged.len() as u64 <= windows * u64::from(WARN_BURST),
+        "{} hook warnings for {} failures:\n{}",
+        logged.len(),
+        status.hooks.failures,
+        logged.join("\n")
+    );
+    assert!(
+        logged.iter().any(|line| line.contains("cannot run hook")),
+        "{logged:?}"
+    );
+    // The failures held back are summarised as their window ends: with those logged one by
+    // one, every failure is in the log.
+    let summarised = |log: &str| -> u64 {
+        warnings(log)
+            .iter()
+            .filter(|line| line.contains("more hook runs failed"))
+            .filter_map(|line| {
+                let count = line.split(" failed=").nth(1)?.split_whitespace().next()?;
+                count.parse::<u64>().ok()
+            })
+            .sum()
+    };
+    let in_full = |log: &str| {
+        warnings(log)
+            .iter()
+            .filter(|l| l.contains("cannot run hook"))
+            .count()
+    };
+    let told = wait_for(WARN_WINDOW + POLL_SLACK, || {
+        let log = lan.log("hooked");
+        let told = in_full(&log) as u64 + summarised(&log);
+        (told == status.hooks.failures).then_some(())
+    });
+    assert!(
+        told.is_some(),
+        "the log does not add up to {} failures:\n{}",
+        status.hooks.failures,
+        warnings(&lan.log("hooked")).join("\n")
+    );
+}
+
+#[test]
+fn a_chatty_hook_has_its_first_lines_logged_at_debug_and_the_rest_counted() {
+    const MEGABYTES: u64 = 32;
+    let Some(mut lan) = Lan::loopback(1, Timings::FAST) else {
+        return;
+    };
+    let scripts = Scripts::new();
+    let bytes = MEGABYTES * 1_000_000;
+    // Both streams at once, as fast as bash can: a reader that took one stream after the other
+    // would leave the hook blocked on the other's full pipe.
+    let hook = scripts.script(
+        "chatty",
+        &format!(
+            r#"echo "first line on stdout"
+echo "first line on stderr" >&2
+yes "filler on stdout" | head -c {bytes} &
+yes "filler on stderr" | head -c {bytes} >&2
+wait"#
+        ),
+    );
+    lan.add("hooked", &["--on-event", &hook])
+        .expect("the namespace exists");
+    let ran = wait_for(POLL_SLACK, || {
+        let log = lan.log("hooked");
+        log.contains("hook ran").then_some(log)
+    });
+    let log = ran.unwrap_or_else(|| panic!("the hook did not run: {:?}", lan.status("hooked")));
+    let agent = lan.agent("hooked");
+    assert!(
+        agent.log_bytes() < 100_000,
+        "{} bytes of log for a hook's {MEGABYTES} MB",
+        agent.log_bytes()
+    );
+    let output: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains(" DEBUG ") && line.contains("hook output"))
+        .collect();
+    for stream in ["stdout", "stderr"] {
+        let field = format!("stream=\"{stream}\"");
+        let lines: Vec<&str> = output
+            .iter()
+            .copied()
+            .filter(|line| line.contains(&field))
+            .collect();
+        assert!(
+            lines
+                .first()
+                .is_some_and(|line| line.contains(&format!("first line on {stream}"))),
+            "{stream}: {lines:?}"
+        );
+        assert_eq!(lines.len(), hook_output::LINES + 1, "{stream}: {lines:?}");
+        // The last is the count of the rest.
+        let dropped: u64 = lines[hook_output::LINES]
+            .split("bytes=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "no count of the bytes dropped: {}",
+                    lines[hook_output::LINES]
+                )
+            });
+        assert!(dropped > bytes - 1000, "{stream}: {dropped} bytes dropped");
+    }
+    // Read as it came, not gathered: the agent's peak memory stays far below what it read.
+    let peak = agent.peak_memory_kib();
+    assert!(peak < 24 * 1024, "the agent peaked at {peak} KiB");
+    let status = lan.status("hooked").expect("answers");
+    assert_eq!((status.hooks.runs, status.hooks.failures), (1, 0));
+    assert_eq!(status.peers, 1, "node1 stayed listed");
+}
+
+#[test]
+fn a_hook_that_leaves_a_program_holding_its_output_holds_up_nothing() {
+    let Some(mut lan) = Lan::loopback(2, Timings::FAST) else {
+        return;
+    };
+    let scripts = Scripts::new();
+    // The background `sleep` keeps the hook's stdout and stderr open long after it exits.
+    let hook = scripts.script(
+        "daemon",
+        r#"echo "started for $PEERD_PEER_HOSTNAME"
+sleep 30 &"#,
+    );
+    lan.add("hooked", &["--on-event", &hook, "--hook-timeout", "30s"])
+        .expect("the namespace exists");
+    // Two joins, two runs, each over as its hook exits: the output is not read to its end.
+    let ran = wait_for(POLL_SLACK, || {
+        let log = lan.log("hooked");
+        (log.matches("hook ran").count() == 2).then_some(log)
+    });
+    let log = ran.unwrap_or_else(|| panic!("the runs were held up: {:?}", lan.status("hooked")));
+    for node in ["node1", "node2"] {
+        assert!(log.contains(&format!("started for {node}")), "{node}");
+    }
+    let status = lan.status("hooked").expect("answers");
+    assert_eq!(
+        status.hooks,
+        HookCounts {
+            runs: 2,
+            ..HookCounts::default()
+        }
+    );
+    // What it left running is its own business: not killed.
+    let sleeping = lan.agent("hooked").processes_in_namespace();
+    assert!(sleeping.iter().any(|name| name == "sleep"), "{sleeping:?}");
 }

@@ -6,6 +6,7 @@
 
 mod announcer;
 pub mod events;
+pub mod hook_output;
 pub mod hooks;
 mod link;
 pub mod notify;

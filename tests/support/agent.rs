@@ -249,6 +249,16 @@ impl Agent {
             .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
     }
 
+    /// The most memory it has held resident (VmHWM), in KiB.
+    pub fn peak_memory_kib(&self) -> u64 {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+            .expect("/proc/<pid>/status has VmHWM")
+    }
+
     /// The size of its log so far.
     pub fn log_bytes(&self) -> u64 {
         fs::metadata(&self.log).map_or(0, |m| m.len())
