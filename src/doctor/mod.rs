@@ -13,7 +13,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 pub use self::check::{Check, Status};
-use self::hearing::check_heard;
+use self::hearing::{check_heard, others_heard};
 use self::host::*;
 pub use self::probe::{Heard, PROBE_HOSTNAME};
 use crate::api::client;
@@ -103,6 +103,11 @@ pub async fn run(options: &Options) -> Vec<Check> {
         return checks;
     };
 
+    // Its beacons are not another node's: neither the peers line nor the Docker check counts them.
+    let local_agent = status
+        .as_ref()
+        .ok()
+        .and_then(|s| u64::from_str_radix(&s.instance, 16).ok());
     let probe = fastrand::u64(..);
     let listened = probe::listen(options.group, options.port, address, options.listen, probe).await;
     let heard = listened.as_ref().map(|(heard, _)| heard.as_slice());
@@ -115,10 +120,6 @@ pub async fn run(options: &Options) -> Vec<Check> {
     ));
     if let Ok((heard, igmp)) = &listened {
         checks.push(check_igmp(igmp.as_deref(), &device, options.group));
-        let local_agent = status
-            .as_ref()
-            .ok()
-            .and_then(|s| u64::from_str_radix(&s.instance, 16).ok());
         let ttl = status
             .as_ref()
             .map_or(config::PEER_TTL, |s| Duration::from_millis(s.ttl_ms));
@@ -136,11 +137,9 @@ pub async fn run(options: &Options) -> Vec<Check> {
     checks.push(check_route(routes.as_deref(), options.group, &device));
     // Docker marks its containers with this file.
     if std::path::Path::new("/.dockerenv").exists() {
-        let others_heard = listened.as_ref().is_ok_and(|(heard, _)| {
-            heard
-                .iter()
-                .any(|h| h.beacon.as_ref().is_ok_and(|b| b.instance != probe))
-        });
+        let others_heard = listened
+            .as_ref()
+            .is_ok_and(|(heard, _)| others_heard(heard, probe, local_agent));
         checks.push(check_docker_network(
             others_heard,
             options.group,
@@ -307,6 +306,30 @@ mod tests {
                 .is_some_and(|f| f.contains("start peerd on another host"))
         );
         assert_eq!(alone[3].status, Status::Unknown);
+    }
+
+    #[test]
+    fn the_docker_check_counts_the_nodes_the_peers_line_counts() {
+        let probe = beacon(1, PROBE_HOSTNAME, PROBE);
+        let other_probe = beacon(2, PROBE_HOSTNAME, 0xd0d);
+        let local = beacon(3, "local", 1);
+        let other = beacon(4, "node2", 2);
+        let cases = [
+            (vec![], false),
+            (vec![probe.clone(), other_probe.clone()], false),
+            // An agent in the container on an --internal network: only its own beacons.
+            (vec![probe.clone(), local.clone(), local.clone()], false),
+            (vec![probe, local, other], true),
+        ];
+        for (heard, others) in cases {
+            assert_eq!(others_heard(&heard, PROBE, Some(1)), others, "{heard:?}");
+            let peers = &check_heard(&heard, PROBE, Some(1), Duration::from_secs(1), LISTEN)[0];
+            assert_eq!(peers.status == Status::Ok, others, "{heard:?}: {peers:?}");
+            let docker = check_docker_network(others, GROUP, 24901);
+            assert_eq!(docker.status == Status::Ok, others, "{heard:?}");
+        }
+        // Without an agent answering, its beacons are another node's like any.
+        assert!(others_heard(&[beacon(3, "local", 1)], PROBE, None));
     }
 
     #[test]
