@@ -467,6 +467,46 @@ mod tests {
     }
 
     #[test]
+    fn an_agent_that_is_not_sending_fails_with_the_reason() {
+        let mut status = AgentStatus {
+            hostname: "h".into(),
+            group: "239.255.49.1:24901".into(),
+            interface: "10.98.0.1".into(),
+            ..Default::default()
+        };
+        // Nothing sent, nothing heard back: no sign of deafness, and it must still fail.
+        assert_eq!(
+            check_agent(Ok(&status), None, Some(Ipv4Addr::new(10, 98, 0, 1))).status,
+            Status::Ok
+        );
+        status.not_sending = Some(api::NotSendingInfo {
+            since_ms_ago: 2_000,
+            reason: "cannot open the multicast socket: binding UDP 239.255.49.1:24901: Address already in use (os error 98)".into(),
+        });
+        let check = check_agent(Ok(&status), None, Some(Ipv4Addr::new(10, 98, 0, 1)));
+        assert_eq!(check.status, Status::Fail);
+        assert!(
+            check.detail.ends_with(
+                "it is not sending (no beacon sent for 2s: cannot open the multicast socket: binding UDP 239.255.49.1:24901: Address already in use (os error 98))"
+            ),
+            "{}",
+            check.detail
+        );
+        let fix = check.fix.unwrap_or_default();
+        assert!(
+            fix.contains("UDP port 24901") && fix.contains("ss -ulpn"),
+            "{fix}"
+        );
+        // The answer after the window is the one that counts.
+        let mut after = status.clone();
+        after.not_sending = None;
+        assert_eq!(
+            check_agent(Ok(&status), Some(&after), None).status,
+            Status::Ok
+        );
+    }
+
+    #[test]
     fn every_line_but_ok_carries_its_fix() {
         let checks = [
             Check::ok("agent", "fine".into()),
