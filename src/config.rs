@@ -173,8 +173,15 @@ impl Config {
     /// True when one lost beacon can expire this node at its peers: the ttl does not cover two
     /// maximally jittered intervals. Allowed (tests use tight timings) but worth a warning.
     pub fn ttl_is_tight(&self) -> bool {
-        self.ttl < self.interval.mul_f64(2.0 * (1.0 + JITTER))
+        self.ttl < two_longest_gaps(self.interval)
     }
+}
+
+/// Two of the longest gaps between beacons at `interval`, each the interval plus its
+/// [`JITTER`]: what a ttl must outlast so that one lost beacon expires nobody, and so how long
+/// an agent may go without sending before its peers are about to drop it.
+pub fn two_longest_gaps(interval: Duration) -> Duration {
+    interval.mul_f64(2.0 * (1.0 + JITTER))
 }
 
 /// The rule for [`Config::group`], on its own for `peerd doctor`, which checks the group the

@@ -40,6 +40,80 @@ fn image_is_small_runs_unprivileged_and_reports_healthy() {
     assert!(healthy.is_some(), "the container never reported healthy");
 }
 
+/// The line of `check` in a doctor's report (for a human), if any.
+fn report_line<'a>(report: &'a str, check: &str) -> Option<&'a str> {
+    report
+        .lines()
+        .find(|line| line.split_whitespace().nth(1) == Some(check))
+}
+
+#[test]
+fn image_reports_unhealthy_with_the_reason_while_its_agent_cannot_send() {
+    // An address no interface of the container has: the socket cannot open.
+    let env = ["PEERD_INTERFACE=192.0.2.1"];
+    let Some(lan) = DockerLan::start_with(1, Timings::FAST, &[], &env) else {
+        return;
+    };
+    let container = lan.container("node1");
+    // The image's HEALTHCHECK runs `peerd health` every 5 s; the agent is not sending from
+    // 660 ms on. Its log keeps what each check printed.
+    let first_check = Duration::from_secs(5);
+    let failed = wait_for(first_check + POLL_SLACK, || {
+        let log = docker_ok(&[
+            "inspect",
+            "--format",
+            "{{json .State.Health.Log}}",
+            container,
+        ]);
+        let log: Vec<serde_json::Value> = serde_json::from_str(&log).unwrap_or_default();
+        log.into_iter().find(|check| check["ExitCode"] != 0)
+    });
+    let failed = failed.expect("the image's health check never failed");
+    let output = failed["Output"].as_str().unwrap_or_default();
+    assert!(
+        output.contains("is not sending: no beacon sent for ")
+            && output.contains("cannot open the multicast socket"),
+        "{failed:#}"
+    );
+    let out = lan.exec("node1", &["peerd", "doctor", "--listen", "1s"]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    let agent = report_line(&report, "agent").unwrap_or_else(|| panic!("{report}"));
+    assert!(
+        agent.starts_with("fail") && agent.contains("it is not sending"),
+        "{agent}"
+    );
+}
+
+#[test]
+fn doctor_beside_an_agent_on_an_internal_network_does_not_count_the_agent_as_another_node() {
+    // The README's `docker exec CONTAINER peerd doctor`, on an --internal network: the
+    // container hears its own agent, and nobody else.
+    let Some(lan) = DockerLan::start_with(1, Timings::FAST, &["--internal"], &[]) else {
+        return;
+    };
+    let out = lan.exec("node1", &["peerd", "doctor", "--listen", "1s"]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    let line = |check| report_line(&report, check).unwrap_or_else(|| panic!("{report}"));
+    // Its beacons were heard: they are what today's doctor took for another node's.
+    let peers = line("peers");
+    assert!(
+        peers.starts_with("warn")
+            && peers.contains("no other node heard in 1s and the local agent"),
+        "{report}"
+    );
+    assert!(line("agent").starts_with("ok"), "{report}");
+    let docker = line("docker");
+    assert!(
+        docker.starts_with("unknown") && docker.contains("docker network inspect"),
+        "{report}"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "warnings and unknowns only: {report}"
+    );
+}
+
 #[test]
 fn doctor_in_a_container_says_an_internal_network_cannot_be_told_from_inside() {
     let Some(image) = crate::support::docker::image() else {

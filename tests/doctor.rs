@@ -1,15 +1,16 @@
 //! `peerd doctor` in namespaces that each hold one cause: a healthy LAN, a firewall that drops
-//! the group, a node alone, an interface without carrier, no multicast route and a strict
-//! rp_filter.
+//! the group, an agent that cannot send, a node alone, an interface without carrier, no
+//! multicast route and a strict rp_filter.
 
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
+use crate::support::agent::Agent;
 use crate::support::lan::Lan;
 use crate::support::netns::Netns;
 use crate::support::timings::{POLL_SLACK, Timings};
-use crate::support::{PEERD, wait_for};
+use crate::support::{PEERD, api_addr, wait_for};
 
 /// Runs `peerd doctor --json args...` in `netns`; its exit code and its checks by name.
 fn doctor(mut command: Command, args: &[&str]) -> (i32, Vec<Value>) {
@@ -129,6 +130,45 @@ fn a_firewall_that_drops_the_group_fails_the_loopback_and_agent_checks() {
     );
     // At 300 ms it sent beacons during the 1 s window, and heard none of them back.
     assert_eq!(status(&checks, "agent"), "fail", "{checks:#?}");
+}
+
+#[test]
+fn an_agent_that_cannot_send_fails_the_agent_check_with_the_reason() {
+    let Some(netns) = Netns::create("doc-held") else {
+        return;
+    };
+    // Another program holds the port: neither the agent nor the doctor's probe can bind it.
+    let _holder = netns.hold_udp_port(peerd::config::PORT);
+    let timings = Timings::FAST;
+    let agent = Agent::launch(
+        &netns,
+        "held",
+        &api_addr(0),
+        Some("127.0.0.1"),
+        timings,
+        &[],
+    );
+    // Up for longer than two jittered intervals, none of them sent.
+    let limit = u64::try_from(timings.not_sending_bound().as_millis()).expect("a few ms");
+    let up = wait_for(timings.not_sending_bound() + POLL_SLACK, || {
+        agent.status().filter(|s| s.uptime_ms > limit)
+    });
+    assert_eq!(up.expect("the API answers").beacons_sent, 0);
+    let with_api = [&ON_LOOPBACK[..], &["--api", agent.api()]].concat();
+    let (code, checks) = doctor(netns.command(PEERD), &with_api);
+    assert_eq!(code, 1, "{checks:#?}");
+    assert_eq!(status(&checks, "loopback"), "fail", "{checks:#?}");
+    assert_eq!(status(&checks, "agent"), "fail", "{checks:#?}");
+    let agent_check = check(&checks, "agent");
+    let detail = agent_check["detail"].as_str().expect("detail");
+    assert!(
+        detail.contains("0 beacons sent")
+            && detail.contains("it is not sending (no beacon sent for ")
+            && detail.contains("Address already in use"),
+        "{detail}"
+    );
+    let fix = agent_check["fix"].as_str().expect("a fix");
+    assert!(fix.contains("ss -ulpn"), "{fix}");
 }
 
 #[test]

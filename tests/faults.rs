@@ -1,5 +1,6 @@
 //! Faults an agent rides out: being stopped for longer than a ttl, an interface address that
-//! appears only after it started, and peers that run at other timings.
+//! appears only after it started, a port another program holds (unhealthy meanwhile, and saying
+//! why), and peers that run at other timings.
 
 use std::time::{Duration, Instant};
 
@@ -8,7 +9,45 @@ use crate::support::cluster::Cluster;
 use crate::support::lan::Lan;
 use crate::support::netns::Netns;
 use crate::support::timings::{POLL_SLACK, Timings};
-use crate::support::wait_for;
+use crate::support::{api_addr, wait_for};
+
+/// What `peerd health` said once it failed, within `timings`' bound for an agent that cannot
+/// send (plus the harness's slack); panics with the agent's log if it kept saying ok.
+fn health_fails(agent: &Agent, timings: Timings) -> String {
+    let failed = wait_for(timings.not_sending_bound() + POLL_SLACK, || {
+        let out = agent.health();
+        (!out.status.success()).then(|| String::from_utf8_lossy(&out.stderr).into_owned())
+    });
+    failed.unwrap_or_else(|| panic!("peerd health kept exiting 0:\n{}", agent.log()))
+}
+
+/// Waits until `peerd health` exits 0 again, within `bound` plus the harness's slack.
+fn health_recovers(agent: &Agent, bound: Duration) {
+    let healthy = wait_for(bound + POLL_SLACK, || {
+        agent.health().status.success().then_some(())
+    });
+    assert!(healthy.is_some(), "never healthy again:\n{}", agent.log());
+}
+
+/// `GET /healthz` on `agent`'s API with curl in its namespace: the status code and the body.
+fn healthz(agent: &Agent) -> (u16, String) {
+    const MARK: &str = "\n@@code@@";
+    let out = agent
+        .command("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "5",
+            "-w",
+            &format!("{MARK}%{{http_code}}"),
+        ])
+        .arg(format!("http://{}/healthz", agent.api()))
+        .output()
+        .expect("run curl in the namespace (the test needs curl)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (body, code) = text.rsplit_once(MARK).expect("curl writes the code");
+    (code.parse().expect("an HTTP status"), body.to_owned())
+}
 
 fn lists(lan: &Lan, node: &str, peer: &str) -> bool {
     lan.peers(node)
@@ -89,6 +128,16 @@ fn an_agent_whose_address_is_missing_at_start_retries_until_it_is_there() {
             .beacons_sent,
         0
     );
+    // Unhealthy two jittered intervals after its start, saying why.
+    let said = health_fails(&agent, Timings::FAST);
+    assert!(
+        said.starts_with("peerd: late on 239.255.49.1:24901 via 10.98.0.1 is not sending: no beacon sent for ")
+            && said.contains("cannot open the multicast socket: joining multicast group 239.255.49.1 on interface 10.98.0.1"),
+        "{said}"
+    );
+    let (code, body) = healthz(&agent);
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("cannot open the multicast socket"), "{body}");
     netns.ip(&["addr", "add", "10.98.0.1/24", "dev", "eth0"]);
     // The backoff doubles from 1 s; the first retries come within a few seconds.
     let heard = wait_for(POLL_SLACK * 2, || {
@@ -96,6 +145,83 @@ fn an_agent_whose_address_is_missing_at_start_retries_until_it_is_there() {
     });
     assert!(heard.is_some(), "never beaconed: {}", agent.log());
     assert!(agent.log().contains("multicast socket open: beaconing"));
+    health_recovers(&agent, Duration::ZERO);
+    assert_eq!(healthz(&agent), (200, "ok\n".to_owned()));
+}
+
+#[test]
+fn an_agent_whose_port_another_program_holds_is_unhealthy_until_it_is_freed() {
+    let Some(netns) = Netns::create("held") else {
+        return;
+    };
+    let holder = netns.hold_udp_port(peerd::config::PORT);
+    let timings = Timings::FAST;
+    let agent = Agent::launch(
+        &netns,
+        "held",
+        &api_addr(0),
+        Some("127.0.0.1"),
+        timings,
+        &[],
+    );
+    // At the default timings it has 33 s to send before it is unhealthy: a new agent is
+    // healthy, whatever its first tries met.
+    let patient = Agent::launch(
+        &netns,
+        "patient",
+        &api_addr(1),
+        Some("127.0.0.1"),
+        Timings::DEFAULT,
+        &[],
+    );
+    agent.wait_ready();
+    patient.wait_ready();
+
+    let said = health_fails(&agent, timings);
+    assert_eq!(said.lines().count(), 1, "one line: {said}");
+    assert!(
+        said.contains("is not sending: no beacon sent for ")
+            && said.contains("cannot open the multicast socket: binding UDP 239.255.49.1:24901: Address already in use"),
+        "{said}"
+    );
+    // With --json it prints the status all the same, the reason in it, and fails.
+    let out = agent
+        .client("health", &["--json"])
+        .output()
+        .expect("run peerd health");
+    assert_eq!(out.status.code(), Some(1));
+    let status: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("health --json prints the status");
+    let reason = status["not_sending"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("cannot open the multicast socket: "),
+        "{status:#}"
+    );
+    let limit = u64::try_from((timings.longest_gap() * 2).as_millis()).expect("a few ms");
+    assert!(
+        status["not_sending"]["since_ms_ago"].as_u64() > Some(limit),
+        "not sending only after two jittered intervals: {status:#}"
+    );
+    assert_eq!(status["last_beacon_sent_ms_ago"], serde_json::Value::Null);
+    let (code, body) = healthz(&agent);
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.starts_with("no beacon sent for ")
+            && body.ends_with("Address already in use (os error 98)\n"),
+        "{body}"
+    );
+    let early = patient.health();
+    assert!(
+        early.status.success(),
+        "{}",
+        String::from_utf8_lossy(&early.stderr)
+    );
+
+    drop(holder);
+    // Retried every interval at the latest; a new socket announces at once.
+    health_recovers(&agent, timings.longest_gap());
+    assert_eq!(healthz(&agent), (200, "ok\n".to_owned()));
+    assert!(agent.status().expect("answers").beacons_sent > 0);
 }
 
 #[test]

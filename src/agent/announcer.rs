@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::link::{Announced, AnnouncerSide, Cue};
+use super::link::{Announced, AnnouncerSide, Cue, Outcome};
 use super::notify::{self, Notifier};
 use crate::clock::{now, wall_now};
 use crate::config::Config;
@@ -54,11 +54,11 @@ impl AnnouncerTask {
         loop {
             if let Some(outgoing) = self.core.poll(now(), wall_now()) {
                 self.refresh_membership();
-                let sent = self.send(&outgoing.bytes).await;
+                let outcome = self.send(&outgoing.bytes).await;
                 // Fails only once the receiver stopped, on the way out.
                 let _ = self.link.announced.send(Announced {
                     early: outgoing.early,
-                    sent,
+                    outcome,
                 });
             }
             let next = self.core.next_wakeup();
@@ -85,7 +85,7 @@ impl AnnouncerTask {
             notifier.send(notify::STOPPING);
         }
         let goodbye = self.core.goodbye(wall_now());
-        if self.send(&goodbye).await {
+        if self.send(&goodbye).await.is_sent() {
             info!("goodbye sent");
         }
     }
@@ -109,12 +109,12 @@ impl AnnouncerTask {
         }
     }
 
-    /// Sends one beacon to the group; returns whether it went out. Only the first of a run of
+    /// Sends one beacon to the group; returns what became of it. Only the first of a run of
     /// failures is a warning, so an unplugged link does not fill the log.
-    async fn send(&mut self, beacon: &[u8]) -> bool {
+    async fn send(&mut self, beacon: &[u8]) -> Outcome {
         let target: SocketAddr = self.config.group_addr();
         let Some(socket) = self.link.sockets.borrow().clone() else {
-            return false; // not open now: the receiver says why
+            return Outcome::NoSocket;
         };
         let was_sending = std::mem::replace(&mut self.sending, false);
         match socket.send_to(beacon, target).await {
@@ -124,13 +124,17 @@ impl AnnouncerTask {
                     info!(%target, "sending beacons again");
                 }
                 self.sending = true;
+                Outcome::Sent
             }
             // Not fatal: a link that is down now may be up by the next beacon.
-            Err(err) if was_sending => {
-                warn!(%target, error = %err, "cannot send beacon; will keep trying every interval")
+            Err(err) => {
+                if was_sending {
+                    warn!(%target, error = %err, "cannot send beacon; will keep trying every interval");
+                } else {
+                    debug!(%target, error = %err, "cannot send beacon");
+                }
+                Outcome::Failed(err.to_string())
             }
-            Err(err) => debug!(%target, error = %err, "cannot send beacon"),
         }
-        self.sending
     }
 }

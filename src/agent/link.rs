@@ -3,7 +3,7 @@
 //!   announcer sends on whatever it holds now (and announces at once on a new one);
 //! - cues, receiver to announcer: a newcomer heard (answer early), or a stall (announce now);
 //! - what was announced, announcer to receiver: the receiver counts it, and its socket keeper
-//!   needs it to tell a deaf socket from a link that is down.
+//!   needs it to tell a deaf socket from a link that is down, and to say why none goes out.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,12 +30,28 @@ pub enum Cue {
 }
 
 /// From the announcer to the receiver: one beacon of the schedule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Announced {
     /// It answered a newcomer.
     pub early: bool,
-    /// It went out (sending fails while a link is down or the socket is being reopened).
-    pub sent: bool,
+    pub outcome: Outcome,
+}
+
+/// What became of a beacon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Sent,
+    /// No socket was open: the receiver, which opens it, knows why.
+    NoSocket,
+    /// The kernel refused it (a link down, an address gone), with the error: the agent's
+    /// health says it once the failures last.
+    Failed(String),
+}
+
+impl Outcome {
+    pub fn is_sent(&self) -> bool {
+        matches!(self, Outcome::Sent)
+    }
 }
 
 /// The receiver's ends of the link.

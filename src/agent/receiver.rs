@@ -12,7 +12,7 @@ use tracing::{info, warn};
 
 use super::events::Funnel;
 use super::hooks::HookCounters;
-use super::link::{Announced, Cue, ReceiverSide};
+use super::link::{Announced, Cue, Outcome, ReceiverSide};
 use super::notify::{self, Notifier};
 use crate::api::query::{Figures, Query, Start, Subscription};
 use crate::api::{PeerInfo, Snapshot};
@@ -151,10 +151,12 @@ impl ReceiverTask {
             }
             match woke {
                 Woke::Query(query) => self.answer(query),
-                Woke::Announced(Announced { early, sent }) => {
-                    self.core.announced(early, sent);
-                    if sent {
-                        self.keeper.beacon_sent();
+                Woke::Announced(Announced { early, outcome }) => {
+                    self.core.announced(early, outcome.is_sent());
+                    match outcome {
+                        Outcome::Sent => self.keeper.beacon_sent(now),
+                        Outcome::Failed(err) => self.keeper.send_failed(err),
+                        Outcome::NoSocket => {} // its failure to open is the reason
                     }
                 }
                 Woke::Readable(Ok(())) => {
@@ -254,8 +256,9 @@ impl ReceiverTask {
                 }
             }
             Err(err) => {
-                if let Some(warning) = self.keeper.open_failed(now) {
-                    warn!(error = %format!("{err:#}"), failures = warning.failures,
+                let error = format!("{err:#}");
+                if let Some(warning) = self.keeper.open_failed(now, error.clone()) {
+                    warn!(%error, failures = warning.failures,
                         next_warning_in = %humantime::format_duration(warning.next_warning_in),
                         "cannot open the multicast socket; retrying every interval");
                 }
@@ -368,6 +371,7 @@ impl ReceiverTask {
                 receive_buffer_bytes: open.and_then(|open| open.receive_buffer),
                 reopens: self.keeper.reopens(),
             },
+            sending: self.keeper.sending(now),
             events: self.funnel.counts(),
             hooks: self.hooks.snapshot(),
         }

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::types::{EventCounts, HookCounts, PeerChange, PeerInfo, Snapshot};
-use crate::net::keeper::SocketStats;
+use crate::net::keeper::{Sending, SocketStats};
 use crate::node::NodeStats;
 
 /// A question to the registry's owner; each carries its reply channel.
@@ -33,8 +33,26 @@ pub struct Figures {
     pub uptime: Duration,
     pub node: NodeStats,
     pub socket: SocketStats,
+    /// Whether the beacons go out: the status says it, the health check fails on it.
+    pub sending: Sending,
     pub events: EventCounts,
     pub hooks: HookCounts,
+}
+
+#[cfg(test)]
+impl Figures {
+    /// The figures of an agent that has counted nothing, as of `at`.
+    pub(crate) fn zero(at: Instant) -> Figures {
+        Figures {
+            at,
+            uptime: Duration::ZERO,
+            node: NodeStats::default(),
+            socket: SocketStats::default(),
+            sending: Sending::default(),
+            events: EventCounts::default(),
+            hooks: HookCounts::default(),
+        }
+    }
 }
 
 /// What a new subscriber gets, atomically: where to start, and every event after that.

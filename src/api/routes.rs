@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use super::metrics::{self, METRICS_PATH};
 use super::query::{ApiError, Query, ask};
 use super::server::ApiCounters;
-use super::status::AgentStatus;
+use super::status::{AgentStatus, NotSendingInfo};
 use super::types::PeerInfo;
 use super::{page, stream};
 use crate::config::Config;
@@ -101,17 +101,30 @@ async fn metrics(State(state): State<ApiState>) -> Result<impl IntoResponse, Api
 /// wedged, not busy.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Healthy when the receive loop answers a query within [`HEALTH_TIMEOUT`]. This handler runs
-/// on the API's task, so without the timeout a wedged receive loop would make the check hang
-/// instead of fail. (A task that panics does not go unnoticed either way: the release build
-/// aborts on panic, and in a debug build the query channel closes and this answers 503.)
-async fn health(State(queries): State<mpsc::Sender<Query>>) -> Result<&'static str, ApiError> {
-    match tokio::time::timeout(HEALTH_TIMEOUT, ask(&queries, Query::Status)).await {
-        Ok(answer) => answer.map(|_| "ok\n"),
-        Err(_) => Err((
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the receive loop did not answer within 1s\n",
-        )),
+/// Healthy when the receive loop answers a query within [`HEALTH_TIMEOUT`] and the agent's
+/// beacons go out: one its peers cannot hear is of no use, however well it answers. 503 with
+/// the reason in one line otherwise. This handler runs on the API's task, so without the
+/// timeout a wedged receive loop would make the check hang instead of fail. (A task that panics
+/// does not go unnoticed either way: the release build aborts on panic, and in a debug build
+/// the query channel closes and this answers 503.)
+async fn health(
+    State(queries): State<mpsc::Sender<Query>>,
+) -> Result<&'static str, (StatusCode, String)> {
+    let unavailable = |message: String| (StatusCode::SERVICE_UNAVAILABLE, message);
+    let figures = match tokio::time::timeout(HEALTH_TIMEOUT, ask(&queries, Query::Status)).await {
+        Ok(answer) => answer.map_err(|(code, message)| (code, message.to_owned()))?,
+        Err(_) => {
+            return Err(unavailable(
+                "the receive loop did not answer within 1s\n".to_owned(),
+            ));
+        }
+    };
+    match &figures.sending.not_sending {
+        None => Ok("ok\n"),
+        Some(not_sending) => Err(unavailable(format!(
+            "{}\n",
+            NotSendingInfo::from(not_sending)
+        ))),
     }
 }
 
@@ -121,27 +134,38 @@ mod tests {
 
     use super::*;
     use crate::api::query::{Figures, UNAVAILABLE};
+    use crate::net::keeper::NotSending;
 
-    fn figures() -> Figures {
-        Figures {
-            at: Instant::now(),
-            uptime: Duration::ZERO,
-            node: Default::default(),
-            socket: Default::default(),
-            events: Default::default(),
-            hooks: Default::default(),
-        }
+    /// A receive loop that answers one status query with `figures`.
+    fn answering(figures: Figures) -> mpsc::Sender<Query> {
+        let (queries, mut loop_side) = mpsc::channel(1);
+        tokio::spawn(async move {
+            if let Some(Query::Status(reply)) = loop_side.recv().await {
+                let _ = reply.send(figures);
+            }
+        });
+        queries
     }
 
     #[tokio::test]
     async fn health_is_ok_while_the_receive_loop_answers() {
-        let (queries, mut loop_side) = mpsc::channel(1);
-        tokio::spawn(async move {
-            if let Some(Query::Status(reply)) = loop_side.recv().await {
-                let _ = reply.send(figures());
-            }
-        });
+        let queries = answering(Figures::zero(Instant::now()));
         assert_eq!(health(State(queries)).await, Ok("ok\n"));
+    }
+
+    #[tokio::test]
+    async fn health_fails_with_the_reason_while_the_agent_is_not_sending() {
+        let mut figures = Figures::zero(Instant::now());
+        figures.sending.not_sending = Some(NotSending {
+            since: Duration::from_millis(1500),
+            reason: "cannot open the multicast socket: binding UDP 239.255.49.1:24901: Address already in use (os error 98)".into(),
+        });
+        let (code, message) = health(State(answering(figures))).await.unwrap_err();
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            message,
+            "no beacon sent for 1s 500ms: cannot open the multicast socket: binding UDP 239.255.49.1:24901: Address already in use (os error 98)\n"
+        );
     }
 
     // Paused clock: the timeout elapses as soon as nothing else can run, not after a real second.
@@ -157,6 +181,10 @@ mod tests {
     async fn health_fails_when_the_receive_loop_is_gone() {
         let (queries, gone_loop) = mpsc::channel(1);
         drop(gone_loop);
-        assert_eq!(health(State(queries)).await, Err(UNAVAILABLE));
+        let (code, message) = UNAVAILABLE;
+        assert_eq!(
+            health(State(queries)).await,
+            Err((code, message.to_owned()))
+        );
     }
 }

@@ -2,11 +2,15 @@
 //! the one place it is put together: the agent's settings, the figures its tasks counted and
 //! the API's own counts.
 
+use std::fmt;
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use super::query::Figures;
 use super::types::{ConflictInfo, EventCounts, HookCounts, millis};
 use crate::config::Config;
+use crate::net::keeper::NotSending;
 use crate::node::Refused;
 use crate::wire::beacon::format_instance;
 
@@ -59,6 +63,14 @@ pub struct AgentStatus {
     /// Times the multicast socket was opened again after an error or a silence.
     #[serde(default)]
     pub socket_reopens: u64,
+    /// How long ago a beacon last went out; `null` before the first.
+    #[serde(default)]
+    pub last_beacon_sent_ms_ago: Option<u64>,
+    /// Set while the agent is not sending: no beacon went out for two jittered intervals. Then
+    /// `/healthz` answers 503 and `peerd health` exits 1, saying why. An older agent's answer
+    /// lacks it, and reads as sending.
+    #[serde(default)]
+    pub not_sending: Option<NotSendingInfo>,
     /// Peer events since the start, by kind.
     pub events: EventCounts,
     /// What the `--on-event` programs did.
@@ -67,6 +79,33 @@ pub struct AgentStatus {
     /// so a newer client still reads that as zeros.
     #[serde(default)]
     pub api: ApiCounts,
+}
+
+/// The agent is not sending: for how long, and why.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotSendingInfo {
+    /// How long ago the last beacon went out or, if none did since it started (or was stopped
+    /// with nothing failing), since then.
+    pub since_ms_ago: u64,
+    /// The last failure: `cannot open the multicast socket: ...` or `cannot send a beacon: ...`.
+    pub reason: String,
+}
+
+impl From<&NotSending> for NotSendingInfo {
+    fn from(not_sending: &NotSending) -> NotSendingInfo {
+        NotSendingInfo {
+            since_ms_ago: millis(not_sending.since),
+            reason: not_sending.reason.clone(),
+        }
+    }
+}
+
+/// The one line `/healthz`, `peerd health` and `peerd doctor` give.
+impl fmt::Display for NotSendingInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let since = humantime::format_duration(Duration::from_millis(self.since_ms_ago));
+        write!(f, "no beacon sent for {since}: {}", self.reason)
+    }
 }
 
 /// The HTTP API's connections: open now, and closed by its limits since the agent started.
@@ -190,6 +229,12 @@ impl AgentStatus {
             }),
             stalls: node.stalls,
             socket_reopens: figures.socket.reopens,
+            last_beacon_sent_ms_ago: figures.sending.last_sent.map(millis),
+            not_sending: figures
+                .sending
+                .not_sending
+                .as_ref()
+                .map(NotSendingInfo::from),
             events: figures.events,
             hooks: figures.hooks,
             api,
@@ -203,7 +248,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::net::keeper::SocketStats;
+    use crate::net::keeper::{Sending, SocketStats};
     use crate::node::{Impostor, NodeStats};
 
     #[test]
@@ -216,6 +261,47 @@ mod tests {
         json.as_object_mut().expect("an object").remove("api");
         let read: AgentStatus = serde_json::from_value(json).expect("it still parses");
         assert_eq!(read.api, ApiCounts::default());
+    }
+
+    #[test]
+    fn an_older_agents_status_reads_as_sending() {
+        let mut json = serde_json::to_value(AgentStatus::default()).expect("a status serializes");
+        let fields = json.as_object_mut().expect("an object");
+        for field in ["not_sending", "last_beacon_sent_ms_ago"] {
+            assert!(fields.remove(field).is_some(), "{field} is in the status");
+        }
+        let read: AgentStatus = serde_json::from_value(json).expect("it still parses");
+        assert_eq!(
+            (read.not_sending, read.last_beacon_sent_ms_ago),
+            (None, None)
+        );
+    }
+
+    #[test]
+    fn an_agent_not_sending_says_for_how_long_and_why_in_one_line() {
+        let config = Config::new("node-1", Ipv4Addr::LOCALHOST);
+        let figures = Figures {
+            sending: Sending {
+                last_sent: Some(Duration::from_millis(40_250)),
+                not_sending: Some(NotSending {
+                    since: Duration::from_millis(40_250),
+                    reason: "cannot send a beacon: Network is unreachable (os error 101)".into(),
+                }),
+            },
+            ..Figures::zero(Instant::now())
+        };
+        let status = AgentStatus::new(&config, 1, &figures, ApiCounts::default());
+        assert_eq!(status.last_beacon_sent_ms_ago, Some(40_250));
+        let not_sending = status.not_sending.expect("not sending");
+        assert_eq!(
+            not_sending.to_string(),
+            "no beacon sent for 40s 250ms: cannot send a beacon: Network is unreachable (os error 101)"
+        );
+        let json = serde_json::to_value(&not_sending).expect("serializes");
+        assert_eq!(json["since_ms_ago"], 40_250);
+        let zero = Figures::zero(Instant::now());
+        let sending = AgentStatus::new(&config, 1, &zero, ApiCounts::default());
+        assert_eq!(sending.not_sending, None);
     }
 
     #[test]
@@ -245,6 +331,7 @@ mod tests {
                 receive_buffer_bytes: Some(2048),
                 reopens: 1,
             },
+            sending: Sending::default(),
             events: EventCounts {
                 joined: 3,
                 ..EventCounts::default()

@@ -22,12 +22,22 @@ pub async fn show_peers(list: ListArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints the agent's status; fails (exit 1) if no agent answers.
+/// Prints the agent's status; fails (exit 1) if no agent answers, or if it answers but is not
+/// sending, saying why (after the status, with `--json`).
 pub async fn show_health(args: PeersArgs) -> anyhow::Result<()> {
     let status: AgentStatus = client::get_json(args.api, api::STATUS_PATH).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&status)?);
-    } else {
+    }
+    if let Some(not_sending) = &status.not_sending {
+        anyhow::bail!(
+            "{} on {} via {} is not sending: {not_sending}",
+            status.hostname,
+            status.group,
+            status.interface
+        );
+    }
+    if !args.json {
         println!(
             "ok: {} on {} via {}, {} live peers",
             status.hostname, status.group, status.interface, status.peers

@@ -10,6 +10,27 @@ use super::probe::{Heard, PROBE_HOSTNAME};
 use crate::config;
 use crate::wire::beacon::Beacon;
 
+/// Whether `beacon` is the probe's: the doctor's own, or another doctor's on this network.
+fn is_probe(beacon: &Beacon, probe: u64) -> bool {
+    beacon.instance == probe || beacon.hostname == PROBE_HOSTNAME
+}
+
+/// Whether `beacon` is another node's: neither a probe's nor the local agent's (`local_agent`,
+/// its instance, if it answered). The peers line and the Docker check both count by it, so
+/// they cannot disagree.
+fn is_other_node(beacon: &Beacon, probe: u64, local_agent: Option<u64>) -> bool {
+    !is_probe(beacon, probe) && Some(beacon.instance) != local_agent
+}
+
+/// Whether any other node was heard, as the peers line counts them.
+pub fn others_heard(heard: &[Heard], probe: u64, local_agent: Option<u64>) -> bool {
+    heard.iter().any(|h| {
+        h.beacon
+            .as_ref()
+            .is_ok_and(|b| is_other_node(b, probe, local_agent))
+    })
+}
+
 /// The checks of what was heard: other nodes, foreign datagrams, duplicate hostnames, timings.
 /// `local_agent` is the instance of the agent on this host, if one answered: its beacons are
 /// not another node's. `ttl` is how long this node keeps a silent peer.
@@ -23,11 +44,11 @@ pub fn check_heard(
     let beacons: Vec<(Duration, &Beacon)> = heard
         .iter()
         .filter_map(|h| Some((h.at, h.beacon.as_ref().ok()?)))
-        .filter(|(_, b)| b.instance != probe && b.hostname != PROBE_HOSTNAME)
+        .filter(|(_, b)| !is_probe(b, probe))
         .collect();
     let others: Vec<&(Duration, &Beacon)> = beacons
         .iter()
-        .filter(|(_, b)| Some(b.instance) != local_agent)
+        .filter(|(_, b)| is_other_node(b, probe, local_agent))
         .collect();
     let mut instances: BTreeMap<&str, BTreeSet<u64>> = BTreeMap::new();
     for (_, b) in &others {

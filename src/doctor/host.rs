@@ -340,6 +340,19 @@ pub fn check_agent(
         status.beacons_sent,
         status.own_beacons_received
     );
+    // First: an agent that cannot send is failing whatever else it heard.
+    if let Some(not_sending) = &status.not_sending {
+        let port = status.group.rsplit(':').next().unwrap_or_default();
+        return Check::not_ok(
+            NAME,
+            Status::Fail,
+            format!("{detail}: it is not sending ({not_sending})"),
+            format!(
+                "it retries on its own once the cause is gone: another program may hold UDP port {port} without SO_REUSEADDR (`ss -ulpn`), or {} may not be an address of this host or its link may be down (`ip -4 addr`, `ip link`)",
+                status.interface
+            ),
+        );
+    }
     // Its counters since it started would hide a firewall rule added since: what changed
     // during the window tells, when it sent a beacon then.
     let deaf_now = status.beacons_sent > before.beacons_sent

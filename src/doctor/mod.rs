@@ -13,7 +13,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 pub use self::check::{Check, Status};
-use self::hearing::check_heard;
+use self::hearing::{check_heard, others_heard};
 use self::host::*;
 pub use self::probe::{Heard, PROBE_HOSTNAME};
 use crate::api::client;
@@ -103,6 +103,11 @@ pub async fn run(options: &Options) -> Vec<Check> {
         return checks;
     };
 
+    // Its beacons are not another node's: neither the peers line nor the Docker check counts them.
+    let local_agent = status
+        .as_ref()
+        .ok()
+        .and_then(|s| u64::from_str_radix(&s.instance, 16).ok());
     let probe = fastrand::u64(..);
     let listened = probe::listen(options.group, options.port, address, options.listen, probe).await;
     let heard = listened.as_ref().map(|(heard, _)| heard.as_slice());
@@ -115,10 +120,6 @@ pub async fn run(options: &Options) -> Vec<Check> {
     ));
     if let Ok((heard, igmp)) = &listened {
         checks.push(check_igmp(igmp.as_deref(), &device, options.group));
-        let local_agent = status
-            .as_ref()
-            .ok()
-            .and_then(|s| u64::from_str_radix(&s.instance, 16).ok());
         let ttl = status
             .as_ref()
             .map_or(config::PEER_TTL, |s| Duration::from_millis(s.ttl_ms));
@@ -136,11 +137,9 @@ pub async fn run(options: &Options) -> Vec<Check> {
     checks.push(check_route(routes.as_deref(), options.group, &device));
     // Docker marks its containers with this file.
     if std::path::Path::new("/.dockerenv").exists() {
-        let others_heard = listened.as_ref().is_ok_and(|(heard, _)| {
-            heard
-                .iter()
-                .any(|h| h.beacon.as_ref().is_ok_and(|b| b.instance != probe))
-        });
+        let others_heard = listened
+            .as_ref()
+            .is_ok_and(|(heard, _)| others_heard(heard, probe, local_agent));
         checks.push(check_docker_network(
             others_heard,
             options.group,
@@ -310,6 +309,30 @@ mod tests {
     }
 
     #[test]
+    fn the_docker_check_counts_the_nodes_the_peers_line_counts() {
+        let probe = beacon(1, PROBE_HOSTNAME, PROBE);
+        let other_probe = beacon(2, PROBE_HOSTNAME, 0xd0d);
+        let local = beacon(3, "local", 1);
+        let other = beacon(4, "node2", 2);
+        let cases = [
+            (vec![], false),
+            (vec![probe.clone(), other_probe.clone()], false),
+            // An agent in the container on an --internal network: only its own beacons.
+            (vec![probe.clone(), local.clone(), local.clone()], false),
+            (vec![probe, local, other], true),
+        ];
+        for (heard, others) in cases {
+            assert_eq!(others_heard(&heard, PROBE, Some(1)), others, "{heard:?}");
+            let peers = &check_heard(&heard, PROBE, Some(1), Duration::from_secs(1), LISTEN)[0];
+            assert_eq!(peers.status == Status::Ok, others, "{heard:?}: {peers:?}");
+            let docker = check_docker_network(others, GROUP, 24901);
+            assert_eq!(docker.status == Status::Ok, others, "{heard:?}");
+        }
+        // Without an agent answering, its beacons are another node's like any.
+        assert!(others_heard(&[beacon(3, "local", 1)], PROBE, None));
+    }
+
+    #[test]
     fn foreign_datagrams_and_doubled_hostnames_warn() {
         let mut heard = vec![
             beacon(1, "node1", 1),
@@ -441,6 +464,46 @@ mod tests {
         );
         status.own_beacons_received = 0;
         assert_eq!(check_agent(Ok(&status), None, None).status, Status::Fail);
+    }
+
+    #[test]
+    fn an_agent_that_is_not_sending_fails_with_the_reason() {
+        let mut status = AgentStatus {
+            hostname: "h".into(),
+            group: "239.255.49.1:24901".into(),
+            interface: "10.98.0.1".into(),
+            ..Default::default()
+        };
+        // Nothing sent, nothing heard back: no sign of deafness, and it must still fail.
+        assert_eq!(
+            check_agent(Ok(&status), None, Some(Ipv4Addr::new(10, 98, 0, 1))).status,
+            Status::Ok
+        );
+        status.not_sending = Some(api::NotSendingInfo {
+            since_ms_ago: 2_000,
+            reason: "cannot open the multicast socket: binding UDP 239.255.49.1:24901: Address already in use (os error 98)".into(),
+        });
+        let check = check_agent(Ok(&status), None, Some(Ipv4Addr::new(10, 98, 0, 1)));
+        assert_eq!(check.status, Status::Fail);
+        assert!(
+            check.detail.ends_with(
+                "it is not sending (no beacon sent for 2s: cannot open the multicast socket: binding UDP 239.255.49.1:24901: Address already in use (os error 98))"
+            ),
+            "{}",
+            check.detail
+        );
+        let fix = check.fix.unwrap_or_default();
+        assert!(
+            fix.contains("UDP port 24901") && fix.contains("ss -ulpn"),
+            "{fix}"
+        );
+        // The answer after the window is the one that counts.
+        let mut after = status.clone();
+        after.not_sending = None;
+        assert_eq!(
+            check_agent(Ok(&status), Some(&after), None).status,
+            Status::Ok
+        );
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! Keeping the multicast socket working, as a state machine without I/O: when to try opening it
 //! (backoff), when a run of receive errors means it is broken, when silence means it no longer
-//! hears the group (the watchdog), and when a late wake-up means the agent was stopped. The
-//! agent's receiver task does what it says; everything here takes `now`.
+//! hears the group (the watchdog), when a late wake-up means the agent was stopped, and whether
+//! its beacons go out (the agent's health). The agent's receiver task does what it says;
+//! everything here takes `now`.
 
+use std::fmt;
 use std::time::{Duration, Instant};
 
+use crate::config::two_longest_gaps;
 use crate::throttle::Throttle;
 
 /// A loop that wakes this much later than it meant to was not running: the process was
@@ -33,6 +36,45 @@ pub struct SocketStats {
     pub reopens: u64,
 }
 
+/// Whether the agent's beacons go out, as of an instant: its status says it, and its health
+/// check fails on it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Sending {
+    /// How long ago a beacon last went out; `None` before the first.
+    pub last_sent: Option<Duration>,
+    /// Set while the agent is not sending (see [`Keeper::sending`]).
+    pub not_sending: Option<NotSending>,
+}
+
+/// No beacon went out for longer than [`two_longest_gaps`]: the agent's peers are about to drop
+/// it, or never heard it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotSending {
+    /// How long ago the last beacon went out or, if none did since it started (or was stopped
+    /// with nothing failing), since then.
+    pub since: Duration,
+    /// Why: the last failure to open the socket or to send, as one line.
+    pub reason: String,
+}
+
+/// Why the last attempt to get a beacon out failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Failure {
+    /// The multicast socket did not open: the error.
+    Open(String),
+    /// The kernel refused a beacon: the error.
+    Send(String),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Open(err) => write!(f, "cannot open the multicast socket: {err}"),
+            Failure::Send(err) => write!(f, "cannot send a beacon: {err}"),
+        }
+    }
+}
+
 /// What the keeper knows of the socket.
 #[derive(Debug)]
 pub struct Keeper {
@@ -59,6 +101,13 @@ pub struct Keeper {
     /// Beacons that went out since our own last came back: the watchdog's evidence. A link
     /// that is down fails the sends, so its silence is no sign of a broken socket.
     sent_unheard: u32,
+    /// When a beacon last went out.
+    sent_at: Option<Instant>,
+    /// What [`Keeper::sending`] measures from: the last beacon that went out, the start, or
+    /// the end of a stop that held up the beacons of an agent that was sending.
+    silent_since: Instant,
+    /// Why the last attempt to open the socket or to send failed, until a beacon goes out.
+    failure: Option<Failure>,
 }
 
 /// The socket opened.
@@ -106,6 +155,9 @@ impl Keeper {
             error_log: Throttle::new(ERROR_LOG_PERIOD),
             heard_self: now,
             sent_unheard: 0,
+            sent_at: None,
+            silent_since: now,
+            failure: None,
         }
     }
 
@@ -135,9 +187,11 @@ impl Keeper {
         opened
     }
 
-    /// Opening failed at `now`: tried again at the next beacon due at the latest, so a link
-    /// that comes back is used within an interval, and warned about on the backoff's schedule.
-    pub fn open_failed(&mut self, now: Instant) -> Option<OpenWarning> {
+    /// Opening failed at `now` with `error`: tried again at the next beacon due at the latest,
+    /// so a link that comes back is used within an interval, and warned about on the backoff's
+    /// schedule.
+    pub fn open_failed(&mut self, now: Instant, error: String) -> Option<OpenWarning> {
+        self.failure = Some(Failure::Open(error));
         self.open_failures += 1;
         let mut warning = None;
         if now >= self.open_warn_at {
@@ -177,9 +231,36 @@ impl Keeper {
         }
     }
 
-    /// One of our beacons went out.
-    pub fn beacon_sent(&mut self) {
+    /// One of our beacons went out at `now`.
+    pub fn beacon_sent(&mut self, now: Instant) {
         self.sent_unheard = self.sent_unheard.saturating_add(1);
+        self.sent_at = Some(now);
+        self.silent_since = now;
+        self.failure = None;
+    }
+
+    /// The kernel refused one of our beacons with `error` (a link down, an address gone).
+    pub fn send_failed(&mut self, error: String) {
+        self.failure = Some(Failure::Send(error));
+    }
+
+    /// Whether the beacons go out as of `now`. The agent is not sending once no beacon went out
+    /// for longer than [`two_longest_gaps`] (since the last one, or since it started trying):
+    /// a beacon lost to a blip of the link is no failure, but by then its peers are about to
+    /// drop it. So a new agent is healthy until it has had that long to send.
+    pub fn sending(&self, now: Instant) -> Sending {
+        let since = now.saturating_duration_since(self.silent_since);
+        let not_sending = (since > two_longest_gaps(self.interval)).then(|| NotSending {
+            since,
+            reason: self.failure.as_ref().map_or_else(
+                || "no attempt was made to send one".to_owned(),
+                Failure::to_string,
+            ),
+        });
+        Sending {
+            last_sent: self.sent_at.map(|at| now.saturating_duration_since(at)),
+            not_sending,
+        }
     }
 
     /// One of our beacons came back over the loop at `now`: the socket hears the group.
@@ -197,9 +278,13 @@ impl Keeper {
         (self.open && self.sent_unheard >= 2 && silence >= self.ttl).then_some(silence)
     }
 
-    /// The agent resumed at `now` after a stall: the silence it could not hear proves nothing.
+    /// The agent resumed at `now` after a stall: the silence it could not hear proves nothing,
+    /// nor do the beacons it could not send, unless the last attempt before it had failed.
     pub fn stalled(&mut self, now: Instant) {
         self.restart_watchdog(now);
+        if self.failure.is_none() {
+            self.silent_since = now;
+        }
     }
 
     fn restart_watchdog(&mut self, now: Instant) {
@@ -231,6 +316,17 @@ mod tests {
         Duration::from_secs(s)
     }
 
+    fn in_use() -> String {
+        "binding UDP 239.255.49.1:24901: Address already in use (os error 98)".to_owned()
+    }
+
+    fn ms(ms: u64) -> Duration {
+        Duration::from_millis(ms)
+    }
+
+    /// 2 x 16.5 s at the 15 s interval.
+    const LIMIT: Duration = Duration::from_millis(33_000);
+
     #[test]
     fn opens_at_once_and_is_ready_only_the_first_time() {
         let t0 = Instant::now();
@@ -259,7 +355,7 @@ mod tests {
         let mut warnings = Vec::new();
         for _ in 0..40 {
             assert!(keeper.open_due(now));
-            if let Some(warning) = keeper.open_failed(now) {
+            if let Some(warning) = keeper.open_failed(now, in_use()) {
                 warnings.push((now - t0, warning.next_warning_in));
             }
             let retry = keeper.next_wakeup().expect("closed: a retry is due");
@@ -278,7 +374,7 @@ mod tests {
         // A later failure starts the backoff from its first step again.
         keeper.reopen(now);
         assert_eq!(
-            keeper.open_failed(now).map(|w| w.next_warning_in),
+            keeper.open_failed(now, in_use()).map(|w| w.next_warning_in),
             Some(FIRST_RETRY)
         );
     }
@@ -314,16 +410,16 @@ mod tests {
         let mut keeper = Keeper::new(INTERVAL, TTL, t0);
         keeper.opened(t0);
         assert_eq!(keeper.silent_for(t0 + TTL), None, "nothing sent yet");
-        keeper.beacon_sent();
+        keeper.beacon_sent(t0);
         keeper.heard_self(t0 + Duration::from_millis(1));
         let later = t0 + TTL + Duration::from_millis(1);
-        keeper.beacon_sent();
+        keeper.beacon_sent(t0);
         assert_eq!(
             keeper.silent_for(later),
             None,
             "one beacon unheard is not yet a pattern"
         );
-        keeper.beacon_sent();
+        keeper.beacon_sent(t0);
         assert_eq!(keeper.silent_for(t0 + TTL), None, "heard within the ttl");
         assert_eq!(
             keeper.silent_for(later),
@@ -344,12 +440,106 @@ mod tests {
         let t0 = Instant::now();
         let mut keeper = Keeper::new(INTERVAL, TTL, t0);
         keeper.opened(t0);
-        keeper.beacon_sent();
-        keeper.beacon_sent();
+        keeper.beacon_sent(t0);
+        keeper.beacon_sent(t0);
         let resumed = t0 + TTL * 3;
         assert!(keeper.silent_for(resumed).is_some());
         keeper.stalled(resumed);
         assert_eq!(keeper.silent_for(resumed + TTL / 2), None);
+    }
+
+    #[test]
+    fn a_new_agent_is_sending_until_it_has_had_two_jittered_intervals_to_send() {
+        let t0 = Instant::now();
+        let mut keeper = Keeper::new(INTERVAL, TTL, t0);
+        assert_eq!(two_longest_gaps(INTERVAL), LIMIT);
+        assert_eq!(
+            keeper.sending(t0),
+            Sending::default(),
+            "nothing sent, nothing wrong"
+        );
+        keeper.open_failed(t0, in_use());
+        assert_eq!(
+            keeper.sending(t0 + LIMIT).not_sending,
+            None,
+            "not yet longer"
+        );
+        let not_sending = keeper.sending(t0 + LIMIT + ms(1)).not_sending;
+        assert_eq!(
+            not_sending,
+            Some(NotSending {
+                since: LIMIT + ms(1),
+                reason: format!("cannot open the multicast socket: {}", in_use()),
+            })
+        );
+        assert_eq!(keeper.sending(t0 + LIMIT * 9).last_sent, None);
+    }
+
+    #[test]
+    fn a_beacon_that_goes_out_makes_it_sending_again_until_two_gaps_pass_without_one() {
+        let t0 = Instant::now();
+        let mut keeper = Keeper::new(INTERVAL, TTL, t0);
+        keeper.open_failed(t0, in_use());
+        let opened = t0 + secs(60);
+        assert!(keeper.sending(opened).not_sending.is_some());
+        keeper.opened(opened);
+        assert!(
+            keeper.sending(opened).not_sending.is_some(),
+            "open is not yet sending"
+        );
+        keeper.beacon_sent(opened + ms(1));
+        let sending = keeper.sending(opened + ms(1));
+        assert_eq!(
+            (sending.last_sent, sending.not_sending),
+            (Some(ms(0)), None)
+        );
+        let later = opened + ms(1) + LIMIT + ms(1);
+        let stopped = keeper.sending(later).not_sending.expect("two gaps without");
+        assert_eq!(stopped.since, LIMIT + ms(1));
+        assert_eq!(stopped.reason, "no attempt was made to send one");
+        assert_eq!(keeper.sending(later).last_sent, Some(LIMIT + ms(1)));
+    }
+
+    #[test]
+    fn a_link_down_for_less_than_two_gaps_is_no_failure_and_longer_says_why() {
+        let t0 = Instant::now();
+        let mut keeper = Keeper::new(INTERVAL, TTL, t0);
+        keeper.opened(t0);
+        keeper.beacon_sent(t0);
+        // Every beacon of the schedule fails, from the next one on.
+        for gap in 1..=2 {
+            keeper.send_failed("Network is unreachable (os error 101)".into());
+            assert_eq!(keeper.sending(t0 + INTERVAL * gap).not_sending, None);
+        }
+        assert_eq!(keeper.sending(t0 + LIMIT).not_sending, None);
+        let down = keeper.sending(t0 + LIMIT + ms(1)).not_sending;
+        assert_eq!(
+            down.map(|d| d.reason).as_deref(),
+            Some("cannot send a beacon: Network is unreachable (os error 101)")
+        );
+        keeper.beacon_sent(t0 + secs(40));
+        assert_eq!(keeper.sending(t0 + secs(40)).not_sending, None, "back up");
+    }
+
+    #[test]
+    fn a_stall_excuses_the_beacons_it_held_up_but_not_a_failure_before_it() {
+        let t0 = Instant::now();
+        let mut keeper = Keeper::new(INTERVAL, TTL, t0);
+        keeper.opened(t0);
+        keeper.beacon_sent(t0);
+        let resumed = t0 + secs(100);
+        keeper.stalled(resumed);
+        let sending = keeper.sending(resumed + LIMIT);
+        assert_eq!(sending.not_sending, None);
+        assert_eq!(
+            sending.last_sent,
+            Some(secs(100) + LIMIT),
+            "the truth all the same"
+        );
+        let mut failing = Keeper::new(INTERVAL, TTL, t0);
+        failing.open_failed(t0, in_use());
+        failing.stalled(resumed);
+        assert!(failing.sending(resumed).not_sending.is_some());
     }
 
     #[test]

@@ -181,12 +181,19 @@ impl Agent {
         })
     }
 
-    /// What `peerd health --json` prints, or `None` while the API does not answer.
+    /// What `peerd health --json` prints, or `None` while the API does not answer. An agent
+    /// that answers but is not sending makes it exit 1, and prints its status all the same.
     pub fn status(&self) -> Option<AgentStatus> {
         let out = self.cli("health");
-        out.status
-            .success()
+        (!out.stdout.is_empty())
             .then(|| serde_json::from_slice(&out.stdout).expect("health --json prints AgentStatus"))
+    }
+
+    /// What `peerd health` (for a human) did: exit 0 and `ok: ...`, or exit 1 and why not.
+    pub fn health(&self) -> Output {
+        self.client("health", &[])
+            .output()
+            .expect("run the peerd client")
     }
 
     fn signal(&mut self, signal: &str) -> Option<ExitStatus> {

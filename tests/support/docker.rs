@@ -1,10 +1,10 @@
 //! Agents in containers of the peerd image on a bridge network the test creates, removed with
 //! its containers on drop.
 //!
-//! Not `--internal`: Docker's isolation rules for internal networks drop every datagram whose
-//! destination is outside the subnet, multicast included, wherever bridged traffic passes
-//! through iptables (the usual case). Beacons carry IP TTL 1 and the agent sends nothing else,
-//! so nothing leaves the bridge.
+//! Not `--internal`, but for the test of the doctor there: Docker's isolation rules for internal
+//! networks drop every datagram whose destination is outside the subnet, multicast included,
+//! wherever bridged traffic passes through iptables (the usual case). Beacons carry IP TTL 1
+//! and the agent sends nothing else, so nothing leaves the bridge.
 
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -63,6 +63,17 @@ impl DockerLan {
     /// Creates the network and starts `nodes` containers, `node1`.., at `timings`, each once
     /// the one before answers; `None` (a skip) if Docker or the image is not here.
     pub fn start(nodes: usize, timings: Timings) -> Option<DockerLan> {
+        DockerLan::start_with(nodes, timings, &[], &[])
+    }
+
+    /// [`DockerLan::start`], the network created with `network_flags` (`--internal`) and each
+    /// agent given the `VAR=value` settings of `env` too.
+    pub fn start_with(
+        nodes: usize,
+        timings: Timings,
+        network_flags: &[&str],
+        env: &[&str],
+    ) -> Option<DockerLan> {
         let image = image()?;
         let network = unique("net");
         // A fixed subnet so a reconnected container gets its address back (`--ip` needs one);
@@ -72,7 +83,8 @@ impl DockerLan {
             let n = (std::process::id() + NEXT_SUBNET.fetch_add(1, Ordering::Relaxed)) % 200;
             let candidate = format!("10.213.{n}");
             let subnet = format!("{candidate}.0/24");
-            let created = docker(&["network", "create", "--subnet", &subnet, &network]);
+            let create = [&["network", "create", "--subnet", &subnet], network_flags].concat();
+            let created = docker(&[&create[..], &[network.as_str()]].concat());
             if created.status.success() {
                 prefix = Some(candidate);
                 break;
@@ -96,7 +108,12 @@ impl DockerLan {
             });
             let node = lan.nodes.last().expect("just pushed");
             let [_, interval, _, ttl] = timings.flags();
-            docker_ok(&[
+            let (interval, ttl) = (
+                format!("PEERD_INTERVAL={interval}"),
+                format!("PEERD_TTL={ttl}"),
+            );
+            let env: Vec<&str> = env.iter().flat_map(|var| ["--env", *var]).collect();
+            let run = [
                 "run",
                 "--detach",
                 "--name",
@@ -108,11 +125,11 @@ impl DockerLan {
                 "--ip",
                 &node.ip,
                 "--env",
-                &format!("PEERD_INTERVAL={interval}"),
+                &interval,
                 "--env",
-                &format!("PEERD_TTL={ttl}"),
-                &lan.image,
-            ]);
+                &ttl,
+            ];
+            docker_ok(&[&run[..], &env, &[lan.image.as_str()]].concat());
             assert!(
                 wait_for(POLL_SLACK, || lan.status(&name)).is_some(),
                 "{name} did not answer within {POLL_SLACK:?} of its start"
@@ -133,14 +150,20 @@ impl DockerLan {
             .expect("a node of this LAN")
     }
 
-    /// `peerd <command> --json` in `node`'s container, decoded; `None` if it fails.
+    /// `peerd <command> --json` in `node`'s container, decoded; `None` if it printed nothing
+    /// (`peerd health` prints the status of an agent that is not sending, and exits 1).
     fn cli<T: serde::de::DeserializeOwned>(&self, node: &str, command: &str) -> Option<T> {
-        let container = &self.node(node).container;
-        let out = docker(&["exec", container, "peerd", command, "--json"]);
-        out.status.success().then(|| {
+        let out = self.exec(node, &["peerd", command, "--json"]);
+        (!out.stdout.is_empty()).then(|| {
             serde_json::from_slice(&out.stdout)
                 .unwrap_or_else(|err| panic!("peerd {command} --json on {node}: {err}"))
         })
+    }
+
+    /// `docker exec` of `command` in `node`'s container.
+    pub fn exec(&self, node: &str, command: &[&str]) -> Output {
+        let container = self.node(node).container.as_str();
+        docker(&[&["exec", container], command].concat())
     }
 }
 

@@ -1,9 +1,9 @@
 //! A network namespace of the test's own: every datagram sent inside it stays there. Deleted,
 //! with any process still in it, on drop.
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::net::Ipv4Addr;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use super::skip::skip;
 use super::{must, unique};
@@ -100,6 +100,45 @@ impl Netns {
             "sending datagrams: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+}
+
+/// A process of the test's own holding a UDP port; killed (by its pid) on drop, which frees it.
+pub struct PortHolder(Child);
+
+impl Netns {
+    /// Binds UDP `port` on every address of this namespace without SO_REUSEADDR, as a program
+    /// that knows nothing of sharing a port does: until dropped, no agent can bind it. Returns
+    /// once it is bound.
+    pub fn hold_udp_port(&self, port: u16) -> PortHolder {
+        let script = format!(
+            "import socket, sys\n\
+             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+             s.bind(('0.0.0.0', {port}))\n\
+             print('bound', flush=True)\n\
+             sys.stdin.read()\n"
+        );
+        let mut python = self
+            .command("python3")
+            .args(["-c", &script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("run python3");
+        let mut line = String::new();
+        BufReader::new(python.stdout.as_mut().expect("piped"))
+            .read_line(&mut line)
+            .expect("read python3's output");
+        assert_eq!(line.trim(), "bound", "python3 could not bind UDP {port}");
+        PortHolder(python)
+    }
+}
+
+impl Drop for PortHolder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

@@ -76,6 +76,12 @@ impl Timings {
         self.ttl + TICK + SCHEDULING_SLACK
     }
 
+    /// How long after an agent's last beacon (or its start) it reports that it is not sending:
+    /// two of the longest gaps, and the time to notice.
+    pub fn not_sending_bound(self) -> Duration {
+        self.longest_gap() * 2 + SCHEDULING_SLACK
+    }
+
     /// How long after a heal both sides hear each other again: the next regular beacon of
     /// either side, then the other side's answer.
     pub fn reunion_bound(self) -> Duration {
