@@ -160,9 +160,17 @@ impl ReceiverTask {
                     }
                 }
                 Woke::Readable(Ok(())) => {
-                    self.drain(&mut bufs, &mut batch, now);
+                    let more = self.drain(&mut bufs, &mut batch, now);
                     if self.core.sweep_due(now) {
                         self.sweep(now);
+                    }
+                    if more {
+                        // A flood: let the API, the announcer and the hooks run between two
+                        // bursts. Tokio's own budget would yield only after 128 turns of the
+                        // loop, and at capacity every made-up hostname is two events (its
+                        // join and the eviction it causes): 8,192 datagrams were a third of a
+                        // second of a debug build, during which `peerd health` waited.
+                        tokio::task::yield_now().await;
                     }
                 }
                 Woke::Readable(Err(err)) => self.receive_failed(&err, now),
@@ -176,11 +184,13 @@ impl ReceiverTask {
     /// cancellation and query futures polled, the clock read) costs as much as a datagram.
     /// Bounded, so a flood still leaves room for the API's queries, the beacons and the
     /// deadlines. One `now` serves the burst: it lasts some 100 µs, far below a wheel tick.
-    fn drain(&mut self, bufs: &mut [DatagramBuf; BATCH], batch: &mut Batch, now: Instant) {
+    ///
+    /// Returns whether it read a whole burst: more may be queued.
+    fn drain(&mut self, bufs: &mut [DatagramBuf; BATCH], batch: &mut Batch, now: Instant) -> bool {
         let wall_now = wall_now();
         for _ in 0..BURST / BATCH {
             let Some(open) = &mut self.socket else {
-                return;
+                return false;
             };
             match socket::recv_batch(&open.udp, bufs, batch) {
                 Ok(()) => {
@@ -208,16 +218,17 @@ impl ReceiverTask {
                         }
                     }
                     if batch.got.len() < BATCH {
-                        return; // most likely drained; the next turn finds out for sure
+                        return false; // most likely drained; the next turn finds out for sure
                     }
                 }
-                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => return false,
                 Err(err) => {
                     self.receive_failed(&err, now);
-                    return;
+                    return false;
                 }
             }
         }
+        true
     }
 
     /// Opens the multicast socket and hands it to the announcer, or leaves the next try to the
