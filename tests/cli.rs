@@ -12,7 +12,11 @@ use crate::support::{PEERD, wait_for};
 /// if a regression let one past validation its beacons must stay on loopback, and it is
 /// killed after a few seconds instead of hanging the test.
 fn peerd_with(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(PEERD);
+    peerd_by(Command::new(PEERD), args, envs)
+}
+
+/// [`peerd_with`], run by `cmd` (`peerd` itself, or a wrapper that runs it).
+fn peerd_by(mut cmd: Command, args: &[&str], envs: &[(&str, &str)]) -> Output {
     cmd.args(args);
     match args.first() {
         Some(&"agent") => {
@@ -148,7 +152,7 @@ fn out_of_bounds_timings_ports_and_secrets_are_usage_errors() {
         (&["agent", "--max-peers", "0"], "error:"),
         (
             &["agent", "--secret-file", missing],
-            "cannot read secret file",
+            "missing: no such file",
         ),
         (&["agent", "--secret-file", empty], "is empty"),
         (
@@ -165,6 +169,43 @@ fn out_of_bounds_timings_ports_and_secrets_are_usage_errors() {
         let out = peerd(args);
         assert_usage_error(&out, expected);
         assert!(!stderr(&out).contains("hunter2"), "the secret leaked");
+    }
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
+fn secret_files_that_are_not_regular_files_are_refused_at_once() {
+    let dir = std::env::temp_dir().join(crate::support::unique("secret-kinds"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let fifo = dir.join("fifo");
+    crate::support::must("mkfifo", &[fifo.to_str().expect("utf-8")]);
+    let large = dir.join("large");
+    std::fs::write(&large, "k".repeat(5000)).expect("write");
+    let (fifo, large, dir_path) = (
+        fifo.to_str().expect("utf-8"),
+        large.to_str().expect("utf-8"),
+        dir.to_str().expect("utf-8"),
+    );
+    let cases = [
+        // Read whole, /dev/zero would fill the memory: a limit of 1 GiB makes a regression
+        // fail within a second instead of taking the machine's memory.
+        ("/dev/zero", "is not a regular file (a character device)"),
+        // Opened to read, a FIFO waits for a writer: a regression keeps running.
+        (fifo, "is not a regular file (a FIFO)"),
+        (dir_path, "is not a regular file (a directory)"),
+        (large, "is larger than 4096 bytes"),
+    ];
+    for (path, expected) in cases {
+        let mut limited = Command::new("prlimit");
+        limited.args(["--as=1073741824", PEERD]);
+        let out = peerd_by(limited, &["agent", "--secret-file", path], &[]);
+        assert_usage_error(&out, expected);
+        let err = stderr(&out);
+        let line = err.lines().find(|l| l.starts_with("error:"));
+        assert!(
+            line.is_some_and(|l| l.contains(path) && l.contains(expected)),
+            "one line naming the file and what is wrong: {err}"
+        );
     }
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
