@@ -211,9 +211,10 @@ fn secret_files_that_are_not_regular_files_are_refused_at_once() {
 }
 
 #[test]
-fn interface_0_0_0_0_is_a_usage_error() {
-    // The one case that cannot be pinned to loopback: it runs in a namespace of its own with
-    // no network at all, so a regression could not reach one.
+fn addresses_that_name_no_interface_are_usage_errors() {
+    // The cases that cannot be pinned to loopback: each runs in a namespace of its own with
+    // no network at all, so a regression could not reach one. It would wait for the address
+    // forever; `peerd_by` kills it after a few seconds.
     if crate::support::run("unshare", &["--net", "true"])
         .status
         .code()
@@ -222,20 +223,26 @@ fn interface_0_0_0_0_is_a_usage_error() {
         crate::support::skip::skip::<()>("needs root for unshare --net", "PEERD_REQUIRE_NETNS");
         return;
     }
-    let out = Command::new("unshare")
-        .args([
+    for (address, what) in [
+        ("0.0.0.0", "any address"),
+        ("239.255.49.1", "a multicast address"),
+        ("255.255.255.255", "the broadcast address"),
+    ] {
+        let args = [
             "--net",
             PEERD,
             "agent",
             "--interface",
-            "0.0.0.0",
+            address,
             "--api",
             "127.0.0.1:0",
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run peerd");
-    assert_usage_error(&out, "interface 0.0.0.0 names no interface");
+        ];
+        let out = peerd_by(Command::new("unshare"), &args, &[]);
+        assert_usage_error(
+            &out,
+            &format!("interface {address} names no interface ({what})"),
+        );
+    }
 }
 
 #[test]
