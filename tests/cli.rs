@@ -59,11 +59,27 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// A usage error: exit 2 and `expected` in the message.
+/// A usage error: exit 2, `expected` in the message, as clap prints it: one `error:` line,
+/// then the usage of the whole command if any (`Usage: peerd agent [OPTIONS]`, never
+/// `Usage: agent`) and a pointer to `--help`.
 fn assert_usage_error(out: &Output, expected: &str) {
     let err = stderr(out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains(expected), "expected {expected:?} in: {err}");
+    let mut lines = err.lines();
+    assert!(
+        lines.next().is_some_and(|l| l.starts_with("error: ")),
+        "{err}"
+    );
+    assert!(
+        lines.all(|l| !l.starts_with("error")
+            && (!l.starts_with("Usage:") || l.starts_with("Usage: peerd "))),
+        "one error line, then the usage of `peerd ...`: {err}"
+    );
+    assert!(
+        err.ends_with("For more information, try '--help'.\n"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -88,6 +88,8 @@ fn print_man(subcommand: Option<&str>) -> anyhow::Result<()> {
 /// Exits 2 with `message`, as clap does for `peerd <subcommand>`'s own usage errors.
 pub fn usage_error_in(subcommand: &str, message: String) -> ! {
     let mut command = Cli::command();
+    // Built, as clap builds it to parse, so the usage line reads `peerd agent`, not `agent`.
+    command.build();
     let found = command
         .find_subcommand_mut(subcommand)
         .expect("the subcommand exists");
