@@ -2,10 +2,9 @@
 //! one printing each change, one counting live peers until there are enough. Reading the
 //! stream is follow.rs; the table is table.rs.
 
-use anyhow::Context;
-
 use super::args::{ListArgs, WaitArgs};
 use super::follow::{self, Followed, Follower, Message};
+use super::print;
 use super::table;
 
 /// Prints the peers, then each change, until Ctrl-C (exit 0). Rides out the agent going away:
@@ -32,13 +31,8 @@ pub async fn watch(list: ListArgs) -> anyhow::Result<()> {
                     continue;
                 }
             };
-            use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            let written = write!(out, "{line}").and_then(|()| out.flush());
-            match written {
-                // The reader went away (`peerd watch | head`): nothing left to do.
-                Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-                other => other.context("writing to stdout")?,
+            if !print(line.as_bytes())? {
+                return Ok(()); // the reader went away: nothing left to do
             }
         }
     };
