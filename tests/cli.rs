@@ -141,6 +141,34 @@ fn environment_fallbacks_are_read() {
 }
 
 #[test]
+fn boolean_variables_take_the_usual_spellings_and_bad_values_name_the_variable() {
+    // Each stops at the ttl that does not exceed the interval, past the flag parsing: the
+    // value was read, and read as false.
+    let tight = [("PEERD_INTERVAL", "10s"), ("PEERD_TTL", "5s")];
+    for off in ["0", "false", "no", "off"] {
+        let env = [&tight[..], &[("PEERD_ACCEPT_UNAUTHENTICATED", off)]].concat();
+        assert_usage_error(&peerd_with(&["agent"], &env), "ttl (5s)");
+    }
+    for on in ["1", "true", "yes", "on"] {
+        let out = peerd_with(&["agent"], &[("PEERD_ACCEPT_UNAUTHENTICATED", on)]);
+        assert_usage_error(
+            &out,
+            "--accept-unauthenticated only makes sense with --secret-file",
+        );
+    }
+    let out = peerd_with(&["agent"], &[("PEERD_ACCEPT_UNAUTHENTICATED", "maybe")]);
+    assert_usage_error(
+        &out,
+        "invalid value 'maybe' for 'PEERD_ACCEPT_UNAUTHENTICATED'",
+    );
+    let out = peerd_with(&["agent"], &[("PEERD_TTL", "soon")]);
+    assert_usage_error(&out, "invalid value 'soon' for 'PEERD_TTL'");
+    // Typed on the command line, the flag is the culprit even with the variable set.
+    let out = peerd_with(&["agent", "--ttl", "soon"], &[("PEERD_TTL", "soon")]);
+    assert_usage_error(&out, "invalid value 'soon' for '--ttl <TTL>'");
+}
+
+#[test]
 fn out_of_bounds_timings_ports_and_secrets_are_usage_errors() {
     let dir = std::env::temp_dir().join(crate::support::unique("secrets"));
     std::fs::create_dir_all(&dir).expect("temp dir");

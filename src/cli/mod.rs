@@ -15,14 +15,14 @@ mod watch;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 
 use args::{Cli, Command};
 
 /// Parses the command line and runs the subcommand it names; exit 0, 1 on failure (after one
 /// `peerd: ...` line on stderr), 2 on a usage error.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_naming_variables();
     // Neither needs the runtime: they print what clap knows about the command line.
     match &cli.command {
         Command::Completions { shell } => {
