@@ -129,6 +129,14 @@ fn malformed_flags_are_usage_errors() {
     for args in cases {
         assert_usage_error(&peerd(args), "error:");
     }
+    let out = peerd_with(
+        &["agent", "--on-event", "peerd-no-such-hook"],
+        &[("PATH", "/usr/bin:/bin")],
+    );
+    assert_usage_error(
+        &out,
+        "--on-event peerd-no-such-hook: no executable of that name in PATH (/usr/bin:/bin)",
+    );
 }
 
 #[test]

@@ -137,7 +137,8 @@ pub struct AgentArgs {
     #[arg(long, env = "PEERD_METRICS", value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
     /// Program to run for each peer event, with the event in its environment and as JSON on
-    /// its stdin; repeatable, run in the order given (PEERD_ON_EVENT: comma-separated)
+    /// its stdin; a name without a slash is looked up in PATH; repeatable, run in the order
+    /// given (PEERD_ON_EVENT: comma-separated)
     #[arg(
         long = "on-event",
         value_name = "PROGRAM",
