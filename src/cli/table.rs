@@ -7,7 +7,15 @@ use std::time::Duration;
 use peerd::api::{AgentStatus, PeerChange, PeerInfo};
 use peerd::wire::tags;
 
-const HEADERS: [&str; 5] = ["HOSTNAME", "ADDRESS", "LAST SEEN", "EXPIRES IN", "UP FOR"];
+/// KNOWN FOR: how long this agent has listed the peer's instance (`up_for_ms`); no beacon says
+/// how long the peer itself has been up.
+const HEADERS: [&str; 5] = [
+    "HOSTNAME",
+    "ADDRESS",
+    "LAST SEEN",
+    "EXPIRES IN",
+    "KNOWN FOR",
+];
 
 /// One change as `peerd watch` prints it: time, event, hostname, address, then what changed,
 /// in columns wide enough for the common case so consecutive lines align.
@@ -312,7 +320,7 @@ pub(super) mod tests {
         ]);
         assert_eq!(
             table,
-            "HOSTNAME   ADDRESS      LAST SEEN   EXPIRES IN   UP FOR\n\
+            "HOSTNAME   ADDRESS      LAST SEEN   EXPIRES IN   KNOWN FOR\n\
              node-1     172.18.0.3   3s ago      31s          1m 5s\n\
              n2         172.18.0.3   250ms ago   34s          900ms\n"
         );
