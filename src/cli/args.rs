@@ -231,7 +231,10 @@ pub struct GroupArgs {
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// How long to listen to the group for the probe and for other nodes
+    /// How long to listen to the group for the probe and for other nodes; judging the spacing
+    /// of their beacons takes longer than the ttl (40s at the default timings)
+    // 3 s: the probe comes back and peers answer it within a second; a window long enough to
+    // judge spacing would make every quick check wait 40 s for the one line that needs it.
     #[arg(long, default_value = "3s")]
     pub listen: humantime::Duration,
     #[command(flatten)]
