@@ -73,7 +73,8 @@ pub struct Config {
     pub group: Ipv4Addr,
     /// UDP port of the group.
     pub port: u16,
-    /// IPv4 address of the interface to join the group on and send from.
+    /// IPv4 address of the interface to join the group on and send from: one an interface
+    /// can have, so not 0.0.0.0, a multicast address or 255.255.255.255.
     pub interface: Ipv4Addr,
     /// Mean delay between beacons, within [`MIN_TIMING`]..=[`MAX_TIMING`].
     pub interval: Duration,
@@ -127,9 +128,7 @@ impl Config {
         validate_hostname(&self.name).map_err(ConfigError::Name)?;
         validate_group(self.group)?;
         validate_port(self.port)?;
-        if self.interface.is_unspecified() {
-            return Err(ConfigError::UnspecifiedInterface);
-        }
+        validate_interface(self.interface)?;
         for (what, value) in [("interval", self.interval), ("ttl", self.ttl)] {
             if !(MIN_TIMING..=MAX_TIMING).contains(&value) {
                 return Err(ConfigError::TimingOutOfBounds { what, value });
@@ -194,6 +193,21 @@ pub fn validate_group(group: Ipv4Addr) -> Result<(), ConfigError> {
     }
 }
 
+/// The rule for [`Config::interface`]. An address no interface can have is a mistake to say
+/// at once, not one to wait for as for an address that comes up late.
+pub fn validate_interface(address: Ipv4Addr) -> Result<(), ConfigError> {
+    let what = if address.is_unspecified() {
+        "any address"
+    } else if address.is_multicast() {
+        "a multicast address"
+    } else if address.is_broadcast() {
+        "the broadcast address"
+    } else {
+        return Ok(());
+    };
+    Err(ConfigError::NotAnInterface(address, what))
+}
+
 /// The rule for [`Config::port`], on its own for the same reason as [`validate_group`].
 pub fn validate_port(port: u16) -> Result<(), ConfigError> {
     if port == 0 {
@@ -208,13 +222,22 @@ pub enum ConfigError {
     Name(InvalidHostname),
     NotMulticast(Ipv4Addr),
     ZeroPort,
-    UnspecifiedInterface,
-    TimingOutOfBounds { what: &'static str, value: Duration },
+    /// An address no interface has, and what it is instead.
+    NotAnInterface(Ipv4Addr, &'static str),
+    TimingOutOfBounds {
+        what: &'static str,
+        value: Duration,
+    },
     ZeroHookTimeout,
     ZeroMaxPeers,
     AcceptUnauthenticatedWithoutKeys,
-    TagsTooLong { bytes: usize },
-    TtlNotAboveInterval { ttl: Duration, interval: Duration },
+    TagsTooLong {
+        bytes: usize,
+    },
+    TtlNotAboveInterval {
+        ttl: Duration,
+        interval: Duration,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -228,9 +251,9 @@ impl fmt::Display for ConfigError {
                 )
             }
             ConfigError::ZeroPort => write!(f, "port 0 is no port to send beacons to"),
-            ConfigError::UnspecifiedInterface => write!(
+            ConfigError::NotAnInterface(address, what) => write!(
                 f,
-                "interface 0.0.0.0 names no interface: give the address of one, or leave it out"
+                "interface {address} names no interface ({what}): give the address of one, or leave it out"
             ),
             ConfigError::TimingOutOfBounds { what, value } => write!(
                 f,
@@ -350,6 +373,39 @@ mod tests {
     }
 
     #[test]
+    fn only_an_address_an_interface_can_have_names_one() {
+        for address in [
+            Ipv4Addr::LOCALHOST,
+            Ipv4Addr::new(10, 0, 0, 1),
+            Ipv4Addr::new(192, 168, 1, 255),
+        ] {
+            assert_eq!(validate_interface(address), Ok(()), "{address}");
+        }
+        let refused = |address: Ipv4Addr| {
+            let config = Config {
+                interface: address,
+                ..config()
+            };
+            config.validate().map_err(|err| err.to_string())
+        };
+        assert_eq!(
+            refused(Ipv4Addr::UNSPECIFIED),
+            Err("interface 0.0.0.0 names no interface (any address): give the address of one, or leave it out".into())
+        );
+        for (address, what) in [
+            (MULTICAST_GROUP, "(a multicast address)"),
+            (Ipv4Addr::new(224, 0, 0, 1), "(a multicast address)"),
+            (Ipv4Addr::BROADCAST, "(the broadcast address)"),
+        ] {
+            let message = refused(address).expect_err("refused");
+            assert!(
+                message.starts_with(&format!("interface {address} names no interface {what}")),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
     fn tags_must_fit_one_signed_beacon() {
         let with_tags = |count: usize| Config {
             tags: (0..count)
@@ -401,7 +457,10 @@ mod tests {
             interface: Ipv4Addr::UNSPECIFIED,
             ..config()
         };
-        assert_eq!(any.validate(), Err(ConfigError::UnspecifiedInterface));
+        assert!(matches!(
+            any.validate(),
+            Err(ConfigError::NotAnInterface(Ipv4Addr::UNSPECIFIED, _))
+        ));
         let no_peers = Config {
             max_peers: 0,
             ..config()

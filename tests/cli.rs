@@ -12,7 +12,11 @@ use crate::support::{PEERD, wait_for};
 /// if a regression let one past validation its beacons must stay on loopback, and it is
 /// killed after a few seconds instead of hanging the test.
 fn peerd_with(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(PEERD);
+    peerd_by(Command::new(PEERD), args, envs)
+}
+
+/// [`peerd_with`], run by `cmd` (`peerd` itself, or a wrapper that runs it).
+fn peerd_by(mut cmd: Command, args: &[&str], envs: &[(&str, &str)]) -> Output {
     cmd.args(args);
     match args.first() {
         Some(&"agent") => {
@@ -55,11 +59,27 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// A usage error: exit 2 and `expected` in the message.
+/// A usage error: exit 2, `expected` in the message, as clap prints it: one `error:` line,
+/// then the usage of the whole command if any (`Usage: peerd agent [OPTIONS]`, never
+/// `Usage: agent`) and a pointer to `--help`.
 fn assert_usage_error(out: &Output, expected: &str) {
     let err = stderr(out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains(expected), "expected {expected:?} in: {err}");
+    let mut lines = err.lines();
+    assert!(
+        lines.next().is_some_and(|l| l.starts_with("error: ")),
+        "{err}"
+    );
+    assert!(
+        lines.all(|l| !l.starts_with("error")
+            && (!l.starts_with("Usage:") || l.starts_with("Usage: peerd "))),
+        "one error line, then the usage of `peerd ...`: {err}"
+    );
+    assert!(
+        err.ends_with("For more information, try '--help'.\n"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -109,6 +129,14 @@ fn malformed_flags_are_usage_errors() {
     for args in cases {
         assert_usage_error(&peerd(args), "error:");
     }
+    let out = peerd_with(
+        &["agent", "--on-event", "peerd-no-such-hook"],
+        &[("PATH", "/usr/bin:/bin")],
+    );
+    assert_usage_error(
+        &out,
+        "--on-event peerd-no-such-hook: no executable of that name in PATH (/usr/bin:/bin)",
+    );
 }
 
 #[test]
@@ -118,6 +146,34 @@ fn environment_fallbacks_are_read() {
         &[("PEERD_INTERVAL", "10s"), ("PEERD_TTL", "5s")],
     );
     assert_usage_error(&out, "ttl (5s)");
+}
+
+#[test]
+fn boolean_variables_take_the_usual_spellings_and_bad_values_name_the_variable() {
+    // Each stops at the ttl that does not exceed the interval, past the flag parsing: the
+    // value was read, and read as false.
+    let tight = [("PEERD_INTERVAL", "10s"), ("PEERD_TTL", "5s")];
+    for off in ["0", "false", "no", "off"] {
+        let env = [&tight[..], &[("PEERD_ACCEPT_UNAUTHENTICATED", off)]].concat();
+        assert_usage_error(&peerd_with(&["agent"], &env), "ttl (5s)");
+    }
+    for on in ["1", "true", "yes", "on"] {
+        let out = peerd_with(&["agent"], &[("PEERD_ACCEPT_UNAUTHENTICATED", on)]);
+        assert_usage_error(
+            &out,
+            "--accept-unauthenticated only makes sense with --secret-file",
+        );
+    }
+    let out = peerd_with(&["agent"], &[("PEERD_ACCEPT_UNAUTHENTICATED", "maybe")]);
+    assert_usage_error(
+        &out,
+        "invalid value 'maybe' for 'PEERD_ACCEPT_UNAUTHENTICATED'",
+    );
+    let out = peerd_with(&["agent"], &[("PEERD_TTL", "soon")]);
+    assert_usage_error(&out, "invalid value 'soon' for 'PEERD_TTL'");
+    // Typed on the command line, the flag is the culprit even with the variable set.
+    let out = peerd_with(&["agent", "--ttl", "soon"], &[("PEERD_TTL", "soon")]);
+    assert_usage_error(&out, "invalid value 'soon' for '--ttl <TTL>'");
 }
 
 #[test]
@@ -148,7 +204,7 @@ fn out_of_bounds_timings_ports_and_secrets_are_usage_errors() {
         (&["agent", "--max-peers", "0"], "error:"),
         (
             &["agent", "--secret-file", missing],
-            "cannot read secret file",
+            "missing: no such file",
         ),
         (&["agent", "--secret-file", empty], "is empty"),
         (
@@ -170,9 +226,47 @@ fn out_of_bounds_timings_ports_and_secrets_are_usage_errors() {
 }
 
 #[test]
-fn interface_0_0_0_0_is_a_usage_error() {
-    // The one case that cannot be pinned to loopback: it runs in a namespace of its own with
-    // no network at all, so a regression could not reach one.
+fn secret_files_that_are_not_regular_files_are_refused_at_once() {
+    let dir = std::env::temp_dir().join(crate::support::unique("secret-kinds"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let fifo = dir.join("fifo");
+    crate::support::must("mkfifo", &[fifo.to_str().expect("utf-8")]);
+    let large = dir.join("large");
+    std::fs::write(&large, "k".repeat(5000)).expect("write");
+    let (fifo, large, dir_path) = (
+        fifo.to_str().expect("utf-8"),
+        large.to_str().expect("utf-8"),
+        dir.to_str().expect("utf-8"),
+    );
+    let cases = [
+        // Read whole, /dev/zero would fill the memory: a limit of 1 GiB makes a regression
+        // fail within a second instead of taking the machine's memory.
+        ("/dev/zero", "is not a regular file (a character device)"),
+        // Opened to read, a FIFO waits for a writer: a regression keeps running.
+        (fifo, "is not a regular file (a FIFO)"),
+        (dir_path, "is not a regular file (a directory)"),
+        (large, "is larger than 4096 bytes"),
+    ];
+    for (path, expected) in cases {
+        let mut limited = Command::new("prlimit");
+        limited.args(["--as=1073741824", PEERD]);
+        let out = peerd_by(limited, &["agent", "--secret-file", path], &[]);
+        assert_usage_error(&out, expected);
+        let err = stderr(&out);
+        let line = err.lines().find(|l| l.starts_with("error:"));
+        assert!(
+            line.is_some_and(|l| l.contains(path) && l.contains(expected)),
+            "one line naming the file and what is wrong: {err}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
+fn addresses_that_name_no_interface_are_usage_errors() {
+    // The cases that cannot be pinned to loopback: each runs in a namespace of its own with
+    // no network at all, so a regression could not reach one. It would wait for the address
+    // forever; `peerd_by` kills it after a few seconds.
     if crate::support::run("unshare", &["--net", "true"])
         .status
         .code()
@@ -181,20 +275,26 @@ fn interface_0_0_0_0_is_a_usage_error() {
         crate::support::skip::skip::<()>("needs root for unshare --net", "PEERD_REQUIRE_NETNS");
         return;
     }
-    let out = Command::new("unshare")
-        .args([
+    for (address, what) in [
+        ("0.0.0.0", "any address"),
+        ("239.255.49.1", "a multicast address"),
+        ("255.255.255.255", "the broadcast address"),
+    ] {
+        let args = [
             "--net",
             PEERD,
             "agent",
             "--interface",
-            "0.0.0.0",
+            address,
             "--api",
             "127.0.0.1:0",
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run peerd");
-    assert_usage_error(&out, "interface 0.0.0.0 names no interface");
+        ];
+        let out = peerd_by(Command::new("unshare"), &args, &[]);
+        assert_usage_error(
+            &out,
+            &format!("interface {address} names no interface ({what})"),
+        );
+    }
 }
 
 #[test]

@@ -58,3 +58,21 @@ fn the_man_pages_are_roff_with_every_flag() {
         .expect("run peerd");
     assert_eq!(unknown.status.code(), Some(1));
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_them_quietly() {
+    // `peerd man | head`, with the reader gone before the first byte: deterministic, whatever
+    // the pipe's buffer would have held.
+    for args in [&["man"][..], &["man", "agent"], &["completions", "bash"]] {
+        let (read, write) = nix::unistd::pipe().expect("a pipe");
+        drop(read);
+        let out = Command::new(PEERD)
+            .args(args)
+            .stdout(write)
+            .output()
+            .expect("run peerd");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "peerd {args:?}: {err}");
+        assert!(err.is_empty(), "peerd {args:?}: {err}");
+    }
+}

@@ -150,3 +150,90 @@ fn doctor_in_a_container_says_an_internal_network_cannot_be_told_from_inside() {
         "warnings and unknowns only: {report}"
     );
 }
+
+#[test]
+fn docker_run_scripts_started_together_share_one_network() {
+    let Some(image) = crate::support::docker::image() else {
+        return;
+    };
+    let network = crate::support::unique("net-race");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bin/docker-run.sh");
+    let names = [
+        crate::support::unique("race-a"),
+        crate::support::unique("race-b"),
+    ];
+    // Started together, as two terminals would: each checks for the network, then creates it.
+    let mut scripts: Vec<std::process::Child> = names
+        .iter()
+        .map(|name| {
+            std::process::Command::new(script)
+                .args([name.as_str(), "--interval", "1s", "--ttl", "3s"])
+                .env("PEERD_NETWORK", &network)
+                .env("PEERD_IMAGE", &image)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("run bin/docker-run.sh")
+        })
+        .collect();
+    let running = |name: &str| {
+        let out = crate::support::run(
+            "docker",
+            &["inspect", "--format", "{{.State.Running}}", name],
+        );
+        String::from_utf8_lossy(&out.stdout).trim() == "true"
+    };
+    let both = wait_for(POLL_SLACK * 2, || {
+        let exited = scripts
+            .iter_mut()
+            .any(|s| s.try_wait().ok().flatten().is_some());
+        (exited || names.iter().all(|n| running(n))).then_some(!exited)
+    });
+    // On one network, each lists the other.
+    let heard = both == Some(true)
+        && crate::support::run(
+            "docker",
+            &[
+                "exec",
+                &names[0],
+                "peerd",
+                "wait",
+                "--count",
+                "1",
+                "--timeout",
+                "10s",
+            ],
+        )
+        .status
+        .success();
+    let networks = docker_ok(&[
+        "network",
+        "ls",
+        "--no-trunc",
+        "--format",
+        "{{.ID}} {{.Name}}",
+    ]);
+    let ids: Vec<&str> = networks
+        .lines()
+        .filter_map(|line| line.split_once(' '))
+        .filter(|(_, name)| *name == network)
+        .map(|(id, _)| id)
+        .collect();
+    for name in &names {
+        let _ = crate::support::run("docker", &["rm", "--force", name]);
+    }
+    let mut errors = String::new();
+    for mut script in scripts {
+        let _ = script.kill();
+        if let Ok(out) = script.wait_with_output() {
+            errors.push_str(&String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    for id in &ids {
+        let _ = crate::support::run("docker", &["network", "rm", id]);
+    }
+    assert_eq!(ids.len(), 1, "networks named {network}: {ids:?}; {errors}");
+    assert_eq!(both, Some(true), "both nodes run: {errors}");
+    assert!(heard, "the nodes hear each other");
+}

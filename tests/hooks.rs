@@ -392,3 +392,27 @@ sleep 30 &"#,
     let sleeping = lan.agent("hooked").processes_in_namespace();
     assert!(sleeping.iter().any(|name| name == "sleep"), "{sleeping:?}");
 }
+
+#[test]
+fn a_program_named_without_a_slash_is_found_in_path_as_a_shell_would() {
+    let Some(mut lan) = Lan::loopback(1, Timings::FAST) else {
+        return;
+    };
+    // `true` and `false` from the PATH the tests run with, as `sh -c true` would find them.
+    lan.add("hooked", &["--on-event", "true", "--on-event", "false"])
+        .expect("the namespace exists");
+    // node1's join runs both: `true` succeeds, `false` fails.
+    let hooks = wait_for(POLL_SLACK, || {
+        let status = lan.status("hooked")?;
+        (status.hooks.runs >= 2).then_some(status.hooks)
+    })
+    .expect("both programs ran for node1's join");
+    assert_eq!((hooks.runs, hooks.failures), (2, 1), "{hooks:?}");
+    let log = lan.agent("hooked").log();
+    assert!(
+        log.lines().any(
+            |line| line.contains("hook program found") && line.contains("given=true program=/")
+        ),
+        "the log says which file runs: {log}"
+    );
+}

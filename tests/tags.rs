@@ -64,7 +64,21 @@ fn tags_are_listed_filtered_and_their_changes_reported() {
         "peers",
         &["--tag", "role=db", "--tag", "zone=eu-2"],
     );
-    assert_eq!(both.trim(), "no live peers yet");
+    // Not "no live peers yet": there are two, and the tags left both out.
+    let left_out = "no live peers with role=db and zone=eu-2: the agent lists 2 live peers, but \
+                    none has all of those tags; `peerd peers` without --tag shows them";
+    assert_eq!(both.trim(), left_out);
+    let mut watch = lan
+        .agent("c")
+        .client("watch", &["--tag", "role=db", "--tag", "zone=eu-2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start peerd watch");
+    let first = Lines::new(watch.stdout.take().expect("piped")).next(POLL_SLACK);
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert_eq!(first.as_deref(), Some(left_out), "watch says it too");
 
     let (code, _) = run(&lan, "c", "wait", &["--count", "1", "--tag", "role=web"]);
     assert_eq!(code, Some(0), "one web peer is listed");

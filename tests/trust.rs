@@ -378,3 +378,44 @@ fn one_forged_beacon_holds_a_hostname_for_at_most_four_ttls_not_an_hour() {
         "the forged beacon held node2 for {held:?}, over {bound:?}"
     );
 }
+
+#[test]
+fn an_agent_that_refuses_everyone_says_so_and_how_to_fix_it() {
+    let Some(mut lan) = Lan::loopback(0, Timings::FAST) else {
+        return;
+    };
+    let secret = SecretFile::new(SECRET);
+    lan.add("signed", &["--secret-file", secret.path()])
+        .expect("namespace");
+    lan.add("plain", &[]).expect("namespace");
+    let says = |node: &str, expected: &str| {
+        let said = wait_for(POLL_SLACK, || {
+            let out = lan
+                .agent(node)
+                .client("peers", &[])
+                .output()
+                .expect("run peerd peers");
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.contains(expected).then_some(text)
+        });
+        assert!(
+            said.is_some(),
+            "{node}'s `peerd peers` never said {expected:?}"
+        );
+    };
+    says(
+        "plain",
+        "signed beacons: this agent has no secret; start it with the same --secret-file",
+    );
+    says(
+        "signed",
+        "beacons unsigned or signed with another key: give every node the same --secret-file, or --accept-unauthenticated",
+    );
+    // JSON stays what scripts read: an empty array.
+    let out = lan
+        .agent("plain")
+        .client("peers", &["--json"])
+        .output()
+        .expect("run peerd peers --json");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+}

@@ -38,3 +38,15 @@ pub async fn script() -> impl IntoResponse {
 pub async fn style() -> impl IntoResponse {
     asset("text/css; charset=utf-8", STYLE)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_duration_column_is_named_for_what_it_measures() {
+        // The time since this agent first heard the instance, not the peer's own uptime.
+        assert!(INDEX.contains(">Known for</th>"), "{INDEX}");
+        assert!(!INDEX.contains("Up for"), "{INDEX}");
+    }
+}

@@ -27,7 +27,9 @@ pub struct PeerInfo {
     pub last_seen_ms_ago: u64,
     /// Until it is dropped, unless another beacon arrives first.
     pub expires_in_ms: u64,
-    /// Since `first_seen`.
+    /// Since `first_seen`: how long this agent has listed this instance (`KNOWN FOR` in
+    /// `peerd peers`), not how long the peer has been up, which no beacon says. The name is
+    /// older than that understanding, and kept for the clients that read it.
     pub up_for_ms: u64,
     /// How long it stays listed after each beacon (its own ttl, as its beacons say).
     #[serde(default)]

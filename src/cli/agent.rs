@@ -2,7 +2,10 @@
 //! listeners, connects to systemd, and hands over to the library's `peerd::agent::run`. The
 //! agent's own work (beacons, registry, API, hooks) is not here.
 
+use std::ffi::OsStr;
 use std::net::Ipv4Addr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
@@ -100,6 +103,17 @@ async fn agent_config(
             Err(err) => usage_error(format!("--secret-file: {err}")),
         }
     }
+    let path = std::env::var_os("PATH");
+    let mut hooks = Vec::new();
+    for given in &args.on_event {
+        match resolve_program(given, path.as_deref(), is_executable) {
+            Ok(program) => {
+                info!(given = %given.display(), program = %program.display(), "hook program found");
+                hooks.push(program);
+            }
+            Err(err) => usage_error(format!("--on-event {}: {err}", given.display())),
+        }
+    }
     let mut config = Config {
         name,
         group: args.beacons.group,
@@ -109,7 +123,7 @@ async fn agent_config(
         interval: args.interval.into(),
         ttl: args.ttl.into(),
         multicast_ttl: args.multicast_ttl,
-        hooks: args.on_event.clone(),
+        hooks,
         hook_timeout: args.hook_timeout.into(),
         keys: auth::Keyring::new(&secrets),
         accept_unauthenticated: args.accept_unauthenticated,
@@ -129,14 +143,6 @@ async fn agent_config(
     }
     if !config.keys.is_empty() {
         info!(key_ids = ?config.keys.ids(), accept_unauthenticated = config.accept_unauthenticated, "beacons are signed");
-    }
-    for hook in &config.hooks {
-        if !is_executable(hook) {
-            usage_error(format!(
-                "--on-event {}: no executable file there",
-                hook.display()
-            ));
-        }
     }
     config.interface = match args.interface {
         Some(address) => {
@@ -192,7 +198,44 @@ async fn wait_for_default_interface(shutdown: &CancellationToken) -> Option<inte
     }
 }
 
-fn is_executable(path: &std::path::Path) -> bool {
+/// The file `--on-event PROGRAM` runs, found once at start as a shell finds a command: with a
+/// slash, PROGRAM is a path; without, the first executable `PROGRAM` in the directories of
+/// `path` (`PATH`), an empty entry meaning the current directory. Made absolute, so the log
+/// says what runs.
+fn resolve_program(
+    program: &Path,
+    path: Option<&OsStr>,
+    is_executable: impl Fn(&Path) -> bool,
+) -> Result<PathBuf, String> {
+    if program.as_os_str().as_bytes().contains(&b'/') {
+        if !is_executable(program) {
+            return Err("no executable file there".to_owned());
+        }
+        return std::path::absolute(program).map_err(|err| err.to_string());
+    }
+    let Some(path) = path else {
+        return Err("not a path, and PATH is not set to look it up in".to_owned());
+    };
+    std::env::split_paths(path)
+        .map(|dir| {
+            let dir = if dir.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                dir
+            };
+            dir.join(program)
+        })
+        .find(|candidate| is_executable(candidate))
+        .map(|found| std::path::absolute(&found).unwrap_or(found))
+        .ok_or_else(|| {
+            format!(
+                "no executable of that name in PATH ({}); give its path",
+                path.to_string_lossy()
+            )
+        })
+}
+
+fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
@@ -200,4 +243,54 @@ fn is_executable(path: &std::path::Path) -> bool {
 /// Exits 2 with `message` as a usage error of `peerd agent`.
 fn usage_error(message: String) -> ! {
     usage_error_in("agent", message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake file system: these paths are executable, nothing else is.
+    fn executables(paths: &[&str]) -> impl Fn(&Path) -> bool {
+        let paths: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
+        move |candidate: &Path| paths.iter().any(|p| p == candidate)
+    }
+
+    #[test]
+    fn a_program_without_a_slash_is_looked_up_in_path_as_a_shell_would() {
+        let found = executables(&["/usr/bin/true", "/bin/true", "/opt/hooks/sync"]);
+        let path = OsStr::new("/usr/local/bin:/usr/bin:/bin:/opt/hooks");
+        let resolve = |program: &str| resolve_program(Path::new(program), Some(path), &found);
+        assert_eq!(
+            resolve("true"),
+            Ok(PathBuf::from("/usr/bin/true")),
+            "the first match"
+        );
+        assert_eq!(resolve("sync"), Ok(PathBuf::from("/opt/hooks/sync")));
+        let missing = resolve("nope").expect_err("not found");
+        assert_eq!(
+            missing,
+            "no executable of that name in PATH (/usr/local/bin:/usr/bin:/bin:/opt/hooks); give its path"
+        );
+        assert!(resolve_program(Path::new("true"), None, &found).is_err());
+    }
+
+    #[test]
+    fn a_program_with_a_slash_is_a_path_and_an_empty_path_entry_the_current_directory() {
+        let here = std::env::current_dir().expect("a current directory");
+        let found = executables(&["/opt/hooks/sync", "./sync", "bin/sync"]);
+        let resolve = |program: &str, path: &str| {
+            resolve_program(Path::new(program), Some(OsStr::new(path)), &found)
+        };
+        assert_eq!(
+            resolve("/opt/hooks/sync", "/bin"),
+            Ok(PathBuf::from("/opt/hooks/sync"))
+        );
+        assert_eq!(resolve("bin/sync", "/opt/hooks"), Ok(here.join("bin/sync")));
+        assert_eq!(
+            resolve("/bin/sync", "/opt/hooks"),
+            Err("no executable file there".to_owned()),
+            "a path is never looked up"
+        );
+        assert_eq!(resolve("sync", "/bin::/opt/hooks"), Ok(here.join("sync")));
+    }
 }

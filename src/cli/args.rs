@@ -4,7 +4,9 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::builder::BoolishValueParser;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use peerd::config;
 use peerd::wire::{beacon, tags};
@@ -17,13 +19,72 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// The command line, parsed; exits 2 on a usage error. A value refused that came from a
+    /// `PEERD_` variable is reported as the variable's: `PEERD_TTL=soon` is no mistake in
+    /// `--ttl`, which nobody typed.
+    pub fn parse_naming_variables() -> Cli {
+        let argv: Vec<_> = std::env::args_os().collect();
+        Cli::try_parse_from(&argv)
+            .unwrap_or_else(|err| name_the_variable(err, &argv, |var| std::env::var_os(var)).exit())
+    }
+}
+
+/// `err`, naming the environment variable its refused value came from instead of the flag,
+/// when it did: the flag is not in `argv` and `env` gives its variable that value.
+fn name_the_variable(
+    mut err: clap::Error,
+    argv: &[std::ffi::OsString],
+    env: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> clap::Error {
+    if !matches!(
+        err.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        return err;
+    }
+    let (Some(ContextValue::String(arg)), Some(ContextValue::String(value))) = (
+        err.get(ContextKind::InvalidArg),
+        err.get(ContextKind::InvalidValue),
+    ) else {
+        return err;
+    };
+    // Shown as `--ttl <TTL>` or `--accept-unauthenticated[=<BOOL>]`.
+    let flag = arg.split([' ', '[', '=']).next().unwrap_or_default();
+    let typed = argv.iter().any(|word| {
+        let word = word.to_string_lossy();
+        word == flag || word.starts_with(&format!("{flag}="))
+    });
+    if typed {
+        return err;
+    }
+    let command = Cli::command();
+    let variable = command
+        .get_subcommands()
+        .flat_map(|sub| sub.get_arguments())
+        .filter(|a| a.get_long().is_some_and(|long| flag == format!("--{long}")))
+        .filter_map(|a| Some((a.get_env()?.to_string_lossy().into_owned(), a)))
+        .find(|(var, a)| {
+            let set = env(var).map(|set| set.to_string_lossy().into_owned());
+            set.is_some_and(|set| match a.get_value_delimiter() {
+                Some(delimiter) => set.split(delimiter).any(|item| item == value),
+                None => set == *value,
+            })
+        })
+        .map(|(var, _)| var);
+    if let Some(variable) = variable {
+        err.insert(ContextKind::InvalidArg, ContextValue::String(variable));
+    }
+    err
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the agent in the foreground: announce this node and track its peers
     Agent(AgentArgs),
     /// List the live peers the local agent knows, sorted by hostname
     Peers(ListArgs),
-    /// Check that the local agent answers (exit 0) and show its counters
+    /// Check that the local agent answers and its beacons go out (exit 0), and show its counters
     Health(PeersArgs),
     /// Print the live peers, then each change as it happens, until Ctrl-C
     Watch(ListArgs),
@@ -76,7 +137,8 @@ pub struct AgentArgs {
     #[arg(long, env = "PEERD_METRICS", value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
     /// Program to run for each peer event, with the event in its environment and as JSON on
-    /// its stdin; repeatable, run in the order given (PEERD_ON_EVENT: comma-separated)
+    /// its stdin; a name without a slash is looked up in PATH; repeatable, run in the order
+    /// given (PEERD_ON_EVENT: comma-separated)
     #[arg(
         long = "on-event",
         value_name = "PROGRAM",
@@ -98,8 +160,14 @@ pub struct AgentArgs {
     )]
     pub secret_files: Vec<std::path::PathBuf>,
     /// With --secret-file, accept unsigned beacons too: for turning authentication on in a live
-    /// cluster without a partition
-    #[arg(long, env = "PEERD_ACCEPT_UNAUTHENTICATED", requires = "secret_files")]
+    /// cluster without a partition. BOOL (here or in the variable): true or false, 1 or 0, yes
+    /// or no, on or off
+    // Set, not SetTrue: a bare flag reads its variable as only `true` or `false`. Its value
+    // only after `=`, so the next word is never taken for it.
+    #[arg(long, env = "PEERD_ACCEPT_UNAUTHENTICATED", value_name = "BOOL",
+          value_parser = BoolishValueParser::new(), action = ArgAction::Set,
+          num_args = 0..=1, require_equals = true, default_value_t = false,
+          default_missing_value = "true", hide_possible_values = true)]
     pub accept_unauthenticated: bool,
     /// A label announced with every beacon, for peers to filter on; repeatable
     /// (PEERD_TAGS: comma-separated)
@@ -163,7 +231,10 @@ pub struct GroupArgs {
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// How long to listen to the group for the probe and for other nodes
+    /// How long to listen to the group for the probe and for other nodes; judging the spacing
+    /// of their beacons takes longer than the ttl (40s at the default timings)
+    // 3 s: the probe comes back and peers answer it within a second; a window long enough to
+    // judge spacing would make every quick check wait 40 s for the one line that needs it.
     #[arg(long, default_value = "3s")]
     pub listen: humantime::Duration,
     #[command(flatten)]
@@ -188,4 +259,111 @@ pub enum LogFormat {
 /// `--name`: a hostname a beacon can carry.
 pub fn parse_name(name: &str) -> Result<String, beacon::InvalidHostname> {
     beacon::validate_hostname(name).map(|()| name.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsString;
+
+    use super::*;
+
+    fn argv(words: &[&str]) -> Vec<OsString> {
+        words.iter().map(OsString::from).collect()
+    }
+
+    /// The error of `typed`, as [`name_the_variable`] words it when the command line was
+    /// `argv` and the environment `env`.
+    fn refused(typed: &[&str], argv_: &[&str], env: &[(&str, &str)]) -> String {
+        let err = Cli::try_parse_from(argv(typed)).expect_err("refused");
+        let lookup = |var: &str| {
+            env.iter()
+                .find(|(name, _)| *name == var)
+                .map(|(_, value)| OsString::from(value))
+        };
+        name_the_variable(err, &argv(argv_), lookup).to_string()
+    }
+
+    #[test]
+    fn the_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_value_from_a_variable_is_reported_as_the_variables() {
+        let from_env = refused(
+            &["peerd", "agent", "--ttl", "soon"],
+            &["peerd", "agent"],
+            &[("PEERD_TTL", "soon")],
+        );
+        assert!(
+            from_env.starts_with("error: invalid value 'soon' for 'PEERD_TTL'"),
+            "{from_env}"
+        );
+        let typed = refused(
+            &["peerd", "agent", "--ttl", "soon"],
+            &["peerd", "agent", "--ttl", "soon"],
+            &[("PEERD_TTL", "soon")],
+        );
+        assert!(typed.contains("for '--ttl <TTL>'"), "{typed}");
+        let listed = refused(
+            &["peerd", "agent", "--tag", "bad"],
+            &["peerd", "agent"],
+            &[("PEERD_TAGS", "a=1,bad")],
+        );
+        assert!(listed.contains("for 'PEERD_TAGS'"), "{listed}");
+        let boolean = refused(
+            &["peerd", "agent", "--accept-unauthenticated=maybe"],
+            &["peerd", "agent"],
+            &[("PEERD_ACCEPT_UNAUTHENTICATED", "maybe")],
+        );
+        assert!(
+            boolean.contains("invalid value 'maybe' for 'PEERD_ACCEPT_UNAUTHENTICATED'"),
+            "{boolean}"
+        );
+    }
+
+    #[test]
+    fn accept_unauthenticated_takes_the_usual_spellings_and_stays_a_bare_flag() {
+        let value = |words: &[&str]| match Cli::try_parse_from(argv(words)) {
+            Ok(Cli {
+                command: Command::Agent(args),
+            }) => Ok(args.accept_unauthenticated),
+            Ok(_) => Err("not the agent".to_owned()),
+            Err(err) => Err(err.to_string()),
+        };
+        assert_eq!(value(&["peerd", "agent"]), Ok(false));
+        assert_eq!(
+            value(&["peerd", "agent", "--accept-unauthenticated"]),
+            Ok(true)
+        );
+        for (spelling, meaning) in [
+            ("true", true),
+            ("1", true),
+            ("yes", true),
+            ("on", true),
+            ("false", false),
+            ("0", false),
+            ("no", false),
+            ("off", false),
+        ] {
+            let flag = format!("--accept-unauthenticated={spelling}");
+            assert_eq!(value(&["peerd", "agent", &flag]), Ok(meaning), "{spelling}");
+        }
+        // A bare flag never takes the next word as its value.
+        assert!(value(&["peerd", "agent", "--accept-unauthenticated", "--name", "a"]).is_ok());
+    }
+
+    #[test]
+    fn every_boolean_flag_with_a_variable_takes_the_usual_spellings() {
+        for sub in Cli::command().get_subcommands() {
+            for arg in sub.get_arguments().filter(|a| a.get_env().is_some()) {
+                assert!(
+                    !matches!(arg.get_action(), ArgAction::SetTrue | ArgAction::SetFalse),
+                    "{} --{:?}: a bare flag reads its variable as true or false only",
+                    sub.get_name(),
+                    arg.get_long()
+                );
+            }
+        }
+    }
 }

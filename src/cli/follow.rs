@@ -29,6 +29,14 @@ pub enum Message {
 }
 
 impl Message {
+    /// The peers of a snapshot or a resync; `None` for a change.
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        match self {
+            Message::Snapshot(snapshot) | Message::Resync(snapshot) => Some(snapshot),
+            Message::Change(_) => None,
+        }
+    }
+
     /// Brings `live`, the hostnames listed with every tag in `filter`, up to date with this
     /// message.
     pub fn update(self, live: &mut HashSet<String>, filter: &[(String, String)]) {

@@ -15,19 +15,25 @@ mod watch;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 
 use args::{Cli, Command};
 
 /// Parses the command line and runs the subcommand it names; exit 0, 1 on failure (after one
 /// `peerd: ...` line on stderr), 2 on a usage error.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_naming_variables();
     // Neither needs the runtime: they print what clap knows about the command line.
     match &cli.command {
         Command::Completions { shell } => {
-            clap_complete::generate(*shell, &mut Cli::command(), "peerd", &mut std::io::stdout());
-            return ExitCode::SUCCESS;
+            // Into memory first: written straight to stdout, clap_complete panics when the
+            // reader has gone.
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "peerd", &mut script);
+            return match print(&script) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(err) => fail(err),
+            };
         }
         Command::Man { subcommand } => {
             return match print_man(subcommand.as_deref()) {
@@ -80,14 +86,30 @@ fn print_man(subcommand: Option<&str>) -> anyhow::Result<()> {
             .with_context(|| format!("no subcommand {name}"))?
             .clone(),
     };
+    let mut roff = Vec::new();
     clap_mangen::Man::new(page)
-        .render(&mut std::io::stdout())
-        .context("writing the man page to stdout")
+        .render(&mut roff)
+        .context("rendering the man page")?;
+    print(&roff).map(drop)
+}
+
+/// Writes `bytes` to stdout and flushes; `false` when the reader has gone (`peerd man | head`,
+/// `peerd watch | head`), which is no error: it read what it wanted, so the command is done.
+fn print(bytes: &[u8]) -> anyhow::Result<bool> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => Ok(true),
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(err) => Err(anyhow::Error::new(err).context("writing to stdout")),
+    }
 }
 
 /// Exits 2 with `message`, as clap does for `peerd <subcommand>`'s own usage errors.
 pub fn usage_error_in(subcommand: &str, message: String) -> ! {
     let mut command = Cli::command();
+    // Built, as clap builds it to parse, so the usage line reads `peerd agent`, not `agent`.
+    command.build();
     let found = command
         .find_subcommand_mut(subcommand)
         .expect("the subcommand exists");

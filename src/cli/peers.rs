@@ -1,6 +1,8 @@
 //! `peerd peers` and `peerd health`: one request each to the local agent's API, printed for a
 //! human or as JSON. Following changes as they happen is watch.rs.
 
+use std::net::SocketAddr;
+
 use peerd::api::{self, AgentStatus, PeerInfo, client};
 use peerd::wire::tags;
 
@@ -11,15 +13,29 @@ use super::table;
 pub async fn show_peers(list: ListArgs) -> anyhow::Result<()> {
     let args = list.agent;
     let mut peers: Vec<PeerInfo> = client::get_json(args.api, api::PEERS_PATH).await?;
+    let listed = peers.len();
     peers.retain(|peer| tags::matches(&peer.tags, &list.tags));
     if args.json {
         println!("{}", serde_json::to_string_pretty(&peers)?);
     } else if peers.is_empty() {
-        println!("no live peers yet");
+        print!("{}", nothing_shown(args.api, listed, &list.tags).await);
     } else {
         print!("{}", table::render(&peers));
     }
     Ok(())
+}
+
+/// Why nothing is shown ([`table::nothing_shown`]), with the agent's status when it lists
+/// nobody: one more request, and only then. A status that does not come is no failure: the
+/// list did.
+pub async fn nothing_shown(api: SocketAddr, listed: usize, filter: &[(String, String)]) -> String {
+    let status = match listed {
+        0 => client::get_json::<AgentStatus>(api, api::STATUS_PATH)
+            .await
+            .ok(),
+        _ => None,
+    };
+    table::nothing_shown(listed, filter, status.as_ref())
 }
 
 /// Prints the agent's status; fails (exit 1) if no agent answers, or if it answers but is not

@@ -1,13 +1,21 @@
-//! The human view of `peerd peers`: an aligned table with humantime durations.
-//! Pure formatting; fetching and JSON output live elsewhere.
+//! The human view of `peerd peers`: an aligned table with humantime durations, or what an
+//! empty one means. Pure formatting; fetching and JSON output live elsewhere.
 
 use std::fmt::Write;
 use std::time::Duration;
 
-use peerd::api::{PeerChange, PeerInfo};
+use peerd::api::{AgentStatus, PeerChange, PeerInfo};
 use peerd::wire::tags;
 
-const HEADERS: [&str; 5] = ["HOSTNAME", "ADDRESS", "LAST SEEN", "EXPIRES IN", "UP FOR"];
+/// KNOWN FOR: how long this agent has listed the peer's instance (`up_for_ms`); no beacon says
+/// how long the peer itself has been up.
+const HEADERS: [&str; 5] = [
+    "HOSTNAME",
+    "ADDRESS",
+    "LAST SEEN",
+    "EXPIRES IN",
+    "KNOWN FOR",
+];
 
 /// One change as `peerd watch` prints it: time, event, hostname, address, then what changed,
 /// in columns wide enough for the common case so consecutive lines align.
@@ -84,6 +92,95 @@ pub fn render(peers: &[PeerInfo]) -> String {
     out
 }
 
+/// What `peerd peers` and `watch` print instead of an empty table: why nothing is shown, and
+/// the fix when there is one. `listed` is how many peers the agent lists before the `--tag`
+/// `filter`; `status`, the agent's, asked for only when it lists none, tells what it refused.
+pub fn nothing_shown(
+    listed: usize,
+    filter: &[(String, String)],
+    status: Option<&AgentStatus>,
+) -> String {
+    if listed > 0 {
+        let wanted: Vec<String> = filter.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let (lists, lacking) = match listed {
+            1 => ("1 live peer".to_owned(), "it lacks"),
+            n => (format!("{n} live peers"), "none has"),
+        };
+        return format!(
+            "no live peers with {}: the agent lists {lists}, but {lacking} {}; `peerd peers` without --tag shows them\n",
+            wanted.join(" and "),
+            if filter.len() == 1 {
+                "that tag"
+            } else {
+                "all of those tags"
+            }
+        );
+    }
+    let refusals = status.map(refusals).unwrap_or_default();
+    if refusals.is_empty() {
+        return "no live peers yet\n".to_owned();
+    }
+    let mut out = "no live peers yet, but since it started the agent refused:\n".to_owned();
+    for refusal in refusals {
+        let _ = writeln!(out, "  {refusal}");
+    }
+    out
+}
+
+/// The datagrams an agent refused that explain why it lists nobody, each with its fix. Replays
+/// and stale ones are ordinary, and capacity cannot be why nobody is listed.
+fn refusals(status: &AgentStatus) -> Vec<String> {
+    let refused = &status.refused;
+    let mut found = Vec::new();
+    if refused.authentication > 0 {
+        let n = refused.authentication;
+        found.push(if status.key_ids.is_empty() {
+            format!(
+                "{n} signed beacons: this agent has no secret; start it with the same --secret-file as the nodes that sign"
+            )
+        } else if status.accept_unauthenticated {
+            format!(
+                "{n} beacons signed with another key, or whose signature does not verify: give every node the same --secret-file"
+            )
+        } else {
+            format!(
+                "{n} beacons unsigned or signed with another key: give every node the same --secret-file, or --accept-unauthenticated to this one while the others are migrated"
+            )
+        });
+    }
+    if refused.own_hostname > 0 {
+        found.push(format!(
+            "{} beacons from another node announcing this agent's own hostname, {}: give each node its own --name",
+            refused.own_hostname, status.hostname
+        ));
+    }
+    let unreadable: Vec<String> = [
+        ("malformed", refused.malformed),
+        ("oversized", refused.oversized),
+        ("of another version", refused.version),
+        ("with an invalid hostname", refused.hostname),
+    ]
+    .iter()
+    .filter(|(_, n)| *n > 0)
+    .map(|(why, n)| format!("{n} {why}"))
+    .collect();
+    if !unreadable.is_empty() {
+        let total = refused.malformed + refused.oversized + refused.version + refused.hostname;
+        found.push(format!(
+            "{total} datagrams on the port that are no beacons it can read ({}): `peerd doctor` shows what is sent to the group",
+            unreadable.join(", ")
+        ));
+    }
+    // An older agent counts no reasons: the total is all it says.
+    if refused.total() == 0 && status.datagrams_ignored > 0 {
+        found.push(format!(
+            "{} datagrams on the port: `peerd health --json` says why",
+            status.datagrams_ignored
+        ));
+    }
+    found
+}
+
 /// Whole seconds once past a second ("3s", "1m 5s"), milliseconds below ("250ms").
 fn short(ms: u64) -> String {
     let d = if ms >= 1000 {
@@ -142,6 +239,79 @@ pub(super) mod tests {
         assert!(table.contains("also announced from 172.18.0.9 (fedcba9876543210)"));
     }
 
+    fn filter(tags: &[(&str, &str)]) -> Vec<(String, String)> {
+        tags.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn an_empty_table_says_what_the_tags_left_out() {
+        assert_eq!(
+            nothing_shown(3, &filter(&[("role", "db")]), None),
+            "no live peers with role=db: the agent lists 3 live peers, but none has that tag; `peerd peers` without --tag shows them\n"
+        );
+        let one = nothing_shown(1, &filter(&[("role", "db"), ("zone", "eu")]), None);
+        assert!(
+            one.starts_with("no live peers with role=db and zone=eu: the agent lists 1 live peer, but it lacks all of those tags;"),
+            "{one}"
+        );
+    }
+
+    #[test]
+    fn an_empty_table_says_what_the_agent_refused_and_the_fix() {
+        let mut status = AgentStatus {
+            hostname: "node1".into(),
+            ..AgentStatus::default()
+        };
+        assert_eq!(nothing_shown(0, &[], Some(&status)), "no live peers yet\n");
+        assert_eq!(nothing_shown(0, &[], None), "no live peers yet\n");
+        // Replays are ordinary: no reason to explain an empty list.
+        status.refused.replay = 4;
+        assert_eq!(nothing_shown(0, &[], Some(&status)), "no live peers yet\n");
+
+        status.refused.authentication = 12;
+        let no_secret = nothing_shown(0, &[], Some(&status));
+        assert_eq!(
+            no_secret,
+            "no live peers yet, but since it started the agent refused:\n  12 signed beacons: this agent has no secret; start it with the same --secret-file as the nodes that sign\n"
+        );
+        status.key_ids = vec!["d5bcbea8".into()];
+        let signing = nothing_shown(0, &[], Some(&status));
+        assert!(
+            signing.contains("12 beacons unsigned or signed with another key: give every node the same --secret-file, or --accept-unauthenticated"),
+            "{signing}"
+        );
+        status.accept_unauthenticated = true;
+        let migrating = nothing_shown(0, &[], Some(&status));
+        assert!(
+            migrating.contains("signed with another key, or whose signature does not verify"),
+            "{migrating}"
+        );
+
+        status.refused.authentication = 0;
+        status.refused.own_hostname = 2;
+        status.refused.malformed = 3;
+        status.refused.version = 1;
+        let other = nothing_shown(0, &[], Some(&status));
+        assert_eq!(
+            other.lines().skip(1).collect::<Vec<_>>(),
+            [
+                "  2 beacons from another node announcing this agent's own hostname, node1: give each node its own --name",
+                "  4 datagrams on the port that are no beacons it can read (3 malformed, 1 of another version): `peerd doctor` shows what is sent to the group",
+            ]
+        );
+        // An older agent: a total and no reasons.
+        let older = AgentStatus {
+            datagrams_ignored: 5,
+            ..AgentStatus::default()
+        };
+        assert!(
+            nothing_shown(0, &[], Some(&older))
+                .contains("5 datagrams on the port: `peerd health --json` says why"),
+        );
+    }
+
     #[test]
     fn renders_aligned_columns_with_human_durations() {
         let table = render(&[
@@ -150,7 +320,7 @@ pub(super) mod tests {
         ]);
         assert_eq!(
             table,
-            "HOSTNAME   ADDRESS      LAST SEEN   EXPIRES IN   UP FOR\n\
+            "HOSTNAME   ADDRESS      LAST SEEN   EXPIRES IN   KNOWN FOR\n\
              node-1     172.18.0.3   3s ago      31s          1m 5s\n\
              n2         172.18.0.3   250ms ago   34s          900ms\n"
         );

@@ -2,10 +2,10 @@
 //! one printing each change, one counting live peers until there are enough. Reading the
 //! stream is follow.rs; the table is table.rs.
 
-use anyhow::Context;
-
 use super::args::{ListArgs, WaitArgs};
 use super::follow::{self, Followed, Follower, Message};
+use super::peers::nothing_shown;
+use super::print;
 use super::table;
 
 /// Prints the peers, then each change, until Ctrl-C (exit 0). Rides out the agent going away:
@@ -16,10 +16,19 @@ pub async fn watch(list: ListArgs) -> anyhow::Result<()> {
     let follow = async {
         loop {
             let line = match follower.next().await {
-                Followed::Message(message) => match message.filtered(&list.tags) {
-                    Some(message) => watch_line(&message, args.json)?,
-                    None => continue,
-                },
+                Followed::Message(message) => {
+                    let listed = message.snapshot().map(|snapshot| snapshot.peers.len());
+                    let Some(message) = message.filtered(&list.tags) else {
+                        continue;
+                    };
+                    let empty = message.snapshot().is_some_and(|s| s.peers.is_empty());
+                    match listed {
+                        Some(listed) if empty && !args.json => {
+                            nothing_shown(args.api, listed, &list.tags).await
+                        }
+                        _ => watch_line(&message, args.json)?,
+                    }
+                }
                 Followed::Lost(why) => {
                     eprintln!(
                         "peerd: lost the agent at {} ({why}); reconnecting",
@@ -32,13 +41,8 @@ pub async fn watch(list: ListArgs) -> anyhow::Result<()> {
                     continue;
                 }
             };
-            use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            let written = write!(out, "{line}").and_then(|()| out.flush());
-            match written {
-                // The reader went away (`peerd watch | head`): nothing left to do.
-                Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-                other => other.context("writing to stdout")?,
+            if !print(line.as_bytes())? {
+                return Ok(()); // the reader went away: nothing left to do
             }
         }
     };
@@ -62,12 +66,9 @@ fn watch_line(message: &Message, json: bool) -> anyhow::Result<String> {
             format!("{value}\n")
         }
         (Message::Change(change), true) => format!("{}\n", serde_json::to_string(change)?),
+        // An empty one is the caller's to explain: it knows what the filter left out.
         (Message::Snapshot(snapshot) | Message::Resync(snapshot), false) => {
-            if snapshot.peers.is_empty() {
-                "no live peers yet\n".to_owned()
-            } else {
-                table::render(&snapshot.peers)
-            }
+            table::render(&snapshot.peers)
         }
         (Message::Change(change), false) => table::change_line(change),
     })
@@ -145,9 +146,7 @@ mod tests {
     }
 
     #[test]
-    fn human_snapshots_are_a_table_or_say_there_is_none() -> anyhow::Result<()> {
-        let empty = watch_line(&Message::Resync(snapshot(Vec::new())), false)?;
-        assert_eq!(empty, "no live peers yet\n");
+    fn human_snapshots_are_a_table() -> anyhow::Result<()> {
         let listed = watch_line(&Message::Snapshot(snapshot(vec![peer("a")])), false)?;
         assert_eq!(listed, table::render(&[peer("a")]));
         Ok(())

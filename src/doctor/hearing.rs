@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use super::check::{Check, Status, count};
 use super::probe::{Heard, PROBE_HOSTNAME};
-use crate::config;
 use crate::wire::beacon::Beacon;
 
 /// Whether `beacon` is the probe's: the doctor's own, or another doctor's on this network.
@@ -155,25 +154,53 @@ fn check_duplicates(others: &[&(Duration, &Beacon)]) -> Check {
     )
 }
 
+/// How much longer than the ttl a window must be to judge spacing: the peers' first beacons
+/// (their early answers to the probe) come within a second, and a few more seconds of slack.
+const SPACING_SLACK: Duration = Duration::from_secs(5);
+
+/// Whether any node's beacons are spaced wider than `ttl`. A gap is only seen inside the
+/// window, so a window no longer than the ttl cannot tell, however many beacons it heard: it
+/// says how long to listen instead. A node silent from its last beacon to the end of a longer
+/// window (and no goodbye) was silent for that long too.
 fn check_spacing(others: &[&(Duration, &Beacon)], ttl: Duration, listen: Duration) -> Check {
-    let mut times: BTreeMap<u64, (&str, Vec<Duration>)> = BTreeMap::new();
+    let ttl_text = humantime::format_duration(ttl);
+    let window = humantime::format_duration(listen);
+    if listen <= ttl {
+        return Check::not_ok(
+            "timings",
+            Status::Unknown,
+            format!(
+                "beacon spacing not judged: a gap wider than the ttl of {ttl_text} does not fit in a {window} window"
+            ),
+            format!(
+                "listen past the ttl: --listen {}",
+                humantime::format_duration(ttl + SPACING_SLACK)
+            ),
+        );
+    }
+    let mut times: BTreeMap<u64, (&str, Vec<Duration>, bool)> = BTreeMap::new();
     for (at, b) in others {
-        let entry = times.entry(b.instance).or_insert((&b.hostname, Vec::new()));
+        let entry = times
+            .entry(b.instance)
+            .or_insert((&b.hostname, Vec::new(), false));
         entry.1.push(*at);
+        entry.2 |= b.goodbye;
     }
     let mut measured = 0;
     let mut slow = Vec::new();
-    for (name, ats) in times.values() {
-        if ats.len() < 2 {
-            continue;
-        }
-        measured += 1;
-        let widest = ats.windows(2).map(|w| w[1].saturating_sub(w[0])).max();
-        if let Some(gap) = widest.filter(|gap| *gap > ttl) {
-            slow.push(format!("{name} ({})", humantime::format_duration(gap)));
+    for (name, ats, left) in times.values() {
+        let between = ats.windows(2).map(|w| w[1].saturating_sub(w[0]));
+        let after = ats
+            .last()
+            .filter(|_| !left)
+            .map(|last| listen.saturating_sub(*last));
+        let widest = between.clone().chain(after).max();
+        match widest.filter(|gap| *gap > ttl) {
+            Some(gap) => slow.push(format!("{name} ({})", humantime::format_duration(gap))),
+            None if between.len() > 0 => measured += 1,
+            None => {}
         }
     }
-    let ttl_text = humantime::format_duration(ttl);
     if !slow.is_empty() {
         return Check::not_ok(
             "timings",
@@ -189,21 +216,97 @@ fn check_spacing(others: &[&(Duration, &Beacon)], ttl: Duration, listen: Duratio
         return Check::not_ok(
             "timings",
             Status::Unknown,
-            format!(
-                "no other node heard twice in {}: beacon spacing not measured",
-                humantime::format_duration(listen)
-            ),
+            format!("no other node heard twice in {window}: beacon spacing not measured"),
             format!(
                 "listen past the peers' interval: --listen {}",
-                humantime::format_duration(config::BEACON_INTERVAL + Duration::from_secs(5))
+                humantime::format_duration(listen.max(ttl) + SPACING_SLACK)
             ),
         );
     }
     Check::ok(
         "timings",
         format!(
-            "{} heard twice, none spaced wider than the ttl of {ttl_text}",
+            "{} heard twice in {window}, none silent for longer than the ttl of {ttl_text}",
             count(measured, "node")
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn beacon(at_ms: u64, hostname: &str, instance: u64, goodbye: bool) -> Heard {
+        Heard {
+            at: Duration::from_millis(at_ms),
+            beacon: Ok(Beacon {
+                instance,
+                hostname: hostname.into(),
+                goodbye,
+                ..Beacon::default()
+            }),
+        }
+    }
+
+    fn spacing(heard: &[Heard], listen: Duration) -> Check {
+        let ttl = crate::config::PEER_TTL;
+        let checks = check_heard(heard, 0xd0c, None, ttl, listen);
+        checks
+            .into_iter()
+            .find(|c| c.check == "timings")
+            .expect("a timings check")
+    }
+
+    const SECOND: u64 = 1000;
+
+    #[test]
+    fn a_window_no_longer_than_the_ttl_says_how_long_to_listen() {
+        // The default window at the default timings: two answers to the probe, 3 s apart
+        // would be a fast peer, but no gap wider than 35 s could have shown in 3 s.
+        let heard = [
+            beacon(20, "node2", 2, false),
+            beacon(2 * SECOND, "node2", 2, false),
+        ];
+        let check = spacing(&heard, Duration::from_secs(3));
+        assert_eq!(check.status, Status::Unknown, "{check:?}");
+        assert_eq!(
+            check.detail,
+            "beacon spacing not judged: a gap wider than the ttl of 35s does not fit in a 3s window"
+        );
+        assert_eq!(
+            check.fix.as_deref(),
+            Some("listen past the ttl: --listen 40s")
+        );
+    }
+
+    #[test]
+    fn the_window_it_asks_for_judges_the_default_timings() {
+        // An early answer to the probe, then beacons 15 s apart: ok in 40 s.
+        let heard = [
+            beacon(20, "node2", 2, false),
+            beacon(15 * SECOND, "node2", 2, false),
+            beacon(30 * SECOND, "node2", 2, false),
+        ];
+        let check = spacing(&heard, Duration::from_secs(40));
+        assert_eq!(check.status, Status::Ok, "{check:?}");
+        assert_eq!(
+            check.detail,
+            "1 node heard twice in 40s, none silent for longer than the ttl of 35s"
+        );
+        // A node at a 60 s interval answers the probe, then stays silent to the end.
+        let slow = [beacon(20, "slow", 3, false)];
+        let check = spacing(&slow, Duration::from_secs(40));
+        assert_eq!(check.status, Status::Warn, "{check:?}");
+        assert!(
+            check.detail.contains("slow (39s 980ms)"),
+            "{}",
+            check.detail
+        );
+        // One that said goodbye was not silent: it left.
+        let gone = [
+            beacon(20, "gone", 4, false),
+            beacon(SECOND, "gone", 4, true),
+        ];
+        assert_eq!(spacing(&gone, Duration::from_secs(40)).status, Status::Ok);
+    }
 }

@@ -285,7 +285,10 @@ mod tests {
             beacon(1, PROBE_HOSTNAME, PROBE),
             beacon(2, "local", 1),
             beacon(3, "node2", 2),
-            beacon(400, "node2", 2),
+            beacon(900, "node2", 2),
+            // Heard to the end of the window: never silent for longer than the ttl.
+            beacon(1_800, "node2", 2),
+            beacon(2_700, "node2", 2),
         ];
         let checks = check_heard(&heard, PROBE, Some(1), Duration::from_secs(1), LISTEN);
         assert_eq!(checks[0].status, Status::Ok);

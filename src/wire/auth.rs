@@ -141,16 +141,45 @@ pub struct Secret {
     pub readable_by_others: bool,
 }
 
+/// The most a secret file may hold. A secret is 16 bytes or more, and the recipe below makes a
+/// 45-byte line; 4 KiB is far beyond any key a person makes, while a wrong path (a log file, a
+/// disk image) costs one small read instead of its whole size in memory.
+pub const MAX_SECRET_FILE_LEN: u64 = 4096;
+
 /// Reads a secret file: its bytes are the key, less trailing whitespace (so `echo` and editors
 /// that add a newline do no harm). Generate one with `head -c 32 /dev/urandom | base64`.
+///
+/// Only a regular file of at most [`MAX_SECRET_FILE_LEN`] bytes is read. The type is checked
+/// on the opened file, so the file checked is the file read; the open does not block, so a
+/// FIFO with no writer is refused at once instead of hanging the start.
 pub fn read_secret(path: &Path) -> Result<Secret, SecretError> {
-    use std::os::unix::fs::PermissionsExt;
-    let unreadable = |err: std::io::Error| SecretError::Unreadable(path.to_owned(), err.kind());
-    let mut bytes = std::fs::read(path).map_err(unreadable)?;
-    let mode = std::fs::metadata(path)
-        .map_err(unreadable)?
-        .permissions()
-        .mode();
+    use std::io::Read;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let unreadable = |err: std::io::Error| match err.kind() {
+        std::io::ErrorKind::NotFound => SecretError::Missing(path.to_owned()),
+        kind => SecretError::Unreadable(path.to_owned(), kind),
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)
+        .map_err(unreadable)?;
+    let meta = file.metadata().map_err(unreadable)?;
+    if let Some(kind) = not_regular(&meta.file_type()) {
+        return Err(SecretError::NotAFile(path.to_owned(), kind));
+    }
+    // The size may change after the fstat: the read is bounded whatever it said.
+    let too_large = || SecretError::TooLarge(path.to_owned());
+    if meta.len() > MAX_SECRET_FILE_LEN {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_SECRET_FILE_LEN + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > MAX_SECRET_FILE_LEN {
+        return Err(too_large());
+    }
     let kept = bytes.trim_ascii_end().len();
     bytes.truncate(kept);
     if bytes.is_empty() {
@@ -161,14 +190,42 @@ pub fn read_secret(path: &Path) -> Result<Secret, SecretError> {
     }
     Ok(Secret {
         bytes,
-        readable_by_others: mode & 0o044 != 0,
+        readable_by_others: meta.permissions().mode() & 0o044 != 0,
     })
+}
+
+/// What a file that is not a regular one is, for the error; `None` for a regular file.
+fn not_regular(file_type: &std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    let kinds = [
+        (file_type.is_dir(), "a directory"),
+        (file_type.is_fifo(), "a FIFO"),
+        (file_type.is_char_device(), "a character device"),
+        (file_type.is_block_device(), "a block device"),
+        (file_type.is_socket(), "a socket"),
+    ];
+    if file_type.is_file() {
+        return None;
+    }
+    Some(
+        kinds
+            .iter()
+            .find(|(is, _)| *is)
+            .map_or("not a file", |(_, what)| what),
+    )
 }
 
 /// Why a secret file cannot be used. Names the file, never its content.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretError {
+    /// Nothing at that path.
+    Missing(PathBuf),
+    /// There, but it cannot be opened or read: permissions, most likely.
     Unreadable(PathBuf, std::io::ErrorKind),
+    /// A directory, a FIFO, a device or a socket: what it is.
+    NotAFile(PathBuf, &'static str),
+    /// Over [`MAX_SECRET_FILE_LEN`] bytes: not a key file.
+    TooLarge(PathBuf),
     Empty(PathBuf),
     TooShort(PathBuf, usize),
 }
@@ -176,9 +233,22 @@ pub enum SecretError {
 impl fmt::Display for SecretError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            SecretError::Missing(path) => {
+                write!(f, "secret file {}: no such file", path.display())
+            }
             SecretError::Unreadable(path, kind) => {
                 write!(f, "cannot read secret file {}: {kind}", path.display())
             }
+            SecretError::NotAFile(path, what) => write!(
+                f,
+                "secret file {} is not a regular file ({what}): give the path of a file holding the secret",
+                path.display()
+            ),
+            SecretError::TooLarge(path) => write!(
+                f,
+                "secret file {} is larger than {MAX_SECRET_FILE_LEN} bytes: a secret is {MIN_SECRET_LEN} to {MAX_SECRET_FILE_LEN} bytes; is it the right file?",
+                path.display()
+            ),
             SecretError::Empty(path) => write!(f, "secret file {} is empty", path.display()),
             SecretError::TooShort(path, len) => write!(
                 f,
@@ -324,8 +394,67 @@ mod tests {
         assert!(!message.contains("hunter2"), "{message}");
         assert!(matches!(
             read_secret(&dir.join("missing")),
-            Err(SecretError::Unreadable(_, std::io::ErrorKind::NotFound))
+            Err(SecretError::Missing(_))
         ));
+        let missing = read_secret(&dir.join("missing"))
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            missing
+                .as_deref()
+                .is_some_and(|m| m.ends_with("missing: no such file")),
+            "{missing:?}"
+        );
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn only_a_small_regular_file_is_read() {
+        let dir = std::env::temp_dir().join(format!("peerd-secret-kinds-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let largest = dir.join("largest");
+        std::fs::write(&largest, "k".repeat(4096)).expect("write");
+        assert_eq!(
+            read_secret(&largest).expect("4 KiB is fine").bytes.len(),
+            4096
+        );
+        let large = dir.join("large");
+        std::fs::write(&large, "k".repeat(4097)).expect("write");
+        let refused = read_secret(&large).err();
+        assert_eq!(refused, Some(SecretError::TooLarge(large.clone())));
+        let message = refused.map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("larger than 4096 bytes"), "{message}");
+        assert!(!message.contains("kkkk"), "{message}");
+
+        assert_eq!(
+            read_secret(Path::new("/dev/null")).err(),
+            Some(SecretError::NotAFile(
+                "/dev/null".into(),
+                "a character device"
+            ))
+        );
+        assert_eq!(
+            read_secret(&dir).err(),
+            Some(SecretError::NotAFile(dir.clone(), "a directory"))
+        );
+        // A FIFO with no writer: opening it to read would wait for one, forever.
+        let fifo = dir.join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || tx.send(read_secret(&path).err()));
+        let read = rx.recv_timeout(Duration::from_secs(5));
+        assert_eq!(
+            read,
+            Ok(Some(SecretError::NotAFile(fifo, "a FIFO"))),
+            "a FIFO must be refused at once"
+        );
+        let message = SecretError::NotAFile("/run/x".into(), "a FIFO").to_string();
+        assert_eq!(
+            message,
+            "secret file /run/x is not a regular file (a FIFO): give the path of a file holding the secret"
+        );
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }
