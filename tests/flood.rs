@@ -232,6 +232,25 @@ fn start_agents(netns: &Netns) -> (Agent, Vec<Agent>) {
         whole.is_some(),
         "the four agents never all listed each other"
     );
+    // Each real peer heard twice by the victim, as a running cluster's are: a peer heard only
+    // once may make room for a newcomer at --max-peers, and the flood brings a million. Twice:
+    // renewed since it joined, so with a sequence past the one it joined with (which need not
+    // be 0: a first beacon can come before the victim's socket opens).
+    let joined_with = victim.peers().expect("the victim answers");
+    let settled = wait_for(POLL_SLACK + TIMINGS.ttl, || {
+        let peers = victim.peers()?;
+        let twice = LEGIT.iter().all(|name| {
+            let then = joined_with.iter().find(|p| p.hostname == *name);
+            peers
+                .iter()
+                .any(|p| p.hostname == *name && then.is_some_and(|then| p.sequence > then.sequence))
+        });
+        twice.then_some(())
+    });
+    assert!(
+        settled.is_some(),
+        "the victim never heard each real peer twice"
+    );
     (victim, legit)
 }
 

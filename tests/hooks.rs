@@ -402,9 +402,10 @@ fn a_program_named_without_a_slash_is_found_in_path_as_a_shell_would() {
     lan.add("hooked", &["--on-event", "true", "--on-event", "false"])
         .expect("the namespace exists");
     // node1's join runs both: `true` succeeds, `false` fails.
+    // A run counts when it starts, its failure once it ends: wait for both.
     let hooks = wait_for(POLL_SLACK, || {
         let status = lan.status("hooked")?;
-        (status.hooks.runs >= 2).then_some(status.hooks)
+        (status.hooks.runs >= 2 && status.hooks.failures >= 1).then_some(status.hooks)
     })
     .expect("both programs ran for node1's join");
     assert_eq!((hooks.runs, hooks.failures), (2, 1), "{hooks:?}");

@@ -1,7 +1,6 @@
 //! The registry of live peers: a plain synchronous state machine keyed by hostname.
 //! No sockets, no clock, no locks: every input takes `now` and returns what changed.
 
-use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -9,16 +8,12 @@ use std::time::{Duration, Instant};
 use hashbrown::{DefaultHashBuilder, HashTable};
 
 use super::peer::{Gone, Peer, PeerEvent, Refusal};
+use super::probation::Probation;
 use super::record::{Epoch, Record};
 use super::rival::other_instance;
 use super::slab::Slab;
 use super::wheel::TimerWheel;
-use crate::config::{EARLY_ANSWER_WINDOW, MAX_TIMING, MIN_TIMING, UNSIGNED_TTL_FACTOR};
-
-/// How long a peer heard once is spared from making room, while older ones can: a real node is
-/// heard again within it, answering early the peers that answer its first beacon (at most two
-/// early answers a second: so within a second, even in a crowd).
-const PROBATION_GRACE: Duration = EARLY_ANSWER_WINDOW;
+use crate::config::{MAX_TIMING, MIN_TIMING, UNSIGNED_TTL_FACTOR};
 use crate::wire::beacon::Beacon;
 
 /// What a beacon did: the change it made (none for a renewal, or a beacon that changes nothing,
@@ -53,10 +48,8 @@ pub struct Registry {
     index: HashTable<u32>,
     hasher: DefaultHashBuilder,
     live: usize,
-    /// Live peers heard only once, as (place, [`Record::joined`]), in join order: the ones a
-    /// newcomer may evict. Entries that have since been heard again, gone or replaced are
-    /// skipped when met, and dropped when they pile up.
-    probation: VecDeque<(u32, u64)>,
+    /// The live peers heard only once, which a newcomer may evict.
+    probation: Probation,
     /// The peer the latest [`observe`](Self::observe) evicted, if it did: see
     /// [`take_evicted`](Self::take_evicted).
     evicted: Option<Peer>,
@@ -81,7 +74,7 @@ impl Registry {
             index: HashTable::new(),
             hasher: DefaultHashBuilder::default(),
             live: 0,
-            probation: VecDeque::new(),
+            probation: Probation::new(usize::MAX),
             evicted: None,
             wheel: TimerWheel::new(now),
             next_timer: 0,
@@ -95,6 +88,7 @@ impl Registry {
     /// renewing. So memory stays bounded whatever arrives.
     pub fn limit_peers(mut self, max_peers: usize) -> Self {
         self.max_peers = max_peers;
+        self.probation = Probation::new(max_peers);
         self
     }
 
@@ -209,41 +203,16 @@ impl Registry {
     }
 
     /// Makes room at `now` for one more listed peer, if the most are listed: evicts a peer
-    /// heard only once. `false` if every listed peer was heard twice.
-    ///
-    /// Which one: the latest to join among those that joined more than [`PROBATION_GRACE`]
-    /// ago, or, if none did, the latest of all. A real node is heard again within the grace (it
-    /// answers the peers that answer its first beacon), so during a flood slower than
-    /// `max_peers` names a grace a newcomer keeps its place until it is; after a burst, the
-    /// burst's last name makes room at once; and a peer that joined before a burst outlives the
-    /// burst's own names.
+    /// heard only once, which one and how often as [`Probation::pick`] says. `false` if no
+    /// peer may be evicted now: every listed peer was heard twice, or a flood has spent this
+    /// second's evictions.
     fn make_room(&mut self, now: Instant) -> bool {
         if self.live < self.max_peers {
             return true;
         }
-        let cutoff = self
-            .epoch
-            .stamp(now)
-            .saturating_sub(u64::try_from(PROBATION_GRACE.as_nanos()).unwrap_or(u64::MAX));
-        // In join order, so those past the grace come first.
-        let past_grace = self
-            .probation
-            .partition_point(|&(_, joined)| joined <= cutoff);
-        let len = self.probation.len();
         let records = &self.records;
-        let found = (0..past_grace)
-            .rev()
-            .chain((past_grace..len).rev())
-            .find(|&i| {
-                let (place, joined) = self.probation[i];
-                records.get(place).is_some_and(|record| {
-                    record.is_live() && !record.established() && record.joined() == joined
-                })
-            });
-        let Some(i) = found else {
-            return false;
-        };
-        let Some((place, _)) = self.probation.remove(i) else {
+        let stands = |place, joined| on_probation(records.get(place), joined);
+        let Some(place) = self.probation.pick(self.epoch.stamp(now), stands) else {
             return false;
         };
         if let Some(record) = self.records.get(place) {
@@ -258,17 +227,9 @@ impl Registry {
 
     /// Notes that the peer at `place`, which joined at `joined`, is heard once so far.
     fn on_probation(&mut self, place: u32, joined: u64) {
-        // Entries of peers heard again, gone or replaced are dropped when they pile up, so the
-        // list follows the listed peers, not every join.
-        if self.probation.len() > 2 * self.live + 64 {
-            let records = &self.records;
-            self.probation.retain(|&(place, joined)| {
-                records.get(place).is_some_and(|record| {
-                    record.is_live() && !record.established() && record.joined() == joined
-                })
-            });
-        }
-        self.probation.push_back((place, joined));
+        let records = &self.records;
+        let stands = |place, joined| on_probation(records.get(place), joined);
+        self.probation.push(place, joined, self.live, stands);
     }
 
     /// Remembers the peer at `place` as gone, or forgets it at once when as many gone peers are
@@ -472,6 +433,13 @@ impl Registry {
     pub fn is_empty(&self) -> bool {
         self.live == 0
     }
+}
+
+/// Whether `record` is still the live listing, heard once, that joined at `joined`.
+fn on_probation(record: Option<&Record>, joined: u64) -> bool {
+    record.is_some_and(|record| {
+        record.is_live() && !record.established() && record.joined() == joined
+    })
 }
 
 /// Puts one wheel entry for the record at `place` at `at` and returns the id that marks it
@@ -918,35 +886,37 @@ mod tests {
         let flood = t0 + secs(3);
         reg.observe(&beacon("fresh", 2, 0), addr(2), flood - ms(500))
             .expect("joins");
-        // 1,100 made-up hostnames, once each, asking for an hour.
+        // 1,100 made-up hostnames, once each, asking for an hour, all at once.
         let mut evicted = Vec::new();
+        let mut refused = 0;
         for i in 0..1100u64 {
             let made_up = Beacon {
                 ttl: Some(MAX_TIMING),
                 ..beacon(&format!("x{i}"), 100 + i, 0)
             };
-            let joined = reg.observe(&made_up, addr(9), flood);
-            assert!(
-                matches!(joined, Ok(Some(PeerEvent::Joined { .. }))),
-                "{joined:?}"
-            );
-            evicted.extend(reg.take_evicted());
+            match reg.observe(&made_up, addr(9), flood) {
+                Ok(Some(PeerEvent::Joined { .. })) => evicted.extend(reg.take_evicted()),
+                Err(Refusal::Capacity) => refused += 1,
+                other => panic!("{other:?}"),
+            }
         }
-        // The flood evicted only its own, the latest first: the peers heard before it stay.
-        assert_eq!(evicted.len(), 1100 - 2);
+        // Two free places, then a second's budget of evictions (as many as places), then
+        // refusals: the flood evicted only its own, the latest first.
+        assert_eq!((evicted.len(), refused), (4, 1100 - 6));
         assert!(
             evicted.iter().all(
                 |e| matches!(e, PeerEvent::Evicted { peer } if peer.hostname.starts_with('x'))
             )
         );
-        assert_eq!(listed(&reg), ["fresh", "real", "x0", "x1099"]);
-        // After it, a real newcomer is listed at once, in the place of the latest made-up one.
-        let newcomer = reg.observe(&beacon("newcomer", 3, 0), addr(3), flood + ms(100));
+        assert_eq!(listed(&reg), ["fresh", "real", "x0", "x5"]);
+        // A second after it, a real newcomer is listed at once, in the place of the latest
+        // made-up one.
+        let newcomer = reg.observe(&beacon("newcomer", 3, 0), addr(3), flood + secs(1));
         assert!(matches!(newcomer, Ok(Some(PeerEvent::Joined { .. }))));
         let Some(PeerEvent::Evicted { peer }) = reg.take_evicted() else {
             panic!("room was made");
         };
-        assert_eq!(peer.hostname, "x1099");
+        assert_eq!(peer.hostname, "x5");
         assert_eq!(listed(&reg), ["fresh", "newcomer", "real", "x0"]);
         // And no memory stays behind the evicted: each was forgotten.
         assert!(reg.records.len() <= 8, "{} records", reg.records.len());
@@ -964,16 +934,16 @@ mod tests {
                 .expect("joins, making room if it must");
             reg.take_evicted();
         };
-        // A made-up hostname every 100 ms, against four places.
+        // A made-up hostname every 300 ms, against four places: within the budget of evictions.
         for _ in 0..20 {
-            at += ms(100);
+            at += ms(300);
             made_up(&mut reg, at);
         }
         at += ms(50);
         reg.observe(&beacon("newcomer", 1, 0), addr(1), at)
             .expect("joins");
-        for _ in 0..5 {
-            at += ms(100);
+        for _ in 0..3 {
+            at += ms(300);
             made_up(&mut reg, at);
             assert!(
                 listed(&reg).contains(&"newcomer".to_owned()),
@@ -985,7 +955,7 @@ mod tests {
         reg.observe(&beacon("newcomer", 1, 1), addr(1), at)
             .expect("renews");
         for _ in 0..50 {
-            at += ms(100);
+            at += ms(300);
             made_up(&mut reg, at);
         }
         assert!(listed(&reg).contains(&"newcomer".to_owned()));

@@ -4,6 +4,7 @@
 
 mod machine;
 mod peer;
+mod probation;
 mod record;
 mod rival;
 mod slab;
