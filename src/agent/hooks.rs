@@ -94,6 +94,11 @@ pub async fn run(
         for program in &programs {
             run_one(program, &change, &json, timeout, &counters, &mut warnings).await;
         }
+        // Starting a program is a blocking fork and exec on the agent's one thread, and one
+        // that fails at once never waits: without a turn for the others, a backlog of events
+        // ran 128 of them (tokio's budget) in a row, 660 ms of a loaded machine during which
+        // the receiver read nothing and took its own queued beacons for lost.
+        tokio::task::yield_now().await;
     }
 }
 

@@ -161,6 +161,7 @@ impl ReceiverTask {
                 }
                 Woke::Readable(Ok(())) => {
                     let more = self.drain(&mut bufs, &mut batch, now);
+                    self.keeper.backlog(more);
                     if self.core.sweep_due(now) {
                         self.sweep(now);
                     }
@@ -309,6 +310,7 @@ impl ReceiverTask {
             "the agent was stopped or stalled: each peer gets a ttl from now to be heard again, and it announces itself");
         self.core.stale_dropped(stale);
         self.core.handle_stall(now);
+        self.keeper.backlog(false); // thrown away above
         self.keeper.stalled(now);
         let _ = self.link.cues.try_send(Cue::Now(now));
     }

@@ -101,6 +101,9 @@ pub struct Keeper {
     /// Beacons that went out since our own last came back: the watchdog's evidence. A link
     /// that is down fails the sends, so its silence is no sign of a broken socket.
     sent_unheard: u32,
+    /// Datagrams were still queued when the receiver last stopped reading: our own beacons
+    /// may be among them, unread rather than lost.
+    backlog: bool,
     /// When a beacon last went out.
     sent_at: Option<Instant>,
     /// What [`Keeper::sending`] measures from: the last beacon that went out, the start, or
@@ -155,6 +158,7 @@ impl Keeper {
             error_log: Throttle::new(ERROR_LOG_PERIOD),
             heard_self: now,
             sent_unheard: 0,
+            backlog: false,
             sent_at: None,
             silent_since: now,
             failure: None,
@@ -183,6 +187,7 @@ impl Keeper {
         self.open_failures = 0;
         self.open_warn_at = now;
         self.receive_errors = 0;
+        self.backlog = false; // a new socket, an empty queue
         self.restart_watchdog(now);
         opened
     }
@@ -269,13 +274,22 @@ impl Keeper {
         self.sent_unheard = 0;
     }
 
+    /// The receiver stopped reading with datagrams still queued (`true`), or with the queue
+    /// read to its end (`false`).
+    pub fn backlog(&mut self, queued: bool) {
+        self.backlog = queued;
+    }
+
     /// How long the socket has not heard our own beacons, if that means it no longer hears the
-    /// group: for a ttl, while at least two beacons went out. Sends that fail (a link down, a
-    /// container disconnected from its network) explain a silence, and reopening the socket
-    /// then would only put its recovery behind a retry.
+    /// group: for a ttl, while at least two beacons went out, and with nothing left unread.
+    /// Sends that fail (a link down, a container disconnected from its network) explain a
+    /// silence, and reopening the socket then would only put its recovery behind a retry. So
+    /// does a backlog: a flood that holds the receiver behind queues our beacons behind it,
+    /// and a new socket would throw away all that is queued, real peers' beacons with it.
     pub fn silent_for(&self, now: Instant) -> Option<Duration> {
         let silence = now.saturating_duration_since(self.heard_self);
-        (self.open && self.sent_unheard >= 2 && silence >= self.ttl).then_some(silence)
+        let silent = self.open && !self.backlog && self.sent_unheard >= 2;
+        (silent && silence >= self.ttl).then_some(silence)
     }
 
     /// The agent resumed at `now` after a stall: the silence it could not hear proves nothing,
@@ -433,6 +447,28 @@ mod tests {
         let mut down = Keeper::new(INTERVAL, TTL, t0);
         down.opened(t0);
         assert_eq!(down.silent_for(t0 + TTL * 10), None);
+    }
+
+    #[test]
+    fn a_backlog_is_no_silence_until_it_is_read() {
+        let t0 = Instant::now();
+        let mut keeper = Keeper::new(INTERVAL, TTL, t0);
+        keeper.opened(t0);
+        keeper.beacon_sent(t0);
+        keeper.beacon_sent(t0 + INTERVAL);
+        let later = t0 + TTL * 2;
+        // A flood holds the receiver behind: our beacons wait in the queue behind it.
+        keeper.backlog(true);
+        assert_eq!(keeper.silent_for(later), None, "unread is not lost");
+        // Read to its end, and still none of ours: the socket no longer hears the group.
+        keeper.backlog(false);
+        assert_eq!(keeper.silent_for(later), Some(TTL * 2));
+        // A new socket starts with an empty queue.
+        keeper.backlog(true);
+        keeper.opened(later);
+        keeper.beacon_sent(later);
+        keeper.beacon_sent(later);
+        assert!(keeper.silent_for(later + TTL).is_some());
     }
 
     #[test]
