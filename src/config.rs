@@ -61,6 +61,13 @@ pub const MULTICAST_TTL: u32 = 1;
 /// How long an `--on-event` program may run before it is killed: long enough for a script that
 /// reloads a service, short enough that one stuck hook does not hold up the events behind it.
 pub const HOOK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often `--peers-dns` names (and names in `--peer`) are resolved again: a node that
+/// scales in is beaconed within seconds, and a resolver is asked a question a few times a
+/// minute, not per beacon.
+pub const RESOLVE_INTERVAL: Duration = Duration::from_secs(5);
+/// Each beacon's unicast copies go out spread over this long after its group copy, so N nodes
+/// started together do not all send their N copies in the same instant.
+pub const UNICAST_SPREAD: Duration = Duration::from_millis(100);
 /// Loopback only: the API answers local clients (`peerd peers`), nobody on the network.
 pub const API_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, PORT));
 
@@ -96,6 +103,85 @@ pub struct Config {
     pub max_peers: usize,
     /// Labels announced in every beacon; with the hostname they must fit one beacon.
     pub tags: Tags,
+    /// Join the group and send every beacon to it. Off (`--no-multicast`), the agent is heard
+    /// only by its unicast targets, so it needs some.
+    pub multicast: bool,
+    /// Names whose every address is a unicast target, resolved again every
+    /// `resolve_interval` (`--peers-dns`).
+    pub peers_dns: Vec<Target>,
+    /// Unicast targets given as a list (`--peer`); names among them are resolved again as
+    /// `peers_dns` are.
+    pub peers: Vec<Target>,
+    /// How often names are resolved again, within [`MIN_TIMING`]..=[`MAX_TIMING`].
+    pub resolve_interval: Duration,
+}
+
+/// A unicast target as given: a host (a name, or an IP address) and the port its agent
+/// listens on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Target {
+    /// A DNS name, or an IPv4 or IPv6 address written out.
+    pub host: String,
+    pub port: u16,
+}
+
+impl Target {
+    /// `HOST[:PORT]`, `[IPv6]:PORT` or a bare IPv6 address; `port` when none is given.
+    pub fn parse(text: &str, port: u16) -> Result<Target, String> {
+        let (host, given) = if let Some(rest) = text.strip_prefix('[') {
+            let (host, after) = rest
+                .split_once(']')
+                .ok_or_else(|| format!("{text:?}: an IPv6 address in brackets needs its ']'"))?;
+            match after {
+                "" => (host, None),
+                _ => match after.strip_prefix(':') {
+                    Some(port) => (host, Some(port)),
+                    None => return Err(format!("{text:?}: after ']' only ':PORT' may follow")),
+                },
+            }
+        } else if text.matches(':').count() > 1 {
+            (text, None) // a bare IPv6 address
+        } else {
+            match text.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (text, None),
+            }
+        };
+        let port = match given {
+            None => port,
+            Some(given) => match given.parse::<u16>() {
+                Ok(0) | Err(_) => {
+                    return Err(format!(
+                        "{text:?}: the port must be a number from 1 to 65535"
+                    ));
+                }
+                Ok(port) => port,
+            },
+        };
+        if host.parse::<std::net::IpAddr>().is_err() {
+            validate_hostname(host).map_err(|err| format!("{text:?}: {err}"))?;
+        }
+        Ok(Target {
+            host: host.to_owned(),
+            port,
+        })
+    }
+
+    /// The address, when the host is one written out: nothing to resolve.
+    pub fn address(&self) -> Option<SocketAddr> {
+        let ip: std::net::IpAddr = self.host.parse().ok()?;
+        Some(SocketAddr::new(ip, self.port))
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
 }
 
 impl Config {
@@ -115,7 +201,16 @@ impl Config {
             accept_unauthenticated: false,
             max_peers: MAX_PEERS,
             tags: Tags::new(),
+            multicast: true,
+            peers_dns: Vec::new(),
+            peers: Vec::new(),
+            resolve_interval: RESOLVE_INTERVAL,
         }
+    }
+
+    /// Whether any unicast target is configured.
+    pub fn has_targets(&self) -> bool {
+        !self.peers_dns.is_empty() || !self.peers.is_empty()
     }
 
     /// Where beacons go: `group:port`.
@@ -129,7 +224,11 @@ impl Config {
         validate_group(self.group)?;
         validate_port(self.port)?;
         validate_interface(self.interface)?;
-        for (what, value) in [("interval", self.interval), ("ttl", self.ttl)] {
+        for (what, value) in [
+            ("interval", self.interval),
+            ("ttl", self.ttl),
+            ("resolve interval", self.resolve_interval),
+        ] {
             if !(MIN_TIMING..=MAX_TIMING).contains(&value) {
                 return Err(ConfigError::TimingOutOfBounds { what, value });
             }
@@ -142,6 +241,9 @@ impl Config {
         }
         if self.accept_unauthenticated && self.keys.is_empty() {
             return Err(ConfigError::AcceptUnauthenticatedWithoutKeys);
+        }
+        if !self.multicast && !self.has_targets() {
+            return Err(ConfigError::NobodyToHear);
         }
         let bytes = self.largest_beacon();
         if bytes > MAX_BEACON_LEN {
@@ -231,6 +333,8 @@ pub enum ConfigError {
     ZeroHookTimeout,
     ZeroMaxPeers,
     AcceptUnauthenticatedWithoutKeys,
+    /// Neither the group nor a unicast target: nobody would hear this node, nor it anybody.
+    NobodyToHear,
     TagsTooLong {
         bytes: usize,
     },
@@ -268,6 +372,10 @@ impl fmt::Display for ConfigError {
                 f,
                 "--accept-unauthenticated only makes sense with --secret-file: without a secret every beacon is unauthenticated"
             ),
+            ConfigError::NobodyToHear => write!(
+                f,
+                "--no-multicast needs --peer or --peers-dns: without the group, they are the only nodes this one hears and is heard by"
+            ),
             ConfigError::TagsTooLong { bytes } => write!(
                 f,
                 "the tags make a beacon {bytes} bytes long, over the {MAX_BEACON_LEN} a beacon may have: use fewer or shorter tags (or a shorter --name)"
@@ -290,6 +398,55 @@ mod tests {
 
     fn config() -> Config {
         Config::new("node-1", Ipv4Addr::LOCALHOST)
+    }
+
+    #[test]
+    fn targets_parse_with_or_without_a_port() {
+        let parse = |text| Target::parse(text, PORT);
+        let target = |host: &str, port| Target {
+            host: host.into(),
+            port,
+        };
+        assert_eq!(parse("tasks.peerd"), Ok(target("tasks.peerd", PORT)));
+        assert_eq!(parse("seed:7000"), Ok(target("seed", 7000)));
+        assert_eq!(parse("10.0.0.5"), Ok(target("10.0.0.5", PORT)));
+        assert_eq!(parse("[fd00::5]:7000"), Ok(target("fd00::5", 7000)));
+        assert_eq!(parse("fd00::5"), Ok(target("fd00::5", PORT)));
+        assert_eq!(
+            parse("10.0.0.5:7000").expect("valid").to_string(),
+            "10.0.0.5:7000"
+        );
+        assert_eq!(
+            parse("fd00::5").expect("valid").address(),
+            Some("[fd00::5]:24901".parse().expect("an address"))
+        );
+        for bad in [
+            "",
+            "seed:",
+            "seed:0",
+            "seed:70000",
+            "seed:x",
+            "no_underscores",
+            "[fd00::5",
+            "[fd00::5]x",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} was taken");
+        }
+        assert!(parse("seed:0").unwrap_err().contains("1 to 65535"));
+    }
+
+    #[test]
+    fn no_multicast_needs_a_target() {
+        let alone = Config {
+            multicast: false,
+            ..config()
+        };
+        assert_eq!(alone.validate(), Err(ConfigError::NobodyToHear));
+        let seeded = Config {
+            peers: vec![Target::parse("seed", PORT).expect("valid")],
+            ..alone
+        };
+        assert_eq!(seeded.validate(), Ok(()));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use tracing::{info, warn};
 
 use peerd::agent::notify::{self, Notifier};
 use peerd::api::server;
-use peerd::config::Config;
+use peerd::config::{self, Config};
 use peerd::net::interface;
 use peerd::wire::auth;
 
@@ -130,6 +130,10 @@ async fn agent_config(
         // Lossless: usize is at least 32 bits on every target peerd builds for.
         max_peers: args.max_peers as usize,
         tags: args.tags.iter().cloned().collect(),
+        multicast: !args.no_multicast,
+        peers_dns: with_port(&args.peers_dns, args.beacons.port),
+        peers: with_port(&args.peers, args.beacons.port),
+        resolve_interval: args.resolve_interval.into(),
     };
     if config.tags.len() < args.tags.len() {
         usage_error("--tag: each key at most once".to_owned());
@@ -177,6 +181,17 @@ async fn agent_config(
         );
     }
     Ok(Some(config))
+}
+
+/// `targets` with `port` where none was given.
+fn with_port(targets: &[config::Target], port: u16) -> Vec<config::Target> {
+    targets
+        .iter()
+        .map(|target| config::Target {
+            host: target.host.clone(),
+            port: if target.port == 0 { port } else { target.port },
+        })
+        .collect()
 }
 
 /// The default interface, once there is one: a container's network may come up after the

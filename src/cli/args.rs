@@ -118,6 +118,28 @@ pub struct AgentArgs {
     /// when it is up, has carrier and multicast; else the first such interface]
     #[arg(long, env = "PEERD_INTERFACE")]
     pub interface: Option<Ipv4Addr>,
+    /// A DNS name whose every address is a peer to send beacons to by unicast, resolved again
+    /// every --resolve-interval: a Compose service, Swarm's tasks.SERVICE, a Kubernetes
+    /// headless Service; PORT defaults to --port; repeatable (PEERD_PEERS_DNS: comma-separated)
+    #[arg(long = "peers-dns", value_name = "NAME[:PORT]", env = "PEERD_PEERS_DNS",
+          value_delimiter = ',', value_parser = parse_target)]
+    pub peers_dns: Vec<config::Target>,
+    /// A peer to send beacons to by unicast, by address or name (names are resolved again
+    /// every --resolve-interval); with --secret-file one known member is enough, as it tells
+    /// the others; repeatable (PEERD_PEERS: comma-separated)
+    #[arg(long = "peer", value_name = "HOST[:PORT]", env = "PEERD_PEERS",
+          value_delimiter = ',', value_parser = parse_target)]
+    pub peers: Vec<config::Target>,
+    /// How often --peers-dns and --peer names are resolved again, 100ms to 1h
+    #[arg(long, env = "PEERD_RESOLVE_INTERVAL", default_value_t = config::RESOLVE_INTERVAL.into())]
+    pub resolve_interval: humantime::Duration,
+    /// Neither join the multicast group nor send to it: only --peer and --peers-dns targets
+    /// (and the peers they tell of) hear this node. BOOL: as for --accept-unauthenticated
+    #[arg(long, env = "PEERD_NO_MULTICAST", value_name = "BOOL",
+          value_parser = BoolishValueParser::new(), action = ArgAction::Set,
+          num_args = 0..=1, require_equals = true, default_value_t = false,
+          default_missing_value = "true", hide_possible_values = true)]
+    pub no_multicast: bool,
     /// Mean time between beacons (jittered by up to 10 %), 100ms to 1h
     #[arg(long, env = "PEERD_INTERVAL", default_value_t = config::BEACON_INTERVAL.into())]
     pub interval: humantime::Duration,
@@ -254,6 +276,12 @@ pub struct DoctorArgs {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// `--peer` and `--peers-dns`: `HOST[:PORT]`; port 0 stands for "not given" until `--port`
+/// is known.
+pub fn parse_target(text: &str) -> Result<config::Target, String> {
+    config::Target::parse(text, 0)
 }
 
 /// `--name`: a hostname a beacon can carry.
