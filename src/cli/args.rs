@@ -81,7 +81,7 @@ fn name_the_variable(
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the agent in the foreground: announce this node and track its peers
-    Agent(AgentArgs),
+    Agent(Box<AgentArgs>),
     /// List the live peers the local agent knows, sorted by hostname
     Peers(ListArgs),
     /// Check that the local agent answers and its beacons go out (exit 0), and show its counters

@@ -53,7 +53,7 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Agent(args) => agent::run(args).await,
+            Command::Agent(args) => agent::run(*args).await,
             Command::Peers(args) => peers::show_peers(args).await,
             Command::Health(args) => peers::show_health(args).await,
             Command::Watch(args) => watch::watch(args).await,
