@@ -3,8 +3,13 @@
 
 use std::time::Duration;
 
-use crate::support::docker::{DockerLan, docker_ok};
-use crate::support::timings::{POLL_SLACK, Timings};
+use peerd::api::PeerInfo;
+use peerd::config::RESOLVE_INTERVAL;
+
+use crate::support::cluster::{self, Cluster, wait_whole};
+use crate::support::docker::{DockerLan, Setup, docker_ok};
+use crate::support::swarm::{Swarm, Task};
+use crate::support::timings::{POLL_SLACK, SCHEDULING_SLACK, Timings};
 use crate::support::wait_for;
 
 crate::scenario_tests!(DockerLan::start(4, Timings::FAST));
@@ -51,7 +56,14 @@ fn report_line<'a>(report: &'a str, check: &str) -> Option<&'a str> {
 fn image_reports_unhealthy_with_the_reason_while_its_agent_cannot_send() {
     // An address no interface of the container has: the socket cannot open.
     let env = ["PEERD_INTERFACE=192.0.2.1"];
-    let Some(lan) = DockerLan::start_with(1, Timings::FAST, &[], &env) else {
+    let Some(lan) = DockerLan::start_with(
+        1,
+        Timings::FAST,
+        Setup {
+            env: &env,
+            ..Setup::default()
+        },
+    ) else {
         return;
     };
     let container = lan.container("node1");
@@ -88,7 +100,14 @@ fn image_reports_unhealthy_with_the_reason_while_its_agent_cannot_send() {
 fn doctor_beside_an_agent_on_an_internal_network_does_not_count_the_agent_as_another_node() {
     // The README's `docker exec CONTAINER peerd doctor`, on an --internal network: the
     // container hears its own agent, and nobody else.
-    let Some(lan) = DockerLan::start_with(1, Timings::FAST, &["--internal"], &[]) else {
+    let Some(lan) = DockerLan::start_with(
+        1,
+        Timings::FAST,
+        Setup {
+            network: &["--internal"],
+            ..Setup::default()
+        },
+    ) else {
         return;
     };
     let out = lan.exec("node1", &["peerd", "doctor", "--listen", "1s"]);
@@ -236,4 +255,216 @@ fn docker_run_scripts_started_together_share_one_network() {
     assert_eq!(ids.len(), 1, "networks named {network}: {ids:?}; {errors}");
     assert_eq!(both, Some(true), "both nodes run: {errors}");
     assert!(heard, "the nodes hear each other");
+}
+
+/// What makes a LAN's agents find each other by unicast: every node carries the network alias
+/// `peerd`, Docker's DNS resolves it to every node's address, and each agent beacons to all of
+/// them, reading the name again every [`RESOLVE`].
+const PEERS_DNS: &str = "PEERD_PEERS_DNS=peerd";
+const ALIAS: [&str; 2] = ["--network-alias", "peerd"];
+/// Short, so a newcomer is a target of the others soon after it starts.
+const RESOLVE: Duration = Duration::from_millis(500);
+
+fn resolve_interval() -> String {
+    format!(
+        "PEERD_RESOLVE_INTERVAL={}",
+        humantime::format_duration(RESOLVE)
+    )
+}
+
+/// `nodes` agents on an `--internal` network finding each other by unicast alone
+/// (`PEERD_NO_MULTICAST`), so what they do holds wherever the group does not reach.
+fn unicast_lan(nodes: usize) -> Option<DockerLan> {
+    let resolve = resolve_interval();
+    DockerLan::start_with(
+        nodes,
+        Timings::FAST,
+        Setup {
+            network: &["--internal"],
+            env: &[PEERS_DNS, &resolve, "PEERD_NO_MULTICAST=1"],
+            run: &ALIAS,
+        },
+    )
+}
+
+/// On an `--internal` network, a control of agents as they run by default finds nobody, and the
+/// same agents given `--peers-dns` all list each other. Docker's rules for an internal network
+/// drop every packet addressed outside its subnet, the group's included, where bridged traffic
+/// passes through iptables (`net.bridge.bridge-nf-call-iptables = 1`, the usual case, and this
+/// machine's); where it does not, the group gets through, there is no control, and the test
+/// skips. The agents with `--peers-dns` keep multicast on: that one setting is all that
+/// differs. (`unicast_lan`'s agents, in the tests below, turn it off.)
+#[test]
+fn on_an_internal_network_only_agents_given_peers_dns_find_each_other() {
+    let filtered = std::fs::read_to_string("/proc/sys/net/bridge/bridge-nf-call-iptables");
+    if filtered.is_ok_and(|on| on.trim() != "1") {
+        crate::support::skip::skip::<()>(
+            "bridged traffic bypasses iptables here (bridge-nf-call-iptables is 0), so \
+             multicast crosses an --internal network and no control can show unicast at work",
+            crate::support::docker::REQUIRE_DOCKER,
+        );
+        return;
+    }
+    let internal = Setup {
+        network: &["--internal"],
+        ..Setup::default()
+    };
+    let Some(control) = DockerLan::start_with(2, Timings::FAST, internal) else {
+        return;
+    };
+    let resolve = resolve_interval();
+    let env = [PEERS_DNS, resolve.as_str()];
+    let with_dns = Setup {
+        env: &env,
+        run: &ALIAS,
+        ..internal
+    };
+    let Some(lan) = DockerLan::start_with(3, Timings::FAST, with_dns) else {
+        return;
+    };
+    let timings = lan.timings();
+    let bound = RESOLVE + timings.discovery_bound();
+    let views = wait_whole(&lan, bound + POLL_SLACK).expect("with --peers-dns, all list all");
+    for (observer, view) in lan.nodes().iter().zip(&views) {
+        for peer in view {
+            assert_eq!(
+                peer.address,
+                lan.address(&peer.hostname),
+                "{observer}'s listing of {}",
+                peer.hostname
+            );
+        }
+    }
+    // By now the control has had longer than that; and both of its agents have sent beacons
+    // since both were up (the second sends its first at once), each hearing its own.
+    for node in control.nodes() {
+        let heard = wait_for(POLL_SLACK, || {
+            control
+                .status(&node)
+                .filter(|s| s.beacons_sent >= 3 && s.own_beacons_received > 0)
+        });
+        let status = heard.unwrap_or_else(|| panic!("control {node} sends nothing"));
+        assert_eq!(
+            (status.peers, status.beacons_received),
+            (0, 0),
+            "control {node} heard another agent through the group on an --internal network"
+        );
+    }
+}
+
+/// By unicast alone, a node started into a running cluster is listed by every node, and lists
+/// every node, within a resolution and a beacon of its start: each of the others takes its
+/// unsigned beacons once a resolution of `peerd` names its address, and sends it its next.
+#[test]
+fn by_unicast_alone_a_newcomer_is_listed_by_every_node_within_a_resolution() {
+    let Some(mut lan) = unicast_lan(3) else {
+        return;
+    };
+    let timings = lan.timings();
+    assert!(
+        wait_whole(&lan, RESOLVE + timings.discovery_bound() + POLL_SLACK).is_some(),
+        "the first three never listed each other"
+    );
+    lan.add("node4");
+    let bound = RESOLVE + timings.longest_gap() + SCHEDULING_SLACK;
+    let views = wait_whole(&lan, bound + POLL_SLACK).expect("node4 is not listed by all");
+    let started = cluster::logged(&lan, "node4", "agent started");
+    let complete = lan
+        .nodes()
+        .iter()
+        .zip(&views)
+        .flat_map(|(observer, view)| {
+            view.iter()
+                .filter(move |p| observer == "node4" || p.hostname == "node4")
+        })
+        .map(cluster::first_seen)
+        .max()
+        .expect("node4 and its peers");
+    let took = cluster::elapsed(started, complete);
+    eprintln!(
+        "unicast newcomer at {timings}, resolving every {RESOLVE:?}: \
+         listed both ways {took:?} after it started (bound {bound:?})"
+    );
+    assert!(took <= bound, "the newcomer took {took:?}, over {bound:?}");
+}
+
+/// By unicast alone, `docker stop` sends the goodbye to every target, and every other node
+/// drops the node at once.
+#[test]
+fn by_unicast_alone_a_stopped_node_is_dropped_at_once() {
+    let Some(mut lan) = unicast_lan(3) else {
+        return;
+    };
+    cluster::graceful_stop(&mut lan, "node2");
+}
+
+/// By unicast alone, `docker kill` leaves no goodbye: every other node drops the node when its
+/// ttl runs out, never before.
+#[test]
+fn by_unicast_alone_a_killed_node_expires_after_its_ttl() {
+    let Some(mut lan) = unicast_lan(3) else {
+        return;
+    };
+    cluster::hard_kill(&mut lan, "node3");
+}
+
+/// deploy/swarm/stack.yaml, as shipped, on a single-node swarm the test makes: each of its
+/// three tasks, on the stack's overlay network, lists the two others by their overlay
+/// addresses, found through `tasks.peerd`. Skipped where no swarm can be made.
+#[test]
+fn swarm_stack_tasks_list_each_other_through_tasks_dns() {
+    let Some(mut swarm) = Swarm::init() else {
+        return;
+    };
+    let [_, interval, _, ttl] = Timings::FAST.flags();
+    let image = swarm.image.clone();
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/swarm/stack.yaml");
+    let stack = swarm.deploy(
+        file,
+        &[
+            ("PEERD_IMAGE", &image),
+            ("PEERD_INTERVAL", &interval),
+            ("PEERD_TTL", &ttl),
+        ],
+    );
+    let (service, network) = (format!("{stack}_peerd"), format!("{stack}_peers"));
+    // Swarm schedules the tasks, then its DNS names each a few seconds after it starts, and
+    // the agents resolve every RESOLVE_INTERVAL (the file keeps the default).
+    let within = RESOLVE_INTERVAL * 2 + POLL_SLACK * 3;
+    let tasks = wait_for(within, || {
+        let tasks = swarm.tasks(&service, &network);
+        (tasks.len() == 3 && tasks.iter().all(|t| !t.address.is_empty())).then_some(tasks)
+    })
+    .expect("the stack's 3 tasks did not all run");
+    let peers_of = |task: &Task| {
+        let out = crate::support::run(
+            "docker",
+            &["exec", &task.container, "peerd", "peers", "--json"],
+        );
+        serde_json::from_slice::<Vec<PeerInfo>>(&out.stdout).unwrap_or_default()
+    };
+    let addresses: Vec<&str> = tasks.iter().map(|t| t.address.as_str()).collect();
+    let whole = wait_for(within, || {
+        let views: Vec<Vec<PeerInfo>> = tasks.iter().map(peers_of).collect();
+        let whole = tasks.iter().zip(&views).all(|(task, view)| {
+            let mut listed: Vec<&str> = view.iter().map(|p| p.address.as_str()).collect();
+            let mut others: Vec<&str> = addresses
+                .iter()
+                .copied()
+                .filter(|a| *a != task.address)
+                .collect();
+            listed.sort_unstable();
+            others.sort_unstable();
+            listed == others
+        });
+        whole.then_some(views)
+    });
+    let views = whole.unwrap_or_else(|| {
+        panic!("the tasks at {addresses:?} did not all list each other on the overlay")
+    });
+    // Named after their slots, as the file asks: peerd-1..peerd-3, each listed by the others.
+    let mut names: Vec<String> = views.concat().into_iter().map(|p| p.hostname).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names, ["peerd-1", "peerd-2", "peerd-3"]);
 }

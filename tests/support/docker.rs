@@ -1,10 +1,11 @@
 //! Agents in containers of the peerd image on a bridge network the test creates, removed with
 //! its containers on drop.
 //!
-//! Not `--internal`, but for the test of the doctor there: Docker's isolation rules for internal
-//! networks drop every datagram whose destination is outside the subnet, multicast included,
-//! wherever bridged traffic passes through iptables (the usual case). Beacons carry IP TTL 1
-//! and the agent sends nothing else, so nothing leaves the bridge.
+//! Not `--internal` by default: Docker's isolation rules for internal networks drop every
+//! datagram whose destination is outside the subnet, multicast included, wherever bridged
+//! traffic passes through iptables (the usual case). Beacons carry IP TTL 1 and the agent sends
+//! nothing else, so nothing leaves the bridge. The tests of the doctor and of unicast discovery
+//! ask for an internal network ([`Setup`]), for that very reason.
 
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -32,6 +33,12 @@ struct Node {
 pub struct DockerLan {
     pub image: String,
     network: String,
+    /// The network's first three octets: node n (from 1, in order started) is `prefix.n+1`.
+    prefix: String,
+    /// The `docker run` flags every node gets: its settings, then the setup's own flags.
+    run: Vec<String>,
+    /// Nodes started so far, removed ones included, so no address is given twice.
+    started: usize,
     nodes: Vec<Node>,
     timings: Timings,
 }
@@ -59,21 +66,26 @@ pub fn image() -> Option<String> {
     skip(&format!("Docker test cannot run: {why}"), REQUIRE_DOCKER)
 }
 
+/// How a [`DockerLan`] differs from plain agents on a plain bridge.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Setup<'a> {
+    /// `docker network create` flags, e.g. `--internal`.
+    pub network: &'a [&'a str],
+    /// `VAR=value` settings every agent gets.
+    pub env: &'a [&'a str],
+    /// `docker run` flags every container gets, e.g. `--network-alias peerd`.
+    pub run: &'a [&'a str],
+}
+
 impl DockerLan {
     /// Creates the network and starts `nodes` containers, `node1`.., at `timings`, each once
     /// the one before answers; `None` (a skip) if Docker or the image is not here.
     pub fn start(nodes: usize, timings: Timings) -> Option<DockerLan> {
-        DockerLan::start_with(nodes, timings, &[], &[])
+        DockerLan::start_with(nodes, timings, Setup::default())
     }
 
-    /// [`DockerLan::start`], the network created with `network_flags` (`--internal`) and each
-    /// agent given the `VAR=value` settings of `env` too.
-    pub fn start_with(
-        nodes: usize,
-        timings: Timings,
-        network_flags: &[&str],
-        env: &[&str],
-    ) -> Option<DockerLan> {
+    /// [`DockerLan::start`], with the network and the agents set up as `setup` says.
+    pub fn start_with(nodes: usize, timings: Timings, setup: Setup) -> Option<DockerLan> {
         let image = image()?;
         let network = unique("net");
         // A fixed subnet so a reconnected container gets its address back (`--ip` needs one);
@@ -83,7 +95,7 @@ impl DockerLan {
             let n = (std::process::id() + NEXT_SUBNET.fetch_add(1, Ordering::Relaxed)) % 200;
             let candidate = format!("10.213.{n}");
             let subnet = format!("{candidate}.0/24");
-            let create = [&["network", "create", "--subnet", &subnet], network_flags].concat();
+            let create = [&["network", "create", "--subnet", &subnet], setup.network].concat();
             let created = docker(&[&create[..], &[network.as_str()]].concat());
             if created.status.success() {
                 prefix = Some(candidate);
@@ -91,51 +103,64 @@ impl DockerLan {
             }
         }
         let prefix = prefix.expect("no free 10.213.x.0/24 subnet for a Docker network");
+        let [_, interval, _, ttl] = timings.flags();
+        let timing = [
+            format!("PEERD_INTERVAL={interval}"),
+            format!("PEERD_TTL={ttl}"),
+        ];
+        let mut run = Vec::new();
+        for var in timing
+            .iter()
+            .map(String::as_str)
+            .chain(setup.env.iter().copied())
+        {
+            run.extend(["--env".to_owned(), var.to_owned()]);
+        }
+        run.extend(setup.run.iter().map(|&flag| flag.to_owned()));
         let mut lan = DockerLan {
             image,
             network,
+            prefix,
+            run,
+            started: 0,
             nodes: Vec::new(),
             timings,
         };
         for i in 1..=nodes {
-            let name = format!("node{i}");
-            // Listed before it is run, so a `docker run` that fails half-way (container
-            // created, not started) is still removed on drop.
-            lan.nodes.push(Node {
-                container: format!("{}-{name}", lan.network),
-                ip: format!("{prefix}.{}", i + 1),
-                name: name.clone(),
-            });
-            let node = lan.nodes.last().expect("just pushed");
-            let [_, interval, _, ttl] = timings.flags();
-            let (interval, ttl) = (
-                format!("PEERD_INTERVAL={interval}"),
-                format!("PEERD_TTL={ttl}"),
-            );
-            let env: Vec<&str> = env.iter().flat_map(|var| ["--env", *var]).collect();
-            let run = [
-                "run",
-                "--detach",
-                "--name",
-                &node.container,
-                "--hostname",
-                &node.name,
-                "--network",
-                &lan.network,
-                "--ip",
-                &node.ip,
-                "--env",
-                &interval,
-                "--env",
-                &ttl,
-            ];
-            docker_ok(&[&run[..], &env, &[lan.image.as_str()]].concat());
-            assert!(
-                wait_for(POLL_SLACK, || lan.status(&name)).is_some(),
-                "{name} did not answer within {POLL_SLACK:?} of its start"
-            );
+            lan.add(&format!("node{i}"));
         }
         Some(lan)
+    }
+
+    /// Starts one more node, `name`, set up as the others; returns once its agent answers.
+    pub fn add(&mut self, name: &str) {
+        self.started += 1;
+        // Listed before it is run, so a `docker run` that fails half-way (container created,
+        // not started) is still removed on drop.
+        self.nodes.push(Node {
+            container: format!("{}-{name}", self.network),
+            ip: format!("{}.{}", self.prefix, self.started + 1),
+            name: name.to_owned(),
+        });
+        let node = self.nodes.last().expect("just pushed");
+        let run = [
+            "run",
+            "--detach",
+            "--name",
+            &node.container,
+            "--hostname",
+            &node.name,
+            "--network",
+            &self.network,
+            "--ip",
+            &node.ip,
+        ];
+        let settings: Vec<&str> = self.run.iter().map(String::as_str).collect();
+        docker_ok(&[&run[..], &settings, &[self.image.as_str()]].concat());
+        assert!(
+            wait_for(POLL_SLACK, || self.status(name)).is_some(),
+            "{name} did not answer within {POLL_SLACK:?} of its start"
+        );
     }
 
     /// The container running `node`.

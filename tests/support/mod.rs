@@ -15,6 +15,7 @@ pub mod docker;
 pub mod lan;
 pub mod netns;
 pub mod skip;
+pub mod swarm;
 pub mod timings;
 
 pub const PEERD: &str = env!("CARGO_BIN_EXE_peerd");
