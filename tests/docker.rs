@@ -327,12 +327,9 @@ fn on_an_internal_network_only_agents_given_peers_dns_find_each_other() {
     let views = wait_whole(&lan, bound + POLL_SLACK).expect("with --peers-dns, all list all");
     for (observer, view) in lan.nodes().iter().zip(&views) {
         for peer in view {
-            assert_eq!(
-                peer.address,
-                lan.address(&peer.hostname),
-                "{observer}'s listing of {}",
-                peer.hostname
-            );
+            let about = format!("{observer}'s listing of {}", peer.hostname);
+            assert_eq!(peer.address, lan.address(&peer.hostname), "{about}");
+            assert_eq!(peer.heard_via, "unicast", "{about}");
         }
     }
     // By now the control has had longer than that; and both of its agents have sent beacons
@@ -428,8 +425,9 @@ fn swarm_stack_tasks_list_each_other_through_tasks_dns() {
         ],
     );
     let (service, network) = (format!("{stack}_peerd"), format!("{stack}_peers"));
-    // Swarm schedules the tasks, then its DNS names each a few seconds after it starts, and
-    // the agents resolve every RESOLVE_INTERVAL (the file keeps the default).
+    // Swarm schedules the tasks; its DNS names each once the image's health check has passed
+    // (the first runs 2 to 5 s after the start); the agents resolve every RESOLVE_INTERVAL
+    // (the file keeps the default).
     let within = RESOLVE_INTERVAL * 2 + POLL_SLACK * 3;
     let tasks = wait_for(within, || {
         let tasks = swarm.tasks(&service, &network);
@@ -462,6 +460,16 @@ fn swarm_stack_tasks_list_each_other_through_tasks_dns() {
     let views = whole.unwrap_or_else(|| {
         panic!("the tasks at {addresses:?} did not all list each other on the overlay")
     });
+    // Through tasks.peerd: the group, on whichever interface, may join tasks of one node too.
+    for peer in views.iter().flatten() {
+        assert!(
+            ["unicast", "both"].contains(&peer.heard_via.as_str()),
+            "{} at {} was heard via {:?} only",
+            peer.hostname,
+            peer.address,
+            peer.heard_via
+        );
+    }
     // Named after their slots, as the file asks: peerd-1..peerd-3, each listed by the others.
     let mut names: Vec<String> = views.concat().into_iter().map(|p| p.hostname).collect();
     names.sort();
