@@ -197,12 +197,12 @@ impl Announcer {
         // node: that copy would arrive after it and read as a replay.
         self.copies.retain(|(_, to)| *to != request.to);
         let room = self.peers_room();
-        let told: Vec<SocketAddr> = if room == 0 {
-            Vec::new()
-        } else {
-            let take = request.peers.len().min(room);
-            request.peers.drain(..take).collect()
-        };
+        let take = request.peers.len().min(room);
+        let told: Vec<SocketAddr> = request.peers.drain(..take).collect();
+        if room == 0 {
+            // Unsigned, or no room beside the tags: nobody would take them from this answer.
+            request.peers.clear();
+        }
         if !request.peers.is_empty() {
             // The rest in the next datagram, right after this one.
             self.answers.push((now, request.clone(), answer));
@@ -756,6 +756,24 @@ mod tests {
         let sent = drain(&mut announcer, told + UNICAST_SPREAD);
         assert_eq!(sent.len(), 1);
         assert!(sent_beacon(&sent[0].1).answer);
+    }
+
+    #[test]
+    fn an_unsigned_answer_is_one_datagram_without_the_peers() {
+        let t0 = Instant::now();
+        let mut announcer = announcer(t0);
+        drain(&mut announcer, t0);
+        announcer.answer(
+            t0,
+            AnswerRequest {
+                to: at(2),
+                peers: vec![at(3), at(4)],
+                listed: 2,
+            },
+        );
+        let sent = drain(&mut announcer, t0 + EARLY_ANSWER_DELAY);
+        assert_eq!(sent.len(), 1, "one answer, and nothing after it");
+        assert!(sent_beacon(&sent[0].1).peers.is_empty());
     }
 
     fn sent_beacon(outgoing: &Outgoing) -> Beacon {
