@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod docker;
 pub mod lan;
 pub mod netns;
+pub mod secret;
 pub mod skip;
 pub mod timings;
 
