@@ -189,6 +189,13 @@ impl Agent {
             .then(|| serde_json::from_slice(&out.stdout).expect("health --json prints AgentStatus"))
     }
 
+    /// What `peerd health --json` prints, as JSON, for the fields a test reads by name.
+    pub fn status_json(&self) -> Option<serde_json::Value> {
+        let out = self.cli("health");
+        (!out.stdout.is_empty())
+            .then(|| serde_json::from_slice(&out.stdout).expect("health --json prints JSON"))
+    }
+
     /// What `peerd health` (for a human) did: exit 0 and `ok: ...`, or exit 1 and why not.
     pub fn health(&self) -> Output {
         self.client("health", &[])
@@ -233,8 +240,20 @@ impl Agent {
     /// Stops it gracefully and starts a new instance with the same flags and log.
     pub fn restart(&mut self) {
         assert!(self.stop(), "{} did not exit 0 on SIGTERM", self.name);
+        self.start();
+    }
+
+    /// Starts a stopped agent again with the same flags and log; returns once it answers.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "{} is still running", self.name);
         self.spawn();
         self.wait_ready();
+    }
+
+    /// [`Agent::start`] in another namespace: the same node on another host.
+    pub fn start_in(&mut self, netns: &Netns) {
+        self.netns = netns.name.clone();
+        self.start();
     }
 
     /// Stops it gracefully and starts it again allowed at most `files` open files, as a service

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 pub mod agent;
 pub mod browser;
 pub mod cluster;
+pub mod dns;
 pub mod docker;
 pub mod lan;
 pub mod netns;
