@@ -13,7 +13,7 @@ use super::notify::{self, Notifier};
 use crate::clock::{now, wall_now};
 use crate::config::Config;
 use crate::net::socket;
-use crate::node::Announcer;
+use crate::node::{Announcer, Destination};
 
 pub(super) struct AnnouncerTask {
     core: Announcer,
@@ -51,13 +51,18 @@ impl AnnouncerTask {
                 }
             }
         }
+        self.core
+            .set_targets(self.link.targets.borrow_and_update().clone());
         loop {
-            if let Some(outgoing) = self.core.poll(now(), wall_now()) {
-                self.refresh_membership();
-                let outcome = self.send(&outgoing.bytes).await;
+            while let Some(outgoing) = self.core.poll(now(), wall_now()) {
+                if outgoing.to == Destination::Group {
+                    self.refresh_membership();
+                }
+                let outcome = self.send(&outgoing.bytes, outgoing.to).await;
                 // Fails only once the receiver stopped, on the way out.
                 let _ = self.link.announced.send(Announced {
                     early: outgoing.early,
+                    unicast: outgoing.to != Destination::Group,
                     outcome,
                 });
             }
@@ -66,8 +71,16 @@ impl AnnouncerTask {
                 _ = shutdown.cancelled() => break,
                 Some(cue) = self.link.cues.recv() => match cue {
                     Cue::Newcomer(at) => self.core.newcomer(at),
+                    Cue::Answer(at, request) => self.core.answer(at, request),
                     Cue::Now(at) => self.core.announce_now(at),
                 },
+                changed = self.link.targets.changed() => {
+                    if changed.is_err() {
+                        break; // the receiver is gone: the agent is stopping
+                    }
+                    let targets = self.link.targets.borrow_and_update().clone();
+                    self.core.set_targets(targets);
+                }
                 changed = self.link.sockets.changed() => {
                     if changed.is_err() {
                         break; // the receiver is gone: the agent is stopping
@@ -84,20 +97,27 @@ impl AnnouncerTask {
         if let Some(notifier) = &self.notifier {
             notifier.send(notify::STOPPING);
         }
-        let goodbye = self.core.goodbye(wall_now());
-        if self.send(&goodbye).await.is_sent() {
-            info!("goodbye sent");
+        let mut said = false;
+        for goodbye in self.core.goodbye(wall_now()) {
+            if self.send(&goodbye.bytes, goodbye.to).await.is_sent() && !said {
+                info!("goodbye sent");
+                said = true;
+            }
         }
     }
 
     /// Re-asserts the group membership before a beacon: an interface that was removed and
     /// added again (a container disconnected and reconnected) lost it.
     fn refresh_membership(&self) {
-        let Some(socket) = self.link.sockets.borrow().clone() else {
+        let Some(sockets) = self.link.sockets.borrow().clone() else {
+            return;
+        };
+        let Some(group_socket) = &sockets.group else {
             return;
         };
         let (group, interface) = (self.config.group, self.config.interface);
-        match socket::refresh_membership(&socket, group, interface) {
+        let _ = socket::refresh_interface(&sockets.unicast, interface);
+        match socket::refresh_membership(group_socket, group, interface) {
             Ok(true) => {
                 info!(%group, %interface, "rejoined the multicast group: the interface came back")
             }
@@ -109,26 +129,33 @@ impl AnnouncerTask {
         }
     }
 
-    /// Sends one beacon to the group; returns what became of it. Only the first of a run of
-    /// failures is a warning, so an unplugged link does not fill the log.
-    async fn send(&mut self, beacon: &[u8]) -> Outcome {
-        let target: SocketAddr = self.config.group_addr();
-        let Some(socket) = self.link.sockets.borrow().clone() else {
+    /// Sends one beacon to the group or a target; returns what became of it. Only the first
+    /// of a run of failures to the group is a warning, so an unplugged link does not fill the
+    /// log; failures to one target are debug lines (an address that went away is dropped from
+    /// the targets a ttl later).
+    async fn send(&mut self, beacon: &[u8], to: Destination) -> Outcome {
+        let Some(sockets) = self.link.sockets.borrow().clone() else {
             return Outcome::NoSocket;
         };
-        let was_sending = std::mem::replace(&mut self.sending, false);
-        match socket.send_to(beacon, target).await {
+        let target: SocketAddr = match to {
+            Destination::Group => self.config.group_addr(),
+            Destination::Unicast(address) => address,
+        };
+        match sockets.unicast.send_to(beacon, target).await {
             Ok(_) => {
-                debug!("beacon sent");
-                if !was_sending {
+                debug!(%target, "beacon sent");
+                if to == Destination::Group && !std::mem::replace(&mut self.sending, true) {
                     info!(%target, "sending beacons again");
                 }
-                self.sending = true;
                 Outcome::Sent
+            }
+            Err(err) if to != Destination::Group => {
+                debug!(%target, error = %err, "cannot send beacon to a target");
+                Outcome::Failed(err.to_string())
             }
             // Not fatal: a link that is down now may be up by the next beacon.
             Err(err) => {
-                if was_sending {
+                if std::mem::replace(&mut self.sending, false) {
                     warn!(%target, error = %err, "cannot send beacon; will keep trying every interval");
                 } else {
                     debug!(%target, error = %err, "cannot send beacon");

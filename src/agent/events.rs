@@ -198,6 +198,7 @@ mod tests {
                 tags: Default::default(),
                 established: false,
                 rival: None,
+                paths: Default::default(),
             },
         }
     }

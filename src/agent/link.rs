@@ -1,28 +1,42 @@
 //! What passes between the agent's two tasks, and nothing else does: they share no state.
-//! - the socket, receiver to announcer, on a `watch`: the receiver keeps it open, and the
-//!   announcer sends on whatever it holds now (and announces at once on a new one);
-//! - cues, receiver to announcer: a newcomer heard (answer early), or a stall (announce now);
+//! - the sockets, receiver to announcer, on a `watch`: the receiver keeps them open, and the
+//!   announcer sends on whatever it holds now (and announces at once on new ones);
+//! - the unicast targets, receiver to announcer, on a `watch`: the receiver owns them;
+//! - cues, receiver to announcer: a newcomer heard (answer it), or a stall (announce now);
 //! - what was announced, announcer to receiver: the receiver counts it, and its socket keeper
 //!   needs it to tell a deaf socket from a link that is down, and to say why none goes out.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
-/// Cues waiting for the announcer. A newcomer's cue may be dropped when they are this many: the
-/// answers already scheduled cover it, and pacing allows at most two a second anyway.
-pub const CUES: usize = 64;
+/// Cues waiting for the announcer: a crowd of newcomers heard in one burst each asks for an
+/// answer. One may be dropped when they are this many: the answers then go on the group, which
+/// a crowd that size gets anyway (see `node::announcer::UNICAST_ANSWERS_PER_WINDOW`).
+pub const CUES: usize = 256;
 
-/// The socket as the receiver last opened it; `None` while it is being opened again.
-pub type Socket = Option<Arc<UdpSocket>>;
+/// The sockets as the receiver last opened them; `None` while they are being opened again.
+pub type Socket = Option<Arc<Sockets>>;
+
+/// The agent's two sockets (see `net::socket`).
+#[derive(Debug)]
+pub struct Sockets {
+    /// Hears the group; `None` with `--no-multicast`.
+    pub group: Option<UdpSocket>,
+    /// Every beacon goes out from it; it hears what is sent to this node.
+    pub unicast: UdpSocket,
+}
 
 /// From the receiver to the announcer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cue {
     /// A join or a restart was heard at this instant: answer it with an early beacon.
     Newcomer(Instant),
+    /// A join or a restart was heard at this instant: answer it by unicast.
+    Answer(Instant, crate::node::AnswerRequest),
     /// The agent was stopped until this instant and peers may have expired it: announce now.
     /// (Should the cues be full of newcomers then, their early answers announce it within a
     /// second instead.)
@@ -34,6 +48,8 @@ pub enum Cue {
 pub struct Announced {
     /// It answered a newcomer.
     pub early: bool,
+    /// It went to one node, not the group.
+    pub unicast: bool,
     pub outcome: Outcome,
 }
 
@@ -57,6 +73,7 @@ impl Outcome {
 /// The receiver's ends of the link.
 pub struct ReceiverSide {
     pub sockets: watch::Sender<Socket>,
+    pub targets: watch::Sender<Vec<SocketAddr>>,
     pub cues: mpsc::Sender<Cue>,
     pub announced: mpsc::UnboundedReceiver<Announced>,
 }
@@ -64,6 +81,7 @@ pub struct ReceiverSide {
 /// The announcer's ends of the link.
 pub struct AnnouncerSide {
     pub sockets: watch::Receiver<Socket>,
+    pub targets: watch::Receiver<Vec<SocketAddr>>,
     pub cues: mpsc::Receiver<Cue>,
     pub announced: mpsc::UnboundedSender<Announced>,
 }
@@ -72,16 +90,19 @@ pub struct AnnouncerSide {
 /// a few a second, each read at once.
 pub fn link() -> (ReceiverSide, AnnouncerSide) {
     let (sockets_tx, sockets_rx) = watch::channel(None);
+    let (targets_tx, targets_rx) = watch::channel(Vec::new());
     let (cues_tx, cues_rx) = mpsc::channel(CUES);
     let (announced_tx, announced_rx) = mpsc::unbounded_channel();
     (
         ReceiverSide {
             sockets: sockets_tx,
+            targets: targets_tx,
             cues: cues_tx,
             announced: announced_rx,
         },
         AnnouncerSide {
             sockets: sockets_rx,
+            targets: targets_rx,
             cues: cues_rx,
             announced: announced_tx,
         },

@@ -11,6 +11,7 @@ pub mod hooks;
 mod link;
 pub mod notify;
 mod receiver;
+mod resolver;
 mod run;
 
 pub use run::run;

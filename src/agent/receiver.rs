@@ -1,19 +1,20 @@
-//! The receiver task: the only owner of the registry. It drives the node's [`Receiver`] over
-//! the socket (datagrams in, deadlines swept), keeps the socket working as the [`Keeper`] says,
-//! publishes every event through the funnel and answers the API's queries between datagrams.
+//! The receiver task: the only owner of the registry and the unicast targets. It drives the
+//! node's [`Receiver`] over the two sockets (datagrams in, deadlines swept), keeps them working
+//! as the [`Keeper`] says, takes in the resolver's answers, publishes every event through the
+//! funnel and answers the API's queries between datagrams.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::events::Funnel;
 use super::hooks::HookCounters;
-use super::link::{Announced, Cue, Outcome, ReceiverSide};
+use super::link::{Announced, Cue, Outcome, ReceiverSide, Sockets};
 use super::notify::{self, Notifier};
+use super::resolver::Resolved;
 use crate::api::query::{Figures, Query, Start, Subscription};
 use crate::api::{PeerInfo, Snapshot};
 use crate::clock::{now, wall_now};
@@ -21,6 +22,7 @@ use crate::config::Config;
 use crate::net::keeper::{Keeper, SocketStats, stalled_for};
 use crate::net::socket::{self, BATCH, Batch, DatagramBuf};
 use crate::node::{Heard, Receiver};
+use crate::registry::Via;
 use crate::wire::beacon::MAX_BEACON_LEN;
 
 /// Datagrams read in one turn of the loop when they queue up: 64 handled beacons are some
@@ -42,22 +44,26 @@ pub(super) struct ReceiverTask {
     notifier: Option<Arc<Notifier>>,
     /// When the next `WATCHDOG=1` is due, if the service manager asked for them.
     ping_at: Option<Instant>,
+    /// The port the unicast socket was last bound to, when the kernel chose it: a socket
+    /// opened again takes the same, so peers do not see this node move.
+    unicast_port: u16,
 }
 
-/// The socket while it is open, with what the kernel said of it.
+/// The sockets while they are open, with what the kernel said of them.
 struct Open {
-    udp: Arc<UdpSocket>,
+    sockets: Arc<Sockets>,
     receive_buffer: Option<usize>,
-    /// Datagrams the kernel dropped for it, when it says.
-    drops: Option<u64>,
+    /// Datagrams the kernel dropped for the group socket and for the unicast one, when it says.
+    drops: [Option<u64>; 2],
 }
 
 /// What woke the loop.
 enum Woke {
     Query(Query),
     Announced(Announced),
-    /// The socket has datagrams queued (or an error to report).
-    Readable(std::io::Result<()>),
+    Resolved(Resolved),
+    /// A socket has datagrams queued (or an error to report).
+    Readable(Via, std::io::Result<()>),
     Timer,
 }
 
@@ -82,6 +88,7 @@ impl ReceiverTask {
             started: now,
             ping_at: notifier.as_ref().and_then(|n| n.watchdog()).map(|_| now),
             notifier,
+            unicast_port: 0,
         }
     }
 
@@ -98,8 +105,10 @@ impl ReceiverTask {
     pub(super) async fn run(
         mut self,
         mut queries: mpsc::Receiver<Query>,
+        mut resolved: mpsc::Receiver<Resolved>,
         shutdown: CancellationToken,
     ) {
+        self.publish_targets(now());
         let mut bufs: Box<[DatagramBuf; BATCH]> = Box::new([[0; MAX_BEACON_LEN + 1]; BATCH]);
         let mut batch = Batch::default();
         loop {
@@ -126,10 +135,16 @@ impl ReceiverTask {
             .fold(turn + self.config.ttl, Instant::min);
             // By then at the latest the loop runs again, unless the process is not running.
             let expected_by = wakeup.max(turn);
-            let socket = self.socket.as_ref().map(|open| &open.udp);
-            let readable = async {
-                match socket {
+            let sockets = self.socket.as_ref().map(|open| &open.sockets);
+            let group_readable = async {
+                match sockets.and_then(|s| s.group.as_ref()) {
                     Some(socket) => socket.readable().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let unicast_readable = async {
+                match sockets {
+                    Some(sockets) => sockets.unicast.readable().await,
                     None => std::future::pending().await,
                 }
             };
@@ -137,7 +152,9 @@ impl ReceiverTask {
                 _ = shutdown.cancelled() => break,
                 Some(query) = queries.recv() => Woke::Query(query),
                 Some(announced) = self.link.announced.recv() => Woke::Announced(announced),
-                readable = readable => Woke::Readable(readable),
+                Some(answer) = resolved.recv() => Woke::Resolved(answer),
+                readable = group_readable => Woke::Readable(Via::Group, readable),
+                readable = unicast_readable => Woke::Readable(Via::Unicast, readable),
                 _ = tokio::time::sleep_until(wakeup.into()) => Woke::Timer,
             };
             // Checked before anything that woke the loop is handled: after a stop, the timer
@@ -145,22 +162,33 @@ impl ReceiverTask {
             let now = now();
             if let Some(gap) = stalled_for(expected_by, now) {
                 self.stalled(gap, now);
-                if matches!(woke, Woke::Readable(Ok(()))) {
+                if matches!(woke, Woke::Readable(_, Ok(()))) {
                     continue; // what was readable was stale, and is gone
                 }
             }
             match woke {
                 Woke::Query(query) => self.answer(query),
-                Woke::Announced(Announced { early, outcome }) => {
-                    self.core.announced(early, outcome.is_sent());
+                Woke::Announced(Announced {
+                    early,
+                    unicast,
+                    outcome,
+                }) => {
+                    self.core.announced(early, outcome.is_sent(), unicast);
                     match outcome {
+                        Outcome::Sent if unicast => self.keeper.unicast_sent(now),
                         Outcome::Sent => self.keeper.beacon_sent(now),
+                        // One target that cannot be reached says nothing of the others.
+                        Outcome::Failed(_) if unicast => {}
                         Outcome::Failed(err) => self.keeper.send_failed(err),
                         Outcome::NoSocket => {} // its failure to open is the reason
                     }
+                    if !early {
+                        self.publish_targets(now);
+                    }
                 }
-                Woke::Readable(Ok(())) => {
-                    let more = self.drain(&mut bufs, &mut batch, now);
+                Woke::Resolved(answer) => self.resolved(answer, now),
+                Woke::Readable(via, Ok(())) => {
+                    let more = self.drain(via, &mut bufs, &mut batch, now);
                     self.keeper.backlog(more);
                     if self.core.sweep_due(now) {
                         self.sweep(now);
@@ -174,7 +202,7 @@ impl ReceiverTask {
                         tokio::task::yield_now().await;
                     }
                 }
-                Woke::Readable(Err(err)) => self.receive_failed(&err, now),
+                Woke::Readable(_, Err(err)) => self.receive_failed(&err, now),
                 Woke::Timer => self.sweep(now),
             }
         }
@@ -187,29 +215,41 @@ impl ReceiverTask {
     /// deadlines. One `now` serves the burst: it lasts some 100 µs, far below a wheel tick.
     ///
     /// Returns whether it read a whole burst: more may be queued.
-    fn drain(&mut self, bufs: &mut [DatagramBuf; BATCH], batch: &mut Batch, now: Instant) -> bool {
+    fn drain(
+        &mut self,
+        via: Via,
+        bufs: &mut [DatagramBuf; BATCH],
+        batch: &mut Batch,
+        now: Instant,
+    ) -> bool {
         let wall_now = wall_now();
         for _ in 0..BURST / BATCH {
             let Some(open) = &mut self.socket else {
                 return false;
             };
-            match socket::recv_batch(&open.udp, bufs, batch) {
+            let (udp, slot) = match via {
+                Via::Group => match &open.sockets.group {
+                    Some(group) => (group, 0),
+                    None => return false,
+                },
+                Via::Unicast => (&open.sockets.unicast, 1),
+            };
+            match socket::recv_batch(udp, bufs, batch) {
                 Ok(()) => {
                     self.keeper.received();
                     if let Some(drops) = batch.drops {
-                        open.drops = Some(u64::from(drops));
+                        open.drops[slot] = Some(u64::from(drops));
                     }
                     for (buf, &(len, from)) in bufs.iter().zip(batch.got.iter()) {
-                        match self.core.handle_datagram(&buf[..len], from, now, wall_now) {
-                            Heard::Changed(event) => {
-                                if event.is_newcomer() {
-                                    // Dropped when the cues are full: answers are pending.
-                                    let _ = self.link.cues.try_send(Cue::Newcomer(now));
-                                }
-                                self.funnel.publish(&event, now, wall_now);
-                            }
+                        let heard =
+                            self.core
+                                .handle_datagram_via(&buf[..len], from, via, now, wall_now);
+                        if matches!(heard, Heard::Changed(_) | Heard::Replaced(_)) {
+                            self.cue_answer(now);
+                        }
+                        match heard {
+                            Heard::Changed(event) => self.funnel.publish(&event, now, wall_now),
                             Heard::Replaced(events) => {
-                                let _ = self.link.cues.try_send(Cue::Newcomer(now));
                                 for event in events.iter() {
                                     self.funnel.publish(event, now, wall_now);
                                 }
@@ -232,36 +272,71 @@ impl ReceiverTask {
         true
     }
 
-    /// Opens the multicast socket and hands it to the announcer, or leaves the next try to the
+    /// Asks the announcer to answer the newcomer the latest datagram brought, if it did: by
+    /// unicast, or on the group if the node does not answer it directly.
+    fn cue_answer(&mut self, now: Instant) {
+        let cue = match self.core.take_answer() {
+            Some(request) => Cue::Answer(now, request),
+            None => return,
+        };
+        // Dropped when the cues are full: a crowd that size is answered on the group anyway.
+        if self.link.cues.try_send(cue).is_err() {
+            let _ = self.link.cues.try_send(Cue::Newcomer(now));
+        }
+    }
+
+    /// Takes in the resolver's answer for one name.
+    fn resolved(&mut self, answer: Resolved, now: Instant) {
+        let targets = self.core.targets_mut();
+        if let Some(name) = targets.resolved(answer.index, answer.result, now)
+            && let Some(error) = &name.error
+        {
+            // Once per name and error: the status shows it meanwhile.
+            if answer.first_failure {
+                warn!(name = %name.target, %error, kept = name.addresses.len(),
+                    "cannot resolve a peers name; keeping the addresses it last resolved to");
+            }
+        }
+        self.publish_targets(now);
+    }
+
+    /// Drops the targets silent for a ttl and hands the announcer the list, if it changed.
+    fn publish_targets(&mut self, now: Instant) {
+        let targets = self.core.targets_mut();
+        targets.prune(now);
+        if let Some(list) = targets.take_changed() {
+            // The sockets are IPv4: an IPv6 target waits for the agent to speak IPv6.
+            let list: Vec<_> = list.into_iter().filter(|a| a.is_ipv4()).collect();
+            self.link.targets.send_replace(list);
+        }
+    }
+
+    /// Opens the sockets and hands them to the announcer, or leaves the next try to the
     /// keeper's backoff.
     fn open(&mut self, now: Instant) {
+        let opened = self.bind(now);
         let config = &self.config;
-        let opened = socket::bind_multicast(
-            config.group,
-            config.port,
-            config.interface,
-            config.multicast_ttl,
-        );
         match opened {
-            Ok(udp) => {
-                let receive_buffer = socket::receive_buffer(&udp);
+            Ok(sockets) => {
+                let udp = sockets.group.as_ref().unwrap_or(&sockets.unicast);
+                let receive_buffer = socket::receive_buffer(udp);
                 if receive_buffer.unwrap_or(0) < socket::RECEIVE_BUFFER {
                     warn!(
                         bytes = receive_buffer.unwrap_or(0),
                         "the kernel granted a small receive buffer: a burst of beacons from many peers may be dropped (raise net.core.rmem_max, or run with CAP_NET_ADMIN)"
                     );
                 }
-                let drops = socket::reports_drops(&udp).then_some(0);
+                let drops = socket::reports_drops(udp).then_some(0);
                 let opened = self.keeper.opened(now);
                 if opened.after_warnings {
                     info!(group = %config.group_addr(), interface = %config.interface, "multicast socket open: beaconing");
                 }
-                let udp = Arc::new(udp);
-                self.link.sockets.send_replace(Some(Arc::clone(&udp)));
+                let sockets = Arc::new(sockets);
+                self.link.sockets.send_replace(Some(Arc::clone(&sockets)));
                 self.socket = Some(Open {
-                    udp,
+                    sockets,
                     receive_buffer,
-                    drops,
+                    drops: [drops, drops],
                 });
                 if opened.first {
                     self.notify(notify::READY);
@@ -276,6 +351,39 @@ impl ReceiverTask {
                 }
             }
         }
+    }
+
+    /// Binds the group socket (unless `--no-multicast`) and the unicast one: on `--port` when
+    /// nodes may target this one (they are configured alike), else on a port of the kernel's
+    /// choosing, the same as before if it was opened already.
+    fn bind(&mut self, now: Instant) -> anyhow::Result<Sockets> {
+        let _ = now;
+        let config = &self.config;
+        let group = match config.multicast {
+            true => Some(socket::bind_multicast(
+                config.group,
+                config.port,
+                config.interface,
+                config.multicast_ttl,
+            )?),
+            false => None,
+        };
+        let fixed = config.has_targets() || !config.multicast;
+        let port = if fixed {
+            config.port
+        } else {
+            self.unicast_port
+        };
+        let unicast = match socket::bind_unicast(port, config.interface, config.multicast_ttl) {
+            Err(_) if !fixed && port != 0 => {
+                socket::bind_unicast(0, config.interface, config.multicast_ttl)?
+            }
+            bound => bound?,
+        };
+        if !fixed {
+            self.unicast_port = unicast.local_addr().map_or(0, |a| a.port());
+        }
+        Ok(Sockets { group, unicast })
     }
 
     /// Drops the socket and opens a new one at once: this leaves and rejoins the group.
@@ -302,10 +410,14 @@ impl ReceiverTask {
     /// so it is dropped unread; the node does not count the gap against its peers, and the
     /// announcer announces at once, so that peers that expired this node meanwhile answer.
     fn stalled(&mut self, gap: Duration, now: Instant) {
-        let stale = self
-            .socket
-            .as_ref()
-            .map_or(0, |open| socket::discard_queued(&open.udp));
+        let stale = self.socket.as_ref().map_or(0, |open| {
+            let group = open
+                .sockets
+                .group
+                .as_ref()
+                .map_or(0, socket::discard_queued);
+            group + socket::discard_queued(&open.sockets.unicast)
+        });
         warn!(gap = %humantime::format_duration(gap), stale_datagrams_dropped = stale,
             "the agent was stopped or stalled: each peer gets a ttl from now to be heard again, and it announces itself");
         self.core.stale_dropped(stale);
@@ -380,13 +492,21 @@ impl ReceiverTask {
             uptime: now.saturating_duration_since(self.started),
             node: self.core.stats(now),
             socket: SocketStats {
-                receive_queue_drops: open.and_then(|open| open.drops),
+                receive_queue_drops: open.and_then(|open| match open.drops {
+                    [None, None] => None,
+                    [group, unicast] => Some(group.unwrap_or(0) + unicast.unwrap_or(0)),
+                }),
                 receive_buffer_bytes: open.and_then(|open| open.receive_buffer),
                 reopens: self.keeper.reopens(),
             },
             sending: self.keeper.sending(now),
             events: self.funnel.counts(),
             hooks: self.hooks.snapshot(),
+            targets: self.core.targets().list(),
+            names: self.core.targets().names().to_vec(),
+            unicast_port: open
+                .and_then(|open| open.sockets.unicast.local_addr().ok())
+                .map(|address| address.port()),
         }
     }
 

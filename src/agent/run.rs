@@ -19,8 +19,12 @@ use super::receiver::ReceiverTask;
 use crate::api::routes::{self, ApiState};
 use crate::api::server::{self, ApiCounters};
 use crate::clock::{now, wall_now};
-use crate::config::Config;
-use crate::node::{Announcer, Receiver};
+use std::net::SocketAddr;
+
+use super::resolver;
+use crate::config::{Config, Target};
+use crate::net::interface;
+use crate::node::{Announcer, OnLink, Receiver};
 use crate::wire::beacon::format_instance;
 
 /// The most connections the `--metrics` listener keeps open: a scraper or two, each with a
@@ -28,6 +32,18 @@ use crate::wire::beacon::format_instance;
 const METRICS_CONNECTIONS: usize = 16;
 /// Queries waiting for the receiver: the API's handlers wait their turn beyond it.
 const QUERIES: usize = 16;
+/// Resolver answers waiting for the receiver: one per name, read at once.
+const RESOLVED: usize = 4;
+
+/// This node's own unicast addresses, which are never its targets: every address of the host
+/// on the port the others target. (A headless Service or a Compose service names this node
+/// too.)
+fn own_addresses(config: &Config) -> Vec<SocketAddr> {
+    interface::local_addresses()
+        .into_iter()
+        .map(|ip| SocketAddr::new(ip.into(), config.port))
+        .collect()
+}
 
 /// Runs the agent until `shutdown` is cancelled, then sends a goodbye beacon and returns.
 ///
@@ -94,8 +110,34 @@ pub async fn run(
     let notifier = notifier.map(Arc::new);
     let (receiver_side, announcer_side) = link::link();
     let (queries, query_rx) = mpsc::channel(QUERIES);
+    let (resolved, resolved_rx) = mpsc::channel(RESOLVED);
+    let core = Receiver::new(&config, instance, started).with_own_addresses(
+        &config,
+        own_addresses(&config),
+        interface::network_of(config.interface).map(|(network, prefix)| OnLink { network, prefix }),
+        started,
+    );
+    let names: Vec<Target> = core
+        .targets()
+        .names()
+        .iter()
+        .map(|name| name.target.clone())
+        .collect();
+    if config.has_targets() {
+        info!(peers_dns = ?config.peers_dns.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            peers = ?config.peers.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            multicast = config.multicast,
+            resolve_interval = %humantime::format_duration(config.resolve_interval),
+            "beaconing to unicast targets too");
+    }
+    tracker.spawn(resolver::run(
+        names,
+        config.resolve_interval,
+        resolved,
+        shutdown.clone(),
+    ));
     let mut receiver = ReceiverTask::new(
-        Receiver::new(&config, instance, started),
+        core,
         Arc::clone(&config),
         receiver_side,
         funnel,
@@ -113,7 +155,7 @@ pub async fn run(
     // Not in spans: the receiver is polled for every datagram and timer, and entering and
     // leaving a span on each poll was a seventh of an idle agent's CPU (bin/bench-lan's
     // profile). Their lines name their modules instead.
-    tracker.spawn(receiver.run(query_rx, shutdown.clone()));
+    tracker.spawn(receiver.run(query_rx, resolved_rx, shutdown.clone()));
     tracker.spawn(announcer.run(shutdown.clone()));
 
     let api_counters = Arc::new(ApiCounters::default());

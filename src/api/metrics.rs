@@ -107,6 +107,24 @@ pub fn render(status: &AgentStatus, started: SystemTime) -> String {
         "Beacons brought forward to answer a newcomer.",
         status.early_answers,
     );
+    page.single(
+        "peerd_unicast_sent_total",
+        Counter,
+        "Beacons sent by unicast: to targets, and answers to newcomers.",
+        status.unicast.sent,
+    );
+    page.single(
+        "peerd_unicast_received_total",
+        Counter,
+        "Datagrams that came by unicast, whatever became of them.",
+        status.unicast.received,
+    );
+    page.single(
+        "peerd_unicast_targets",
+        Gauge,
+        "Addresses each beacon goes to besides the group.",
+        status.unicast.targets.len(),
+    );
     page.by(
         "peerd_datagrams_refused_total",
         Counter,
@@ -313,6 +331,15 @@ peerd_own_beacons_received_total 9
 # HELP peerd_early_answers_total Beacons brought forward to answer a newcomer.
 # TYPE peerd_early_answers_total counter
 peerd_early_answers_total 1
+# HELP peerd_unicast_sent_total Beacons sent by unicast: to targets, and answers to newcomers.
+# TYPE peerd_unicast_sent_total counter
+peerd_unicast_sent_total 0
+# HELP peerd_unicast_received_total Datagrams that came by unicast, whatever became of them.
+# TYPE peerd_unicast_received_total counter
+peerd_unicast_received_total 0
+# HELP peerd_unicast_targets Addresses each beacon goes to besides the group.
+# TYPE peerd_unicast_targets gauge
+peerd_unicast_targets 0
 # HELP peerd_datagrams_refused_total Datagrams on the beacon port that changed nothing, by reason.
 # TYPE peerd_datagrams_refused_total counter
 peerd_datagrams_refused_total{{reason="malformed"}} 3
@@ -324,6 +351,7 @@ peerd_datagrams_refused_total{{reason="replay"}} 4
 peerd_datagrams_refused_total{{reason="capacity"}} 0
 peerd_datagrams_refused_total{{reason="own_hostname"}} 0
 peerd_datagrams_refused_total{{reason="stale"}} 0
+peerd_datagrams_refused_total{{reason="unicast"}} 0
 # HELP peerd_receive_queue_drops_total Datagrams the kernel dropped because the socket's receive queue was full.
 # TYPE peerd_receive_queue_drops_total counter
 peerd_receive_queue_drops_total 5
@@ -418,6 +446,6 @@ process_start_time_seconds 1780000000.123
         let helps = page.lines().filter(|l| l.starts_with("# HELP ")).count();
         let types = page.lines().filter(|l| l.starts_with("# TYPE ")).count();
         assert_eq!(helps, types);
-        assert_eq!(helps, 21);
+        assert_eq!(helps, 24);
     }
 }

@@ -37,6 +37,11 @@ pub struct Figures {
     pub sending: Sending,
     pub events: EventCounts,
     pub hooks: HookCounts,
+    /// The unicast targets now, and each name with its latest answer.
+    pub targets: Vec<std::net::SocketAddr>,
+    pub names: Vec<crate::node::targets::Name>,
+    /// The port the unicast socket is bound to, while it is open.
+    pub unicast_port: Option<u16>,
 }
 
 #[cfg(test)]
@@ -51,6 +56,9 @@ impl Figures {
             sending: Sending::default(),
             events: EventCounts::default(),
             hooks: HookCounts::default(),
+            targets: Vec::new(),
+            names: Vec::new(),
+            unicast_port: None,
         }
     }
 }

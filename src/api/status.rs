@@ -79,6 +79,67 @@ pub struct AgentStatus {
     /// so a newer client still reads that as zeros.
     #[serde(default)]
     pub api: ApiCounts,
+    /// Beacons by unicast: targets, the names they come from, and the counts. Absent from an
+    /// older agent's answer, which reads as no targets (and `multicast` true).
+    #[serde(default)]
+    pub unicast: UnicastInfo,
+}
+
+/// The agent's unicast side, as `/v1/status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnicastInfo {
+    /// It joins the group and sends to it (not `--no-multicast`).
+    pub multicast: bool,
+    /// The UDP port beacons go out from and unicast arrives on, while the socket is open.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Every address each beacon goes to besides the group, as `ip:port`.
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// Each `--peers-dns` name, and each name in `--peer`, with its latest answer.
+    #[serde(default)]
+    pub names: Vec<NameInfo>,
+    /// Beacons sent by unicast: to targets, and answers to newcomers.
+    #[serde(default)]
+    pub sent: u64,
+    /// Datagrams that came by unicast, whatever became of them (refusals are under
+    /// `refused.unicast`).
+    #[serde(default)]
+    pub received: u64,
+    /// Beacons heard both on the group and by unicast: the second copy changed nothing.
+    #[serde(default)]
+    pub duplicates: u64,
+}
+
+impl Default for UnicastInfo {
+    fn default() -> UnicastInfo {
+        UnicastInfo {
+            multicast: true,
+            port: None,
+            targets: Vec::new(),
+            names: Vec::new(),
+            sent: 0,
+            received: 0,
+            duplicates: 0,
+        }
+    }
+}
+
+/// One name the agent resolves, with its latest answer.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameInfo {
+    /// `NAME:PORT` as given.
+    pub name: String,
+    /// `peers-dns` or `peer`: the flag it came from.
+    pub from: String,
+    /// The addresses of its latest answer that named any, kept through errors.
+    pub addresses: Vec<String>,
+    /// How long ago an answer last named addresses; `null` before the first.
+    pub resolved_ms_ago: Option<u64>,
+    /// How long ago it was last asked, whatever the answer.
+    pub asked_ms_ago: Option<u64>,
+    /// The latest attempt's error, until an answer names addresses again.
+    pub error: Option<String>,
 }
 
 /// The agent is not sending: for how long, and why.
@@ -146,11 +207,14 @@ pub struct RefusedCounts {
     pub own_hostname: u64,
     /// Queued while the agent was stopped: old news by the time it could read them.
     pub stale: u64,
+    /// Unsigned, by unicast, from an address that is no `--peer` or `--peers-dns` target.
+    #[serde(default)]
+    pub unicast: u64,
 }
 
 impl RefusedCounts {
     /// Each count with the name `/v1/status` and `/metrics` give its reason.
-    pub fn by_reason(&self) -> [(&'static str, u64); 9] {
+    pub fn by_reason(&self) -> [(&'static str, u64); 10] {
         [
             ("malformed", self.malformed),
             ("oversized", self.oversized),
@@ -161,6 +225,7 @@ impl RefusedCounts {
             ("capacity", self.capacity),
             ("own_hostname", self.own_hostname),
             ("stale", self.stale),
+            ("unicast", self.unicast),
         ]
     }
 
@@ -181,6 +246,7 @@ impl From<Refused> for RefusedCounts {
             capacity,
             own_hostname,
             stale,
+            unicast,
         } = refused;
         RefusedCounts {
             malformed,
@@ -192,6 +258,7 @@ impl From<Refused> for RefusedCounts {
             capacity,
             own_hostname,
             stale,
+            unicast,
         }
     }
 }
@@ -238,6 +305,30 @@ impl AgentStatus {
             events: figures.events,
             hooks: figures.hooks,
             api,
+            unicast: UnicastInfo {
+                multicast: config.multicast,
+                port: figures.unicast_port,
+                targets: figures.targets.iter().map(ToString::to_string).collect(),
+                names: figures
+                    .names
+                    .iter()
+                    .map(|name| NameInfo {
+                        name: name.target.to_string(),
+                        from: if name.dns { "peers-dns" } else { "peer" }.to_owned(),
+                        addresses: name.addresses.iter().map(ToString::to_string).collect(),
+                        resolved_ms_ago: name
+                            .resolved_at
+                            .map(|at| millis(figures.at.saturating_duration_since(at))),
+                        asked_ms_ago: name
+                            .asked_at
+                            .map(|at| millis(figures.at.saturating_duration_since(at))),
+                        error: name.error.clone(),
+                    })
+                    .collect(),
+                sent: node.unicast_sent,
+                received: node.unicast_received,
+                duplicates: node.duplicates,
+            },
         }
     }
 }
@@ -340,6 +431,9 @@ mod tests {
                 runs: 3,
                 ..HookCounts::default()
             },
+            targets: vec![SocketAddr::from(([10, 0, 0, 7], 24901))],
+            names: Vec::new(),
+            unicast_port: Some(24901),
         };
         let api = ApiCounts {
             requests: 7,

@@ -43,6 +43,10 @@ pub struct PeerInfo {
     /// Another live instance announcing the same hostname, while there is one.
     #[serde(default)]
     pub conflict: Option<ConflictInfo>,
+    /// How its beacons reached this agent: `group`, `unicast` or `both`. Empty from an agent
+    /// older than unicast targets.
+    #[serde(default)]
+    pub heard_via: String,
 }
 
 /// The other instance of a hostname that two live instances announce.
@@ -81,6 +85,7 @@ impl PeerInfo {
             up_for_ms: millis(ago(peer.first_seen)),
             ttl_ms: millis(peer.ttl),
             authenticated: peer.authenticated,
+            heard_via: peer.paths.name().to_owned(),
             tags: peer.tags.clone(),
             conflict: peer.conflict(now).map(|rival| ConflictInfo {
                 address: rival.address.ip().to_string(),

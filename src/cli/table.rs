@@ -40,13 +40,19 @@ pub fn change_line(change: &PeerChange) -> String {
     )
 }
 
-/// Renders `peers` as a table in the order given (the API sorts by hostname). A TAGS column
-/// appears when any peer has tags, and a CONFLICT column when two live instances announce one
-/// of the hostnames.
+/// Renders `peers` as a table in the order given (the API sorts by hostname). A VIA column
+/// (group, unicast or both) appears when any peer was heard by unicast, a TAGS column when any
+/// peer has tags, and a CONFLICT column when two live instances announce one of the hostnames.
 pub fn render(peers: &[PeerInfo]) -> String {
     let tagged = peers.iter().any(|p| !p.tags.is_empty());
     let conflicts = peers.iter().any(|p| p.conflict.is_some());
+    let unicast = peers
+        .iter()
+        .any(|p| matches!(p.heard_via.as_str(), "unicast" | "both"));
     let mut header: Vec<String> = HEADERS.map(String::from).to_vec();
+    if unicast {
+        header.push("VIA".into());
+    }
     if tagged {
         header.push("TAGS".into());
     }
@@ -63,6 +69,9 @@ pub fn render(peers: &[PeerInfo]) -> String {
                 short(p.expires_in_ms),
                 short(p.up_for_ms),
             ];
+            if unicast {
+                row.push(p.heard_via.clone());
+            }
             if tagged {
                 row.push(tags::display(&p.tags));
             }
@@ -216,7 +225,24 @@ pub(super) mod tests {
             authenticated: false,
             tags: Default::default(),
             conflict: None,
+            heard_via: "group".into(),
         }
+    }
+
+    #[test]
+    fn says_how_each_peer_was_heard_once_any_came_by_unicast() {
+        let plain = render(&[peer("a", 0, 0, 0), peer("b", 0, 0, 0)]);
+        assert!(!plain.contains("VIA"), "multicast alone: no column");
+        let mut seed = peer("b", 0, 0, 0);
+        seed.heard_via = "both".into();
+        let mut far = peer("c", 0, 0, 0);
+        far.heard_via = "unicast".into();
+        let table = render(&[peer("a", 0, 0, 0), seed, far]);
+        let rows: Vec<&str> = table.lines().collect();
+        assert!(rows[0].ends_with("VIA"), "{table}");
+        assert!(rows[1].ends_with("group"), "{table}");
+        assert!(rows[2].ends_with("both"), "{table}");
+        assert!(rows[3].ends_with("unicast"), "{table}");
     }
 
     #[test]

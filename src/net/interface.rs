@@ -143,6 +143,31 @@ pub fn link_of(address: Ipv4Addr) -> Option<Link> {
     })
 }
 
+/// Every IPv4 address of this host's interfaces, whatever their state: none of them is a
+/// unicast target of its own agent.
+pub fn local_addresses() -> Vec<Ipv4Addr> {
+    let Ok(addrs) = getifaddrs() else {
+        return Vec::new();
+    };
+    addrs
+        .filter_map(|ifaddr| Some(ifaddr.address.as_ref()?.as_sockaddr_in()?.ip()))
+        .collect()
+}
+
+/// The network of the interface holding `address`, as an address and a prefix length: where
+/// the group's datagrams can come from.
+pub fn network_of(address: Ipv4Addr) -> Option<(Ipv4Addr, u8)> {
+    getifaddrs().ok()?.find_map(|ifaddr| {
+        let ip = ifaddr.address.as_ref()?.as_sockaddr_in()?.ip();
+        if ip != address {
+            return None;
+        }
+        let mask = ifaddr.netmask.as_ref()?.as_sockaddr_in()?.ip();
+        let prefix = u8::try_from(u32::from(mask).leading_ones()).ok()?;
+        Some((ip, prefix))
+    })
+}
+
 /// The name of the interface holding `address`, for logs; `None` if no interface has it.
 pub fn name_of(address: Ipv4Addr) -> Option<String> {
     getifaddrs().ok()?.find_map(|ifaddr| {

@@ -244,6 +244,14 @@ impl Keeper {
         self.failure = None;
     }
 
+    /// One of our beacons went out at `now` to a unicast target: the agent sends, though nothing
+    /// comes back over the loop to prove the group socket still hears.
+    pub fn unicast_sent(&mut self, now: Instant) {
+        self.sent_at = Some(now);
+        self.silent_since = now;
+        self.failure = None;
+    }
+
     /// The kernel refused one of our beacons with `error` (a link down, an address gone).
     pub fn send_failed(&mut self, error: String) {
         self.failure = Some(Failure::Send(error));

@@ -1,5 +1,7 @@
-//! The multicast socket, the one place that touches socket2: options, bind, group membership.
-//! It hands back a tokio socket; sending and receiving belong to the agent.
+//! The agent's two sockets, the one place that touches socket2: the group socket (bound to the
+//! group, joined, it hears only the group) and the unicast socket (every beacon goes out from
+//! it, to the group and to targets, and it hears what is sent to this node). It hands back
+//! tokio sockets; sending and receiving belong to the agent.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
@@ -75,6 +77,71 @@ pub fn bind_multicast(
         .set_nonblocking(true)
         .context("making the socket non-blocking")?;
     tokio::net::UdpSocket::from_std(socket.into()).context("registering the socket with tokio")
+}
+
+/// Binds the socket every beacon goes out from, and what is sent to this node arrives on: UDP
+/// `port` on every address (0: a port of the kernel's choosing, for an agent that nobody
+/// targets), sending to the group on `interface` with IP TTL `multicast_ttl`.
+///
+/// Bound beside the group socket of the same port (both set SO_REUSEADDR). It does not hear
+/// the group: it joins none, and IP_MULTICAST_ALL is off. Unicast answers to a newcomer go to
+/// the address its beacons come from, this socket's, so they reach the right agent even when
+/// several share a host.
+pub fn bind_unicast(
+    port: u16,
+    interface: Ipv4Addr,
+    multicast_ttl: u32,
+) -> anyhow::Result<tokio::net::UdpSocket> {
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
+        .context("creating a UDP socket")?;
+    if port != 0 {
+        socket
+            .set_reuse_address(true)
+            .context("setting SO_REUSEADDR")?;
+    }
+    let bind = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port));
+    socket
+        .bind(&bind.into())
+        .with_context(|| format!("binding UDP {bind} for unicast beacons"))?;
+    socket
+        .set_multicast_all_v4(false)
+        .context("turning IP_MULTICAST_ALL off")?;
+    socket
+        .set_multicast_if_v4(&interface)
+        .with_context(|| format!("sending to the group from interface {interface}"))?;
+    socket
+        .set_multicast_ttl_v4(multicast_ttl)
+        .context("setting the multicast TTL")?;
+    // On: other agents on this host must hear us, and the group socket hears our own beacons
+    // come back, the proof that it still hears the group.
+    socket
+        .set_multicast_loop_v4(true)
+        .context("enabling multicast loopback")?;
+    if nix::sys::socket::setsockopt(
+        &socket,
+        nix::sys::socket::sockopt::RcvBufForce,
+        &RECEIVE_BUFFER,
+    )
+    .is_err()
+    {
+        socket
+            .set_recv_buffer_size(RECEIVE_BUFFER)
+            .context("setting the receive buffer size")?;
+    }
+    let _ = nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::RxqOvfl, &1);
+    socket
+        .set_nonblocking(true)
+        .context("making the socket non-blocking")?;
+    tokio::net::UdpSocket::from_std(socket.into()).context("registering the socket with tokio")
+}
+
+/// Points `socket`'s group datagrams at `interface` again: an interface that went away and came
+/// back has a new index, which the socket does not follow by itself.
+pub fn refresh_interface(
+    socket: &tokio::net::UdpSocket,
+    interface: Ipv4Addr,
+) -> std::io::Result<()> {
+    SockRef::from(socket).set_multicast_if_v4(&interface)
 }
 
 /// Re-asserts the group membership and the sending interface, in case the interface went away

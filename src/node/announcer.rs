@@ -1,16 +1,33 @@
 //! What this node sends and when: its first beacon at once, then one every jittered interval,
-//! early answers to newcomers paced so that a crowd costs at most two a second, and the goodbye.
-//! Driven by explicit instants; the agent's announcer task moves the bytes.
+//! to the group and to each unicast target (spread over [`UNICAST_SPREAD`]); answers to
+//! newcomers, by unicast to the newcomer or, for a crowd, early group beacons paced so that it
+//! costs at most two a second; and the goodbye. Driven by explicit instants; the agent's
+//! announcer task moves the bytes.
 
+use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use tracing::debug;
 
 use super::admission::unix_millis;
-use crate::config::{CROWD_QUIET, Config, EARLY_ANSWER_DELAY, EARLY_ANSWER_WINDOW, JITTER};
+use super::receiver::AnswerRequest;
+use crate::config::{
+    CROWD_QUIET, Config, EARLY_ANSWER_DELAY, EARLY_ANSWER_WINDOW, JITTER, UNICAST_SPREAD,
+};
 use crate::wire::auth::Keyring;
-use crate::wire::beacon::Beacon;
+use crate::wire::beacon::{AUTH_VALUE_LEN, Beacon, EXT_HEADER_LEN, MAX_BEACON_LEN};
 use crate::wire::tags::Tags;
+
+/// At most this many unicast answers to newcomers in any [`EARLY_ANSWER_WINDOW`]: one each for
+/// a crowd of 64 started together (a datagram to one node costs nobody else anything), and a
+/// bigger crowd is answered on the group as before, at most two beacons a second.
+pub const UNICAST_ANSWERS_PER_WINDOW: usize = 64;
+/// A unicast answer waits a random delay of up to this, plus [`ANSWER_SPREAD_PER_PEER`] for
+/// each peer listed: the answers of all the peers reach the newcomer spread out, so its receive
+/// buffer holds them (2 MiB hold some 2,000; 500 peers spread over 12 ms).
+pub const ANSWER_SPREAD: Duration = Duration::from_millis(2);
+pub const ANSWER_SPREAD_PER_PEER: Duration = Duration::from_micros(20);
 
 /// The schedule and the contents of this node's beacons.
 #[derive(Debug)]
@@ -23,6 +40,10 @@ pub struct Announcer {
     /// Signs, and still takes unsigned beacons: peers without a secret take ours too.
     migrating: bool,
     tags: Tags,
+    /// Sends to the group (not `--no-multicast`).
+    multicast: bool,
+    /// Where each regular beacon goes besides the group.
+    targets: Vec<SocketAddr>,
     /// The sequence number of the next beacon.
     sequence: u64,
     /// When the next regular beacon is due.
@@ -31,14 +52,30 @@ pub struct Announcer {
     next_early: Option<Instant>,
     /// When the latest early answers went, the latest first: they pace the next one.
     early_sent: [Option<Instant>; 2],
+    /// Unicast copies of the latest regular beacon, by when each is due.
+    copies: VecDeque<(Instant, SocketAddr)>,
+    /// The latest regular beacon, which the copies carry.
+    latest: Vec<u8>,
+    /// Unicast answers to newcomers, by when each is due.
+    answers: Vec<(Instant, AnswerRequest)>,
+    /// When the unicast answers of the last window were scheduled.
+    answered: VecDeque<Instant>,
     /// Draws the jitter; seeded by the caller so tests can replay a schedule.
     rng: fastrand::Rng,
+}
+
+/// Where a datagram goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    Group,
+    Unicast(SocketAddr),
 }
 
 /// A beacon that is due.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
     pub bytes: Vec<u8>,
+    pub to: Destination,
     /// It was brought forward to answer a newcomer.
     pub early: bool,
 }
@@ -55,21 +92,46 @@ impl Announcer {
             keys: config.keys.clone(),
             migrating: !config.keys.is_empty() && config.accept_unauthenticated,
             tags: config.tags.clone(),
+            multicast: config.multicast,
+            targets: Vec::new(),
             sequence: 0,
             next_regular: now,
             next_early: None,
             early_sent: [None, None],
+            copies: VecDeque::new(),
+            latest: Vec::new(),
+            answers: Vec::new(),
+            answered: VecDeque::new(),
             rng: fastrand::Rng::with_seed(seed),
         }
     }
 
-    /// The beacon to send at `now` (when the wall clock read `wall_now`), if one is due; the
-    /// next is then scheduled one jittered interval later. Call it at every wake-up.
+    /// From the next regular beacon on, each goes to these too.
+    pub fn set_targets(&mut self, targets: Vec<SocketAddr>) {
+        self.targets = targets;
+    }
+
+    /// A datagram to send at `now` (when the wall clock read `wall_now`), if one is due. Call
+    /// it until it says `None`, at every wake-up.
     pub fn poll(&mut self, now: Instant, wall_now: SystemTime) -> Option<Outgoing> {
-        if now < self.next_wakeup() {
+        if let Some(outgoing) = self.poll_answer(now, wall_now) {
+            return Some(outgoing);
+        }
+        if self.copies.front().is_some_and(|(at, _)| *at <= now) {
+            let (_, to) = self.copies.pop_front()?;
+            return Some(Outgoing {
+                bytes: self.latest.clone(),
+                to: Destination::Unicast(to),
+                early: false,
+            });
+        }
+        let group_due = self
+            .next_early
+            .map_or(self.next_regular, |early| early.min(self.next_regular));
+        if now < group_due {
             return None;
         }
-        let bytes = self.beacon(false, wall_now);
+        let bytes = self.beacon(false, false, Vec::new(), wall_now);
         let early = self.next_early.take().is_some_and(|early| early <= now);
         if early {
             self.early_sent = [Some(now), self.early_sent[0]];
@@ -77,22 +139,131 @@ impl Announcer {
         // Any beacon, early or not, renews this node everywhere: the next is an interval away.
         let factor = 1.0 + JITTER * (2.0 * self.rng.f64() - 1.0);
         self.next_regular = now + self.interval.mul_f64(factor);
-        Some(Outgoing { bytes, early })
+        if !early {
+            self.spread_copies(now);
+            self.latest.clone_from(&bytes);
+        }
+        if self.multicast {
+            return Some(Outgoing {
+                bytes,
+                to: Destination::Group,
+                early,
+            });
+        }
+        self.poll(now, wall_now)
     }
 
-    /// When the next beacon is due: the next regular one, or an early answer before it.
+    /// Schedules this beacon's copy to each target, spread over [`UNICAST_SPREAD`] from a
+    /// random start, so N nodes that beacon together do not send their N copies together.
+    /// Copies of the previous beacon still queued are dropped: this one says more.
+    fn spread_copies(&mut self, now: Instant) {
+        self.copies.clear();
+        let count = self.targets.len();
+        let phase = self.rng.f64();
+        for (i, target) in self.targets.iter().enumerate() {
+            let share = (i as f64 + phase) / count as f64;
+            self.copies
+                .push_back((now + UNICAST_SPREAD.mul_f64(share), *target));
+        }
+    }
+
+    /// The first unicast answer due by `now`, if any.
+    fn poll_answer(&mut self, now: Instant, wall_now: SystemTime) -> Option<Outgoing> {
+        let due = self.answers.iter().position(|(at, _)| *at <= now)?;
+        let (_, mut request) = self.answers.swap_remove(due);
+        // The answer is newer than the copy of the latest beacon still queued for the same
+        // node: that copy would arrive after it and read as a replay.
+        self.copies.retain(|(_, to)| *to != request.to);
+        let room = self.peers_room();
+        let told: Vec<SocketAddr> = if room == 0 {
+            Vec::new()
+        } else {
+            let take = request.peers.len().min(room);
+            request.peers.drain(..take).collect()
+        };
+        if !request.peers.is_empty() {
+            // The rest in the next datagram, right after this one.
+            self.answers.push((now, request.clone()));
+        }
+        let bytes = self.beacon(false, true, told, wall_now);
+        Some(Outgoing {
+            bytes,
+            to: Destination::Unicast(request.to),
+            early: true,
+        })
+    }
+
+    /// How many IPv4 peers fit in one signed answer beside everything else it carries; none
+    /// when it is not signed, as receivers take them only from signed beacons. (IPv6 entries
+    /// take 19 bytes each, so a few fewer of them fit.)
+    fn peers_room(&self) -> usize {
+        if self.keys.is_empty() {
+            return 0;
+        }
+        let beacon = Beacon {
+            hostname: self.name.clone(),
+            ttl: Some(self.ttl),
+            timestamp: Some(u64::MAX),
+            tags: self.tags.clone(),
+            ..Beacon::default()
+        };
+        let used = beacon.encode().len() + 2 * EXT_HEADER_LEN + AUTH_VALUE_LEN;
+        MAX_BEACON_LEN.saturating_sub(used) / 19
+    }
+
+    /// When the next datagram is due.
     pub fn next_wakeup(&self) -> Instant {
-        self.next_early
-            .map_or(self.next_regular, |early| early.min(self.next_regular))
+        let group = self
+            .next_early
+            .map_or(self.next_regular, |early| early.min(self.next_regular));
+        let copy = self.copies.front().map(|(at, _)| *at);
+        let answer = self.answers.iter().map(|(at, _)| *at).min();
+        [copy, answer]
+            .into_iter()
+            .flatten()
+            .fold(group, Instant::min)
     }
 
     /// A newcomer (a join or a restart) was heard at `now`: it learns of this node by an early
-    /// beacon, in one round trip instead of an interval, paced by [`early_answer_at`].
+    /// beacon to the group, in one round trip instead of an interval, paced by
+    /// [`early_answer_at`].
     pub fn newcomer(&mut self, now: Instant) {
+        if !self.multicast {
+            return;
+        }
         let delay = EARLY_ANSWER_DELAY.mul_f64(self.rng.f64());
         let early = early_answer_at(now, delay, self.next_early, self.early_sent);
         debug!("newcomer heard: announcing early");
         self.next_early = Some(early);
+    }
+
+    /// A newcomer heard at `now` asks for an answer by unicast (see [`AnswerRequest`]). Answered
+    /// after a short random delay, unless [`UNICAST_ANSWERS_PER_WINDOW`] were this window: then
+    /// it is a crowd, answered on the group as [`newcomer`](Self::newcomer) says.
+    pub fn answer(&mut self, now: Instant, request: AnswerRequest) {
+        while self
+            .answered
+            .front()
+            .is_some_and(|at| *at + EARLY_ANSWER_WINDOW <= now)
+        {
+            self.answered.pop_front();
+        }
+        if self
+            .answers
+            .iter()
+            .any(|(_, pending)| pending.to == request.to)
+        {
+            return;
+        }
+        if self.answered.len() >= UNICAST_ANSWERS_PER_WINDOW {
+            self.newcomer(now);
+            return;
+        }
+        let listed = u32::try_from(request.listed).unwrap_or(u32::MAX);
+        let spread = ANSWER_SPREAD + ANSWER_SPREAD_PER_PEER * listed;
+        let at = now + spread.min(EARLY_ANSWER_DELAY).mul_f64(self.rng.f64());
+        self.answered.push_back(now);
+        self.answers.push((at, request));
     }
 
     /// Announce at `now` at the latest: the socket was opened again (its membership is new), or
@@ -101,23 +272,42 @@ impl Announcer {
         self.next_regular = self.next_regular.min(now);
     }
 
-    /// The goodbye, to send once on shutdown.
-    pub fn goodbye(&mut self, wall_now: SystemTime) -> Vec<u8> {
-        self.beacon(true, wall_now)
+    /// The goodbye, to send once on shutdown: to the group and to every target, at once.
+    pub fn goodbye(&mut self, wall_now: SystemTime) -> Vec<Outgoing> {
+        let bytes = self.beacon(true, false, Vec::new(), wall_now);
+        let group = self.multicast.then_some(Destination::Group);
+        let targets = self.targets.iter().map(|to| Destination::Unicast(*to));
+        group
+            .into_iter()
+            .chain(targets)
+            .map(|to| Outgoing {
+                bytes: bytes.clone(),
+                to,
+                early: false,
+            })
+            .collect()
     }
 
     /// Our beacon, signed when we hold keys. It says our ttl, so peers with other timings
     /// keep us listed as long as we mean to.
-    fn beacon(&mut self, goodbye: bool, wall_now: SystemTime) -> Vec<u8> {
+    fn beacon(
+        &mut self,
+        goodbye: bool,
+        answer: bool,
+        peers: Vec<SocketAddr>,
+        wall_now: SystemTime,
+    ) -> Vec<u8> {
         let beacon = Beacon {
             instance: self.instance,
             sequence: self.sequence,
             goodbye,
             migrating: self.migrating,
+            answer,
             hostname: self.name.clone(),
             ttl: Some(self.ttl),
             timestamp: (!self.keys.is_empty()).then(|| unix_millis(wall_now)),
             tags: self.tags.clone(),
+            peers,
             auth: None,
         };
         self.sequence += 1;
@@ -162,6 +352,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
+    use crate::wire::auth::Keyring;
 
     /// The wall clock of these tests: only signed beacons look at it.
     const WALL: SystemTime = SystemTime::UNIX_EPOCH;
@@ -291,7 +482,9 @@ mod tests {
         let t0 = Instant::now();
         let mut announcer = announcer(t0);
         announcer.poll(t0, WALL);
-        let goodbye = Beacon::decode(&announcer.goodbye(WALL)).expect("valid");
+        let goodbye = announcer.goodbye(WALL);
+        assert_eq!(goodbye.len(), 1, "to the group only: no targets");
+        let goodbye = Beacon::decode(&goodbye[0].bytes).expect("valid");
         assert_eq!((goodbye.sequence, goodbye.goodbye), (1, true));
     }
 
@@ -339,5 +532,168 @@ mod tests {
         let second = Some(t0 + ms(300));
         let third = early_answer_at(t0 + ms(400), ms(0), None, [second, first]);
         assert_eq!(third, t0 + EARLY_ANSWER_WINDOW);
+    }
+
+    fn at(last: u8) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, last], 24901))
+    }
+
+    /// Every datagram due up to `until`, with when it went.
+    fn drain(announcer: &mut Announcer, until: Instant) -> Vec<(Instant, Outgoing)> {
+        let mut out = Vec::new();
+        while announcer.next_wakeup() <= until {
+            let at = announcer.next_wakeup();
+            while let Some(outgoing) = announcer.poll(at, WALL) {
+                out.push((at, outgoing));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn each_beacon_goes_to_the_group_then_to_every_target_spread_over_the_spread() {
+        let t0 = Instant::now();
+        let mut announcer = announcer(t0);
+        let targets: Vec<SocketAddr> = (2..12).map(at).collect();
+        announcer.set_targets(targets.clone());
+        let sent = drain(&mut announcer, t0 + UNICAST_SPREAD);
+        assert_eq!(sent[0].1.to, Destination::Group);
+        assert_eq!(sent[0].0, t0, "the group at once");
+        let copies: Vec<_> = sent[1..].iter().map(|(_, o)| o.to).collect();
+        let expected: Vec<_> = targets.iter().map(|t| Destination::Unicast(*t)).collect();
+        assert_eq!(copies, expected, "one copy each, in order");
+        assert!(
+            sent.iter().all(|(_, o)| o.bytes == sent[0].1.bytes),
+            "the same beacon"
+        );
+        let times: Vec<Instant> = sent[1..].iter().map(|(at, _)| *at).collect();
+        assert!(
+            times.windows(2).all(|w| w[1] - w[0] >= UNICAST_SPREAD / 20),
+            "{times:?}"
+        );
+        assert!(*times.last().expect("copies") < t0 + UNICAST_SPREAD);
+        let goodbye = announcer.goodbye(WALL);
+        assert_eq!(
+            goodbye.len(),
+            11,
+            "the goodbye goes to the group and every target"
+        );
+    }
+
+    #[test]
+    fn without_the_group_a_beacon_goes_only_to_the_targets() {
+        let t0 = Instant::now();
+        let config = Config {
+            multicast: false,
+            ..config()
+        };
+        let mut announcer = Announcer::new(&config, 0xAAAA, 7, t0);
+        announcer.set_targets(vec![at(2), at(3)]);
+        let sent = drain(&mut announcer, t0 + UNICAST_SPREAD);
+        let to: Vec<_> = sent.iter().map(|(_, o)| o.to).collect();
+        assert_eq!(
+            to,
+            [Destination::Unicast(at(2)), Destination::Unicast(at(3))]
+        );
+        announcer.newcomer(t0);
+        assert!(
+            drain(&mut announcer, t0 + Duration::from_secs(1)).is_empty(),
+            "no group answer"
+        );
+        assert!(
+            announcer
+                .goodbye(WALL)
+                .iter()
+                .all(|o| o.to != Destination::Group)
+        );
+    }
+
+    #[test]
+    fn a_newcomer_is_answered_by_unicast_at_once_and_a_big_crowd_on_the_group() {
+        let t0 = Instant::now();
+        let mut announcer = announcer(t0);
+        drain(&mut announcer, t0);
+        let joined = t0 + Duration::from_secs(2);
+        let request = |last: u8| AnswerRequest {
+            to: SocketAddr::from(([10, 0, 1, last], 24901)),
+            peers: Vec::new(),
+            listed: 100,
+        };
+        for last in 0..u8::try_from(UNICAST_ANSWERS_PER_WINDOW + 10).expect("small") {
+            announcer.answer(joined, request(last));
+        }
+        let sent = drain(&mut announcer, joined + CROWD_QUIET + EARLY_ANSWER_DELAY);
+        let unicast: Vec<_> = sent
+            .iter()
+            .filter(|(_, o)| matches!(o.to, Destination::Unicast(_)))
+            .collect();
+        assert_eq!(
+            unicast.len(),
+            UNICAST_ANSWERS_PER_WINDOW,
+            "one each, up to the budget"
+        );
+        let spread = ANSWER_SPREAD + ANSWER_SPREAD_PER_PEER * 100;
+        assert!(
+            unicast
+                .iter()
+                .all(|(at, o)| *at <= joined + spread && o.early)
+        );
+        let answers: Vec<Beacon> = unicast.iter().map(|(_, o)| sent_beacon(o)).collect();
+        assert!(answers.iter().all(|b| b.answer && !b.goodbye));
+        let group: Vec<_> = sent
+            .iter()
+            .filter(|(_, o)| o.to == Destination::Group)
+            .collect();
+        assert_eq!(
+            group.len(),
+            1,
+            "the rest of the crowd: one early beacon on the group"
+        );
+        assert!(
+            !sent_beacon(&group[0].1).answer,
+            "the group's beacon asks every newcomer to answer"
+        );
+    }
+
+    #[test]
+    fn a_signed_answer_tells_the_peers_in_as_many_datagrams_as_they_need() {
+        let t0 = Instant::now();
+        let config = Config {
+            keys: Keyring::new(&[b"a shared secret of 32 bytes, ok!"]),
+            ..config()
+        };
+        let mut announcer = Announcer::new(&config, 0xAAAA, 7, t0);
+        drain(&mut announcer, t0);
+        let peers: Vec<SocketAddr> = (0..100)
+            .map(|i| SocketAddr::from(([10, 1, 0, i], 24901)))
+            .collect();
+        announcer.answer(
+            t0,
+            AnswerRequest {
+                to: at(2),
+                peers: peers.clone(),
+                listed: 100,
+            },
+        );
+        let sent = drain(&mut announcer, t0 + EARLY_ANSWER_DELAY);
+        let told: Vec<SocketAddr> = sent
+            .iter()
+            .flat_map(|(_, o)| sent_beacon(o).peers)
+            .collect();
+        assert_eq!(told, peers, "every peer, once, in order");
+        assert!(
+            sent.len() > 1 && sent.len() <= 6,
+            "{} datagrams",
+            sent.len()
+        );
+        assert!(sent.iter().all(|(_, o)| o.bytes.len() <= MAX_BEACON_LEN));
+        assert!(
+            sent.iter()
+                .all(|(_, o)| o.to == Destination::Unicast(at(2)))
+        );
+    }
+
+    fn sent_beacon(outgoing: &Outgoing) -> Beacon {
+        Beacon::decode(&outgoing.bytes).expect("the node sends valid beacons")
     }
 }

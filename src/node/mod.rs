@@ -7,7 +7,8 @@ pub mod admission;
 mod announcer;
 mod receiver;
 mod stats;
+pub mod targets;
 
-pub use announcer::{Announcer, Outgoing, early_answer_at};
-pub use receiver::{Heard, Receiver};
+pub use announcer::{Announcer, Destination, Outgoing, early_answer_at};
+pub use receiver::{AnswerRequest, Heard, OnLink, Receiver};
 pub use stats::{Impostor, NodeStats, Refused};

@@ -10,8 +10,9 @@ use tracing::{debug, warn};
 
 use super::admission;
 use super::stats::{Impostor, NodeStats};
+use super::targets::Targets;
 use crate::config::Config;
-use crate::registry::{Peer, PeerEvent, Refusal, Registry};
+use crate::registry::{Peer, PeerEvent, Refusal, Registry, Via};
 use crate::throttle::Throttle;
 use crate::wire::auth::Keyring;
 use crate::wire::beacon::{Beacon, DecodeError, format_instance};
@@ -22,6 +23,40 @@ const IGNORED_LOG_PERIOD: Duration = Duration::from_secs(1);
 /// At most one warning per this period about refused signatures and replays: each is a
 /// misconfiguration or an attack worth a line, never a line per datagram.
 const REFUSED_LOG_PERIOD: Duration = Duration::from_secs(10);
+
+/// A newcomer to answer by unicast, as [`Receiver::take_answer`] tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnswerRequest {
+    /// Where its beacon came from: its agent's socket.
+    pub to: SocketAddr,
+    /// Addresses of the peers this node lists, for a newcomer that reached it by unicast (the
+    /// answer tells them only when it is signed).
+    pub peers: Vec<SocketAddr>,
+    /// How many peers this node lists: the more there are, the wider the answers of all of
+    /// them are spread.
+    pub listed: usize,
+}
+
+/// How an unsigned beacon that came by unicast is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OnLink {
+    /// The network of the interface the node joins the group on: an address in it is on the
+    /// link, where anyone could send to the group anyway (RFC 6762 section 11's check).
+    pub network: std::net::Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl OnLink {
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let std::net::IpAddr::V4(ip) = ip else {
+            return false;
+        };
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(self.prefix.min(32)))
+            .unwrap_or(0);
+        u32::from(ip) & mask == u32::from(self.network) & mask
+    }
+}
 
 /// What one datagram did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +92,11 @@ pub struct Receiver {
     impostor_log: Throttle,
     /// The latest other instance heard announcing our hostname.
     impostor: Option<Impostor>,
+    targets: Targets,
+    /// The link of the group, when the node joins it: unsigned unicast from there is taken.
+    on_link: Option<OnLink>,
+    /// The newcomer the latest datagram asks to answer, if it does.
+    answer: Option<AnswerRequest>,
 }
 
 impl Receiver {
@@ -75,7 +115,45 @@ impl Receiver {
             replay_log: Throttle::new(REFUSED_LOG_PERIOD),
             impostor_log: Throttle::new(REFUSED_LOG_PERIOD),
             impostor: None,
+            targets: Targets::new(
+                &config.peers_dns,
+                &config.peers,
+                config.ttl,
+                Vec::new(),
+                now,
+            ),
+            on_link: None,
+            answer: None,
         }
+    }
+
+    /// Never beacons to `own` (this node's own unicast addresses), and takes unsigned unicast
+    /// beacons from `on_link` too (the group's link).
+    pub fn with_own_addresses(
+        mut self,
+        config: &Config,
+        own: Vec<SocketAddr>,
+        on_link: Option<OnLink>,
+        now: Instant,
+    ) -> Receiver {
+        self.targets = Targets::new(&config.peers_dns, &config.peers, config.ttl, own, now);
+        self.on_link = on_link.filter(|_| config.multicast);
+        self
+    }
+
+    /// The unicast targets, to feed with resolver answers and read.
+    pub fn targets(&self) -> &Targets {
+        &self.targets
+    }
+
+    pub fn targets_mut(&mut self) -> &mut Targets {
+        &mut self.targets
+    }
+
+    /// The newcomer the latest datagram asks to answer by unicast, if any: a join or a restart
+    /// heard from a beacon that is not itself an answer.
+    pub fn take_answer(&mut self) -> Option<AnswerRequest> {
+        self.answer.take()
     }
 
     pub fn instance(&self) -> u64 {
@@ -95,6 +173,25 @@ impl Receiver {
         now: Instant,
         wall_now: SystemTime,
     ) -> Heard {
+        self.handle_datagram_via(bytes, from, Via::Group, now, wall_now)
+    }
+
+    /// [`handle_datagram`](Self::handle_datagram) for a datagram that came `via` the group or
+    /// by unicast. By unicast, an unsigned beacon is taken only from a configured target or
+    /// from the group's link; a verified one from anywhere, and its sender becomes a target,
+    /// as do the peers it tells of.
+    pub fn handle_datagram_via(
+        &mut self,
+        bytes: &[u8],
+        from: SocketAddr,
+        via: Via,
+        now: Instant,
+        wall_now: SystemTime,
+    ) -> Heard {
+        self.answer = None;
+        if via == Via::Unicast {
+            self.stats.unicast_received += 1;
+        }
         let refused = &mut self.stats.refused;
         let mut beacon = match Beacon::decode(bytes) {
             Ok(beacon) => beacon,
@@ -126,6 +223,9 @@ impl Receiver {
             }
             return Heard::Refused;
         }
+        if via == Via::Unicast && !self.unicast_admitted(&beacon, from, now) {
+            return Heard::Refused;
+        }
         // The one check for our own instance: the registry never sees our beacons.
         if beacon.instance == self.instance {
             self.stats.own_beacons_received += 1;
@@ -136,9 +236,16 @@ impl Receiver {
             return Heard::Refused;
         }
         debug!(hostname = %beacon.hostname, %from, sequence = beacon.sequence, "beacon received");
-        match self.registry.observe(&beacon, from, now) {
+        match self.registry.observe_via(&beacon, from, via, now) {
             Ok(event) => {
                 self.stats.beacons_received += 1;
+                self.targets.heard(from, now);
+                if let Some(event) = &event
+                    && event.is_newcomer()
+                    && !beacon.answer
+                {
+                    self.answer = Some(self.answer_request(from, via));
+                }
                 match (self.registry.take_evicted(), event) {
                     (Some(evicted), Some(event)) => Heard::Replaced(Box::new([evicted, event])),
                     (None, Some(event)) => Heard::Changed(Box::new(event)),
@@ -148,12 +255,61 @@ impl Receiver {
             Err(why) => {
                 let refused = &mut self.stats.refused;
                 match why {
+                    Refusal::Duplicate => {
+                        self.stats.duplicates += 1;
+                        self.targets.heard(from, now);
+                        return Heard::Renewed;
+                    }
                     Refusal::Replay => refused.replay += 1,
                     Refusal::Capacity => refused.capacity += 1,
                     Refusal::Unsigned => refused.authentication += 1,
                 }
                 Heard::Refused
             }
+        }
+    }
+
+    /// Whether `beacon`, which came by unicast from `from`, may go on: verified, or unsigned from
+    /// a configured target or the group's link. A verified sender becomes a target, and so do
+    /// the peers a verified beacon tells of.
+    fn unicast_admitted(&mut self, beacon: &Beacon, from: SocketAddr, now: Instant) -> bool {
+        if beacon.auth.is_some() {
+            if beacon.instance != self.instance {
+                self.targets.learn(from, now);
+                for &peer in &beacon.peers {
+                    self.targets.learn(peer, now);
+                }
+            }
+            return true;
+        }
+        let on_link = self.on_link.is_some_and(|link| link.contains(from.ip()));
+        if on_link || self.targets.vouches_for(from.ip()) {
+            return true;
+        }
+        self.stats.refused.unicast += 1;
+        if let Some(suppressed) = self.auth_log.admit(now) {
+            warn!(hostname = %beacon.hostname, %from, refused_since_last_log = suppressed,
+                "unsigned beacon refused: it came by unicast from an address that is no --peer or --peers-dns target");
+        }
+        false
+    }
+
+    /// What to tell a newcomer heard from `from`: the peers listed, if it reached us by
+    /// unicast (it may know nobody else).
+    fn answer_request(&self, from: SocketAddr, via: Via) -> AnswerRequest {
+        let peers = match via {
+            Via::Group => Vec::new(),
+            Via::Unicast => self
+                .registry
+                .peers()
+                .map(|peer| peer.address)
+                .filter(|address| *address != from)
+                .collect(),
+        };
+        AnswerRequest {
+            to: from,
+            peers,
+            listed: self.registry.len(),
         }
     }
 
@@ -178,10 +334,11 @@ impl Receiver {
     }
 
     /// Counts one beacon of this node's announcer: `early` if it answered a newcomer, `sent` if
-    /// it went out (sending fails while a link is down).
-    pub fn announced(&mut self, early: bool, sent: bool) {
+    /// it went out (sending fails while a link is down), `unicast` if it went to one node.
+    pub fn announced(&mut self, early: bool, sent: bool, unicast: bool) {
         self.stats.early_answers += u64::from(early);
         self.stats.beacons_sent += u64::from(sent);
+        self.stats.unicast_sent += u64::from(sent && unicast);
     }
 
     /// The agent was stopped (SIGSTOP, a stalled host) and runs again at `now`. Time it
@@ -344,8 +501,8 @@ mod tests {
             receiver.handle_datagram(&beacon_of("self", OWN, 0), from(), t0, WALL),
             Heard::Own
         );
-        receiver.announced(false, true);
-        receiver.announced(true, false);
+        receiver.announced(false, true, false);
+        receiver.announced(true, false, true);
         let stats = receiver.stats(t0);
         assert_eq!(
             (
@@ -371,11 +528,13 @@ mod tests {
         let mut receiver = Receiver::new(&config, OWN, t0);
         receiver.handle_datagram(&beacon_of("peer", 1, 5), from(), t0, WALL);
         receiver.handle_datagram(&beacon_of("peer", 1, 5), from(), t0, WALL);
+        receiver.handle_datagram(&beacon_of("peer", 1, 4), from(), t0, WALL);
         // Heard twice, so it keeps its place.
         receiver.handle_datagram(&beacon_of("peer", 1, 6), from(), t0, WALL);
         receiver.handle_datagram(&beacon_of("other", 2, 0), from(), t0, WALL);
         let stats = receiver.stats(t0);
         assert_eq!((stats.refused.replay, stats.refused.capacity), (1, 1));
+        assert_eq!(stats.duplicates, 1, "no refusal: it came two ways");
         assert_eq!(stats.refused.total(), 2);
         assert_eq!(stats.beacons_received, 2, "only the ones taken in");
     }
@@ -551,5 +710,112 @@ mod tests {
         assert_eq!(receiver.handle_timeout(resumed + config().ttl).len(), 1);
         let stats = receiver.stats(resumed);
         assert_eq!((stats.stalls, stats.refused.stale), (1, 3));
+    }
+
+    fn at(last: u8) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, last], 24901))
+    }
+
+    /// A node with `--peer 10.0.0.2` on the link 10.0.0.0/24, or without the group.
+    fn unicast_node(multicast: bool, secrets: &[&[u8]]) -> Receiver {
+        let config = Config {
+            multicast,
+            keys: Keyring::new(secrets),
+            peers: vec![crate::config::Target::parse("10.0.0.2", 24901).expect("valid")],
+            ..config()
+        };
+        let t0 = Instant::now();
+        let link = OnLink {
+            network: Ipv4Addr::new(10, 0, 0, 0),
+            prefix: 24,
+        };
+        Receiver::new(&config, OWN, t0).with_own_addresses(&config, vec![at(1)], Some(link), t0)
+    }
+
+    #[test]
+    fn unsigned_unicast_is_taken_from_targets_and_the_link_only() {
+        let t0 = Instant::now();
+        let stranger = SocketAddr::from(([192, 168, 7, 7], 24901));
+        let mut alone = unicast_node(false, &[]);
+        let by_unicast = |node: &mut Receiver, name, from| {
+            node.handle_datagram_via(&beacon_of(name, 9, 0), from, Via::Unicast, t0, WALL)
+        };
+        assert!(matches!(
+            by_unicast(&mut alone, "seed", at(2)),
+            Heard::Changed(_)
+        ));
+        assert_eq!(
+            by_unicast(&mut alone, "on-link", at(3)),
+            Heard::Refused,
+            "no group: no link"
+        );
+        assert_eq!(by_unicast(&mut alone, "far", stranger), Heard::Refused);
+        let stats = alone.stats(t0);
+        assert_eq!((stats.refused.unicast, stats.unicast_received), (2, 3));
+        let mut grouped = unicast_node(true, &[]);
+        assert!(matches!(
+            by_unicast(&mut grouped, "on-link", at(3)),
+            Heard::Changed(_)
+        ));
+        assert_eq!(by_unicast(&mut grouped, "far", stranger), Heard::Refused);
+        assert_eq!(
+            grouped.targets().list(),
+            [at(2)],
+            "an unsigned sender is no target"
+        );
+    }
+
+    #[test]
+    fn a_verified_unicast_beacon_makes_its_sender_and_the_peers_it_tells_of_targets() {
+        let (mut seed, _) = keyed("seed", 2, &[KEY], false);
+        let mut node = unicast_node(false, &[KEY]);
+        let t0 = Instant::now();
+        seed.poll(t0, now_wall()).expect("its first beacon");
+        let stranger = SocketAddr::from(([192, 168, 7, 7], 24901));
+        seed.answer(
+            t0,
+            AnswerRequest {
+                to: at(1),
+                peers: vec![at(4), at(5)],
+                listed: 2,
+            },
+        );
+        let answer = seed
+            .poll(t0 + Duration::from_millis(50), now_wall())
+            .expect("the answer is due");
+        assert_eq!(answer.to, crate::node::Destination::Unicast(at(1)));
+        let heard = node.handle_datagram_via(&answer.bytes, stranger, Via::Unicast, t0, now_wall());
+        assert!(matches!(heard, Heard::Changed(_)));
+        assert_eq!(node.take_answer(), None, "an answer is never answered");
+        assert_eq!(node.targets().list(), [at(2), at(4), at(5), stranger]);
+        // Unsigned, the same sender is refused: the signature made it a target, not a voucher.
+        let unsigned = beacon_of("other", 7, 0);
+        assert_eq!(
+            node.handle_datagram_via(&unsigned, stranger, Via::Unicast, t0, now_wall()),
+            Heard::Refused
+        );
+    }
+
+    #[test]
+    fn a_newcomer_by_unicast_is_told_the_peers_and_one_on_the_group_is_only_answered() {
+        let t0 = Instant::now();
+        let mut node = unicast_node(true, &[]);
+        node.handle_datagram_via(&beacon_of("old", 5, 3), at(5), Via::Group, t0, WALL);
+        let request = node.take_answer().expect("a join asks for an answer");
+        assert_eq!((request.to, request.peers.len()), (at(5), 0));
+        node.handle_datagram_via(&beacon_of("new", 6, 0), at(2), Via::Unicast, t0, WALL);
+        let request = node.take_answer().expect("a join asks for an answer");
+        assert_eq!(
+            (request.to, request.peers, request.listed),
+            (at(2), vec![at(5)], 2)
+        );
+        node.handle_datagram_via(&beacon_of("new", 6, 1), at(2), Via::Unicast, t0, WALL);
+        assert_eq!(node.take_answer(), None, "a renewal asks for nothing");
+        // The same beacon on both paths: one listing, heard both ways, and no replay.
+        node.handle_datagram_via(&beacon_of("new", 6, 1), at(2), Via::Group, t0, WALL);
+        let stats = node.stats(t0);
+        assert_eq!((stats.duplicates, stats.refused.replay), (1, 0));
+        let new = node.peers().find(|p| p.hostname == "new").expect("listed");
+        assert_eq!(new.paths.name(), "both");
     }
 }

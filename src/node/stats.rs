@@ -29,6 +29,8 @@ pub struct Refused {
     pub own_hostname: u64,
     /// Queued while the agent was stopped: old news by the time it could read them.
     pub stale: u64,
+    /// Unsigned, by unicast, from an address that is no configured target.
+    pub unicast: u64,
 }
 
 impl Refused {
@@ -42,6 +44,7 @@ impl Refused {
             + self.capacity
             + self.own_hostname
             + self.stale
+            + self.unicast
     }
 }
 
@@ -67,6 +70,12 @@ pub struct NodeStats {
     /// Our own beacons looped back by the kernel: proof the socket hears the group.
     pub own_beacons_received: u64,
     pub refused: Refused,
+    /// Beacons heard twice, to the group and by unicast: the second copy changed nothing.
+    pub duplicates: u64,
+    /// Datagrams that came by unicast (to this node's address), whatever became of them.
+    pub unicast_received: u64,
+    /// Beacons sent by unicast: to targets, and answers to newcomers.
+    pub unicast_sent: u64,
     /// Times the agent found it had been stopped or stalled.
     pub stalls: u64,
     /// Another instance announcing our hostname, while it has been heard within a ttl.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
-use super::peer::{Gone, Peer, PeerEvent, Refusal};
+use super::peer::{Gone, Paths, Peer, PeerEvent, Refusal, Via};
 use super::probation::Probation;
 use super::record::{Epoch, Record};
 use super::rival::other_instance;
@@ -59,6 +59,8 @@ pub struct Registry {
     next_timer: u32,
     /// Reused by [`Registry::expire`] so a sweep does not allocate.
     due: Vec<Timer>,
+    /// How the beacon being observed arrived (see [`observe_via`](Self::observe_via)).
+    via: Via,
 }
 
 impl Registry {
@@ -79,6 +81,7 @@ impl Registry {
             wheel: TimerWheel::new(now),
             next_timer: 0,
             due: Vec::new(),
+            via: Via::Group,
         }
     }
 
@@ -90,6 +93,21 @@ impl Registry {
         self.max_peers = max_peers;
         self.probation = Probation::new(max_peers);
         self
+    }
+
+    /// [`observe`](Self::observe) for a beacon that arrived `via` the group or by unicast: the
+    /// peer's [`Paths`] say so.
+    pub fn observe_via(
+        &mut self,
+        beacon: &Beacon,
+        from: SocketAddr,
+        via: Via,
+        now: Instant,
+    ) -> Observed {
+        self.via = via;
+        let observed = self.observe(beacon, from, now);
+        self.via = Via::Group;
+        observed
     }
 
     /// Takes in one beacon heard from `from` at `now`.
@@ -139,6 +157,9 @@ impl Registry {
             }
             let before = peer.deadline;
             let observed = other_instance(&mut peer, beacon, from, now, ttl)?;
+            if peer.instance == beacon.instance {
+                peer.paths = peer.paths.with(self.via);
+            }
             record.set_peer(&peer, &epoch);
             if peer.deadline < before {
                 // A shorter ttl than the one the pending entry was set for.
@@ -147,7 +168,11 @@ impl Registry {
             }
             return Ok(observed);
         }
-        if beacon.sequence <= record.sequence() {
+        if beacon.sequence == record.sequence() {
+            record.add_path(self.via);
+            return Err(Refusal::Duplicate);
+        }
+        if beacon.sequence < record.sequence() {
             return Err(Refusal::Replay);
         }
         if beacon.goodbye {
@@ -166,6 +191,7 @@ impl Registry {
             record.set_timer(timer);
         }
         let old_address = record.renew(beacon, from, now, ttl, &epoch);
+        record.add_path(self.via);
         if *record.tags() != beacon.tags {
             let old_tags = record.replace_tags(beacon.tags.clone());
             return Ok(Some(PeerEvent::Updated {
@@ -263,7 +289,10 @@ impl Registry {
         if !self.make_room(now) {
             return Err(Refusal::Capacity);
         }
-        let peer = Peer::new(beacon, from, now, ttl);
+        let peer = Peer {
+            paths: Paths::of(self.via),
+            ..Peer::new(beacon, from, now, ttl)
+        };
         let Some(place) = self.records.insert(Record::live(&peer, 0, &self.epoch)) else {
             return Err(Refusal::Capacity); // the slab's places are all taken
         };
@@ -318,7 +347,10 @@ impl Registry {
             return Ok(None);
         };
         let (old_instance, restart) = (gone.instance, now < gone.restart_until);
-        let peer = Peer::new(beacon, from, now, ttl);
+        let peer = Peer {
+            paths: Paths::of(self.via),
+            ..Peer::new(beacon, from, now, ttl)
+        };
         record.set_peer(&peer, &epoch);
         if gone.forget_at > peer.deadline {
             // The pending entry, at `forget_at`, would come due after the deadline (a signed
@@ -806,7 +838,8 @@ mod tests {
             .expect("taken in");
         assert_eq!(
             reg.observe(&beacon("a", 1, 5), addr(2), t0 + secs(1)),
-            Err(Refusal::Replay)
+            Err(Refusal::Duplicate),
+            "the same beacon twice: to the group and by unicast"
         );
         assert_eq!(
             reg.observe(&beacon("a", 1, 4), addr(2), t0 + secs(1)),

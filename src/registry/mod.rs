@@ -11,4 +11,4 @@ mod slab;
 pub mod wheel;
 
 pub use machine::{Observed, Registry};
-pub use peer::{Peer, PeerEvent, Refusal, Rival};
+pub use peer::{Paths, Peer, PeerEvent, Refusal, Rival, Via};

@@ -42,6 +42,52 @@ pub struct Peer {
     /// Another instance announcing the same hostname: the one this instance replaced (until it
     /// proves alive, a restart), or a live rival (a conflict).
     pub rival: Option<Rival>,
+    /// How this instance's beacons reached this node so far.
+    pub paths: Paths,
+}
+
+/// How one datagram reached this node: to the multicast group, or to this node's own address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Group,
+    Unicast,
+}
+
+/// How a peer's beacons reached this node: by the group, by unicast, or both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Paths {
+    pub group: bool,
+    pub unicast: bool,
+}
+
+impl Paths {
+    /// One path.
+    pub fn of(via: Via) -> Paths {
+        Paths::default().with(via)
+    }
+
+    /// These paths and `via`.
+    pub fn with(self, via: Via) -> Paths {
+        match via {
+            Via::Group => Paths {
+                group: true,
+                ..self
+            },
+            Via::Unicast => Paths {
+                unicast: true,
+                ..self
+            },
+        }
+    }
+
+    /// `group`, `unicast` or `both`: the word `peerd peers` and the API use.
+    pub fn name(self) -> &'static str {
+        match (self.group, self.unicast) {
+            (true, true) => "both",
+            (false, true) => "unicast",
+            _ => "group",
+        }
+    }
 }
 
 impl Peer {
@@ -62,6 +108,7 @@ impl Peer {
             tags: beacon.tags.clone(),
             established: false,
             rival: None,
+            paths: Paths::default(),
         }
     }
 
@@ -194,8 +241,11 @@ impl Gone {
 /// Why the registry refused a beacon. A refused beacon changes nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// Not newer than what was already heard: a duplicate, a reordered or a replayed beacon.
+    /// Older than what was already heard: a reordered or a replayed beacon.
     Replay,
+    /// The beacon last heard, once more: it came both to the group and by unicast. Counted
+    /// apart, as nothing was wrong with it.
+    Duplicate,
     /// From a hostname not listed while [`Registry::limit_peers`](super::Registry::limit_peers)
     /// are.
     Capacity,

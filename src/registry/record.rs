@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use smol_str::SmolStr;
 
-use super::peer::{Gone, Peer, Rival};
+use super::peer::{Gone, Paths, Peer, Rival, Via};
 use crate::wire::beacon::Beacon;
 use crate::wire::tags::Tags;
 
@@ -44,6 +44,9 @@ const AUTHENTICATED: u8 = 2;
 const TIMESTAMPED: u8 = 4;
 /// Live: heard again after its first beacon (see `Peer::established`).
 const ESTABLISHED: u8 = 8;
+/// Live: heard by the group, by unicast (see `Peer::paths`).
+const VIA_GROUP: u8 = 16;
+const VIA_UNICAST: u8 = 32;
 
 #[derive(Debug)]
 pub struct Record {
@@ -170,6 +173,10 @@ impl Record {
             tags: self.tags().clone(),
             established: self.established(),
             rival: rare.and_then(|rare| rare.rival.as_deref().cloned()),
+            paths: Paths {
+                group: self.flags & VIA_GROUP != 0,
+                unicast: self.flags & VIA_UNICAST != 0,
+            },
         }
     }
 
@@ -188,6 +195,12 @@ impl Record {
         }
         if peer.established {
             self.flags |= ESTABLISHED;
+        }
+        if peer.paths.group {
+            self.flags |= VIA_GROUP;
+        }
+        if peer.paths.unicast {
+            self.flags |= VIA_UNICAST;
         }
         self.set_timestamp(peer.last_timestamp);
         let mut rare = Rare {
@@ -267,6 +280,14 @@ impl Record {
             rare.rival = None; // silent for a ttl: no longer a rival
         }
         old_address
+    }
+
+    /// Its beacons reached this node by `via` too.
+    pub fn add_path(&mut self, via: Via) {
+        self.flags |= match via {
+            Via::Group => VIA_GROUP,
+            Via::Unicast => VIA_UNICAST,
+        };
     }
 
     pub fn tags(&self) -> &Tags {
@@ -361,6 +382,7 @@ mod tests {
             tags: Tags::new(),
             established: true,
             rival: None,
+            paths: Paths::default(),
         }
     }
 

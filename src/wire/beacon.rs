@@ -3,6 +3,7 @@
 //! documents the layout byte by byte.
 
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use crate::wire::tags::{self, Tags};
@@ -25,6 +26,10 @@ const FLAG_GOODBYE: u8 = 0b0000_0001;
 /// its signed beacons, so a rollout never partitions the cluster.
 const FLAG_MIGRATING: u8 = 0b0000_0010;
 
+/// Flag bit: this beacon answers a newcomer, by unicast: the newcomer does not answer it in
+/// turn (the sender knows it already).
+const FLAG_ANSWER: u8 = 0b0000_0100;
+
 /// Extension field: the sender's ttl, u32 milliseconds. Receivers keep the sender listed that
 /// long (clamped to their bounds), so nodes with different timings work together.
 pub const EXT_TTL: u8 = 0x01;
@@ -33,6 +38,12 @@ pub const EXT_TTL: u8 = 0x01;
 pub const EXT_TIMESTAMP: u8 = 0x02;
 /// Extension field: the sender's tags (`--tag KEY=VALUE`), see `tags::encode`.
 pub const EXT_TAGS: u8 = 0x04;
+/// Extension field: addresses of peers the sender lists, each a family byte (4 or 6), the
+/// address and a u16 port. A node sends it only in its unicast answer to a newcomer, so that
+/// one known member is enough to find the rest; receivers take it only from signed beacons.
+pub const EXT_PEERS: u8 = 0x05;
+/// Bytes of one IPv4 entry of the peers field: family, address, port.
+pub const PEER_V4_LEN: usize = 1 + 4 + 2;
 /// Extension field: the authentication tag, always last: key id (4) then HMAC-SHA256 (32) over
 /// every byte of the datagram before the HMAC itself.
 pub const EXT_AUTH: u8 = 0x03;
@@ -55,6 +66,8 @@ pub struct Beacon {
     pub goodbye: bool,
     /// The sender signs but also accepts unsigned beacons (see `FLAG_MIGRATING`).
     pub migrating: bool,
+    /// It answers a newcomer (see `FLAG_ANSWER`).
+    pub answer: bool,
     /// 1..=253 bytes of ASCII letters, digits, `-` and `.`.
     pub hostname: String,
     /// How long the sender asks to stay listed after this beacon, if it says.
@@ -63,6 +76,8 @@ pub struct Beacon {
     pub timestamp: Option<u64>,
     /// The sender's tags; none is no field.
     pub tags: Tags,
+    /// Peers the sender lists, told to a newcomer; none is no field.
+    pub peers: Vec<SocketAddr>,
     /// The authentication field a decoded beacon carried. [`Beacon::encode`] never writes it:
     /// `auth::Keyring::sign` appends it to the encoded bytes.
     pub auth: Option<AuthTag>,
@@ -163,6 +178,9 @@ impl Beacon {
         if self.migrating {
             flags |= FLAG_MIGRATING;
         }
+        if self.answer {
+            flags |= FLAG_ANSWER;
+        }
         out.push(flags);
         out.extend_from_slice(&self.instance.to_be_bytes());
         out.extend_from_slice(&self.sequence.to_be_bytes());
@@ -179,6 +197,9 @@ impl Beacon {
         }
         if !self.tags.is_empty() {
             push_extension(&mut out, EXT_TAGS, &tags::encode(&self.tags));
+        }
+        if !self.peers.is_empty() {
+            push_extension(&mut out, EXT_PEERS, &encode_peers(&self.peers));
         }
         out
     }
@@ -212,10 +233,12 @@ impl Beacon {
             sequence,
             goodbye: flags & FLAG_GOODBYE != 0,
             migrating: flags & FLAG_MIGRATING != 0,
+            answer: flags & FLAG_ANSWER != 0,
             hostname: hostname.to_owned(),
             ttl: None,
             timestamp: None,
             tags: Tags::new(),
+            peers: Vec::new(),
             auth: None,
         };
         read_extensions(reader, &mut beacon)?;
@@ -256,19 +279,65 @@ fn read_extensions(mut reader: Reader<'_>, beacon: &mut Beacon) -> Result<(), De
             EXT_TAGS if beacon.tags.is_empty() && len > 0 => {
                 beacon.tags = tags::decode(value.0).ok_or(DecodeError::MalformedExtension)?;
             }
+            EXT_PEERS if beacon.peers.is_empty() && len > 0 => {
+                beacon.peers = decode_peers(value)?;
+            }
             EXT_AUTH if usize::from(len) == AUTH_VALUE_LEN => {
                 let key_id = value.u32().map_err(malformed)?;
                 let mut tag = [0; TAG_LEN];
                 tag.copy_from_slice(value.take(TAG_LEN).map_err(malformed)?);
                 beacon.auth = Some(AuthTag { key_id, tag });
             }
-            EXT_TTL | EXT_TIMESTAMP | EXT_TAGS | EXT_AUTH => {
+            EXT_TTL | EXT_TIMESTAMP | EXT_TAGS | EXT_PEERS | EXT_AUTH => {
                 return Err(DecodeError::MalformedExtension);
             }
             _ => {} // a later addition: skipped
         }
     }
     Ok(())
+}
+
+/// The value of the peers field: each address as its family (4 or 6), its bytes and its port.
+fn encode_peers(peers: &[SocketAddr]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(peers.len() * PEER_V4_LEN);
+    for peer in peers {
+        match peer.ip() {
+            IpAddr::V4(ip) => {
+                out.push(4);
+                out.extend_from_slice(&ip.octets());
+            }
+            IpAddr::V6(ip) => {
+                out.push(6);
+                out.extend_from_slice(&ip.octets());
+            }
+        }
+        out.extend_from_slice(&peer.port().to_be_bytes());
+    }
+    out
+}
+
+/// The addresses of a peers field; an unknown family or a cut entry makes it malformed.
+fn decode_peers(mut value: Reader<'_>) -> Result<Vec<SocketAddr>, DecodeError> {
+    let malformed = |_| DecodeError::MalformedExtension;
+    let mut peers = Vec::new();
+    while !value.0.is_empty() {
+        let ip = match value.u8().map_err(malformed)? {
+            4 => {
+                let mut b = [0; 4];
+                b.copy_from_slice(value.take(4).map_err(malformed)?);
+                IpAddr::V4(Ipv4Addr::from(b))
+            }
+            6 => {
+                let mut b = [0; 16];
+                b.copy_from_slice(value.take(16).map_err(malformed)?);
+                IpAddr::V6(Ipv6Addr::from(b))
+            }
+            _ => return Err(DecodeError::MalformedExtension),
+        };
+        let port = value.u16().map_err(malformed)?;
+        peers.push(SocketAddr::new(ip, port));
+    }
+    Ok(peers)
 }
 
 /// A cursor over the unread bytes; every read checks the length first.

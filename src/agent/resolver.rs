@@ -1,0 +1,71 @@
+//! The resolver task: asks the system resolver (getaddrinfo, which reads /etc/resolv.conf and
+//! /etc/hosts, so Docker's embedded DNS, a Kubernetes cluster's and search domains all work) for
+//! every `--peers-dns` name and every name in `--peer`, at start and then every
+//! `--resolve-interval`, and hands each answer to the receiver, which owns the targets.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use crate::config::Target;
+
+/// One name's answer.
+#[derive(Debug)]
+pub struct Resolved {
+    /// The name's place among the targets' names.
+    pub index: usize,
+    /// The addresses it resolved to (A and AAAA), or why it did not.
+    pub result: Result<Vec<IpAddr>, String>,
+    /// The first failure after an answer (or the first attempt): worth one warning.
+    pub first_failure: bool,
+}
+
+/// Resolves `names` every `interval` until `shutdown`, one name at a time: a resolver that
+/// hangs holds up only the next round, never the agent, and is never asked twice at once.
+pub async fn run(
+    names: Vec<Target>,
+    interval: Duration,
+    answers: mpsc::Sender<Resolved>,
+    shutdown: CancellationToken,
+) {
+    if names.is_empty() {
+        return;
+    }
+    let mut failing = vec![false; names.len()];
+    loop {
+        let round = tokio::time::Instant::now();
+        for (index, name) in names.iter().enumerate() {
+            let result = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                result = resolve(name) => result,
+            };
+            debug!(name = %name, answer = ?result, "resolved");
+            let first_failure = result.is_err() && !failing[index];
+            failing[index] = result.is_err();
+            let answer = Resolved {
+                index,
+                result,
+                first_failure,
+            };
+            if answers.send(answer).await.is_err() {
+                return; // the receiver is gone: the agent is stopping
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep_until(round + interval) => {}
+        }
+    }
+}
+
+/// Every address `target`'s host resolves to; an empty answer is an `Ok` with none.
+async fn resolve(target: &Target) -> Result<Vec<IpAddr>, String> {
+    let host = target.host.clone();
+    match tokio::net::lookup_host((host.as_str(), target.port)).await {
+        Ok(addresses) => Ok(addresses.map(|address| address.ip()).collect()),
+        Err(err) => Err(err.to_string()),
+    }
+}
