@@ -45,6 +45,11 @@ fn addresses(nodes: usize) -> Vec<String> {
     (1..=nodes).map(host_address).collect()
 }
 
+/// `addresses` as the agents' status shows a name's answer: `ip:port`.
+fn with_port(addresses: &[String]) -> Vec<String> {
+    addresses.iter().map(|a| format!("{a}:{PORT}")).collect()
+}
+
 fn listed(lan: &Lan, node: &str) -> BTreeSet<String> {
     lan.peers(node)
         .unwrap_or_default()
@@ -65,6 +70,65 @@ fn dns_lan(nodes: usize, extra: &[&str]) -> Option<Lan> {
         add(&mut lan, &format!("node{i}"), &flags);
     }
     Some(lan)
+}
+
+/// The unicast targets `node` beacons, as `ip:port`.
+fn targets(lan: &Lan, node: &str) -> BTreeSet<String> {
+    let status = lan.status(node).expect("the agent answers");
+    status.unicast.targets.into_iter().collect()
+}
+
+/// The targets every node of `lan` should have: every other node, at its address.
+fn every_other(lan: &Lan, node: &str) -> BTreeSet<String> {
+    let nodes = lan.nodes();
+    nodes
+        .iter()
+        .filter(|n| *n != node)
+        .map(|n| format!("{}:{PORT}", lan.address(n)))
+        .collect()
+}
+
+/// What `node` reports of [`name`]: the addresses of its latest good answer, and the latest
+/// lookup's error.
+fn name_info(lan: &Lan, node: &str) -> (Vec<String>, Option<String>) {
+    let given = format!("{}:{PORT}", name());
+    let status = lan.status(node).expect("the agent answers");
+    let names = status.unicast.names;
+    let info = names.iter().find(|n| n.name == given);
+    let info = info.unwrap_or_else(|| panic!("{node} does not report {given}: {names:?}"));
+    (info.addresses.clone(), info.error.clone())
+}
+
+/// Waits until every node reports a failed lookup of [`name`] (its resolver's error), then
+/// checks each still holds its last good answer and beacons every other node.
+fn every_node_keeps_its_targets_through_an_error(lan: &Lan, answer: &[String]) {
+    let nodes = lan.nodes();
+    // A lookup fails within a second (timeout:1 attempts:1), asked every resolve interval.
+    let within = RESOLVE_INTERVAL + Duration::from_secs(2) + POLL_SLACK;
+    let failed = wait_for(within, || {
+        nodes
+            .iter()
+            .all(|node| name_info(lan, node).1.is_some())
+            .then_some(())
+    });
+    assert!(
+        failed.is_some(),
+        "the nodes never reported the failed lookups"
+    );
+    for node in &nodes {
+        let (addresses, error) = name_info(lan, node);
+        eprintln!("{node}: kept {addresses:?} through {error:?}");
+        assert_eq!(
+            addresses,
+            with_port(answer),
+            "{node} forgot the last good answer"
+        );
+        assert_eq!(
+            targets(lan, node),
+            every_other(lan, node),
+            "{node}'s targets"
+        );
+    }
 }
 
 /// Checks, as often as the agents answer, for `duration`, that every node lists every other
@@ -134,10 +198,22 @@ fn nodes_named_by_one_dns_name_all_list_each_other() {
     let timings = lan.timings();
     let views = cluster::wait_whole(&lan, timings.unicast_discovery_bound() + POLL_SLACK)
         .expect("the nodes never all listed each other");
-    for view in &views {
+    for (node, view) in lan.nodes().iter().zip(&views) {
         for peer in view {
             assert_eq!(peer.address, lan.address(&peer.hostname));
+            assert_eq!(
+                peer.heard_via, "unicast",
+                "{node}'s listing of {}",
+                peer.hostname
+            );
         }
+        assert_eq!(
+            targets(&lan, node),
+            every_other(&lan, node),
+            "{node}'s targets"
+        );
+        let answer = (with_port(&addresses(3)), None);
+        assert_eq!(name_info(&lan, node), answer, "{node}'s answer");
     }
     let newest_start = lan
         .nodes()
@@ -262,6 +338,13 @@ fn a_node_that_moves_is_listed_at_its_new_address_and_its_old_one_is_dropped() {
         late.is_empty(),
         "{old} still beaconed after it left the answer and fell silent: {late:?}"
     );
+    for node in ["node1", "node2"] {
+        assert_eq!(
+            targets(&lan, node),
+            every_other(&lan, node),
+            "{node}'s targets"
+        );
+    }
     drop(old_host);
 }
 
@@ -279,13 +362,32 @@ fn a_resolver_outage_of_five_ttls_expires_nobody() {
         "never whole"
     );
     lan.dns().pause();
+    let outage = Instant::now();
     let lookup = Dns::lookup(lan.agent("node1").netns(), &name());
     assert!(
         matches!(lookup, Lookup::Failed(_)),
         "the outage is not one: {lookup:?}"
     );
-    stays_whole(&lan, timings.ttl * 5, "a resolver outage");
+    every_node_keeps_its_targets_through_an_error(&lan, &addresses(3));
+    stays_whole(
+        &lan,
+        (timings.ttl * 5).saturating_sub(outage.elapsed()),
+        "a resolver outage",
+    );
     lan.dns().resume();
+    let answered = wait_for(
+        RESOLVE_INTERVAL + Duration::from_secs(2) + POLL_SLACK,
+        || {
+            lan.nodes()
+                .iter()
+                .all(|node| name_info(&lan, node).1.is_none())
+                .then_some(())
+        },
+    );
+    assert!(
+        answered.is_some(),
+        "the nodes never resolved the name again"
+    );
     stays_whole(&lan, timings.ttl, "the resolver's return");
 }
 
@@ -303,8 +405,21 @@ fn a_name_that_fails_or_answers_nothing_keeps_targets_and_peers() {
         "never whole"
     );
     lan.dns().remove(&name());
+    every_node_keeps_its_targets_through_an_error(&lan, &addresses(3));
     stays_whole(&lan, timings.ttl * 3, "NXDOMAIN");
+    lan.dns().answer(&name(), &addresses(3));
+    let answered = wait_for(RESOLVE_INTERVAL + POLL_SLACK, || {
+        lan.nodes()
+            .iter()
+            .all(|node| name_info(&lan, node).1.is_none())
+            .then_some(())
+    });
+    assert!(
+        answered.is_some(),
+        "the nodes never resolved the name again"
+    );
     lan.dns().answer_nothing(&name());
+    every_node_keeps_its_targets_through_an_error(&lan, &addresses(3));
     stays_whole(&lan, timings.ttl * 3, "an empty answer");
 }
 
@@ -354,28 +469,15 @@ fn one_seed_and_a_shared_secret_find_everyone() {
     assert!(took <= bound, "took {took:?}, over {bound:?}");
 }
 
-/// The count of unicast beacons refused, from `peerd health --json`.
+/// The count of unicast beacons `node` refused, from `peerd health --json`.
 fn refused_unicast(lan: &Lan, node: &str) -> u64 {
-    let status = lan.agent(node).status_json().expect("the agent answers");
-    status["refused"]["unicast"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no refused.unicast in {status}"))
+    lan.status(node).expect("the agent answers").refused.unicast
 }
 
-/// An unsigned beacon sent by unicast from a host that is no target of the agent is refused,
-/// counted as such, and never listed.
-#[test]
-fn an_unsigned_unicast_beacon_from_outside_the_targets_is_refused() {
-    let Some(mut lan) = dns_lan(2, &[]) else {
-        return;
-    };
-    let timings = lan.timings();
-    assert!(
-        cluster::wait_whole(&lan, timings.unicast_discovery_bound() + POLL_SLACK).is_some(),
-        "never whole"
-    );
-    let stranger: Netns = lan.bare_host("10.77.0.100").expect("a namespace");
-    let before = refused_unicast(&lan, "node1");
+/// Sends one unsigned beacon of hostname `stranger` from `from` to `node`'s port, and waits
+/// until `node` counts it refused; it is not listed then, nor after.
+fn refused_from(lan: &Lan, from: &Netns, node: &str) {
+    let before = refused_unicast(lan, node);
     let beacon = Beacon {
         instance: 7,
         sequence: 0,
@@ -384,14 +486,46 @@ fn an_unsigned_unicast_beacon_from_outside_the_targets_is_refused() {
         ..Beacon::default()
     }
     .encode();
-    let to = lan.address("node1").parse().expect("an IPv4 address");
-    stranger.send_udp(to, PORT, &[&beacon]);
+    let to = lan.address(node).parse().expect("an IPv4 address");
+    from.send_udp(to, PORT, &[&beacon]);
     let counted = wait_for(POLL_SLACK, || {
-        (refused_unicast(&lan, "node1") > before).then_some(())
+        (refused_unicast(lan, node) > before).then_some(())
     });
-    assert!(counted.is_some(), "the stranger's beacon was not counted");
+    assert!(
+        counted.is_some(),
+        "{node} did not count the stranger's beacon refused"
+    );
     // Counted, so taken in and judged: it would be listed by now.
-    assert_eq!(listed(&lan, "node1"), BTreeSet::from(["node2".to_owned()]));
+    let mut others: BTreeSet<String> = lan.nodes().into_iter().collect();
+    others.remove(node);
+    assert_eq!(listed(lan, node), others, "{node} lists the stranger");
+}
+
+/// An unsigned beacon sent by unicast from a host that is no target of the agent is refused,
+/// counted as such, and never listed: from another subnet, by an agent that joins the group;
+/// and from its own link, by an agent with `--no-multicast`. (An agent on the group takes
+/// unsigned unicast from its link, where anyone could send to the group anyway.)
+#[test]
+fn an_unsigned_unicast_beacon_from_outside_the_targets_is_refused() {
+    let Some(mut lan) = Lan::unicast(Timings::FAST) else {
+        return;
+    };
+    lan.dns().answer(&name(), &addresses(2));
+    add(&mut lan, "node1", &dns_flags(&name()));
+    let mut flags = dns_flags(&name());
+    flags.push("--no-multicast".into());
+    add(&mut lan, "node2", &flags);
+    let timings = lan.timings();
+    assert!(
+        cluster::wait_whole(&lan, timings.unicast_discovery_bound() + POLL_SLACK).is_some(),
+        "never whole"
+    );
+    // On the bridge but in 10.78.0.0/24, reaching 10.77.0.0/24 directly on its link.
+    let beyond = lan.bare_host("10.78.0.100").expect("a namespace");
+    beyond.ip(&["route", "add", "10.77.0.0/24", "dev", "eth0"]);
+    refused_from(&lan, &beyond, "node1");
+    let on_link = lan.bare_host("10.77.0.100").expect("a namespace");
+    refused_from(&lan, &on_link, "node2");
 }
 
 /// The new flags' bad values stop the agent before it opens a socket, with one line and exit
@@ -428,12 +562,15 @@ fn a_name_that_never_resolves_is_reported_not_refused() {
     };
     let nowhere = format!("nowhere.{DOMAIN}");
     add(&mut lan, "node1", &dns_flags(&nowhere));
-    // Two resolve intervals: the first lookup has certainly failed by then.
-    let reported = wait_for(RESOLVE_INTERVAL * 2 + POLL_SLACK, || {
-        let status = lan.agent("node1").status_json()?;
-        status.to_string().contains(&nowhere).then_some(status)
+    let given = format!("{nowhere}:{PORT}");
+    let reported = wait_for(RESOLVE_INTERVAL + POLL_SLACK, || {
+        let status = lan.status("node1")?;
+        let entry = status.unicast.names.into_iter().find(|n| n.name == given)?;
+        entry.error.is_some().then_some(entry)
     });
-    let status = reported.expect("the status never names the name that does not resolve");
-    eprintln!("status of an agent whose name never resolves: {status}");
-    assert!(lan.status("node1").is_some(), "the agent answers");
+    let entry = reported.expect("the status never says why the name does not resolve");
+    eprintln!("a name that never resolves: {entry:?}");
+    assert_eq!(entry.from, "peers-dns");
+    assert!(entry.addresses.is_empty() && entry.resolved_ms_ago.is_none());
+    assert!(lan.agent_mut("node1").alive(), "the agent stopped");
 }

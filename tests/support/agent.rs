@@ -189,13 +189,6 @@ impl Agent {
             .then(|| serde_json::from_slice(&out.stdout).expect("health --json prints AgentStatus"))
     }
 
-    /// What `peerd health --json` prints, as JSON, for the fields a test reads by name.
-    pub fn status_json(&self) -> Option<serde_json::Value> {
-        let out = self.cli("health");
-        (!out.stdout.is_empty())
-            .then(|| serde_json::from_slice(&out.stdout).expect("health --json prints JSON"))
-    }
-
     /// What `peerd health` (for a human) did: exit 0 and `ok: ...`, or exit 1 and why not.
     pub fn health(&self) -> Output {
         self.client("health", &[])

@@ -247,7 +247,7 @@ impl Lan {
         &self.agents[self.index(node)]
     }
 
-    fn agent_mut(&mut self, node: &str) -> &mut Agent {
+    pub fn agent_mut(&mut self, node: &str) -> &mut Agent {
         let i = self.index(node);
         &mut self.agents[i]
     }
