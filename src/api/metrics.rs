@@ -114,6 +114,12 @@ pub fn render(status: &AgentStatus, started: SystemTime) -> String {
         status.unicast.sent,
     );
     page.single(
+        "peerd_unicast_answers_total",
+        Counter,
+        "Newcomers answered by unicast, one beacon each.",
+        status.unicast.answers,
+    );
+    page.single(
         "peerd_unicast_received_total",
         Counter,
         "Datagrams that came by unicast, whatever became of them.",
@@ -334,6 +340,9 @@ peerd_early_answers_total 1
 # HELP peerd_unicast_sent_total Beacons sent by unicast: to targets, and answers to newcomers.
 # TYPE peerd_unicast_sent_total counter
 peerd_unicast_sent_total 0
+# HELP peerd_unicast_answers_total Newcomers answered by unicast, one beacon each.
+# TYPE peerd_unicast_answers_total counter
+peerd_unicast_answers_total 0
 # HELP peerd_unicast_received_total Datagrams that came by unicast, whatever became of them.
 # TYPE peerd_unicast_received_total counter
 peerd_unicast_received_total 0
@@ -446,6 +455,6 @@ process_start_time_seconds 1780000000.123
         let helps = page.lines().filter(|l| l.starts_with("# HELP ")).count();
         let types = page.lines().filter(|l| l.starts_with("# TYPE ")).count();
         assert_eq!(helps, types);
-        assert_eq!(helps, 24);
+        assert_eq!(helps, 25);
     }
 }

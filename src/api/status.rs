@@ -28,7 +28,8 @@ pub struct AgentStatus {
     pub peers: usize,
     pub uptime_ms: u64,
     pub beacons_sent: u64,
-    /// Beacons brought forward to answer a newcomer: at most two a second.
+    /// Beacons to the group brought forward to answer newcomers: at most two a second.
+    /// Newcomers answered by unicast are under `unicast.answers`.
     pub early_answers: u64,
     /// Valid beacons from other agents, taken in (the refused ones are under `refused`).
     pub beacons_received: u64,
@@ -109,6 +110,9 @@ pub struct UnicastInfo {
     /// Beacons heard both on the group and by unicast: the second copy changed nothing.
     #[serde(default)]
     pub duplicates: u64,
+    /// Newcomers answered by unicast, one beacon each (`early_answers` counts the group's).
+    #[serde(default)]
+    pub answers: u64,
 }
 
 impl Default for UnicastInfo {
@@ -121,6 +125,7 @@ impl Default for UnicastInfo {
             sent: 0,
             received: 0,
             duplicates: 0,
+            answers: 0,
         }
     }
 }
@@ -328,6 +333,7 @@ impl AgentStatus {
                 sent: node.unicast_sent,
                 received: node.unicast_received,
                 duplicates: node.duplicates,
+                answers: node.unicast_answers,
             },
         }
     }

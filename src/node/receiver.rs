@@ -336,7 +336,8 @@ impl Receiver {
     /// Counts one beacon of this node's announcer: `early` if it answered a newcomer, `sent` if
     /// it went out (sending fails while a link is down), `unicast` if it went to one node.
     pub fn announced(&mut self, early: bool, sent: bool, unicast: bool) {
-        self.stats.early_answers += u64::from(early);
+        self.stats.early_answers += u64::from(early && !unicast);
+        self.stats.unicast_answers += u64::from(early && unicast);
         self.stats.beacons_sent += u64::from(sent);
         self.stats.unicast_sent += u64::from(sent && unicast);
     }
@@ -513,7 +514,15 @@ mod tests {
             ),
             (1, 2, 1, 1)
         );
-        assert_eq!((stats.beacons_sent, stats.early_answers), (1, 1));
+        assert_eq!(
+            (
+                stats.beacons_sent,
+                stats.early_answers,
+                stats.unicast_answers
+            ),
+            (1, 0, 1),
+            "the early one went to one node"
+        );
         let peers: Vec<Peer> = receiver.peers().collect();
         assert_eq!(peers[0].hostname, "peer");
     }

@@ -63,8 +63,11 @@ pub struct NodeStats {
     pub peers: usize,
     /// Beacons that went out.
     pub beacons_sent: u64,
-    /// Beacons brought forward to answer a newcomer (sent or not).
+    /// Beacons to the group brought forward to answer newcomers (sent or not): at most two a
+    /// second.
     pub early_answers: u64,
+    /// Beacons sent by unicast to one newcomer each, to answer it (sent or not).
+    pub unicast_answers: u64,
     /// Valid beacons from other agents, taken in.
     pub beacons_received: u64,
     /// Our own beacons looped back by the kernel: proof the socket hears the group.
