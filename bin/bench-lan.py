@@ -51,7 +51,13 @@ class Agent:
         self.proc = None
 
     def command(self, args):
-        return [args.bin, "agent", "--name", self.name, "--api", f"{self.addr}:{API_PORT}"]
+        argv = [args.bin, "agent", "--name", self.name, "--api", f"{self.addr}:{API_PORT}"]
+        if args.mode == "seed":
+            argv += ["--no-multicast", "--peer", address(1),
+                     "--secret-file", os.path.join(args.work, "secret")]
+        elif args.mode == "list":
+            argv += ["--no-multicast"]
+        return argv
 
     def launch(self, args, gate=None):
         """Starts the agent in its namespace; with a gate, it execs the agent only once the
@@ -63,6 +69,9 @@ class Agent:
         argv += self.command(args)
         env = {k: v for k, v in os.environ.items() if not k.startswith("PEERD_")}
         env["RUST_LOG"] = "info"
+        if args.mode == "list":
+            # Every node's address, the newcomer's too; each agent leaves out its own.
+            env["PEERD_PEERS"] = ",".join(address(i) for i in range(1, args.nodes + 2))
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, env=env
@@ -301,9 +310,16 @@ def start_crowd(args, crowd):
     return rows, pairs
 
 
-def add_newcomer(args, crowd, newcomer):
-    """Phase 2."""
+def receptions(agents):
+    """UDP datagrams delivered in the agents' namespaces so far, all of them."""
+    return sum(a.proc_stats()["udp_in"] for a in agents if a.proc and a.proc.poll() is None)
+
+
+def add_newcomer(args, crowd, newcomer, background):
+    """Phase 2. `background`: datagrams the crowd receives a second while nothing happens."""
     early_before = [a.status()["early_answers"] for a in crowd]
+    unicast_before = [a.status().get("unicast", {}).get("answers", 0) for a in crowd]
+    received_at, received_then = time.monotonic(), receptions(crowd)
     received_before = [a.status()["beacons_received"] for a in crowd]
     cpu_before = sum(a.schedstat()[0] for a in crowd)
     newcomer.launch(args)
@@ -316,8 +332,16 @@ def add_newcomer(args, crowd, newcomer):
     # multicast, so each peer hears every other peer's answer too: a join costs about N * N
     # receptions (and the status polls a little).
     cpu = (sum(a.schedstat()[0] for a in crowd) - cpu_before) / 1e9
+    window = time.monotonic() - received_at
+    measured = receptions(crowd + [newcomer]) - received_then - background * window
     statuses = [a.status() for a in crowd]
     early = [s["early_answers"] - b for s, b in zip(statuses, early_before)]
+    unicast = [s.get("unicast", {}).get("answers", 0) - b for s, b in zip(statuses, unicast_before)]
+    # What the join cost the LAN, from the counters: the newcomer's first beacon, heard by
+    # every node (on the group, or sent to each target); each early beacon to the group, heard
+    # by every node but its sender; each unicast answer, heard by the newcomer alone.
+    n = len(crowd)
+    counted = n + sum(early) * n + sum(unicast)
     received = sum(s["beacons_received"] for s in statuses) - sum(received_before)
     lists_all = max(parse_time(p["first_seen"]) for p in newcomer.peers()) - started
     listed_by_all = 0.0
@@ -327,11 +351,18 @@ def add_newcomer(args, crowd, newcomer):
     rows = [
         ("newcomer lists all, after its start", ms(lists_all), "0.3 s"),
         ("newcomer listed by all, after its start", ms(listed_by_all), "0.3 s"),
-        ("early answers per node for it (min / median / max)", "%d / %g / %d" % spread(early), ""),
+        ("early beacons to the group per node for it (min / median / max)",
+         "%d / %g / %d" % spread(early), ""),
+        ("unicast answers per node for it (min / median / max)",
+         "%d / %g / %d" % spread(unicast), ""),
+        ("receptions the join cost the LAN, from the counters", f"{counted} ({counted / n:.1f} N)", "3 N"),
+        ("UDP receptions meanwhile, all namespaces, less the background rate",
+         f"{measured:.0f} ({measured / n:.1f} N, over {ms(window)})", ""),
         ("beacons the other agents took in meanwhile, all", str(received), ""),
         ("CPU of the other agents meanwhile, all", f"{cpu:.2f} CPU-s", ""),
     ]
-    pairs = {"newcomer_lists_all_ms": round(lists_all * 1000),
+    pairs = {"join_receptions": counted, "join_receptions_measured": round(measured),
+             "newcomer_lists_all_ms": round(lists_all * 1000),
              "newcomer_listed_by_all_ms": round(listed_by_all * 1000),
              "newcomer_lan_cpu_s": round(cpu, 2)}
     return rows, pairs
@@ -464,19 +495,26 @@ def main():
     parser.add_argument("--idle", type=float, required=True)
     parser.add_argument("--work", required=True)
     parser.add_argument("--launch", choices=["gate", "serial"], default="gate")
+    parser.add_argument("--mode", choices=["group", "seed", "list"], default="group")
     args = parser.parse_args()
 
     crowd = [Agent(args, i) for i in range(1, args.nodes + 1)]
     newcomer = Agent(args, args.nodes + 1)
-    pairs = {"nodes": args.nodes, "launch": args.launch}
+    pairs = {"nodes": args.nodes, "launch": args.launch, "mode": args.mode}
     try:
-        print(f"==> phase 1: {args.nodes} agents at 15 s / 35 s, started together ({args.launch})")
+        how = {"group": "on the group", "seed": "by unicast through one seed, signed",
+               "list": "by unicast to a static list"}[args.mode]
+        print(f"==> phase 1: {args.nodes} agents at 15 s / 35 s, {how}, started together ({args.launch})")
         rows, more = start_crowd(args, crowd)
         pairs.update(more)
         table("Simultaneous start", rows)
-        time.sleep(SETTLE)  # pacing, not readiness: see SETTLE
+        # Pacing, not readiness (see SETTLE); the crowd's datagrams meanwhile are the
+        # background the join's receptions are measured against.
+        quiet_from, quiet_count = time.monotonic(), receptions(crowd)
+        time.sleep(SETTLE)
+        background = (receptions(crowd) - quiet_count) / (time.monotonic() - quiet_from)
         print("\n==> phase 2: a newcomer")
-        rows, more = add_newcomer(args, crowd, newcomer)
+        rows, more = add_newcomer(args, crowd, newcomer, background)
         pairs.update(more)
         table("Newcomer", rows)
         print("\n==> phase 3: the newcomer's goodbye (SIGTERM)")

@@ -125,3 +125,47 @@ fn twenty_hosts_discover_each_other_in_one_round_trip() {
         "goodbye took {goodbye:?}"
     );
 }
+
+/// A rolling restart at the default timings, one node a second as Kubernetes does it: each
+/// restarted node lists every other, and every other lists its new instance, within 0.1 s of
+/// its start. The answers go by unicast, so nothing waits for the pacing of early beacons to
+/// the group, which a node that answered the previous restart a second ago would hit.
+#[test]
+fn a_rolling_restart_sees_every_peer_within_a_tenth_of_a_second() {
+    let timings = Timings::DEFAULT;
+    let Some(mut lan) = Lan::bridged_together(10, timings) else {
+        return;
+    };
+    cluster::wait_whole(&lan, POLL_SLACK).expect("the ten never all knew each other");
+    let bound = Duration::from_millis(100);
+    for i in 1..=5 {
+        let node = format!("node{i}");
+        let round = std::time::Instant::now();
+        lan.restart(&node);
+        let started = cluster::logged_last(&lan, &node, "agent started");
+        let views = cluster::wait_whole(&lan, POLL_SLACK).expect("whole again");
+        let nodes = lan.nodes();
+        let mut lists_all = Duration::ZERO;
+        let mut listed_by_all = Duration::ZERO;
+        for (observer, view) in nodes.iter().zip(&views) {
+            if *observer == node {
+                let latest = view.iter().map(cluster::first_seen).max().expect("peers");
+                lists_all = cluster::elapsed(started, latest);
+            } else {
+                let seen = view.iter().find(|p| p.hostname == node).expect("listed");
+                listed_by_all =
+                    listed_by_all.max(cluster::elapsed(started, cluster::first_seen(seen)));
+            }
+        }
+        eprintln!(
+            "{node} restarted: lists all after {lists_all:?}, listed by all after {listed_by_all:?}"
+        );
+        assert!(lists_all <= bound, "{node} listed all after {lists_all:?}");
+        assert!(
+            listed_by_all <= bound,
+            "{node} listed by all after {listed_by_all:?}"
+        );
+        // Pacing, not readiness: the next node restarts a second after this one did.
+        std::thread::sleep(Duration::from_secs(1).saturating_sub(round.elapsed()));
+    }
+}

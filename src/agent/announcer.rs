@@ -52,7 +52,7 @@ impl AnnouncerTask {
             }
         }
         self.core
-            .set_targets(self.link.targets.borrow_and_update().clone());
+            .set_targets(self.link.targets.borrow_and_update().clone(), now());
         loop {
             while let Some(outgoing) = self.core.poll(now(), wall_now()) {
                 if outgoing.to == Destination::Group {
@@ -79,7 +79,7 @@ impl AnnouncerTask {
                         break; // the receiver is gone: the agent is stopping
                     }
                     let targets = self.link.targets.borrow_and_update().clone();
-                    self.core.set_targets(targets);
+                    self.core.set_targets(targets, now());
                 }
                 changed = self.link.sockets.changed() => {
                     if changed.is_err() {

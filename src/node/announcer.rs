@@ -56,8 +56,9 @@ pub struct Announcer {
     copies: VecDeque<(Instant, SocketAddr)>,
     /// The latest regular beacon, which the copies carry.
     latest: Vec<u8>,
-    /// Unicast answers to newcomers, by when each is due.
-    answers: Vec<(Instant, AnswerRequest)>,
+    /// Unicast answers to newcomers, by when each is due, and whether each is an answer (a
+    /// greeting to a new target is not: the target answers it).
+    answers: Vec<(Instant, AnswerRequest, bool)>,
     /// When the unicast answers of the last window were scheduled.
     answered: VecDeque<Instant>,
     /// Draws the jitter; seeded by the caller so tests can replay a schedule.
@@ -106,8 +107,29 @@ impl Announcer {
         }
     }
 
-    /// From the next regular beacon on, each goes to these too.
-    pub fn set_targets(&mut self, targets: Vec<SocketAddr>) {
+    /// From the next regular beacon on, each goes to these too; a target that is new gets a
+    /// beacon of its own within [`UNICAST_SPREAD`] of `now`, so that a node learned from a
+    /// seed's answer, or a name's new address, hears this one at once, not an interval later
+    /// (before the first beacon, which goes to every target anyway, there is none).
+    pub fn set_targets(&mut self, targets: Vec<SocketAddr>, now: Instant) {
+        if !self.latest.is_empty() {
+            let added: Vec<SocketAddr> = targets
+                .iter()
+                .filter(|t| !self.targets.contains(t))
+                .copied()
+                .collect();
+            let count = added.len();
+            for (i, to) in added.into_iter().enumerate() {
+                let share = (i as f64 + self.rng.f64()) / count as f64;
+                let request = AnswerRequest {
+                    to,
+                    peers: Vec::new(),
+                    listed: 0,
+                };
+                self.answers
+                    .push((now + UNICAST_SPREAD.mul_f64(share), request, false));
+            }
+        }
         self.targets = targets;
     }
 
@@ -169,8 +191,8 @@ impl Announcer {
 
     /// The first unicast answer due by `now`, if any.
     fn poll_answer(&mut self, now: Instant, wall_now: SystemTime) -> Option<Outgoing> {
-        let due = self.answers.iter().position(|(at, _)| *at <= now)?;
-        let (_, mut request) = self.answers.swap_remove(due);
+        let due = self.answers.iter().position(|(at, _, _)| *at <= now)?;
+        let (_, mut request, answer) = self.answers.swap_remove(due);
         // The answer is newer than the copy of the latest beacon still queued for the same
         // node: that copy would arrive after it and read as a replay.
         self.copies.retain(|(_, to)| *to != request.to);
@@ -183,13 +205,13 @@ impl Announcer {
         };
         if !request.peers.is_empty() {
             // The rest in the next datagram, right after this one.
-            self.answers.push((now, request.clone()));
+            self.answers.push((now, request.clone(), answer));
         }
-        let bytes = self.beacon(false, true, told, wall_now);
+        let bytes = self.beacon(false, answer, told, wall_now);
         Some(Outgoing {
             bytes,
             to: Destination::Unicast(request.to),
-            early: true,
+            early: answer,
         })
     }
 
@@ -217,7 +239,7 @@ impl Announcer {
             .next_early
             .map_or(self.next_regular, |early| early.min(self.next_regular));
         let copy = self.copies.front().map(|(at, _)| *at);
-        let answer = self.answers.iter().map(|(at, _)| *at).min();
+        let answer = self.answers.iter().map(|(at, _, _)| *at).min();
         [copy, answer]
             .into_iter()
             .flatten()
@@ -248,11 +270,16 @@ impl Announcer {
         {
             self.answered.pop_front();
         }
-        if self
+        if let Some((_, pending, answer)) = self
             .answers
-            .iter()
-            .any(|(_, pending)| pending.to == request.to)
+            .iter_mut()
+            .find(|(_, pending, _)| pending.to == request.to)
         {
+            // A greeting still pending becomes the answer: one datagram says both.
+            *answer = true;
+            if pending.peers.is_empty() {
+                pending.peers = request.peers;
+            }
             return;
         }
         if self.answered.len() >= UNICAST_ANSWERS_PER_WINDOW {
@@ -263,7 +290,7 @@ impl Announcer {
         let spread = ANSWER_SPREAD + ANSWER_SPREAD_PER_PEER * listed;
         let at = now + spread.min(EARLY_ANSWER_DELAY).mul_f64(self.rng.f64());
         self.answered.push_back(now);
-        self.answers.push((at, request));
+        self.answers.push((at, request, true));
     }
 
     /// Announce at `now` at the latest: the socket was opened again (its membership is new), or
@@ -555,7 +582,7 @@ mod tests {
         let t0 = Instant::now();
         let mut announcer = announcer(t0);
         let targets: Vec<SocketAddr> = (2..12).map(at).collect();
-        announcer.set_targets(targets.clone());
+        announcer.set_targets(targets.clone(), t0);
         let sent = drain(&mut announcer, t0 + UNICAST_SPREAD);
         assert_eq!(sent[0].1.to, Destination::Group);
         assert_eq!(sent[0].0, t0, "the group at once");
@@ -588,7 +615,7 @@ mod tests {
             ..config()
         };
         let mut announcer = Announcer::new(&config, 0xAAAA, 7, t0);
-        announcer.set_targets(vec![at(2), at(3)]);
+        announcer.set_targets(vec![at(2), at(3)], t0);
         let sent = drain(&mut announcer, t0 + UNICAST_SPREAD);
         let to: Vec<_> = sent.iter().map(|(_, o)| o.to).collect();
         assert_eq!(
@@ -691,6 +718,44 @@ mod tests {
             sent.iter()
                 .all(|(_, o)| o.to == Destination::Unicast(at(2)))
         );
+    }
+
+    #[test]
+    fn a_new_target_is_greeted_at_once_not_an_interval_later() {
+        let t0 = Instant::now();
+        let mut announcer = announcer(t0);
+        announcer.set_targets(vec![at(2)], t0);
+        drain(&mut announcer, t0 + UNICAST_SPREAD);
+        let told = t0 + Duration::from_secs(3);
+        announcer.set_targets(vec![at(2), at(3), at(4)], told);
+        let sent = drain(&mut announcer, told + UNICAST_SPREAD);
+        let to: Vec<_> = sent.iter().map(|(_, o)| o.to).collect();
+        assert_eq!(to.len(), 2, "{to:?}");
+        assert!(
+            to.contains(&Destination::Unicast(at(3))) && to.contains(&Destination::Unicast(at(4)))
+        );
+        let greetings: Vec<Beacon> = sent.iter().map(|(_, o)| sent_beacon(o)).collect();
+        assert!(
+            greetings.iter().all(|b| !b.answer),
+            "a greeting asks to be answered"
+        );
+        assert!(
+            sent.iter().all(|(_, o)| !o.early),
+            "and is no answer of ours"
+        );
+        // A greeting still pending when its target turns out a newcomer becomes the answer.
+        announcer.set_targets(vec![at(2), at(3), at(4), at(5)], told);
+        announcer.answer(
+            told,
+            AnswerRequest {
+                to: at(5),
+                peers: Vec::new(),
+                listed: 3,
+            },
+        );
+        let sent = drain(&mut announcer, told + UNICAST_SPREAD);
+        assert_eq!(sent.len(), 1);
+        assert!(sent_beacon(&sent[0].1).answer);
     }
 
     fn sent_beacon(outgoing: &Outgoing) -> Beacon {

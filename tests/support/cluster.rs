@@ -63,6 +63,18 @@ fn logged_at(log: &str, needle: &str) -> Option<SystemTime> {
     )
 }
 
+/// When `node`'s agent logged the last line containing `needle`, by its own clock: after a
+/// restart, the new process's.
+pub fn logged_last(cluster: &impl Cluster, node: &str, needle: &str) -> SystemTime {
+    let log = cluster.log(node);
+    let line = log
+        .lines()
+        .rev()
+        .find(|line| line.contains(needle))
+        .unwrap_or_else(|| panic!("{node} never logged {needle:?}"));
+    logged_at(line, needle).expect("the line holds the needle")
+}
+
 /// How long after `earlier` the instant `later` came; zero if it came first (two processes'
 /// log lines about one datagram can be a few microseconds out of order).
 pub fn elapsed(earlier: SystemTime, later: SystemTime) -> Duration {
