@@ -11,9 +11,11 @@ use std::time::{Duration, Instant};
 pub mod agent;
 pub mod browser;
 pub mod cluster;
+pub mod dns;
 pub mod docker;
 pub mod lan;
 pub mod netns;
+pub mod secret;
 pub mod skip;
 pub mod timings;
 
