@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use peerd::config::{PORT, UNICAST_SPREAD};
+use peerd::config::{EARLY_ANSWER_DELAY, PORT, UNICAST_SPREAD};
 use peerd::wire::beacon::Beacon;
 
 use crate::support::cluster::{self, Cluster};
@@ -13,7 +13,7 @@ use crate::support::dns::{DOMAIN, Dns, Lookup};
 use crate::support::lan::{Lan, host_address};
 use crate::support::netns::Netns;
 use crate::support::secret::SecretFile;
-use crate::support::timings::{POLL_SLACK, Timings};
+use crate::support::timings::{POLL_SLACK, SCHEDULING_SLACK, Timings};
 use crate::support::{PEERD, wait_for};
 
 /// How often the agents here resolve their names again: a few times a ttl, so a test that
@@ -425,10 +425,12 @@ fn a_name_that_fails_or_answers_nothing_keeps_targets_and_peers() {
 }
 
 /// Every node given only `--peer` the first node (itself included) and the cluster's secret,
-/// with the group off, lists every other: the seed tells each newcomer of the peers it lists.
+/// with the group off, lists every other: the seed tells each newcomer of the peers it lists,
+/// and the newcomer greets each at once. At the default timings, so that nothing here waits
+/// for a regular beacon (15 s): two round trips, each a spread of copies and an answer.
 #[test]
 fn one_seed_and_a_shared_secret_find_everyone() {
-    let Some(mut lan) = Lan::unicast(Timings::FAST) else {
+    let Some(mut lan) = Lan::unicast(Timings::DEFAULT) else {
         return;
     };
     let secret = SecretFile::new("c2hhcmVkIHNlY3JldCBvZiB0aGUgdGVzdCBjbHVzdGVy");
@@ -445,10 +447,9 @@ fn one_seed_and_a_shared_secret_find_everyone() {
     for i in 1..=4 {
         add(&mut lan, &format!("node{i}"), &flags);
     }
-    let timings = lan.timings();
     // The newcomer reaches the seed at once; the seed's answer names the others; the
-    // newcomer's next beacon reaches them, and so does their answer.
-    let bound = timings.unicast_discovery_bound() + timings.discovery_bound() + UNICAST_SPREAD;
+    // newcomer greets them at once, and they answer.
+    let bound = (UNICAST_SPREAD + EARLY_ANSWER_DELAY) * 2 + SCHEDULING_SLACK;
     let views = cluster::wait_whole(&lan, bound + POLL_SLACK)
         .expect("the nodes never all listed each other");
     for (node, view) in lan.nodes().iter().zip(&views) {
