@@ -65,9 +65,20 @@ pub const HOOK_TIMEOUT: Duration = Duration::from_secs(10);
 /// scales in is beaconed within seconds, and a resolver is asked a question a few times a
 /// minute, not per beacon.
 pub const RESOLVE_INTERVAL: Duration = Duration::from_secs(5);
-/// Each beacon's unicast copies go out spread over this long after its group copy, so N nodes
-/// started together do not all send their N copies in the same instant.
+/// Each beacon's unicast copies go out spread over [`UNICAST_SPREAD_PER_TARGET`] per target, at
+/// most this long, after its group copy: N nodes started together do not send their N copies in
+/// the same instant, and a newcomer with 20 targets has reached them all within 20 ms (a
+/// newcomer should be listed by all within 0.1 s).
 pub const UNICAST_SPREAD: Duration = Duration::from_millis(100);
+pub const UNICAST_SPREAD_PER_TARGET: Duration = Duration::from_millis(1);
+
+/// How long the copies of one beacon to `targets` targets are spread over.
+pub fn unicast_spread(targets: usize) -> Duration {
+    let targets = u32::try_from(targets).unwrap_or(u32::MAX);
+    UNICAST_SPREAD_PER_TARGET
+        .saturating_mul(targets)
+        .min(UNICAST_SPREAD)
+}
 /// Loopback only: the API answers local clients (`peerd peers`), nobody on the network.
 pub const API_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, PORT));
 

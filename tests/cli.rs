@@ -16,7 +16,7 @@ fn peerd_with(args: &[&str], envs: &[(&str, &str)]) -> Output {
 }
 
 /// [`peerd_with`], run by `cmd` (`peerd` itself, or a wrapper that runs it).
-fn peerd_by(mut cmd: Command, args: &[&str], envs: &[(&str, &str)]) -> Output {
+pub(crate) fn peerd_by(mut cmd: Command, args: &[&str], envs: &[(&str, &str)]) -> Output {
     cmd.args(args);
     match args.first() {
         Some(&"agent") => {
@@ -62,7 +62,7 @@ fn stderr(out: &Output) -> String {
 /// A usage error: exit 2, `expected` in the message, as clap prints it: one `error:` line,
 /// then the usage of the whole command if any (`Usage: peerd agent [OPTIONS]`, never
 /// `Usage: agent`) and a pointer to `--help`.
-fn assert_usage_error(out: &Output, expected: &str) {
+pub(crate) fn assert_usage_error(out: &Output, expected: &str) {
     let err = stderr(out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains(expected), "expected {expected:?} in: {err}");

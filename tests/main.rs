@@ -13,6 +13,8 @@
 //! - `tags`: `--tag`, the TAGS column, filters, and changes reported as `updated`.
 //! - `interface`: which interface an agent picks when none is given.
 //! - `faults`: a stopped agent, an address that appears late, peers at other timings.
+//! - `unicast`: hosts on a bridge that drops multicast, found through `--peers-dns` (a DNS
+//!   server the test runs and breaks) or one `--peer` seed; unicast from strangers refused.
 //! - `docker`: containers of the peerd image on a Docker network the test creates.
 //! - `flood`: one agent flooded with made-up peers and garbage keeps its memory, log, API
 //!   latency and real peers within bounds.
@@ -43,3 +45,4 @@ mod soak;
 mod systemd;
 mod tags;
 mod trust;
+mod unicast;

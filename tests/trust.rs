@@ -2,8 +2,6 @@
 //! replayed and own-hostname beacons, on agents sharing one namespace's loopback.
 
 use std::collections::BTreeSet;
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use peerd::config::{MAX_TIMING, MULTICAST_GROUP, PORT, UNSIGNED_TTL_FACTOR};
@@ -13,30 +11,9 @@ use peerd::wire::beacon::Beacon;
 
 use crate::support::cluster::Cluster;
 use crate::support::lan::Lan;
+use crate::support::secret::SecretFile;
 use crate::support::timings::{POLL_SLACK, SCHEDULING_SLACK, Timings};
-use crate::support::{unique, wait_for};
-
-/// A secret file, removed when dropped.
-struct SecretFile(PathBuf);
-
-impl SecretFile {
-    fn new(content: &str) -> SecretFile {
-        let path = std::env::temp_dir().join(unique("secret"));
-        std::fs::write(&path, content).expect("write the secret");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        SecretFile(path)
-    }
-
-    fn path(&self) -> &str {
-        self.0.to_str().expect("temp paths are UTF-8")
-    }
-}
-
-impl Drop for SecretFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
+use crate::support::wait_for;
 
 const SECRET: &str = "c2hhcmVkIHNlY3JldCBvZiB0aGUgdGVzdCBjbHVzdGVy";
 

@@ -15,6 +15,10 @@ use crate::config::Config;
 use crate::net::socket;
 use crate::node::{Announcer, Destination};
 
+/// Datagrams sent in a row before the task yields: a greeting to each of many new targets, or
+/// many answers due together.
+const BURST: usize = 64;
+
 pub(super) struct AnnouncerTask {
     core: Announcer,
     config: Arc<Config>,
@@ -54,7 +58,14 @@ impl AnnouncerTask {
         self.core
             .set_targets(self.link.targets.borrow_and_update().clone(), now());
         loop {
+            let mut sent = 0;
             while let Some(outgoing) = self.core.poll(now(), wall_now()) {
+                sent += 1;
+                if sent % BURST == 0 {
+                    // Many targets due at once: let the receiver, the API and the signals run
+                    // between bursts, as the send calls return at once and never yield.
+                    tokio::task::yield_now().await;
+                }
                 if outgoing.to == Destination::Group {
                     self.refresh_membership();
                 }

@@ -189,6 +189,9 @@ impl ReceiverTask {
                 Woke::Resolved(answer) => self.resolved(answer, now),
                 Woke::Readable(via, Ok(())) => {
                     let more = self.drain(via, &mut bufs, &mut batch, now);
+                    // A verified beacon may have taught new targets (its sender, the peers
+                    // it told of): they are greeted now, not at the next beacon.
+                    self.hand_over_targets();
                     self.keeper.backlog(more);
                     if self.core.sweep_due(now) {
                         self.sweep(now);
@@ -302,9 +305,13 @@ impl ReceiverTask {
 
     /// Drops the targets silent for a ttl and hands the announcer the list, if it changed.
     fn publish_targets(&mut self, now: Instant) {
-        let targets = self.core.targets_mut();
-        targets.prune(now);
-        if let Some(list) = targets.take_changed() {
+        self.core.targets_mut().prune(now);
+        self.hand_over_targets();
+    }
+
+    /// Hands the announcer the targets, if they changed since it was last handed them.
+    fn hand_over_targets(&mut self) {
+        if let Some(list) = self.core.targets_mut().take_changed() {
             // The sockets are IPv4: an IPv6 target waits for the agent to speak IPv6.
             let list: Vec<_> = list.into_iter().filter(|a| a.is_ipv4()).collect();
             self.link.targets.send_replace(list);

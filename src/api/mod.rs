@@ -16,7 +16,7 @@ mod stream;
 mod types;
 
 pub use routes::{EVENTS_PATH, HEALTH_PATH, PEERS_PATH, STATUS_PATH};
-pub use status::{AgentStatus, ApiCounts, NotSendingInfo, RefusedCounts};
+pub use status::{AgentStatus, ApiCounts, NameInfo, NotSendingInfo, RefusedCounts, UnicastInfo};
 pub use types::{
     ConflictInfo, EventCounts, EventKind, HookCounts, PeerChange, PeerInfo, Snapshot, millis,
 };

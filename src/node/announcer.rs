@@ -1,5 +1,5 @@
 //! What this node sends and when: its first beacon at once, then one every jittered interval,
-//! to the group and to each unicast target (spread over [`UNICAST_SPREAD`]); answers to
+//! to the group and to each unicast target (spread over [`unicast_spread`]); answers to
 //! newcomers, by unicast to the newcomer or, for a crowd, early group beacons paced so that it
 //! costs at most two a second; and the goodbye. Driven by explicit instants; the agent's
 //! announcer task moves the bytes.
@@ -13,7 +13,7 @@ use tracing::debug;
 use super::admission::unix_millis;
 use super::receiver::AnswerRequest;
 use crate::config::{
-    CROWD_QUIET, Config, EARLY_ANSWER_DELAY, EARLY_ANSWER_WINDOW, JITTER, UNICAST_SPREAD,
+    CROWD_QUIET, Config, EARLY_ANSWER_DELAY, EARLY_ANSWER_WINDOW, JITTER, unicast_spread,
 };
 use crate::wire::auth::Keyring;
 use crate::wire::beacon::{AUTH_VALUE_LEN, Beacon, EXT_HEADER_LEN, MAX_BEACON_LEN};
@@ -108,7 +108,7 @@ impl Announcer {
     }
 
     /// From the next regular beacon on, each goes to these too; a target that is new gets a
-    /// beacon of its own within [`UNICAST_SPREAD`] of `now`, so that a node learned from a
+    /// beacon of its own within [`unicast_spread`] of `now`, so that a node learned from a
     /// seed's answer, or a name's new address, hears this one at once, not an interval later
     /// (before the first beacon, which goes to every target anyway, there is none).
     pub fn set_targets(&mut self, targets: Vec<SocketAddr>, now: Instant) {
@@ -119,6 +119,7 @@ impl Announcer {
                 .copied()
                 .collect();
             let count = added.len();
+            let spread = unicast_spread(count);
             for (i, to) in added.into_iter().enumerate() {
                 let share = (i as f64 + self.rng.f64()) / count as f64;
                 let request = AnswerRequest {
@@ -127,7 +128,7 @@ impl Announcer {
                     listed: 0,
                 };
                 self.answers
-                    .push((now + UNICAST_SPREAD.mul_f64(share), request, false));
+                    .push((now + spread.mul_f64(share), request, false));
             }
         }
         self.targets = targets;
@@ -175,17 +176,18 @@ impl Announcer {
         self.poll(now, wall_now)
     }
 
-    /// Schedules this beacon's copy to each target, spread over [`UNICAST_SPREAD`] from a
+    /// Schedules this beacon's copy to each target, spread over [`unicast_spread`] from a
     /// random start, so N nodes that beacon together do not send their N copies together.
     /// Copies of the previous beacon still queued are dropped: this one says more.
     fn spread_copies(&mut self, now: Instant) {
         self.copies.clear();
         let count = self.targets.len();
         let phase = self.rng.f64();
+        let spread = unicast_spread(count);
         for (i, target) in self.targets.iter().enumerate() {
             let share = (i as f64 + phase) / count as f64;
             self.copies
-                .push_back((now + UNICAST_SPREAD.mul_f64(share), *target));
+                .push_back((now + spread.mul_f64(share), *target));
         }
     }
 
@@ -197,12 +199,12 @@ impl Announcer {
         // node: that copy would arrive after it and read as a replay.
         self.copies.retain(|(_, to)| *to != request.to);
         let room = self.peers_room();
-        let told: Vec<SocketAddr> = if room == 0 {
-            Vec::new()
-        } else {
-            let take = request.peers.len().min(room);
-            request.peers.drain(..take).collect()
-        };
+        let take = request.peers.len().min(room);
+        let told: Vec<SocketAddr> = request.peers.drain(..take).collect();
+        if room == 0 {
+            // Unsigned, or no room beside the tags: nobody would take them from this answer.
+            request.peers.clear();
+        }
         if !request.peers.is_empty() {
             // The rest in the next datagram, right after this one.
             self.answers.push((now, request.clone(), answer));
@@ -379,6 +381,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
+    use crate::config::UNICAST_SPREAD;
     use crate::wire::auth::Keyring;
 
     /// The wall clock of these tests: only signed beacons look at it.
@@ -595,10 +598,18 @@ mod tests {
         );
         let times: Vec<Instant> = sent[1..].iter().map(|(at, _)| *at).collect();
         assert!(
-            times.windows(2).all(|w| w[1] - w[0] >= UNICAST_SPREAD / 20),
+            times
+                .windows(2)
+                .all(|w| w[1] - w[0] >= unicast_spread(10) / 20),
             "{times:?}"
         );
-        assert!(*times.last().expect("copies") < t0 + UNICAST_SPREAD);
+        assert!(*times.last().expect("copies") < t0 + unicast_spread(10));
+        assert_eq!(
+            unicast_spread(10),
+            Duration::from_millis(10),
+            "a millisecond a target"
+        );
+        assert_eq!(unicast_spread(1000), UNICAST_SPREAD, "at most");
         let goodbye = announcer.goodbye(WALL);
         assert_eq!(
             goodbye.len(),
@@ -756,6 +767,24 @@ mod tests {
         let sent = drain(&mut announcer, told + UNICAST_SPREAD);
         assert_eq!(sent.len(), 1);
         assert!(sent_beacon(&sent[0].1).answer);
+    }
+
+    #[test]
+    fn an_unsigned_answer_is_one_datagram_without_the_peers() {
+        let t0 = Instant::now();
+        let mut announcer = announcer(t0);
+        drain(&mut announcer, t0);
+        announcer.answer(
+            t0,
+            AnswerRequest {
+                to: at(2),
+                peers: vec![at(3), at(4)],
+                listed: 2,
+            },
+        );
+        let sent = drain(&mut announcer, t0 + EARLY_ANSWER_DELAY);
+        assert_eq!(sent.len(), 1, "one answer, and nothing after it");
+        assert!(sent_beacon(&sent[0].1).peers.is_empty());
     }
 
     fn sent_beacon(outgoing: &Outgoing) -> Beacon {

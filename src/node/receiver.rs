@@ -297,14 +297,15 @@ impl Receiver {
     /// What to tell a newcomer heard from `from`: the peers listed, if it reached us by
     /// unicast (it may know nobody else).
     fn answer_request(&self, from: SocketAddr, via: Via) -> AnswerRequest {
+        // Only a signed answer may tell them: receivers believe no other.
         let peers = match via {
-            Via::Group => Vec::new(),
-            Via::Unicast => self
+            Via::Unicast if !self.keys.is_empty() => self
                 .registry
                 .peers()
                 .map(|peer| peer.address)
                 .filter(|address| *address != from)
                 .collect(),
+            _ => Vec::new(),
         };
         AnswerRequest {
             to: from,
@@ -727,9 +728,15 @@ mod tests {
 
     /// A node with `--peer 10.0.0.2` on the link 10.0.0.0/24, or without the group.
     fn unicast_node(multicast: bool, secrets: &[&[u8]]) -> Receiver {
+        unicast_node_migrating(multicast, secrets, false)
+    }
+
+    /// [`unicast_node`], taking unsigned beacons too when `migrating` (its secrets sign).
+    fn unicast_node_migrating(multicast: bool, secrets: &[&[u8]], migrating: bool) -> Receiver {
         let config = Config {
             multicast,
             keys: Keyring::new(secrets),
+            accept_unauthenticated: migrating,
             peers: vec![crate::config::Target::parse("10.0.0.2", 24901).expect("valid")],
             ..config()
         };
@@ -808,7 +815,8 @@ mod tests {
     #[test]
     fn a_newcomer_by_unicast_is_told_the_peers_and_one_on_the_group_is_only_answered() {
         let t0 = Instant::now();
-        let mut node = unicast_node(true, &[]);
+        // Signs (so its answers may tell the peers), and takes these unsigned beacons.
+        let mut node = unicast_node_migrating(true, &[KEY], true);
         node.handle_datagram_via(&beacon_of("old", 5, 3), at(5), Via::Group, t0, WALL);
         let request = node.take_answer().expect("a join asks for an answer");
         assert_eq!((request.to, request.peers.len()), (at(5), 0));
@@ -826,5 +834,18 @@ mod tests {
         assert_eq!((stats.duplicates, stats.refused.replay), (1, 0));
         let new = node.peers().find(|p| p.hostname == "new").expect("listed");
         assert_eq!(new.paths.name(), "both");
+    }
+
+    #[test]
+    fn an_unsigned_node_tells_no_newcomer_of_its_peers() {
+        let t0 = Instant::now();
+        let mut node = unicast_node(true, &[]);
+        node.handle_datagram_via(&beacon_of("old", 5, 3), at(5), Via::Group, t0, WALL);
+        node.handle_datagram_via(&beacon_of("new", 6, 0), at(2), Via::Unicast, t0, WALL);
+        let request = node.take_answer().expect("a join asks for an answer");
+        assert!(
+            request.peers.is_empty(),
+            "nobody would believe an unsigned list"
+        );
     }
 }

@@ -233,8 +233,20 @@ impl Agent {
     /// Stops it gracefully and starts a new instance with the same flags and log.
     pub fn restart(&mut self) {
         assert!(self.stop(), "{} did not exit 0 on SIGTERM", self.name);
+        self.start();
+    }
+
+    /// Starts a stopped agent again with the same flags and log; returns once it answers.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "{} is still running", self.name);
         self.spawn();
         self.wait_ready();
+    }
+
+    /// [`Agent::start`] in another namespace: the same node on another host.
+    pub fn start_in(&mut self, netns: &Netns) {
+        self.netns = netns.name.clone();
+        self.start();
     }
 
     /// Stops it gracefully and starts it again allowed at most `files` open files, as a service

@@ -1,6 +1,6 @@
 //! Agents on network namespaces: all on the loopback of one namespace, or one namespace per
-//! host with an `eth0` veth into a bridge in a namespace of its own. Nothing touches the
-//! machine's own namespace.
+//! host with an `eth0` veth into a bridge in a namespace of its own, which may drop the group's
+//! datagrams and serve names. Nothing touches the machine's own namespace.
 
 use peerd::api::{AgentStatus, PeerInfo};
 use peerd::config::{MULTICAST_GROUP, PORT};
@@ -9,16 +9,26 @@ use peerd::wire::beacon::Beacon;
 use super::agent::Agent;
 use super::api_addr;
 use super::cluster::Cluster;
+use super::dns::Dns;
 use super::netns::Netns;
 use super::timings::Timings;
+
+/// The bridge's own address on a LAN without multicast, where its DNS server answers.
+pub const DNS_ADDRESS: &str = "10.77.0.1";
 
 pub struct Lan {
     /// Dropped first, so no agent outlives its namespace.
     agents: Vec<Agent>,
-    /// One per node, or a single one that every node shares.
+    /// The address each agent announces from, in the order of `agents`.
+    addresses: Vec<String>,
+    /// One per node, in the order of `agents`, or a single one that every node shares.
     hosts: Vec<Netns>,
+    /// The names a LAN without multicast serves; stopped before its namespace goes.
+    dns: Option<Dns>,
     /// Holds the bridge of a bridged LAN; dropped last, after the hosts' veth ends.
     bridge: Option<Netns>,
+    /// How many hosts the bridge has had: each takes the next port, `port<n>`.
+    ports: usize,
     timings: Timings,
 }
 
@@ -28,8 +38,11 @@ impl Lan {
     pub fn loopback(nodes: usize, timings: Timings) -> Option<Lan> {
         let mut lan = Lan {
             agents: Vec::new(),
+            addresses: Vec::new(),
             hosts: vec![Netns::create("lo")?],
+            dns: None,
             bridge: None,
+            ports: 0,
             timings,
         };
         for i in 1..=nodes {
@@ -52,16 +65,61 @@ impl Lan {
     /// [`Lan::bridged`] with every agent started at once, not each after the one before.
     pub fn bridged_together(nodes: usize, timings: Timings) -> Option<Lan> {
         let mut lan = Lan::bridge(timings)?;
-        let hosts: Vec<Netns> = (1..=nodes).map(|i| lan.host(i)).collect::<Option<_>>()?;
+        let hosts: Vec<Netns> = (1..=nodes)
+            .map(|i| lan.host(&host_address(i)))
+            .collect::<Option<_>>()?;
         let api = peerd::config::API_ADDR.to_string();
         for (i, host) in (1..).zip(&hosts) {
             let agent = Agent::launch(host, &node(i), &api, None, timings, &[]);
             lan.agents.push(agent);
+            lan.addresses.push(host_address(i));
         }
         lan.hosts.extend(hosts);
         for agent in &lan.agents {
             agent.wait_ready();
         }
+        Some(lan)
+    }
+
+    /// A bridged LAN whose bridge forwards no multicast datagram, so agents find each other
+    /// only by unicast, with a DNS server on the bridge's own address ([`DNS_ADDRESS`]) that
+    /// every host's resolver asks. No agent yet: [`Lan::add`] starts them, with the flags
+    /// that name their targets. `None` if namespaces (or dnsmasq) are missing here.
+    pub fn unicast(timings: Timings) -> Option<Lan> {
+        let mut lan = Lan::bridge(timings)?;
+        let bridge = lan.bridge.as_ref().expect("just made");
+        bridge.ip(&["addr", "add", &format!("{DNS_ADDRESS}/24"), "dev", "br0"]);
+        // In the bridge family, so it applies to what the bridge forwards between hosts
+        // (224.0.0.0/4 covers the group whatever --group says); the DNS server's own traffic
+        // is not forwarded and not touched.
+        let rules = "table bridge peerd_unicast {\n\
+                     chain forward {\n\
+                     type filter hook forward priority 0;\n\
+                     ip daddr 224.0.0.0/4 drop\n\
+                     }\n\
+                     }\n";
+        let nft = bridge
+            .command("nft")
+            .args(["-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut nft| {
+                use std::io::Write;
+                nft.stdin
+                    .take()
+                    .expect("piped")
+                    .write_all(rules.as_bytes())?;
+                nft.wait_with_output()
+            })
+            .expect("run nft in the bridge's namespace");
+        assert!(
+            nft.status.success(),
+            "nft: {}",
+            String::from_utf8_lossy(&nft.stderr)
+        );
+        lan.dns = Some(Dns::start(bridge, DNS_ADDRESS)?);
         Some(lan)
     }
 
@@ -71,30 +129,56 @@ impl Lan {
         bridge.ip(&["link", "set", "br0", "up"]);
         Some(Lan {
             agents: Vec::new(),
+            addresses: Vec::new(),
             hosts: Vec::new(),
+            dns: None,
             bridge: Some(bridge),
+            ports: 0,
             timings,
         })
     }
 
-    /// Host `i` of a bridged LAN: a namespace whose eth0 (10.77.0.<i+1>) is on the bridge.
-    fn host(&self, i: usize) -> Option<Netns> {
+    /// A new host on the bridge: a namespace whose eth0 has `address` (in 10.77.0.0/24) and,
+    /// on a LAN with a DNS server, whose resolver asks it.
+    fn host(&mut self, address: &str) -> Option<Netns> {
         let host = Netns::create("host")?;
         let bridge = self.bridge.as_ref().expect("a bridged LAN");
-        let port = format!("port{i}");
+        self.ports += 1;
+        let port = format!("port{}", self.ports);
         bridge.ip(&[
             "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &host.name,
         ]);
         bridge.ip(&["link", "set", &port, "master", "br0", "up"]);
-        host.ip(&[
-            "addr",
-            "add",
-            &format!("10.77.0.{}/24", i + 1),
-            "dev",
-            "eth0",
-        ]);
+        host.ip(&["addr", "add", &format!("{address}/24"), "dev", "eth0"]);
         host.ip(&["link", "set", "eth0", "up"]);
+        if let Some(dns) = &self.dns {
+            host.resolver(dns.address());
+        }
         Some(host)
+    }
+
+    /// A host on the bridge at `address` that runs no agent: for a test's own sender or
+    /// listener. `None` if its namespace cannot be made.
+    pub fn bare_host(&mut self, address: &str) -> Option<Netns> {
+        self.host(address)
+    }
+
+    /// The DNS server of a LAN made by [`Lan::unicast`].
+    pub fn dns(&mut self) -> &mut Dns {
+        self.dns.as_mut().expect("a LAN with a DNS server")
+    }
+
+    /// Stops `node`'s agent gracefully and starts it again, with the same flags, on a new host
+    /// at `address`: a node that moved. Returns its old host, which keeps the old address (and
+    /// the MAC address its peers' neighbour caches hold for it) and runs no agent any more.
+    pub fn move_node(&mut self, node: &str, address: &str) -> Option<Netns> {
+        let i = self.index(node);
+        assert!(self.agents[i].stop(), "{node} did not exit 0 on SIGTERM");
+        let new = self.host(address)?;
+        let old = std::mem::replace(&mut self.hosts[i], new);
+        self.addresses[i] = address.to_owned();
+        self.agents[i].start_in(&self.hosts[i]);
+        Some(old)
     }
 
     /// Starts one more agent, with `extra` flags: on the shared loopback, or on a host of its
@@ -106,22 +190,25 @@ impl Lan {
     /// [`Lan::add`] at timings of its own.
     pub fn add_at(&mut self, name: &str, timings: Timings, extra: &[&str]) -> Option<()> {
         let i = self.agents.len() + 1;
-        let agent = match self.bridge {
+        let (agent, address) = match self.bridge {
             None => {
                 let api = api_addr(u16::try_from(i).expect("a few agents"));
                 let netns = &self.hosts[0];
-                Agent::launch(netns, name, &api, Some("127.0.0.1"), timings, extra)
+                let agent = Agent::launch(netns, name, &api, Some("127.0.0.1"), timings, extra);
+                (agent, "127.0.0.1".to_owned())
             }
             Some(_) => {
-                let host = self.host(i)?;
+                let address = host_address(i);
+                let host = self.host(&address)?;
                 let api = peerd::config::API_ADDR.to_string();
                 let agent = Agent::launch(&host, name, &api, None, timings, extra);
                 self.hosts.push(host);
-                agent
+                (agent, address)
             }
         };
         agent.wait_ready();
         self.agents.push(agent);
+        self.addresses.push(address);
         Some(())
     }
 
@@ -160,7 +247,7 @@ impl Lan {
         &self.agents[self.index(node)]
     }
 
-    fn agent_mut(&mut self, node: &str) -> &mut Agent {
+    pub fn agent_mut(&mut self, node: &str) -> &mut Agent {
         let i = self.index(node);
         &mut self.agents[i]
     }
@@ -171,13 +258,24 @@ impl Lan {
             .bridge
             .as_ref()
             .expect("a loopback LAN is one link for all: it cannot be partitioned");
+        // Agents' hosts took the first ports, in order; bare hosts only come after.
         let port = format!("port{}", self.index(node) + 1);
+        assert!(
+            self.ports == self.agents.len(),
+            "a LAN with bare hosts cannot be partitioned"
+        );
         bridge.ip(&["link", "set", &port, state]);
     }
 }
 
 fn node(i: usize) -> String {
     format!("node{i}")
+}
+
+/// The address of the `i`th agent started on a bridged LAN (from 1): 10.77.0.<i+1>, after the
+/// bridge's own.
+pub fn host_address(i: usize) -> String {
+    format!("10.77.0.{}", i + 1)
 }
 
 impl Cluster for Lan {
@@ -190,10 +288,7 @@ impl Cluster for Lan {
     }
 
     fn address(&self, node: &str) -> String {
-        match self.bridge {
-            Some(_) => format!("10.77.0.{}", self.index(node) + 2),
-            None => "127.0.0.1".into(),
-        }
+        self.addresses[self.index(node)].clone()
     }
 
     fn peers(&self, node: &str) -> Option<Vec<PeerInfo>> {

@@ -1,12 +1,14 @@
 //! A network namespace of the test's own: every datagram sent inside it stays there. Deleted,
-//! with any process still in it, on drop.
+//! with any process still in it and its resolver configuration, on drop.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::time::Instant;
 
 use super::skip::skip;
-use super::{must, unique};
+use super::{Lines, must, unique};
 
 /// Set by `.ci/run`: where namespaces always work, a skip would hide a broken test.
 pub const REQUIRE_NETNS: &str = "PEERD_REQUIRE_NETNS";
@@ -55,6 +57,22 @@ impl Netns {
         if carrier {
             self.ip(&["link", "set", &peer, "up"]);
         }
+    }
+
+    /// Makes programs in this namespace ask `nameserver` (an address on the test's own bridge)
+    /// for names, through `/etc/netns/<ns>/resolv.conf`, which `ip netns exec` mounts over
+    /// `/etc/resolv.conf`. A second per try and no retry: a stopped server fails a lookup in
+    /// about a second, well inside any test's deadline.
+    pub fn resolver(&self, nameserver: &str) {
+        let dir = self.etc();
+        std::fs::create_dir_all(&dir).expect("create /etc/netns/<ns>");
+        let conf = format!("nameserver {nameserver}\noptions timeout:1 attempts:1\n");
+        std::fs::write(dir.join("resolv.conf"), conf).expect("write the namespace's resolv.conf");
+    }
+
+    /// `/etc/netns/<ns>`: the files `ip netns exec` mounts over `/etc` in this namespace.
+    fn etc(&self) -> PathBuf {
+        PathBuf::from("/etc/netns").join(&self.name)
     }
 
     /// A command that runs `program` inside this namespace.
@@ -135,6 +153,74 @@ impl Netns {
     }
 }
 
+/// A UDP port of the test's own that records every datagram it receives: which address it came
+/// from, and when. The listening process is killed (by its pid) on drop.
+pub struct UdpCapture {
+    python: Child,
+    lines: Lines,
+    /// Every datagram so far: its source address, and when the test read it.
+    pub received: Vec<(String, Instant)>,
+}
+
+impl Netns {
+    /// Listens on UDP `port` of every address of this namespace; returns once it is bound.
+    pub fn capture_udp(&self, port: u16) -> UdpCapture {
+        let script = format!(
+            "import socket\n\
+             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+             s.bind(('0.0.0.0', {port}))\n\
+             print('bound', flush=True)\n\
+             while True:\n    _, (host, _) = s.recvfrom(65536)\n    print(host, flush=True)\n"
+        );
+        let mut python = self
+            .command("python3")
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("run python3");
+        let lines = Lines::new(python.stdout.take().expect("piped"));
+        let bound = lines.next(super::timings::POLL_SLACK);
+        assert_eq!(
+            bound.as_deref(),
+            Some("bound"),
+            "python3 could not bind UDP {port}"
+        );
+        UdpCapture {
+            python,
+            lines,
+            received: Vec::new(),
+        }
+    }
+}
+
+impl UdpCapture {
+    /// Takes in what arrived since the last call, waiting at most `within` for the first of it.
+    pub fn collect(&mut self, within: std::time::Duration) {
+        let mut wait = within;
+        while let Some(host) = self.lines.next(wait) {
+            self.received.push((host, Instant::now()));
+            wait = std::time::Duration::ZERO;
+        }
+    }
+
+    /// The senders heard so far, each once, sorted.
+    pub fn senders(&self) -> Vec<String> {
+        let mut senders: Vec<String> = self.received.iter().map(|(h, _)| h.clone()).collect();
+        senders.sort();
+        senders.dedup();
+        senders
+    }
+}
+
+impl Drop for UdpCapture {
+    fn drop(&mut self) {
+        let _ = self.python.kill();
+        let _ = self.python.wait();
+    }
+}
+
 impl Drop for PortHolder {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -155,5 +241,7 @@ impl Drop for Netns {
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();
+        // Only there if `resolver` wrote it; the name is this test's own.
+        let _ = std::fs::remove_dir_all(self.etc());
     }
 }

@@ -4,7 +4,9 @@
 use std::fmt;
 use std::time::Duration;
 
-use peerd::config::{BEACON_INTERVAL, CROWD_QUIET, EARLY_ANSWER_WINDOW, JITTER, PEER_TTL};
+use peerd::config::{
+    BEACON_INTERVAL, CROWD_QUIET, EARLY_ANSWER_WINDOW, JITTER, PEER_TTL, UNICAST_SPREAD,
+};
 use peerd::registry::wheel::TICK;
 
 /// How late a busy 2-core machine may run an agent that has work to do: a timer that is due, a
@@ -64,6 +66,14 @@ impl Timings {
     /// comes within the longest gap anyway.
     pub fn discovery_bound(self) -> Duration {
         self.answer_bound() + SCHEDULING_SLACK
+    }
+
+    /// How long after the newest of nodes started in turn, each a unicast target of the
+    /// others, every node knows every other: the newcomer's first beacon goes out at once, the
+    /// others' next regular beacon within the longest gap, and each unicast copy within the
+    /// spread after its beacon.
+    pub fn unicast_discovery_bound(self) -> Duration {
+        self.longest_gap() + UNICAST_SPREAD + SCHEDULING_SLACK
     }
 
     fn answer_bound(self) -> Duration {
