@@ -576,3 +576,25 @@ fn a_name_that_never_resolves_is_reported_not_refused() {
     assert!(entry.addresses.is_empty() && entry.resolved_ms_ago.is_none());
     assert!(lan.agent_mut("node1").alive(), "the agent stopped");
 }
+
+/// Off the group, with a name that resolves to nobody yet, an agent has nobody to send to: it
+/// stays healthy. In Swarm a task is in `tasks.SERVICE` only once it is healthy, so an
+/// unhealthy lone agent would keep every task out of the answer for good.
+#[test]
+fn alone_off_the_group_is_healthy_not_silent() {
+    let Some(mut lan) = Lan::unicast(Timings::FAST) else {
+        return;
+    };
+    let timings = lan.timings();
+    let nowhere = format!("nowhere.{DOMAIN}");
+    let mut flags = dns_flags(&nowhere);
+    flags.push("--no-multicast".into());
+    add(&mut lan, "node1", &flags);
+    // Longer than the agent may go without sending before its health fails.
+    std::thread::sleep(timings.not_sending_bound() * 2);
+    let status = lan.status("node1").expect("the agent answers");
+    assert_eq!(status.not_sending, None, "{status:?}");
+    assert!(status.unicast.targets.is_empty());
+    let health = lan.agent("node1").health();
+    assert!(health.status.success(), "peerd health failed: {health:?}");
+}

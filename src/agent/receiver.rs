@@ -19,7 +19,7 @@ use crate::api::query::{Figures, Query, Start, Subscription};
 use crate::api::{PeerInfo, Snapshot};
 use crate::clock::{now, wall_now};
 use crate::config::Config;
-use crate::net::keeper::{Keeper, SocketStats, stalled_for};
+use crate::net::keeper::{Keeper, Sending, SocketStats, stalled_for};
 use crate::net::socket::{self, BATCH, Batch, DatagramBuf};
 use crate::node::{Heard, Receiver};
 use crate::registry::Via;
@@ -506,7 +506,7 @@ impl ReceiverTask {
                 receive_buffer_bytes: open.and_then(|open| open.receive_buffer),
                 reopens: self.keeper.reopens(),
             },
-            sending: self.keeper.sending(now),
+            sending: self.sending(now),
             events: self.funnel.counts(),
             hooks: self.hooks.snapshot(),
             targets: self.core.targets().list(),
@@ -515,6 +515,17 @@ impl ReceiverTask {
                 .and_then(|open| open.sockets.unicast.local_addr().ok())
                 .map(|address| address.port()),
         }
+    }
+
+    /// Whether the beacons go out, as the keeper says; but an agent off the group with no
+    /// target yet has nobody to send to, which is no failure: in Swarm a task is in DNS only
+    /// once it is healthy, so calling it unhealthy then would keep every task out for good.
+    fn sending(&self, now: Instant) -> Sending {
+        let mut sending = self.keeper.sending(now);
+        if !self.config.multicast && self.core.targets().is_empty() {
+            sending.not_sending = None;
+        }
+        sending
     }
 
     /// Answered between two events, so the start and the receiver fit together exactly: no

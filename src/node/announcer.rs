@@ -131,6 +131,11 @@ impl Announcer {
                     .push((now + spread.mul_f64(share), request, false));
             }
         }
+        // A target dropped (silent for a ttl, and in no answer) gets nothing more, not even
+        // the copy of a beacon still queued for it.
+        self.copies.retain(|(_, to)| targets.contains(to));
+        self.answers
+            .retain(|(_, request, answer)| *answer || targets.contains(&request.to));
         self.targets = targets;
     }
 
