@@ -126,6 +126,11 @@ impl Lan {
     fn bridge(timings: Timings) -> Option<Lan> {
         let bridge = Netns::create("br")?;
         bridge.ip(&["link", "add", "br0", "type", "bridge"]);
+        // A MAC of its own: otherwise a bridge takes the lowest of its ports', and changes it as
+        // hosts join. A host that cached the old one for the DNS server's address (on br0)
+        // then had its lookups dropped (the frames no longer match br0) until its neighbour
+        // entry was probed again, some ten seconds: the unicast tests' resolver failed for it.
+        bridge.ip(&["link", "set", "br0", "address", "02:00:00:00:00:01"]);
         bridge.ip(&["link", "set", "br0", "up"]);
         Some(Lan {
             agents: Vec::new(),
