@@ -312,7 +312,7 @@ pub fn check_docker_network(others_heard: bool, group: Ipv4Addr, port: u16) -> C
         Status::Unknown,
         "in a Docker container and no other node heard: an --internal network drops multicast, and cannot be told from inside".into(),
         format!(
-            "on the host: docker network inspect NETWORK --format '{{{{.Internal}}}}'; if true, use a plain bridge network, or: iptables -I DOCKER-USER -i br-ID -o br-ID -p udp -d {group} --dport {port} -j ACCEPT"
+            "on the host: docker network inspect NETWORK --format '{{{{.Internal}}}}'; if true, use a plain bridge network, or: iptables -I DOCKER-USER -i br-ID -o br-ID -p udp -d {group} --dport {port} -j ACCEPT; or do without multicast: peerd agent --peers-dns NAME or --peer HOST"
         ),
     )
 }

@@ -1,12 +1,13 @@
 //! `peerd doctor`: why discovery may not work on this host. Each check is a pure function of
 //! what was read or heard; [`run`] gathers those facts. It changes nothing on the host and sends
 //! two beacons: a probe, which peers answer early, and the probe's goodbye.
-//! The checks live in `host` (this host) and `hearing` (the group), the report's line in
-//! `check`, the probe in `probe`; it may import `api` (the agent's status), `net` and `wire`.
+//! The checks live in `host` (this host), `hearing` (the group) and `networks` (the peers
+//! maybe on another interface), the report's line in `check`, the probe in `probe`; it may import `api` (the agent's status), `net` and `wire`.
 
 mod check;
 mod hearing;
 mod host;
+mod networks;
 mod probe;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -15,11 +16,12 @@ use std::time::Duration;
 pub use self::check::{Check, Status};
 use self::hearing::{check_heard, others_heard};
 use self::host::*;
+use self::networks::{Networks, check_networks};
 pub use self::probe::{Heard, PROBE_HOSTNAME};
 use crate::api::client;
 use crate::api::{self, AgentStatus};
 use crate::config;
-use crate::net::interface;
+use crate::net::interface::{self, Interface};
 use crate::net::interface_spec::InterfaceSpec;
 
 /// What `peerd doctor` is asked to check.
@@ -139,6 +141,21 @@ pub async fn run(options: &Options) -> Vec<Check> {
     let others_heard = listened
         .as_ref()
         .is_ok_and(|(heard, _)| others_heard(heard, probe, local_agent));
+    let probed = Interface {
+        name: device,
+        address,
+    };
+    let networks = Networks {
+        probed: &probed,
+        candidates: &candidates,
+        default_route: default_route.as_deref(),
+        routes: routes.as_deref(),
+        in_container,
+    };
+    // Only once the group was listened to: an unopened socket heard nothing, and says so.
+    if listened.is_ok() {
+        checks.extend(check_networks(&networks, others_heard));
+    }
     if in_container {
         checks.push(check_docker_network(
             others_heard,
@@ -335,6 +352,12 @@ mod tests {
                 .fix
                 .as_deref()
                 .is_some_and(|f| f.contains("start peerd on another host"))
+        );
+        // Where multicast does not go, unicast does: the flags that name the peers.
+        let fix = alone[0].fix.as_deref().unwrap_or_default();
+        assert!(
+            fix.contains("--peers-dns NAME") && fix.contains("--peer HOST"),
+            "{fix}"
         );
         assert_eq!(alone[3].status, Status::Unknown);
     }
