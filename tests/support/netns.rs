@@ -57,6 +57,14 @@ impl Netns {
         }
     }
 
+    /// Gives the namespace its own /etc/hosts: `ip netns exec` mounts /etc/netns/NAME/hosts
+    /// over the host's for each command it runs. Removed with the namespace.
+    pub fn hosts(&self, text: &str) {
+        let dir = format!("/etc/netns/{}", self.name);
+        std::fs::create_dir_all(&dir).expect("create the namespace's /etc directory");
+        std::fs::write(format!("{dir}/hosts"), text).expect("write the namespace's hosts file");
+    }
+
     /// A command that runs `program` inside this namespace.
     pub fn command(&self, program: &str) -> Command {
         let mut cmd = Command::new("ip");
@@ -155,5 +163,7 @@ impl Drop for Netns {
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();
+        // Only this namespace's own directory, made by `hosts`, if it was.
+        let _ = std::fs::remove_dir_all(format!("/etc/netns/{}", self.name));
     }
 }
