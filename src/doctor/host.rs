@@ -29,10 +29,10 @@ pub fn check_interface(
             );
         };
         let name = &link.name;
-        // A name or a network says which address it found; an address is its own.
+        // A network says which of its addresses it found; an address or a name shows itself.
         let given = match spec {
-            InterfaceSpec::Address(_) => String::new(),
-            _ => format!(" for {spec}"),
+            InterfaceSpec::Network(_) => format!(" for {spec}"),
+            _ => String::new(),
         };
         if !link.up {
             return Check::not_ok(
