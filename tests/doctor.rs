@@ -1,6 +1,6 @@
 //! `peerd doctor` in namespaces that each hold one cause: a healthy LAN, a firewall that drops
 //! the group, an agent that cannot send, a node alone, an interface without carrier, no
-//! multicast route and a strict rp_filter.
+//! multicast route and a strict rp_filter, nobody heard beside another network.
 
 use std::process::{Command, Stdio};
 
@@ -200,7 +200,7 @@ fn an_interface_without_carrier_fails_the_interface_check() {
     let detail = interface["detail"].as_str().expect("detail");
     assert!(detail.contains("a0 (10.94.0.1, no carrier)"), "{detail}");
     let fix = interface["fix"].as_str().expect("a fix");
-    assert!(fix.contains("--interface ADDR"), "{fix}");
+    assert!(fix.contains("--interface NAME"), "{fix}");
     // Nothing was probed: what could not be checked says so.
     assert_eq!(status(&checks, "loopback"), "unknown", "{checks:#?}");
 }
@@ -239,4 +239,63 @@ fn a_missing_multicast_route_and_a_strict_rp_filter_are_warned_with_their_fixes(
         let said = found["fix"].as_str().expect("a fix");
         assert!(said.contains(fix), "{name}: {said}");
     }
+}
+
+#[test]
+fn nobody_heard_beside_another_network_names_it_with_the_flags_every_node_can_take() {
+    let Some(netns) = Netns::create("doc-networks") else {
+        return;
+    };
+    // Two networks, the default route through the second: nobody on either.
+    netns.veth("eth0", "10.99.1.3/24", true);
+    netns.veth("eth1", "172.29.0.3/16", true);
+    netns.ip(&[
+        "route",
+        "add",
+        "default",
+        "via",
+        "172.29.0.1",
+        "dev",
+        "eth1",
+    ]);
+    let (code, checks) = doctor(netns.command(PEERD), &["--listen", "1s"]);
+    assert_eq!(code, 0, "warnings only: {checks:#?}");
+    let networks = check(&checks, "networks");
+    assert_eq!(networks["status"], "warn", "{checks:#?}");
+    let detail = networks["detail"].as_str().expect("detail");
+    assert!(
+        detail.contains("no other node heard on eth1 (172.29.0.3)")
+            && detail.contains("eth0 (10.99.1.3, 10.99.1.0/24)"),
+        "{detail}"
+    );
+    // The guess at Swarm's gwbridge only in a container (this machine may be one).
+    let container = std::path::Path::new("/.dockerenv").exists();
+    assert_eq!(detail.contains("Docker Swarm task"), container, "{detail}");
+    let fix = networks["fix"].as_str().expect("a fix");
+    assert!(
+        fix.contains("--interface eth0 or --interface 10.99.1.0/24"),
+        "{fix}"
+    );
+    let peers = check(&checks, "peers")["fix"].as_str().expect("a fix");
+    assert!(peers.contains("--peers-dns NAME"), "{peers}");
+
+    // Given that network, the doctor checks eth0, and names eth1 in turn.
+    let (_, checks) = doctor(
+        netns.command(PEERD),
+        &["--listen", "1s", "--interface", "10.99.0.0/16"],
+    );
+    let interface = check(&checks, "interface")["detail"]
+        .as_str()
+        .expect("detail");
+    assert_eq!(
+        interface, "eth0 (10.99.1.3), as given for 10.99.0.0/16: up, carrier, multicast",
+        "{checks:#?}"
+    );
+    let networks = check(&checks, "networks")["detail"]
+        .as_str()
+        .expect("detail");
+    assert!(
+        networks.contains("eth1 (172.29.0.3, 172.29.0.0/16)"),
+        "{networks}"
+    );
 }

@@ -15,6 +15,7 @@ use peerd::agent::notify::{self, Notifier};
 use peerd::api::server;
 use peerd::config::{self, Config};
 use peerd::net::interface;
+use peerd::net::interface_spec::InterfaceSpec;
 use peerd::wire::auth;
 
 use super::args::{AgentArgs, parse_name};
@@ -119,7 +120,10 @@ async fn agent_config(
         group: args.beacons.group,
         port: args.beacons.port,
         // Checked below; a placeholder until the interface is known.
-        interface: args.interface.unwrap_or(Ipv4Addr::LOCALHOST),
+        interface: match args.interface {
+            Some(InterfaceSpec::Address(address)) => address,
+            _ => Ipv4Addr::LOCALHOST,
+        },
         interval: args.interval.into(),
         ttl: args.ttl.into(),
         multicast_ttl: args.multicast_ttl,
@@ -148,13 +152,22 @@ async fn agent_config(
     if !config.keys.is_empty() {
         info!(key_ids = ?config.keys.ids(), accept_unauthenticated = config.accept_unauthenticated, "beacons are signed");
     }
-    config.interface = match args.interface {
-        Some(address) => {
-            let name = interface::name_of(address).unwrap_or_else(|| "?".into());
+    config.interface = match &args.interface {
+        // Used as given, as before names were taken: the agent itself retries while the
+        // address is not there.
+        Some(InterfaceSpec::Address(address)) => {
+            let name = interface::name_of(*address).unwrap_or_else(|| "?".into());
             info!(interface = %name, %address, "using the interface given");
-            address
+            *address
         }
-        None => match wait_for_default_interface(shutdown).await {
+        Some(spec) => match wait_for_interface(shutdown, || find_given(spec)).await {
+            Some((found, why)) => {
+                info!(interface = %found.name, address = %found.address, given = %spec, "using the interface given: {why}");
+                found.address
+            }
+            None => return Ok(None),
+        },
+        None => match wait_for_interface(shutdown, interface::default_interface).await {
             Some(choice) => {
                 let chosen = &choice.chosen;
                 info!(interface = %chosen.name, address = %chosen.address, "chose the interface to announce on: {}", choice.reason);
@@ -167,7 +180,7 @@ async fn agent_config(
                             format!("{} ({}{carrier})", c.interface.name, c.interface.address)
                         })
                         .collect();
-                    info!(others = %others.join(", "), "other candidates passed over; pick one with --interface ADDR");
+                    info!(others = %others.join(", "), "other candidates passed over; pick one with --interface NAME, ADDR or NETWORK");
                 }
                 chosen.address
             }
@@ -194,13 +207,29 @@ fn with_port(targets: &[config::Target], port: u16) -> Vec<config::Target> {
         .collect()
 }
 
-/// The default interface, once there is one: a container's network may come up after the
-/// agent starts. Retries with backoff up to 30 s, logging each miss; `None` on shutdown.
-async fn wait_for_default_interface(shutdown: &CancellationToken) -> Option<interface::Choice> {
+/// The interface `spec` names among this host's addresses now, and why it is the one.
+fn find_given(spec: &InterfaceSpec) -> anyhow::Result<(interface::Interface, String)> {
+    let addresses = interface::link_addresses()?;
+    let (found, why) = spec
+        .find(&addresses)
+        .ok_or_else(|| anyhow::anyhow!("{} (--interface {spec})", spec.missing()))?;
+    let found = interface::Interface {
+        name: found.link.name.clone(),
+        address: found.address,
+    };
+    Ok((found, why))
+}
+
+/// What `find` finds, once it finds it: a container's network may come up after the agent
+/// starts. Retries with backoff up to 30 s, logging each miss; `None` on shutdown.
+async fn wait_for_interface<T>(
+    shutdown: &CancellationToken,
+    mut find: impl FnMut() -> anyhow::Result<T>,
+) -> Option<T> {
     let mut delay = std::time::Duration::from_secs(1);
     loop {
-        match interface::default_interface() {
-            Ok(chosen) => return Some(chosen),
+        match find() {
+            Ok(found) => return Some(found),
             Err(err) => {
                 warn!(error = %format!("{err:#}"), retry_in = %humantime::format_duration(delay), "no interface to announce on yet; retrying")
             }

@@ -9,6 +9,7 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use peerd::config;
+use peerd::net::interface_spec::InterfaceSpec;
 use peerd::wire::{beacon, tags};
 
 /// Zero-configuration peer discovery: who is alive on this network, right now.
@@ -114,10 +115,13 @@ pub struct AgentArgs {
     pub name: Option<String>,
     #[command(flatten)]
     pub beacons: GroupArgs,
-    /// IPv4 address of the interface to announce on [default: the default route's interface
-    /// when it is up, has carrier and multicast; else the first such interface]
-    #[arg(long, env = "PEERD_INTERFACE")]
-    pub interface: Option<Ipv4Addr>,
+    /// The interface to announce on: an IPv4 address of this host, an interface name (eth0),
+    /// or a network (10.0.0.0/8: the first interface up with an address in it); a name or
+    /// network not there yet is waited for [default: among the interfaces up with carrier and
+    /// multicast, the one holding the address /etc/hosts gives this host's name, else the
+    /// default route's, else the first]
+    #[arg(long, env = "PEERD_INTERFACE", value_name = "ADDR|NAME|NETWORK")]
+    pub interface: Option<InterfaceSpec>,
     /// A DNS name whose every address is a peer to send beacons to by unicast, resolved again
     /// every --resolve-interval: a Compose service, Swarm's tasks.SERVICE, a Kubernetes
     /// headless Service; PORT defaults to --port; repeatable (PEERD_PEERS_DNS: comma-separated)
@@ -261,9 +265,10 @@ pub struct DoctorArgs {
     pub listen: humantime::Duration,
     #[command(flatten)]
     pub beacons: GroupArgs,
-    /// IPv4 address of the interface to check [default: the one the agent would pick]
-    #[arg(long, env = "PEERD_INTERFACE")]
-    pub interface: Option<Ipv4Addr>,
+    /// The interface to check, as the agent's --interface takes it: an IPv4 address, an
+    /// interface name or a network [default: the one the agent would pick]
+    #[arg(long, env = "PEERD_INTERFACE", value_name = "ADDR|NAME|NETWORK")]
+    pub interface: Option<InterfaceSpec>,
     /// Address of the local agent's API, if one runs
     #[arg(long, env = "PEERD_API", default_value_t = config::API_ADDR)]
     pub api: SocketAddr,

@@ -9,6 +9,9 @@ use super::check::{Check, Status, count};
 use super::probe::{Heard, PROBE_HOSTNAME};
 use crate::wire::beacon::Beacon;
 
+/// What to do where the network carries no multicast, for every line that heard nobody.
+pub const NO_MULTICAST: &str = "where the network carries no multicast (Wi-Fi with isolation, cloud networks, Swarm overlays between hosts, most Kubernetes networks, Docker --internal networks), name the peers instead: peerd agent --peers-dns NAME (a name with every peer's address: tasks.SERVICE in Swarm, a headless Service in Kubernetes) or --peer HOST";
+
 /// Whether `beacon` is the probe's: the doctor's own, or another doctor's on this network.
 fn is_probe(beacon: &Beacon, probe: u64) -> bool {
     beacon.instance == probe || beacon.hostname == PROBE_HOSTNAME
@@ -64,7 +67,9 @@ pub fn check_heard(
             "peers",
             Status::Warn,
             format!("no other node heard in {window}{local}"),
-            "start peerd on another host, or check that the network carries multicast (a Wi-Fi or cloud network may not); listen longer than the peers' interval: --listen 20s".into(),
+            format!(
+                "start peerd on another host; listen longer than the peers' interval: --listen 20s; {NO_MULTICAST}"
+            ),
         )
     } else {
         let names: Vec<&str> = instances.keys().copied().collect();

@@ -8,27 +8,32 @@ use std::time::Duration;
 use super::check::{Check, Status};
 use super::probe::Heard;
 use crate::api::AgentStatus;
-use crate::net::interface::{Candidate, Choice, Link};
+use crate::net::interface::{Candidate, Choice, LinkAddress};
+use crate::net::interface_spec::InterfaceSpec;
 
-/// The interface check. `given` is `--interface` and `link` the interface holding it; without
-/// it, `choice` is what the agent would pick among `candidates`.
+/// The interface check. `given` is `--interface` and the address of this host it names, if
+/// one; without it, `choice` is what the agent would pick among `candidates`.
 pub fn check_interface(
-    given: Option<Ipv4Addr>,
-    link: Option<&Link>,
+    given: Option<(&InterfaceSpec, Option<&LinkAddress>)>,
     candidates: &[Candidate],
     choice: Option<&Choice>,
 ) -> Check {
     const NAME: &str = "interface";
-    if let Some(address) = given {
-        let Some(link) = link else {
+    if let Some((spec, found)) = given {
+        let Some(LinkAddress { address, link }) = found else {
             return Check::not_ok(
                 NAME,
                 Status::Fail,
-                format!("no interface of this host has {address}"),
-                "pass --interface with an address of this host (`ip -4 addr`)".into(),
+                spec.missing(),
+                "pass --interface with an address, interface name or network of this host (`ip -4 addr`)".into(),
             );
         };
         let name = &link.name;
+        // A network says which of its addresses it found; an address or a name shows itself.
+        let given = match spec {
+            InterfaceSpec::Network(_) => format!(" for {spec}"),
+            _ => String::new(),
+        };
         if !link.up {
             return Check::not_ok(
                 NAME,
@@ -40,28 +45,28 @@ pub fn check_interface(
         if link.loopback {
             return Check::ok(
                 NAME,
-                format!("{name} ({address}) is loopback: beacons reach this host only"),
+                format!("{name} ({address}){given} is loopback: beacons reach this host only"),
             );
         }
         if !link.running {
             return Check::not_ok(
                 NAME,
                 Status::Fail,
-                format!("{name} ({address}) is up without carrier: it sends nowhere"),
-                "connect its link (cable, Wi-Fi, the other end of a veth), or pass --interface ADDR of another".into(),
+                format!("{name} ({address}){given} is up without carrier: it sends nowhere"),
+                "connect its link (cable, Wi-Fi, the other end of a veth), or pass --interface with another".into(),
             );
         }
         if !link.multicast {
             return Check::not_ok(
                 NAME,
                 Status::Fail,
-                format!("{name} ({address}) does not do multicast"),
+                format!("{name} ({address}){given} does not do multicast"),
                 format!("ip link set {name} multicast on"),
             );
         }
         return Check::ok(
             NAME,
-            format!("{name} ({address}), as given: up, carrier, multicast"),
+            format!("{name} ({address}), as given{given}: up, carrier, multicast"),
         );
     }
     let Some(choice) = choice else {
@@ -70,7 +75,7 @@ pub fn check_interface(
                 NAME,
                 Status::Fail,
                 "no interface is up, multicast-capable and has an IPv4 address".into(),
-                "bring one up (`ip link set DEV up`), or pass --interface ADDR (127.0.0.1 for a single-host trial)".into(),
+                "bring one up (`ip link set DEV up`), or pass --interface (127.0.0.1 for a single-host trial)".into(),
             );
         }
         return Check::not_ok(
@@ -80,7 +85,7 @@ pub fn check_interface(
                 "no candidate has carrier: {}",
                 describe_candidates(candidates)
             ),
-            "connect the link of one of them, or pass --interface ADDR".into(),
+            "connect the link of one of them, or pass --interface NAME of another".into(),
         );
     };
     let chosen = &choice.chosen;
@@ -91,7 +96,9 @@ pub fn check_interface(
     if choice.others.is_empty() {
         return Check::ok(NAME, detail);
     }
-    let first_other = &choice.others[0].interface.address;
+    // A name, not an address: one service definition gives every replica the same flags,
+    // and each replica's address differs.
+    let first_other = &choice.others[0].interface.name;
     Check::not_ok(
         NAME,
         Status::Warn,
@@ -100,7 +107,7 @@ pub fn check_interface(
             describe_candidates(&choice.others)
         ),
         format!(
-            "if the peers are on another of them, give it to every command: --interface ADDR (e.g. --interface {first_other})"
+            "if the peers are on another of them, give it to every command by name or network: --interface NAME or NETWORK (e.g. --interface {first_other})"
         ),
     )
 }
@@ -305,7 +312,7 @@ pub fn check_docker_network(others_heard: bool, group: Ipv4Addr, port: u16) -> C
         Status::Unknown,
         "in a Docker container and no other node heard: an --internal network drops multicast, and cannot be told from inside".into(),
         format!(
-            "on the host: docker network inspect NETWORK --format '{{{{.Internal}}}}'; if true, use a plain bridge network, or: iptables -I DOCKER-USER -i br-ID -o br-ID -p udp -d {group} --dport {port} -j ACCEPT"
+            "on the host: docker network inspect NETWORK --format '{{{{.Internal}}}}'; if true, use a plain bridge network, or: iptables -I DOCKER-USER -i br-ID -o br-ID -p udp -d {group} --dport {port} -j ACCEPT; or do without multicast: peerd agent --peers-dns NAME or --peer HOST"
         ),
     )
 }

@@ -1,12 +1,13 @@
 //! `peerd doctor`: why discovery may not work on this host. Each check is a pure function of
 //! what was read or heard; [`run`] gathers those facts. It changes nothing on the host and sends
 //! two beacons: a probe, which peers answer early, and the probe's goodbye.
-//! The checks live in `host` (this host) and `hearing` (the group), the report's line in
-//! `check`, the probe in `probe`; it may import `api` (the agent's status), `net` and `wire`.
+//! The checks live in `host` (this host), `hearing` (the group) and `networks` (the peers
+//! maybe on another interface), the report's line in `check`, the probe in `probe`; it may import `api` (the agent's status), `net` and `wire`.
 
 mod check;
 mod hearing;
 mod host;
+mod networks;
 mod probe;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -15,11 +16,13 @@ use std::time::Duration;
 pub use self::check::{Check, Status};
 use self::hearing::{check_heard, others_heard};
 use self::host::*;
+use self::networks::{Networks, check_networks};
 pub use self::probe::{Heard, PROBE_HOSTNAME};
 use crate::api::client;
 use crate::api::{self, AgentStatus};
 use crate::config;
-use crate::net::interface;
+use crate::net::interface::{self, Interface};
+use crate::net::interface_spec::InterfaceSpec;
 
 /// What `peerd doctor` is asked to check.
 #[derive(Debug, Clone)]
@@ -27,7 +30,7 @@ pub struct Options {
     pub group: Ipv4Addr,
     pub port: u16,
     /// The interface given with `--interface`; `None`: the one the agent would pick.
-    pub interface: Option<Ipv4Addr>,
+    pub interface: Option<InterfaceSpec>,
     /// Where a local agent's API may answer.
     pub api: SocketAddr,
     /// How long to listen to the group.
@@ -61,27 +64,25 @@ pub async fn run(options: &Options) -> Vec<Check> {
         .await
         .map_err(|err| format!("{err:#}"));
 
-    let link = options.interface.and_then(interface::link_of);
+    let addresses = interface::link_addresses().unwrap_or_default();
     let candidates = interface::candidates().unwrap_or_default();
+    let default_route = interface::default_route();
+    let given = options
+        .interface
+        .as_ref()
+        .map(|spec| (spec, spec.find(&addresses).map(|(found, _)| found)));
     let choice = match options.interface {
         Some(_) => None,
-        None => {
-            let route = std::fs::read_to_string("/proc/net/route").ok();
-            let default_route = route
-                .as_deref()
-                .and_then(interface::default_route_interface);
-            interface::choose(&candidates, default_route)
-        }
+        None => interface::choose(
+            &candidates,
+            default_route.as_deref(),
+            &interface::named_addresses(),
+        ),
     };
-    let mut checks = vec![check_interface(
-        options.interface,
-        link.as_ref(),
-        &candidates,
-        choice.as_ref(),
-    )];
-    let probed = match (options.interface, &link, &choice) {
-        (Some(address), Some(link), _) => Some((address, link.name.clone())),
-        (None, _, Some(choice)) => Some((choice.chosen.address, choice.chosen.name.clone())),
+    let mut checks = vec![check_interface(given, &candidates, choice.as_ref())];
+    let probed = match (given, &choice) {
+        (Some((_, Some(found))), _) => Some((found.address, found.link.name.clone())),
+        (None, Some(choice)) => Some((choice.chosen.address, choice.chosen.name.clone())),
         _ => None,
     };
 
@@ -136,10 +137,26 @@ pub async fn run(options: &Options) -> Vec<Check> {
     let routes = std::fs::read_to_string("/proc/net/route").ok();
     checks.push(check_route(routes.as_deref(), options.group, &device));
     // Docker marks its containers with this file.
-    if std::path::Path::new("/.dockerenv").exists() {
-        let others_heard = listened
-            .as_ref()
-            .is_ok_and(|(heard, _)| others_heard(heard, probe, local_agent));
+    let in_container = std::path::Path::new("/.dockerenv").exists();
+    let others_heard = listened
+        .as_ref()
+        .is_ok_and(|(heard, _)| others_heard(heard, probe, local_agent));
+    let probed = Interface {
+        name: device,
+        address,
+    };
+    let networks = Networks {
+        probed: &probed,
+        candidates: &candidates,
+        default_route: default_route.as_deref(),
+        routes: routes.as_deref(),
+        in_container,
+    };
+    // Only once the group was listened to: an unopened socket heard nothing, and says so.
+    if listened.is_ok() {
+        checks.extend(check_networks(&networks, others_heard));
+    }
+    if in_container {
         checks.push(check_docker_network(
             others_heard,
             options.group,
@@ -163,8 +180,8 @@ pub async fn run(options: &Options) -> Vec<Check> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::interface::Link;
     use crate::net::interface::tests::candidate;
+    use crate::net::interface::{Link, LinkAddress};
     use crate::wire::beacon::{Beacon, DecodeError};
 
     fn link(name: &str, up: bool, running: bool, multicast: bool) -> Link {
@@ -195,58 +212,86 @@ mod tests {
     #[test]
     fn no_candidate_with_carrier_fails_with_the_flag() {
         let all = [candidate("a0", 1, false)];
-        let check = check_interface(None, None, &all, None);
+        let check = check_interface(None, &all, None);
         assert_eq!(check.status, Status::Fail);
         assert!(check.detail.contains("a0 (10.0.0.1, no carrier)"));
         assert!(
             check
                 .fix
                 .as_deref()
-                .is_some_and(|f| f.contains("--interface ADDR"))
+                .is_some_and(|f| f.contains("--interface NAME"))
         );
-        let none = check_interface(None, None, &[], None);
+        let none = check_interface(None, &[], None);
         assert_eq!(none.status, Status::Fail);
     }
 
     #[test]
-    fn several_candidates_warn_and_name_the_others() {
+    fn several_candidates_warn_and_name_the_others_by_name() {
         let all = [candidate("eth0", 1, true), candidate("docker0", 2, true)];
-        let choice = interface::choose(&all, Some("eth0")).expect("a choice");
-        let check = check_interface(None, None, &all, Some(&choice));
+        let choice = interface::choose(&all, Some("eth0"), &[]).expect("a choice");
+        let check = check_interface(None, &all, Some(&choice));
         assert_eq!(check.status, Status::Warn);
         assert!(
             check.detail.contains("docker0 (10.0.0.2)"),
             "{}",
             check.detail
         );
+        // By name: an address would fit one replica of a service only.
         assert!(
             check
                 .fix
                 .as_deref()
-                .is_some_and(|f| f.contains("--interface 10.0.0.2"))
+                .is_some_and(|f| f.contains("--interface docker0"))
         );
-        let alone = interface::choose(&all[..1], Some("eth0")).expect("a choice");
+        let alone = interface::choose(&all[..1], Some("eth0"), &[]).expect("a choice");
         assert_eq!(
-            check_interface(None, None, &all[..1], Some(&alone)).status,
+            check_interface(None, &all[..1], Some(&alone)).status,
             Status::Ok
         );
     }
 
     #[test]
     fn a_given_interface_must_exist_be_up_have_carrier_and_multicast() {
-        let addr = Some(Ipv4Addr::new(10, 0, 0, 1));
-        let status = |l: Option<&Link>| check_interface(addr, l, &[], None).status;
+        let spec = InterfaceSpec::Address(Ipv4Addr::new(10, 0, 0, 1));
+        let status = |l: Option<Link>| {
+            let found = l.map(|link| LinkAddress {
+                address: Ipv4Addr::new(10, 0, 0, 1),
+                link,
+            });
+            check_interface(Some((&spec, found.as_ref())), &[], None).status
+        };
         assert_eq!(status(None), Status::Fail);
-        assert_eq!(status(Some(&link("e", false, false, true))), Status::Fail);
-        assert_eq!(status(Some(&link("e", true, false, true))), Status::Fail);
-        assert_eq!(status(Some(&link("e", true, true, false))), Status::Fail);
-        assert_eq!(status(Some(&link("e", true, true, true))), Status::Ok);
+        assert_eq!(status(Some(link("e", false, false, true))), Status::Fail);
+        assert_eq!(status(Some(link("e", true, false, true))), Status::Fail);
+        assert_eq!(status(Some(link("e", true, true, false))), Status::Fail);
+        assert_eq!(status(Some(link("e", true, true, true))), Status::Ok);
         // lo has no IFF_MULTICAST, yet carries the group to this host's own sockets.
         let lo = Link {
             loopback: true,
             ..link("lo", true, true, false)
         };
-        assert_eq!(status(Some(&lo)), Status::Ok);
+        assert_eq!(status(Some(lo)), Status::Ok);
+    }
+
+    #[test]
+    fn a_name_or_network_that_matches_nothing_fails_and_one_that_does_says_so() {
+        let spec: InterfaceSpec = "10.0.0.0/8".parse().expect("valid");
+        let missing = check_interface(Some((&spec, None)), &[], None);
+        assert_eq!(missing.status, Status::Fail);
+        assert_eq!(
+            missing.detail,
+            "no interface is up with an IPv4 address in 10.0.0.0/8"
+        );
+        let found = LinkAddress {
+            address: Ipv4Addr::new(10, 0, 1, 3),
+            link: link("eth0", true, true, true),
+        };
+        let ok = check_interface(Some((&spec, Some(&found))), &[], None);
+        assert_eq!(ok.status, Status::Ok);
+        assert_eq!(
+            ok.detail,
+            "eth0 (10.0.1.3), as given for 10.0.0.0/8: up, carrier, multicast"
+        );
     }
 
     #[test]
@@ -307,6 +352,12 @@ mod tests {
                 .fix
                 .as_deref()
                 .is_some_and(|f| f.contains("start peerd on another host"))
+        );
+        // Where multicast does not go, unicast does: the flags that name the peers.
+        let fix = alone[0].fix.as_deref().unwrap_or_default();
+        assert!(
+            fix.contains("--peers-dns NAME") && fix.contains("--peer HOST"),
+            "{fix}"
         );
         assert_eq!(alone[3].status, Status::Unknown);
     }

@@ -1,5 +1,6 @@
-//! Finds the interface the agent announces on when none is given.
-//! Reads the OS interface list and routing table; it never opens a socket.
+//! Finds the interface the agent announces on when none is given, and lists this host's
+//! addresses for `--interface` to match. Reads the OS interface list, the routing table and
+//! /etc/hosts; it never opens a socket.
 
 use std::net::Ipv4Addr;
 
@@ -31,20 +32,48 @@ pub struct Choice {
     pub others: Vec<Candidate>,
 }
 
-/// Picks among `candidates` (in the kernel's order): the interface of the default route when
-/// it has carrier; otherwise the first that has carrier. `None` when none has carrier.
-pub fn choose(candidates: &[Candidate], default_route: Option<&str>) -> Option<Choice> {
+/// Why [`choose`] took the interface /etc/hosts names.
+pub const BY_HOSTS: &str = "/etc/hosts gives its address for this host's name, as Docker and Kubernetes do for a container's own network";
+/// Why [`choose`] took the default route's interface.
+pub const BY_ROUTE: &str = "it carries the default route";
+/// Why [`choose`] took the first candidate.
+pub const BY_ORDER: &str =
+    "the first that is up, has carrier and multicast (no default route through one)";
+
+/// Picks among `candidates` (in the kernel's order), taking only one with carrier: the one
+/// holding an address that /etc/hosts gives for this host's name (`named`, in the file's
+/// order); else the interface of the default route; else the first. `None` when none has
+/// carrier.
+///
+/// The name comes first because the default route says where the way out is, not where the
+/// peers are. In a Docker Swarm task the default route goes through `docker_gwbridge`, which
+/// carries no traffic between containers, while the overlay where the replicas meet has no
+/// gateway at all; Docker writes the overlay's address for the container's name in its
+/// /etc/hosts (seen with Docker 20.10), as Kubernetes writes the pod's. Neither depends on
+/// address ranges, which both make configurable. On a host whose /etc/hosts names it by
+/// loopback (127.0.1.1 on Debian) or by nothing, the rule does not apply.
+pub fn choose(
+    candidates: &[Candidate],
+    default_route: Option<&str>,
+    named: &[Ipv4Addr],
+) -> Option<Choice> {
     let running = |c: &&Candidate| c.running;
-    let (chosen, reason) = match candidates
-        .iter()
-        .filter(running)
-        .find(|c| Some(c.interface.name.as_str()) == default_route)
-    {
-        Some(c) => (c, "it carries the default route"),
-        None => (
-            candidates.iter().find(running)?,
-            "the first that is up, has carrier and multicast (no default route through one)",
-        ),
+    let by_name = named.iter().find_map(|address| {
+        candidates
+            .iter()
+            .filter(running)
+            .find(|c| c.interface.address == *address)
+    });
+    let by_route = || {
+        candidates
+            .iter()
+            .filter(running)
+            .find(|c| Some(c.interface.name.as_str()) == default_route)
+    };
+    let (chosen, reason) = match (by_name, by_route()) {
+        (Some(c), _) => (c, BY_HOSTS),
+        (None, Some(c)) => (c, BY_ROUTE),
+        (None, None) => (candidates.iter().find(running)?, BY_ORDER),
     };
     let others = candidates
         .iter()
@@ -58,17 +87,48 @@ pub fn choose(candidates: &[Candidate], default_route: Option<&str>) -> Option<C
     })
 }
 
+/// The IPv4 addresses `hosts` (the text of /etc/hosts) gives for `hostname`, in its order;
+/// names compare without case, as resolvers do.
+pub fn hosts_addresses(hosts: &str, hostname: &str) -> Vec<Ipv4Addr> {
+    hosts
+        .lines()
+        .filter_map(|line| {
+            let line = line.split('#').next().unwrap_or_default();
+            let mut fields = line.split_whitespace();
+            let address = fields.next()?.parse().ok()?;
+            fields
+                .any(|name| name.eq_ignore_ascii_case(hostname))
+                .then_some(address)
+        })
+        .collect()
+}
+
+/// The addresses /etc/hosts gives for this host's name; none if either cannot be read.
+pub fn named_addresses() -> Vec<Ipv4Addr> {
+    let hostname = hostname::get().ok();
+    let hosts = std::fs::read_to_string("/etc/hosts").ok();
+    match (hostname, hosts) {
+        (Some(hostname), Some(hosts)) => hosts_addresses(&hosts, &hostname.to_string_lossy()),
+        _ => Vec::new(),
+    }
+}
+
+/// The interface of this host's default route, from `/proc/net/route`.
+pub fn default_route() -> Option<String> {
+    let table = std::fs::read_to_string("/proc/net/route").ok()?;
+    default_route_interface(&table).map(str::to_owned)
+}
+
 /// The default interface of this host, by [`choose`].
 pub fn default_interface() -> anyhow::Result<Choice> {
     let candidates = candidates()?;
-    let route = std::fs::read_to_string("/proc/net/route").ok();
-    let default_route = route.as_deref().and_then(default_route_interface);
-    if let Some(choice) = choose(&candidates, default_route) {
+    let route = default_route();
+    if let Some(choice) = choose(&candidates, route.as_deref(), &named_addresses()) {
         return Ok(choice);
     }
     if candidates.is_empty() {
         bail!(
-            "no interface is up, multicast-capable and has an IPv4 address; pass --interface ADDR \
+            "no interface is up, multicast-capable and has an IPv4 address; pass --interface \
              (127.0.0.1 for a single-host trial)"
         )
     }
@@ -77,32 +137,24 @@ pub fn default_interface() -> anyhow::Result<Choice> {
         .map(|c| c.interface.name.as_str())
         .collect();
     bail!(
-        "no multicast interface has carrier ({} up without a link); plug it in, or pass --interface ADDR",
+        "no multicast interface has carrier ({} up without a link); plug it in, or pass --interface",
         names.join(", ")
     )
 }
 
 /// Every interface that could carry beacons, in the kernel's order (see [`Candidate`]).
 pub(crate) fn candidates() -> anyhow::Result<Vec<Candidate>> {
-    let addrs = getifaddrs().context("listing network interfaces")?;
-    let wanted = InterfaceFlags::IFF_UP | InterfaceFlags::IFF_MULTICAST;
-    let mut found = Vec::new();
-    for ifaddr in addrs {
-        if !ifaddr.flags.contains(wanted) || ifaddr.flags.contains(InterfaceFlags::IFF_LOOPBACK) {
-            continue;
-        }
-        let Some(ipv4) = ifaddr.address.as_ref().and_then(|a| a.as_sockaddr_in()) else {
-            continue;
-        };
-        found.push(Candidate {
+    Ok(link_addresses()?
+        .into_iter()
+        .filter(|a| a.link.up && a.link.multicast && !a.link.loopback)
+        .map(|a| Candidate {
             interface: Interface {
-                name: ifaddr.interface_name,
-                address: ipv4.ip(),
+                name: a.link.name,
+                address: a.address,
             },
-            running: ifaddr.flags.contains(InterfaceFlags::IFF_RUNNING),
-        });
-    }
-    Ok(found)
+            running: a.link.running,
+        })
+        .collect())
 }
 
 /// The interface of the default route (destination 0.0.0.0, mask 0) in `/proc/net/route`,
@@ -117,7 +169,7 @@ pub(crate) fn default_route_interface(table: &str) -> Option<&str> {
     })
 }
 
-/// The state of the interface holding an address, as `peerd doctor` reports it.
+/// The state of an interface, as `peerd doctor` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
     pub name: String,
@@ -128,19 +180,32 @@ pub struct Link {
     pub loopback: bool,
 }
 
-/// The interface holding `address`, with its flags; `None` if no interface has it.
-pub fn link_of(address: Ipv4Addr) -> Option<Link> {
-    getifaddrs().ok()?.find_map(|ifaddr| {
-        let ip = ifaddr.address.as_ref()?.as_sockaddr_in()?.ip();
-        let flags = ifaddr.flags;
-        (ip == address).then(|| Link {
-            name: ifaddr.interface_name,
-            up: flags.contains(InterfaceFlags::IFF_UP),
-            running: flags.contains(InterfaceFlags::IFF_RUNNING),
-            multicast: flags.contains(InterfaceFlags::IFF_MULTICAST),
-            loopback: flags.contains(InterfaceFlags::IFF_LOOPBACK),
+/// An IPv4 address of this host and the interface holding it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkAddress {
+    pub address: Ipv4Addr,
+    pub link: Link,
+}
+
+/// Every IPv4 address of this host, up or down, in the kernel's order.
+pub fn link_addresses() -> anyhow::Result<Vec<LinkAddress>> {
+    let addrs = getifaddrs().context("listing network interfaces")?;
+    Ok(addrs
+        .filter_map(|ifaddr| {
+            let address = ifaddr.address.as_ref()?.as_sockaddr_in()?.ip();
+            let flags = ifaddr.flags;
+            Some(LinkAddress {
+                address,
+                link: Link {
+                    name: ifaddr.interface_name,
+                    up: flags.contains(InterfaceFlags::IFF_UP),
+                    running: flags.contains(InterfaceFlags::IFF_RUNNING),
+                    multicast: flags.contains(InterfaceFlags::IFF_MULTICAST),
+                    loopback: flags.contains(InterfaceFlags::IFF_LOOPBACK),
+                },
+            })
         })
-    })
+        .collect())
 }
 
 /// Every IPv4 address of this host's interfaces, whatever their state: none of them is a
@@ -170,10 +235,11 @@ pub fn network_of(address: Ipv4Addr) -> Option<(Ipv4Addr, u8)> {
 
 /// The name of the interface holding `address`, for logs; `None` if no interface has it.
 pub fn name_of(address: Ipv4Addr) -> Option<String> {
-    getifaddrs().ok()?.find_map(|ifaddr| {
-        let ip = ifaddr.address.as_ref()?.as_sockaddr_in()?.ip();
-        (ip == address).then_some(ifaddr.interface_name)
-    })
+    link_addresses()
+        .ok()?
+        .into_iter()
+        .find(|a| a.address == address)
+        .map(|a| a.link.name)
 }
 
 #[cfg(test)]
@@ -198,9 +264,9 @@ pub(crate) mod tests {
             candidate("eth0", 2, true),
             candidate("tun0", 3, true),
         ];
-        let choice = choose(&all, Some("eth0")).expect("a choice");
+        let choice = choose(&all, Some("eth0"), &[]).expect("a choice");
         assert_eq!(choice.chosen.name, "eth0");
-        assert_eq!(choice.reason, "it carries the default route");
+        assert_eq!(choice.reason, BY_ROUTE);
         let others: Vec<&str> = choice
             .others
             .iter()
@@ -212,11 +278,15 @@ pub(crate) mod tests {
     #[test]
     fn an_interface_without_carrier_is_never_chosen() {
         let all = [candidate("eth0", 2, false), candidate("eth1", 3, true)];
-        let choice = choose(&all, Some("eth0")).expect("a choice");
+        let choice = choose(&all, Some("eth0"), &[]).expect("a choice");
         assert_eq!(choice.chosen.name, "eth1");
-        assert!(choice.reason.starts_with("the first"));
-        assert_eq!(choose(&[candidate("eth0", 2, false)], Some("eth0")), None);
-        assert_eq!(choose(&[], None), None);
+        assert_eq!(choice.reason, BY_ORDER);
+        let lone = [candidate("eth0", 2, false)];
+        assert_eq!(
+            choose(&lone, Some("eth0"), &[Ipv4Addr::new(10, 0, 0, 2)]),
+            None
+        );
+        assert_eq!(choose(&[], None, &[]), None);
     }
 
     #[test]
@@ -226,5 +296,53 @@ pub(crate) mod tests {
                      eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n";
         assert_eq!(default_route_interface(table), Some("eth0"));
         assert_eq!(default_route_interface("Iface\tDestination\n"), None);
+    }
+
+    /// A Swarm task as seen in one (Docker 20.10): the overlay on eth0 without a gateway, and
+    /// docker_gwbridge on eth1 with the default route.
+    fn swarm_task() -> [Candidate; 2] {
+        let mut gwbridge = candidate("eth1", 3, true);
+        gwbridge.interface.address = Ipv4Addr::new(172, 22, 0, 3);
+        [candidate("eth0", 3, true), gwbridge]
+    }
+
+    #[test]
+    fn the_address_etc_hosts_gives_the_hostname_wins_over_the_default_route() {
+        let hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n10.0.0.3\tcba1712b88e0\n";
+        let named = hosts_addresses(hosts, "cba1712b88e0");
+        assert_eq!(named, [Ipv4Addr::new(10, 0, 0, 3)]);
+        let choice = choose(&swarm_task(), Some("eth1"), &named).expect("a choice");
+        assert_eq!(choice.chosen.name, "eth0");
+        assert_eq!(choice.reason, BY_HOSTS);
+        assert_eq!(choice.others[0].interface.name, "eth1");
+    }
+
+    #[test]
+    fn a_name_on_loopback_or_on_no_candidate_leaves_the_default_route() {
+        // Debian's hosts file: the name on 127.0.1.1, which is no candidate.
+        let hosts = "127.0.0.1 localhost\n127.0.1.1 laptop.home laptop\n";
+        let named = hosts_addresses(hosts, "laptop");
+        assert_eq!(named, [Ipv4Addr::new(127, 0, 1, 1)]);
+        let choice = choose(&swarm_task(), Some("eth1"), &named).expect("a choice");
+        assert_eq!(
+            (choice.chosen.name.as_str(), choice.reason),
+            ("eth1", BY_ROUTE)
+        );
+        // A named interface without carrier sends nowhere: passed over like any.
+        let mut task = swarm_task();
+        task[0].running = false;
+        let named = [Ipv4Addr::new(10, 0, 0, 3)];
+        let choice = choose(&task, Some("eth1"), &named).expect("a choice");
+        assert_eq!(choice.chosen.name, "eth1");
+    }
+
+    #[test]
+    fn reads_etc_hosts_as_a_resolver_does() {
+        let hosts = "# 10.9.9.9 web\n10.0.0.1 db web # a comment\n\n10.0.0.2 WEB\nfe80::1 web\n  10.0.0.3\n";
+        assert_eq!(
+            hosts_addresses(hosts, "web"),
+            [Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2)]
+        );
+        assert!(hosts_addresses(hosts, "we").is_empty());
     }
 }

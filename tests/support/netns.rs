@@ -70,6 +70,14 @@ impl Netns {
         std::fs::write(dir.join("resolv.conf"), conf).expect("write the namespace's resolv.conf");
     }
 
+    /// Gives the namespace its own /etc/hosts: `ip netns exec` mounts /etc/netns/NAME/hosts
+    /// over the host's for each command it runs. Removed with the namespace.
+    pub fn hosts(&self, text: &str) {
+        let dir = self.etc();
+        std::fs::create_dir_all(&dir).expect("create the namespace's /etc directory");
+        std::fs::write(dir.join("hosts"), text).expect("write the namespace's hosts file");
+    }
+
     /// `/etc/netns/<ns>`: the files `ip netns exec` mounts over `/etc` in this namespace.
     fn etc(&self) -> PathBuf {
         PathBuf::from("/etc/netns").join(&self.name)
@@ -241,7 +249,7 @@ impl Drop for Netns {
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();
-        // Only there if `resolver` wrote it; the name is this test's own.
+        // Only there if `resolver` or `hosts` wrote it; the name is this test's own.
         let _ = std::fs::remove_dir_all(self.etc());
     }
 }
