@@ -5,7 +5,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use super::check::{Check, Status};
+use super::check::{Check, Status, count};
 use super::probe::Heard;
 use crate::api::AgentStatus;
 use crate::net::interface::{Candidate, Choice, LinkAddress};
@@ -319,6 +319,68 @@ pub fn check_docker_network(others_heard: bool, group: Ipv4Addr, port: u16) -> C
 
 /// The local agent, if one answered (`Err`: why not, naming its address), asked before the
 /// window and, in `after`, again after it. `probed` is the interface the doctor checked.
+/// The local agent's unicast side, if it has one (`--peers-dns`, `--peer`, or targets it
+/// learned): which names resolve, to how many targets it beacons, and how many peers it lists.
+/// `group_heard`: whether the doctor heard another node on the group, so that a silent group
+/// reads as "unicast is in use" rather than as nobody there.
+pub fn check_unicast(status: &AgentStatus, group_heard: bool) -> Option<Check> {
+    const NAME: &str = "unicast";
+    let unicast = &status.unicast;
+    if unicast.names.is_empty() && unicast.targets.is_empty() {
+        return None;
+    }
+    let names: Vec<String> = unicast
+        .names
+        .iter()
+        .map(|name| match &name.error {
+            Some(error) if name.addresses.is_empty() => {
+                format!("{} (not resolved: {error})", name.name)
+            }
+            _ => format!("{} ({} addresses)", name.name, name.addresses.len()),
+        })
+        .collect();
+    let silent = if group_heard {
+        ""
+    } else {
+        "the group is silent here, but "
+    };
+    let detail = format!(
+        "{silent}the agent beacons {} by unicast{}: it lists {} peers, {} unicast beacons sent, {} received",
+        count(unicast.targets.len(), "target"),
+        if names.is_empty() {
+            String::new()
+        } else {
+            format!(" from {}", names.join(", "))
+        },
+        status.peers,
+        unicast.sent,
+        unicast.received
+    );
+    let unresolved: Vec<&str> = unicast
+        .names
+        .iter()
+        .filter(|name| name.addresses.is_empty())
+        .map(|name| name.name.as_str())
+        .collect();
+    if unicast.targets.is_empty() || !unresolved.is_empty() {
+        return Some(Check::not_ok(
+            NAME,
+            Status::Warn,
+            detail,
+            format!(
+                "check that {} resolve{} here (getent ahosts NAME): a Compose service name, tasks.SERVICE in Swarm (a task is listed once healthy), SERVICE.NAMESPACE in Kubernetes (publishNotReadyAddresses: true)",
+                if unresolved.is_empty() {
+                    "the names".to_owned()
+                } else {
+                    unresolved.join(", ")
+                },
+                if unresolved.len() == 1 { "s" } else { "" }
+            ),
+        ));
+    }
+    Some(Check::ok(NAME, detail))
+}
+
 pub fn check_agent(
     before: Result<&AgentStatus, &str>,
     after: Option<&AgentStatus>,
@@ -359,6 +421,10 @@ pub fn check_agent(
                 status.interface
             ),
         );
+    }
+    // Off the group (--no-multicast) nothing of its own comes back, nor should it.
+    if !status.unicast.multicast {
+        return Check::ok(NAME, format!("{detail}, off the group (--no-multicast)"));
     }
     // Its counters since it started would hide a firewall rule added since: what changed
     // during the window tells, when it sent a beacon then.

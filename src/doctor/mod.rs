@@ -169,6 +169,13 @@ pub async fn run(options: &Options) -> Vec<Check> {
             .ok(),
         Err(_) => None,
     };
+    if let Some(unicast) = after
+        .as_ref()
+        .or(status.as_ref().ok())
+        .and_then(|status| check_unicast(status, others_heard))
+    {
+        checks.push(unicast);
+    }
     checks.push(check_agent(
         status.as_ref().map_err(String::as_str),
         after.as_ref(),
@@ -518,6 +525,57 @@ mod tests {
         );
         status.own_beacons_received = 0;
         assert_eq!(check_agent(Ok(&status), None, None).status, Status::Fail);
+        // Off the group, nothing of its own comes back, nor should it.
+        status.unicast.multicast = false;
+        let off = check_agent(Ok(&status), None, None);
+        assert_eq!(off.status, Status::Ok, "{}", off.detail);
+        assert!(off.detail.ends_with("off the group (--no-multicast)"));
+    }
+
+    #[test]
+    fn the_unicast_line_says_unicast_is_in_use_and_which_names_do_not_resolve() {
+        use crate::api::NameInfo;
+        let mut status = AgentStatus {
+            peers: 2,
+            ..Default::default()
+        };
+        assert_eq!(
+            check_unicast(&status, false),
+            None,
+            "no unicast side: no line"
+        );
+        status.unicast.names = vec![NameInfo {
+            name: "tasks.peerd:24901".into(),
+            from: "peers-dns".into(),
+            addresses: vec!["10.0.1.3:24901".into(), "10.0.1.4:24901".into()],
+            ..Default::default()
+        }];
+        status.unicast.targets = vec!["10.0.1.4:24901".into()];
+        let fine = check_unicast(&status, false).expect("a line");
+        assert_eq!(fine.status, Status::Ok);
+        assert!(
+            fine.detail.starts_with("the group is silent here, but the agent beacons 1 target by unicast from tasks.peerd:24901 (2 addresses): it lists 2 peers"),
+            "{}",
+            fine.detail
+        );
+        status.unicast.names[0].addresses.clear();
+        status.unicast.names[0].error = Some("Name or service not known".into());
+        status.unicast.targets.clear();
+        let unresolved = check_unicast(&status, true).expect("a line");
+        assert_eq!(unresolved.status, Status::Warn);
+        assert!(
+            unresolved
+                .detail
+                .contains("tasks.peerd:24901 (not resolved: Name or service not known)")
+        );
+        assert!(
+            unresolved
+                .fix
+                .as_deref()
+                .is_some_and(|fix| fix.contains("check that tasks.peerd:24901 resolves")),
+            "{:?}",
+            unresolved.fix
+        );
     }
 
     #[test]
