@@ -170,7 +170,12 @@ impl Target {
             },
         };
         if host.parse::<std::net::IpAddr>().is_err() {
-            validate_hostname(host).map_err(|err| format!("{text:?}: {err}"))?;
+            // An SRV name's labels start with `_` (`_beacons._udp.peerd`); no other may.
+            let labels: Vec<&str> = host
+                .split('.')
+                .map(|label| label.strip_prefix('_').unwrap_or(label))
+                .collect();
+            validate_hostname(&labels.join(".")).map_err(|err| format!("{text:?}: {err}"))?;
         }
         Ok(Target {
             host: host.to_owned(),
@@ -424,6 +429,11 @@ mod tests {
         assert_eq!(parse("[fd00::5]:7000"), Ok(target("fd00::5", 7000)));
         assert_eq!(parse("fd00::5"), Ok(target("fd00::5", PORT)));
         assert_eq!(
+            parse("_beacons._udp.peerd"),
+            Ok(target("_beacons._udp.peerd", PORT)),
+            "an SRV name"
+        );
+        assert_eq!(
             parse("10.0.0.5:7000").expect("valid").to_string(),
             "10.0.0.5:7000"
         );
@@ -438,6 +448,7 @@ mod tests {
             "seed:70000",
             "seed:x",
             "no_underscores",
+            "_",
             "[fd00::5",
             "[fd00::5]x",
         ] {

@@ -598,3 +598,49 @@ fn alone_off_the_group_is_healthy_not_silent() {
     let health = lan.agent("node1").health();
     assert!(health.status.success(), "peerd health failed: {health:?}");
 }
+
+/// `--peers-dns _service._proto.NAME` reads SRV records, whose ports win over the flag's: each
+/// agent here listens on 24950, the name is given with 24901, and only the records say 24950.
+#[test]
+fn an_srv_name_gives_the_targets_and_their_ports() {
+    let port = 24950;
+    let Some(mut lan) = Lan::unicast(Timings::FAST) else {
+        return;
+    };
+    let service = format!("_beacons._udp.{DOMAIN}");
+    let targets: Vec<(String, u16)> = (1..=3)
+        .map(|i| {
+            let host = format!("node{i}.{DOMAIN}");
+            (host, port)
+        })
+        .collect();
+    for (i, (host, _)) in (1..).zip(&targets) {
+        lan.dns().answer(host, &[host_address(i)]);
+    }
+    lan.dns().services(&service, &targets);
+    let port_flag = port.to_string();
+    for i in 1..=3 {
+        let mut flags = dns_flags(&format!("{service}:{PORT}"));
+        flags.extend([
+            "--port".to_owned(),
+            port_flag.clone(),
+            "--no-multicast".to_owned(),
+        ]);
+        add(&mut lan, &format!("node{i}"), &flags);
+    }
+    let timings = lan.timings();
+    let views = cluster::wait_whole(&lan, timings.unicast_discovery_bound() + POLL_SLACK)
+        .expect("the nodes never found each other through the SRV records");
+    assert!(views.iter().flatten().all(|p| p.heard_via == "unicast"));
+    let given = format!("{service}:{PORT}");
+    let status = lan.status("node1").expect("the agent answers");
+    let name = status.unicast.names.iter().find(|n| n.name == given);
+    let name = name.unwrap_or_else(|| panic!("no {given} in {:?}", status.unicast.names));
+    let expected: BTreeSet<String> = (1..=3)
+        .map(|i| format!("{}:{port}", host_address(i)))
+        .collect();
+    assert_eq!(
+        name.addresses.iter().cloned().collect::<BTreeSet<_>>(),
+        expected
+    );
+}

@@ -13,5 +13,6 @@ pub mod notify;
 mod receiver;
 mod resolver;
 mod run;
+mod srv;
 
 pub use run::run;

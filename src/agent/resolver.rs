@@ -3,13 +3,14 @@
 //! every `--peers-dns` name and every name in `--peer`, at start and then every
 //! `--resolve-interval`, and hands each answer to the receiver, which owns the targets.
 
-use std::net::IpAddr;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use super::srv;
 use crate::config::Target;
 
 /// One name's answer.
@@ -17,8 +18,9 @@ use crate::config::Target;
 pub struct Resolved {
     /// The name's place among the targets' names.
     pub index: usize,
-    /// The addresses it resolved to (A and AAAA), or why it did not.
-    pub result: Result<Vec<IpAddr>, String>,
+    /// The addresses it resolved to (A and AAAA, with the name's port or an SRV record's), or
+    /// why it did not.
+    pub result: Result<Vec<SocketAddr>, String>,
     /// The first failure after an answer (or the first attempt): worth one warning.
     pub first_failure: bool,
 }
@@ -61,11 +63,32 @@ pub async fn run(
     }
 }
 
-/// Every address `target`'s host resolves to; an empty answer is an `Ok` with none.
-async fn resolve(target: &Target) -> Result<Vec<IpAddr>, String> {
-    let host = target.host.clone();
-    match tokio::net::lookup_host((host.as_str(), target.port)).await {
-        Ok(addresses) => Ok(addresses.map(|address| address.ip()).collect()),
+/// Every address `target`'s host resolves to, on its port; an empty answer is an `Ok` with
+/// none. A name that starts with `_` is an SRV name: each record's target, on its port.
+async fn resolve(target: &Target) -> Result<Vec<SocketAddr>, String> {
+    if !target.host.starts_with('_') {
+        return addresses(&target.host, target.port).await;
+    }
+    let records = srv::lookup(&target.host).await?;
+    let mut found = Vec::new();
+    let mut failed = None;
+    for (host, port) in records {
+        match addresses(&host, port).await {
+            Ok(addresses) => found.extend(addresses),
+            Err(err) => failed = Some(format!("{host}: {err}")),
+        }
+    }
+    match failed {
+        // Not one record's target resolved: say why, and keep the last good set.
+        Some(err) if found.is_empty() => Err(err),
+        _ => Ok(found),
+    }
+}
+
+/// The addresses `host` resolves to (A and AAAA, through getaddrinfo), on `port`.
+async fn addresses(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+    match tokio::net::lookup_host((host, port)).await {
+        Ok(addresses) => Ok(addresses.collect()),
         Err(err) => Err(err.to_string()),
     }
 }

@@ -49,14 +49,20 @@ pub fn bind_multicast(
     socket
         .set_multicast_all_v4(false)
         .context("turning IP_MULTICAST_ALL off")?;
+    // The agent sends from its unicast socket; the doctor's probe goes out from this one, and
+    // must stay on the link and come back over the loop.
     socket
         .set_multicast_ttl_v4(multicast_ttl)
         .context("setting the multicast TTL")?;
-    // On: other agents on this host (one per container sharing a network namespace, or tests
-    // on loopback) must hear us. Our own copies are dropped by instance id.
     socket
         .set_multicast_loop_v4(true)
         .context("enabling multicast loopback")?;
+    receiving(socket)
+}
+
+/// Makes `socket` ready to receive bursts, and hands it to tokio: a large receive buffer, the
+/// kernel's drop count with each datagram, non-blocking.
+fn receiving(socket: Socket) -> anyhow::Result<tokio::net::UdpSocket> {
     // SO_RCVBUFFORCE goes past net.core.rmem_max, but only with CAP_NET_ADMIN; the caller
     // reads back what the kernel granted and warns when it is short.
     if nix::sys::socket::setsockopt(
@@ -113,26 +119,12 @@ pub fn bind_unicast(
         .set_multicast_ttl_v4(multicast_ttl)
         .context("setting the multicast TTL")?;
     // On: other agents on this host must hear us, and the group socket hears our own beacons
-    // come back, the proof that it still hears the group.
+    // come back, the proof that it still hears the group. Our own copies are dropped by
+    // instance id.
     socket
         .set_multicast_loop_v4(true)
         .context("enabling multicast loopback")?;
-    if nix::sys::socket::setsockopt(
-        &socket,
-        nix::sys::socket::sockopt::RcvBufForce,
-        &RECEIVE_BUFFER,
-    )
-    .is_err()
-    {
-        socket
-            .set_recv_buffer_size(RECEIVE_BUFFER)
-            .context("setting the receive buffer size")?;
-    }
-    let _ = nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::RxqOvfl, &1);
-    socket
-        .set_nonblocking(true)
-        .context("making the socket non-blocking")?;
-    tokio::net::UdpSocket::from_std(socket.into()).context("registering the socket with tokio")
+    receiving(socket)
 }
 
 /// Points `socket`'s group datagrams at `interface` again: an interface that went away and came

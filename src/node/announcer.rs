@@ -16,7 +16,7 @@ use crate::config::{
     CROWD_QUIET, Config, EARLY_ANSWER_DELAY, EARLY_ANSWER_WINDOW, JITTER, unicast_spread,
 };
 use crate::wire::auth::Keyring;
-use crate::wire::beacon::{AUTH_VALUE_LEN, Beacon, EXT_HEADER_LEN, MAX_BEACON_LEN};
+use crate::wire::beacon::{Beacon, EXT_HEADER_LEN, MAX_BEACON_LEN};
 use crate::wire::tags::Tags;
 
 /// At most this many unicast answers to newcomers in any [`EARLY_ANSWER_WINDOW`]: one each for
@@ -42,6 +42,8 @@ pub struct Announcer {
     tags: Tags,
     /// Sends to the group (not `--no-multicast`).
     multicast: bool,
+    /// The size of this node's largest beacon, signed: what an answer carries beside the peers.
+    largest: usize,
     /// Where each regular beacon goes besides the group.
     targets: Vec<SocketAddr>,
     /// The sequence number of the next beacon.
@@ -94,6 +96,7 @@ impl Announcer {
             migrating: !config.keys.is_empty() && config.accept_unauthenticated,
             tags: config.tags.clone(),
             multicast: config.multicast,
+            largest: config.largest_beacon(),
             targets: Vec::new(),
             sequence: 0,
             next_regular: now,
@@ -229,15 +232,8 @@ impl Announcer {
         if self.keys.is_empty() {
             return 0;
         }
-        let beacon = Beacon {
-            hostname: self.name.clone(),
-            ttl: Some(self.ttl),
-            timestamp: Some(u64::MAX),
-            tags: self.tags.clone(),
-            ..Beacon::default()
-        };
-        let used = beacon.encode().len() + 2 * EXT_HEADER_LEN + AUTH_VALUE_LEN;
-        MAX_BEACON_LEN.saturating_sub(used) / 19
+        // The peers field's own header, then entries of 19 bytes at most (IPv6).
+        MAX_BEACON_LEN.saturating_sub(self.largest + EXT_HEADER_LEN) / 19
     }
 
     /// When the next datagram is due.

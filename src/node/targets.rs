@@ -103,23 +103,19 @@ impl Targets {
         &self.names
     }
 
-    /// Name number `index` was asked at `now`: `Ok` with the addresses it resolved to (their
-    /// port is the name's), or `Err` with why not. An error or an empty answer keeps the last
+    /// Name number `index` was asked at `now`: `Ok` with the addresses it resolved to (with the
+    /// name's port, or an SRV record's), or `Err` with why not. An error or an empty answer keeps the last
     /// good addresses: a resolver outage must not look like "no peers".
     pub fn resolved(
         &mut self,
         index: usize,
-        answer: Result<Vec<IpAddr>, String>,
+        answer: Result<Vec<SocketAddr>, String>,
         now: Instant,
     ) -> Option<&Name> {
         let name = self.names.get_mut(index)?;
         name.asked_at = Some(now);
         match answer {
-            Ok(ips) if !ips.is_empty() => {
-                let mut addresses: Vec<SocketAddr> = ips
-                    .into_iter()
-                    .map(|ip| SocketAddr::new(ip, name.target.port))
-                    .collect();
+            Ok(mut addresses) if !addresses.is_empty() => {
                 addresses.sort();
                 addresses.dedup();
                 name.resolved_at = Some(now);
@@ -294,7 +290,7 @@ mod tests {
         let t0 = Instant::now();
         let mut targets = Targets::new(&[target("tasks.peerd")], &[], TTL, vec![addr(1)], t0);
         let name = targets
-            .resolved(0, Ok(vec![ip(2), ip(1), ip(3), ip(2)]), t0)
+            .resolved(0, Ok(vec![addr(2), addr(1), addr(3), addr(2)]), t0)
             .expect("name 0")
             .clone();
         assert_eq!(name.addresses, [addr(1), addr(2), addr(3)]);
@@ -322,7 +318,7 @@ mod tests {
         assert!(targets.vouches_for(ip(3)));
         assert!(!targets.vouches_for(ip(4)));
         assert!(
-            targets.resolved(1, Ok(vec![ip(4)]), t1).is_none(),
+            targets.resolved(1, Ok(vec![addr(4)]), t1).is_none(),
             "no name 1"
         );
     }
@@ -331,10 +327,10 @@ mod tests {
     fn a_target_gone_from_the_answer_is_dropped_a_ttl_after_it_was_last_heard() {
         let t0 = Instant::now();
         let mut targets = Targets::new(&[target("peers")], &[], TTL, Vec::new(), t0);
-        targets.resolved(0, Ok(vec![ip(2), ip(3)]), t0);
+        targets.resolved(0, Ok(vec![addr(2), addr(3)]), t0);
         let t1 = t0 + secs(5);
         targets.heard(addr(3), t1);
-        targets.resolved(0, Ok(vec![ip(2), ip(4)]), t1); // 3 moved to 4
+        targets.resolved(0, Ok(vec![addr(2), addr(4)]), t1); // 3 moved to 4
         targets.take_changed();
         targets.prune(t1 + secs(2));
         assert_eq!(

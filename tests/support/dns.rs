@@ -43,6 +43,8 @@ pub struct Dns {
     /// Names that exist without an address: a TXT record each, on dnsmasq's command line, so
     /// changing them means starting it again.
     empty: BTreeSet<String>,
+    /// SRV records, each name's targets and ports: on dnsmasq's command line too.
+    services: BTreeMap<String, Vec<(String, u16)>>,
     child: Option<Child>,
 }
 
@@ -64,6 +66,7 @@ impl Dns {
             log: base.with_extension("log"),
             records: BTreeMap::new(),
             empty: BTreeSet::new(),
+            services: BTreeMap::new(),
             child: None,
         };
         netns.resolver(address);
@@ -79,6 +82,14 @@ impl Dns {
         self.records.insert(name.to_owned(), sorted.clone());
         let was_empty = self.empty.remove(name);
         self.apply(was_empty, name, Lookup::Addresses(sorted));
+    }
+
+    /// Makes `name` an SRV name whose records point at `targets` (host, port); returns once
+    /// the server answers again (it is started anew, as these are on its command line).
+    pub fn services(&mut self, name: &str, targets: &[(String, u16)]) {
+        self.services.insert(name.to_owned(), targets.to_vec());
+        self.kill();
+        self.spawn();
     }
 
     /// Removes `name`: NXDOMAIN from now on. Returns once the server says so.
@@ -186,6 +197,11 @@ impl Dns {
         args.push(format!("--local=/{DOMAIN}/"));
         for name in &self.empty {
             args.push(format!("--txt-record={name},no address"));
+        }
+        for (name, targets) in &self.services {
+            for (host, port) in targets {
+                args.push(format!("--srv-host={name},{host},{port}"));
+            }
         }
         let child = Command::new("ip")
             .args(["netns", "exec", &self.netns, "dnsmasq"])
