@@ -19,9 +19,10 @@ use crate::wire::auth::Keyring;
 use crate::wire::beacon::{Beacon, EXT_HEADER_LEN, MAX_BEACON_LEN};
 use crate::wire::tags::Tags;
 
-/// At most this many unicast answers to newcomers in any [`EARLY_ANSWER_WINDOW`]: one each for
-/// a crowd of 64 started together (a datagram to one node costs nobody else anything), and a
-/// bigger crowd is answered on the group as before, at most two beacons a second.
+/// At most this many unicast answers to newcomers in any [`EARLY_ANSWER_WINDOW`], on the group:
+/// one each for a crowd of 64 started together (a datagram to one node costs nobody else
+/// anything), and a bigger crowd is answered on the group as before, at most two beacons a
+/// second. Off the group (`--no-multicast`) every newcomer is answered by unicast.
 pub const UNICAST_ANSWERS_PER_WINDOW: usize = 64;
 /// A unicast answer waits a random delay of up to this, plus [`ANSWER_SPREAD_PER_PEER`] for
 /// each peer listed: the answers of all the peers reach the newcomer spread out, so its receive
@@ -285,7 +286,9 @@ impl Announcer {
             }
             return;
         }
-        if self.answered.len() >= UNICAST_ANSWERS_PER_WINDOW {
+        // Off the group there is no cheaper way to answer a crowd: each gets its unicast answer,
+        // one datagram per newcomer, as many as the copies of one regular beacon.
+        if self.multicast && self.answered.len() >= UNICAST_ANSWERS_PER_WINDOW {
             self.newcomer(now);
             return;
         }
@@ -786,6 +789,31 @@ mod tests {
         let sent = drain(&mut announcer, t0 + EARLY_ANSWER_DELAY);
         assert_eq!(sent.len(), 1, "one answer, and nothing after it");
         assert!(sent_beacon(&sent[0].1).peers.is_empty());
+    }
+
+    #[test]
+    fn off_the_group_every_newcomer_of_a_crowd_is_answered_by_unicast() {
+        let t0 = Instant::now();
+        let config = Config {
+            multicast: false,
+            ..config()
+        };
+        let mut announcer = Announcer::new(&config, 0xAAAA, 7, t0);
+        drain(&mut announcer, t0);
+        let crowd = UNICAST_ANSWERS_PER_WINDOW + 36;
+        for i in 0..crowd {
+            let to = SocketAddr::from(([10, 0, 1, u8::try_from(i).expect("small")], 24901));
+            announcer.answer(
+                t0,
+                AnswerRequest {
+                    to,
+                    peers: Vec::new(),
+                    listed: crowd,
+                },
+            );
+        }
+        let sent = drain(&mut announcer, t0 + EARLY_ANSWER_DELAY);
+        assert_eq!(sent.len(), crowd, "no group to fall back on");
     }
 
     fn sent_beacon(outgoing: &Outgoing) -> Beacon {

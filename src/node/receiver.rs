@@ -58,6 +58,11 @@ impl OnLink {
     }
 }
 
+/// At most this many peers are told to one newcomer (in three or four datagrams): it greets
+/// them, and their answers tell it of others, so a thousand are found in a few round trips,
+/// while a crowd of newcomers asking one seed holds a bounded list each.
+pub const PEERS_TOLD: usize = 64;
+
 /// What one datagram did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Heard {
@@ -97,6 +102,9 @@ pub struct Receiver {
     on_link: Option<OnLink>,
     /// The newcomer the latest datagram asks to answer, if it does.
     answer: Option<AnswerRequest>,
+    /// Where the next list of peers told to a newcomer starts: each tells others, so that
+    /// newcomers greeting the peers they were told of learn the rest from their answers.
+    told_from: usize,
 }
 
 impl Receiver {
@@ -124,6 +132,7 @@ impl Receiver {
             ),
             on_link: None,
             answer: None,
+            told_from: 0,
         }
     }
 
@@ -294,17 +303,26 @@ impl Receiver {
         false
     }
 
-    /// What to tell a newcomer heard from `from`: the peers listed, if it reached us by
-    /// unicast (it may know nobody else).
-    fn answer_request(&self, from: SocketAddr, via: Via) -> AnswerRequest {
+    /// What to tell a newcomer heard from `from`: up to [`PEERS_TOLD`] of the peers listed, if
+    /// it reached us by unicast (it may know nobody else).
+    fn answer_request(&mut self, from: SocketAddr, via: Via) -> AnswerRequest {
         // Only a signed answer may tell them: receivers believe no other.
         let peers = match via {
-            Via::Unicast if !self.keys.is_empty() => self
-                .registry
-                .peers()
-                .map(|peer| peer.address)
-                .filter(|address| *address != from)
-                .collect(),
+            Via::Unicast if !self.keys.is_empty() => {
+                let listed = self.registry.len().max(1);
+                let start = self.told_from % listed;
+                self.told_from = self.told_from.wrapping_add(PEERS_TOLD);
+                let peers = self.registry.peers().map(|peer| peer.address);
+                let (before, after): (Vec<_>, Vec<_>) =
+                    peers.enumerate().partition(|(i, _)| *i < start);
+                after
+                    .into_iter()
+                    .chain(before)
+                    .map(|(_, address)| address)
+                    .filter(|address| *address != from)
+                    .take(PEERS_TOLD)
+                    .collect()
+            }
             _ => Vec::new(),
         };
         AnswerRequest {
@@ -846,6 +864,32 @@ mod tests {
         assert!(
             request.peers.is_empty(),
             "nobody would believe an unsigned list"
+        );
+    }
+
+    #[test]
+    fn a_newcomer_is_told_at_most_so_many_peers_and_the_next_one_others() {
+        let t0 = Instant::now();
+        let mut node = unicast_node_migrating(true, &[KEY], true);
+        for i in 0..100u64 {
+            let from = SocketAddr::from(([10, 0, 1, u8::try_from(i).expect("small")], 24901));
+            node.handle_datagram_via(
+                &beacon_of(&format!("p{i}"), 100 + i, 3),
+                from,
+                Via::Group,
+                t0,
+                WALL,
+            );
+        }
+        node.handle_datagram_via(&beacon_of("new1", 7, 0), at(2), Via::Unicast, t0, WALL);
+        let first = node.take_answer().expect("an answer").peers;
+        node.handle_datagram_via(&beacon_of("new2", 8, 0), at(3), Via::Unicast, t0, WALL);
+        let second = node.take_answer().expect("an answer").peers;
+        assert_eq!((first.len(), second.len()), (PEERS_TOLD, PEERS_TOLD));
+        let both: std::collections::BTreeSet<_> = first.iter().chain(&second).collect();
+        assert!(
+            both.len() > PEERS_TOLD,
+            "the second newcomer is told of others too"
         );
     }
 }
