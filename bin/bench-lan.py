@@ -279,6 +279,12 @@ def start_crowd(args, crowd):
     first_start, last_start = min(starts), max(starts)
     last_announced = max(announced.values())
     early = [s["early_answers"] for s in statuses]
+    unicast_answers = [s.get("unicast", {}).get("answers", 0) for s in statuses]
+    refused = {}
+    for s in statuses:
+        for reason, count in s.get("refused", {}).items():
+            refused[reason] = refused.get(reason, 0) + count
+    refused = ", ".join(f"{k} {v}" for k, v in sorted(refused.items()) if v) or "none"
     queue_drops = sum(s.get("receive_queue_drops") or 0 for s in statuses)
     took = complete - last_start
     rows = [
@@ -291,7 +297,9 @@ def start_crowd(args, crowd):
         ("all list all, after the release", ms(complete - released), ""),
         ("slowest pair, once both had sent their first beacon",
          f"{ms(slowest[0])} ({slowest[1]} heard {slowest[2]})", ""),
-        ("early answers per node (min / median / max)", "%d / %g / %d" % spread(early), ""),
+        ("early beacons to the group per node (min / median / max)", "%d / %g / %d" % spread(early), ""),
+        ("unicast answers per node (min / median / max)", "%d / %g / %d" % spread(unicast_answers), ""),
+        ("datagrams refused, all agents, by reason", refused, ""),
         ("run-queue wait per agent until all listed all (min / median / max)",
          " / ".join(ms(w) for w in spread(waits)), ""),
         ("CPU per agent until all listed all (min / median / max)",
