@@ -5,6 +5,7 @@
 //! `node`, `net`, `registry`, `wire`, `config`, `clock`, `throttle`.
 
 mod announcer;
+mod dns;
 pub mod events;
 pub mod hook_output;
 pub mod hooks;
@@ -13,6 +14,5 @@ pub mod notify;
 mod receiver;
 mod resolver;
 mod run;
-mod srv;
 
 pub use run::run;

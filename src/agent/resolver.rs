@@ -1,7 +1,8 @@
-//! The resolver task: asks the system resolver (getaddrinfo, which reads /etc/resolv.conf and
-//! /etc/hosts, so Docker's embedded DNS, a Kubernetes cluster's and search domains all work) for
-//! every `--peers-dns` name and every name in `--peer`, at start and then every
-//! `--resolve-interval`, and hands each answer to the receiver, which owns the targets.
+//! The resolver task: asks the stub resolver (`dns`: /etc/hosts, then the nameservers of
+//! /etc/resolv.conf with its search domains, so Docker's embedded DNS, a Kubernetes cluster's
+//! and Compose names all work) for every `--peers-dns` name and every name in `--peer`, at
+//! start and then every `--resolve-interval`, and hands each answer to the receiver, which owns
+//! the targets.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use super::srv;
+use super::dns;
 use crate::config::Target;
 
 /// One name's answer.
@@ -69,7 +70,7 @@ async fn resolve(target: &Target) -> Result<Vec<SocketAddr>, String> {
     if !target.host.starts_with('_') {
         return addresses(&target.host, target.port).await;
     }
-    let records = srv::lookup(&target.host).await?;
+    let records = dns::lookup_srv(&target.host).await?;
     let mut found = Vec::new();
     let mut failed = None;
     for (host, port) in records {
@@ -85,10 +86,11 @@ async fn resolve(target: &Target) -> Result<Vec<SocketAddr>, String> {
     }
 }
 
-/// The addresses `host` resolves to (A and AAAA, through getaddrinfo), on `port`.
+/// The addresses `host` resolves to (A and AAAA), on `port`.
 async fn addresses(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
-    match tokio::net::lookup_host((host, port)).await {
-        Ok(addresses) => Ok(addresses.collect()),
-        Err(err) => Err(err.to_string()),
-    }
+    let ips = dns::lookup_ip(host).await?;
+    Ok(ips
+        .into_iter()
+        .map(|ip| SocketAddr::new(ip, port))
+        .collect())
 }

@@ -68,6 +68,10 @@ pub struct Announcer {
     answers: Vec<(Instant, AnswerRequest, bool)>,
     /// When the unicast answers of the last window were scheduled.
     answered: VecDeque<Instant>,
+    /// A crowd is on: until then every newcomer is answered on the group. Each newcomer of the
+    /// crowd keeps it on for a window more, so a crowd that takes seconds to start (250 agents
+    /// on 2 cores) is answered on the group to its end, not 16 more by unicast every second.
+    crowd_until: Option<Instant>,
     /// Draws the jitter; seeded by the caller so tests can replay a schedule.
     rng: fastrand::Rng,
 }
@@ -111,6 +115,7 @@ impl Announcer {
             latest: Vec::new(),
             answers: Vec::new(),
             answered: VecDeque::new(),
+            crowd_until: None,
             rng: fastrand::Rng::with_seed(seed),
         }
     }
@@ -292,7 +297,10 @@ impl Announcer {
         }
         // Off the group there is no cheaper way to answer a crowd: each gets its unicast answer,
         // one datagram per newcomer, as many as the copies of one regular beacon.
-        if self.multicast && self.answered.len() >= UNICAST_ANSWERS_PER_WINDOW {
+        let crowd = self.crowd_until.is_some_and(|until| now < until)
+            || self.answered.len() >= UNICAST_ANSWERS_PER_WINDOW;
+        if self.multicast && crowd {
+            self.crowd_until = Some(now + EARLY_ANSWER_WINDOW);
             self.newcomer(now);
             return;
         }
@@ -818,6 +826,45 @@ mod tests {
         }
         let sent = drain(&mut announcer, t0 + EARLY_ANSWER_DELAY);
         assert_eq!(sent.len(), crowd, "no group to fall back on");
+    }
+
+    #[test]
+    fn a_crowd_is_answered_on_the_group_until_a_window_passes_without_a_newcomer() {
+        let t0 = Instant::now();
+        let mut announcer = announcer(t0);
+        drain(&mut announcer, t0);
+        let request = |last: u8| AnswerRequest {
+            to: SocketAddr::from(([10, 0, 1, last], 24901)),
+            peers: Vec::new(),
+            listed: 100,
+        };
+        let unicast_answers = |announcer: &mut Announcer, until| {
+            drain(announcer, until)
+                .iter()
+                .filter(|(_, o)| matches!(o.to, Destination::Unicast(_)))
+                .count()
+        };
+        let budget = u8::try_from(UNICAST_ANSWERS_PER_WINDOW).expect("small");
+        for last in 0..=budget {
+            announcer.answer(t0, request(last));
+        }
+        let ms = Duration::from_millis;
+        assert_eq!(
+            unicast_answers(&mut announcer, t0 + ms(100)),
+            UNICAST_ANSWERS_PER_WINDOW
+        );
+        // The window of the first answers has passed, but the crowd goes on: the group.
+        for step in 1..=4u8 {
+            announcer.answer(t0 + ms(400) * u32::from(step), request(100 + step));
+        }
+        assert_eq!(
+            unicast_answers(&mut announcer, t0 + ms(1700)),
+            0,
+            "still a crowd"
+        );
+        // A window without a newcomer: a lone one is answered by unicast again.
+        announcer.answer(t0 + ms(2700), request(200));
+        assert_eq!(unicast_answers(&mut announcer, t0 + ms(2800)), 1);
     }
 
     fn sent_beacon(outgoing: &Outgoing) -> Beacon {

@@ -3,4 +3,5 @@
 
 pub mod auth;
 pub mod beacon;
+pub mod dns;
 pub mod tags;

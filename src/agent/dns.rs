@@ -1,13 +1,13 @@
-//! SRV lookups for `--peers-dns _service._proto.NAME`: the one DNS query peerd makes itself,
-//! since getaddrinfo answers only A and AAAA. It reads the nameservers, search domains and
-//! options of `/etc/resolv.conf` as the C library does, asks over UDP, and hands back each
-//! record's target and port; the targets are then resolved like any other name.
+//! A stub resolver for `--peers-dns` and `--peer` names: `/etc/hosts`, then A and AAAA (or SRV,
+//! for `_service._proto.NAME`) asked over UDP of the nameservers of `/etc/resolv.conf`, with its
+//! search domains and options, as the C library does. Not getaddrinfo: its static build brings
+//! the C library's resolver into the binary (190 KB of it), and it answers no SRV. The
+//! messages are `wire::dns`'s.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use simple_dns::rdata::RData;
-use simple_dns::{CLASS, Name, Packet, PacketFlag, Question, RCODE, TYPE};
+use crate::wire::dns::{self, Record, Reply, TYPE_A, TYPE_AAAA, TYPE_SRV};
 
 /// What `/etc/resolv.conf` says, of what a stub resolver needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,13 +84,12 @@ impl ResolvConf {
 
 /// The SRV records of `name` (`_service._proto.domain`): each target and port, the lowest
 /// priority first. Empty when the name exists without any.
-pub async fn lookup(name: &str) -> Result<Vec<(String, u16)>, String> {
-    let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let conf = ResolvConf::parse(&text);
+pub async fn lookup_srv(name: &str) -> Result<Vec<(String, u16)>, String> {
+    let conf = ResolvConf::read();
     let mut last_error = format!("{name}: no such name");
     for candidate in conf.candidates(name) {
-        match ask(&conf, &candidate).await {
-            Ok(Some(records)) => return Ok(records),
+        match ask(&conf, &candidate, TYPE_SRV).await {
+            Ok(Some(records)) => return Ok(srv_records(&records)),
             Ok(None) => last_error = format!("{candidate}: no such name"),
             Err(err) => last_error = err,
         }
@@ -98,16 +97,73 @@ pub async fn lookup(name: &str) -> Result<Vec<(String, u16)>, String> {
     Err(last_error)
 }
 
-/// One name, every server, `attempts` rounds: `Ok(None)` when a server says it does not exist.
-async fn ask(conf: &ResolvConf, name: &str) -> Result<Option<Vec<(String, u16)>>, String> {
+/// Every address `name` has: written out, in `/etc/hosts`, or its A and AAAA records asked of
+/// the nameservers with the search domains, as the C library's `hosts: files dns` would. Empty
+/// when the name exists without an address. Asked here rather than through getaddrinfo, whose
+/// static build brings the C library's whole resolver into the binary.
+pub async fn lookup_ip(name: &str) -> Result<Vec<IpAddr>, String> {
+    if let Ok(ip) = name.parse::<IpAddr>() {
+        return Ok(vec![ip]);
+    }
+    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    let listed = hosts_file(&hosts, name);
+    if !listed.is_empty() {
+        return Ok(listed);
+    }
+    let conf = ResolvConf::read();
+    let mut last_error = format!("{name}: no such name");
+    for candidate in conf.candidates(name) {
+        let v4 = ask(&conf, &candidate, TYPE_A).await;
+        let v6 = ask(&conf, &candidate, TYPE_AAAA).await;
+        match (v4, v6) {
+            (Ok(None), Ok(None)) => last_error = format!("{candidate}: no such name"),
+            (Ok(a), Ok(aaaa)) => {
+                let records = a.into_iter().chain(aaaa).flatten();
+                return Ok(addresses(records.collect::<Vec<_>>().as_slice()));
+            }
+            (Err(err), _) | (_, Err(err)) => last_error = err,
+        }
+    }
+    Err(last_error)
+}
+
+/// The addresses `/etc/hosts` gives `name` (compared without case), in the file's order.
+fn hosts_file(text: &str, name: &str) -> Vec<IpAddr> {
+    text.lines()
+        .map(|line| line.split('#').next().unwrap_or_default())
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            let ip: IpAddr = words.next()?.parse().ok()?;
+            words
+                .any(|alias| {
+                    alias
+                        .trim_end_matches('.')
+                        .eq_ignore_ascii_case(name.trim_end_matches('.'))
+                })
+                .then_some(ip)
+        })
+        .collect()
+}
+
+impl ResolvConf {
+    /// `/etc/resolv.conf`, read anew at each lookup (a container's can change under it).
+    fn read() -> ResolvConf {
+        ResolvConf::parse(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
+    }
+}
+
+/// One name and type, every server, `attempts` rounds: `Ok(None)` when a server says the name
+/// does not exist, `Ok(Some)` with the records of that type otherwise (maybe none).
+async fn ask(conf: &ResolvConf, name: &str, kind: u16) -> Result<Option<Vec<Record>>, String> {
     let id = fastrand::u16(..);
-    let query = query(id, name)?;
+    let query = dns::query(id, name, kind).ok_or_else(|| format!("{name}: not a valid name"))?;
     let mut last_error = format!("{name}: no answer");
     for _ in 0..conf.attempts {
         for server in &conf.nameservers {
             match exchange(&query, SocketAddr::new(*server, 53), conf.timeout).await {
-                Ok(reply) => match answer(&reply, id) {
-                    Ok(answer) => return Ok(answer),
+                Ok(reply) => match dns::reply(&reply, id) {
+                    Ok(Reply::NoName) => return Ok(None),
+                    Ok(Reply::Records(records)) => return Ok(Some(records)),
                     Err(err) => last_error = format!("{name}: {err}"),
                 },
                 Err(err) => last_error = format!("{name} from {server}: {err}"),
@@ -115,21 +171,6 @@ async fn ask(conf: &ResolvConf, name: &str) -> Result<Option<Vec<(String, u16)>>
         }
     }
     Err(last_error)
-}
-
-fn query(id: u16, name: &str) -> Result<Vec<u8>, String> {
-    let mut packet = Packet::new_query(id);
-    packet.set_flags(PacketFlag::RECURSION_DESIRED);
-    let qname = Name::new(name).map_err(|err| format!("{name}: {err}"))?;
-    packet.questions.push(Question::new(
-        qname,
-        TYPE::SRV.into(),
-        CLASS::IN.into(),
-        false,
-    ));
-    packet
-        .build_bytes_vec()
-        .map_err(|err| format!("{name}: {err}"))
 }
 
 async fn exchange(query: &[u8], server: SocketAddr, timeout: Duration) -> std::io::Result<Vec<u8>> {
@@ -148,37 +189,34 @@ async fn exchange(query: &[u8], server: SocketAddr, timeout: Duration) -> std::i
     Ok(buf)
 }
 
-/// The SRV records of a reply to query `id`, the lowest priority first; `None` for NXDOMAIN.
-fn answer(reply: &[u8], id: u16) -> Result<Option<Vec<(String, u16)>>, String> {
-    let packet = Packet::parse(reply).map_err(|err| format!("a malformed reply: {err}"))?;
-    if packet.id() != id {
-        return Err("a reply to another query".to_owned());
-    }
-    match packet.rcode() {
-        RCODE::NoError => {}
-        RCODE::NameError => return Ok(None),
-        other => return Err(format!("the server answered {other:?}")),
-    }
-    let mut records: Vec<(u16, String, u16)> = packet
-        .answers
+fn addresses(records: &[Record]) -> Vec<IpAddr> {
+    records
         .iter()
-        .filter_map(|record| match &record.rdata {
-            RData::SRV(srv) => Some((
-                srv.priority,
-                srv.target.to_string().trim_end_matches('.').to_owned(),
-                srv.port,
-            )),
+        .filter_map(|record| match record {
+            Record::Address(ip) => Some(*ip),
+            Record::Service { .. } => None,
+        })
+        .collect()
+}
+
+/// The SRV records' targets and ports, the lowest priority first; none with an empty target.
+fn srv_records(records: &[Record]) -> Vec<(String, u16)> {
+    let mut services: Vec<(u16, String, u16)> = records
+        .iter()
+        .filter_map(|record| match record {
+            Record::Service {
+                priority,
+                target,
+                port,
+            } if !target.is_empty() => Some((*priority, target.clone(), *port)),
             _ => None,
         })
-        .filter(|(_, target, _)| !target.is_empty())
         .collect();
-    records.sort();
-    Ok(Some(
-        records
-            .into_iter()
-            .map(|(_, target, port)| (target, port))
-            .collect(),
-    ))
+    services.sort();
+    services
+        .into_iter()
+        .map(|(_, target, port)| (target, port))
+        .collect()
 }
 
 #[cfg(test)]
@@ -231,35 +269,38 @@ mod tests {
     }
 
     #[test]
-    fn takes_the_records_of_its_own_query_lowest_priority_first() {
-        let mut reply = Packet::new_reply(7);
-        let name = Name::new_unchecked("_beacons._udp.peerd.test");
-        for (priority, target, port) in [(20, "b.peerd.test", 24902), (10, "a.peerd.test", 24901)] {
-            reply.answers.push(simple_dns::ResourceRecord::new(
-                name.clone(),
-                CLASS::IN,
-                30,
-                RData::SRV(simple_dns::rdata::SRV {
-                    priority,
-                    weight: 0,
-                    port,
-                    target: Name::new_unchecked(target),
-                }),
-            ));
-        }
-        let bytes = reply.build_bytes_vec().expect("a reply");
+    fn reads_the_hosts_file_as_the_c_library_does() {
+        let hosts = "127.0.0.1 localhost\n10.0.1.3 cba1712b88e0  # the overlay\n# 10.9.9.9 cba1712b88e0\nfd00::3 CBA1712B88E0 alias\n";
         assert_eq!(
-            answer(&bytes, 7),
-            Ok(Some(vec![
+            hosts_file(hosts, "cba1712b88e0"),
+            [
+                IpAddr::from([10, 0, 1, 3]),
+                "fd00::3".parse::<IpAddr>().expect("an address")
+            ]
+        );
+        assert!(hosts_file(hosts, "elsewhere").is_empty());
+    }
+
+    #[test]
+    fn services_come_lowest_priority_first_and_addresses_apart() {
+        let service = |priority, target: &str, port| Record::Service {
+            priority,
+            port,
+            target: target.into(),
+        };
+        let records = [
+            service(20, "b.peerd.test", 24902),
+            Record::Address(IpAddr::from([10, 0, 0, 5])),
+            service(10, "a.peerd.test", 24901),
+            service(5, "", 1),
+        ];
+        assert_eq!(
+            srv_records(&records),
+            [
                 ("a.peerd.test".to_owned(), 24901),
                 ("b.peerd.test".to_owned(), 24902)
-            ]))
+            ]
         );
-        assert!(answer(&bytes, 8).is_err(), "another query's reply");
-        assert!(answer(b"garbage", 7).is_err());
-        let mut missing = Packet::new_reply(7);
-        *missing.rcode_mut() = RCODE::NameError;
-        let bytes = missing.build_bytes_vec().expect("a reply");
-        assert_eq!(answer(&bytes, 7), Ok(None));
+        assert_eq!(addresses(&records), [IpAddr::from([10, 0, 0, 5])]);
     }
 }
