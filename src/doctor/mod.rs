@@ -4,6 +4,7 @@
 //! The checks live in `host` (this host), `hearing` (the group) and `networks` (the peers
 //! maybe on another interface), the report's line in `check`, the probe in `probe`; it may import `api` (the agent's status), `net` and `wire`.
 
+mod agent;
 mod check;
 mod hearing;
 mod host;
@@ -13,6 +14,7 @@ mod probe;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use self::agent::{check_agent, check_unicast};
 pub use self::check::{Check, Status};
 use self::hearing::{check_heard, others_heard};
 use self::host::*;

@@ -1,25 +1,28 @@
 //! The receiver task: the only owner of the registry and the unicast targets. It drives the
 //! node's [`Receiver`] over the two sockets (datagrams in, deadlines swept), keeps them working
 //! as the [`Keeper`] says, takes in the resolver's answers, publishes every event through the
-//! funnel and answers the API's queries between datagrams.
+//! funnel and answers the API's queries between datagrams (`queries.rs`); `sockets.rs` opens and
+//! keeps the sockets.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::warn;
+
+mod queries;
+mod sockets;
 
 use super::events::Funnel;
 use super::hooks::HookCounters;
 use super::link::{Announced, Cue, Outcome, ReceiverSide, Sockets};
 use super::notify::{self, Notifier};
 use super::resolver::Resolved;
-use crate::api::query::{Figures, Query, Start, Subscription};
-use crate::api::{PeerInfo, Snapshot};
+use crate::api::query::Query;
 use crate::clock::{now, wall_now};
 use crate::config::Config;
-use crate::net::keeper::{Keeper, Sending, SocketStats, stalled_for};
+use crate::net::keeper::{Keeper, stalled_for};
 use crate::net::socket::{self, BATCH, Batch, DatagramBuf};
 use crate::node::{Heard, Receiver};
 use crate::registry::Via;
@@ -47,6 +50,8 @@ pub(super) struct ReceiverTask {
     /// The port the unicast socket was last bound to, when the kernel chose it: a socket
     /// opened again takes the same, so peers do not see this node move.
     unicast_port: u16,
+    /// When the targets are next pruned as beacons go out (resolver answers prune them too).
+    prune_at: Instant,
 }
 
 /// The sockets while they are open, with what the kernel said of them.
@@ -89,6 +94,7 @@ impl ReceiverTask {
             ping_at: notifier.as_ref().and_then(|n| n.watchdog()).map(|_| now),
             notifier,
             unicast_port: 0,
+            prune_at: now,
         }
     }
 
@@ -182,7 +188,10 @@ impl ReceiverTask {
                         Outcome::Failed(err) => self.keeper.send_failed(err),
                         Outcome::NoSocket => {} // its failure to open is the reason
                     }
-                    if !early {
+                    // Once a regular beacon, not once a copy: with a hundred targets, a hundred
+                    // copies an interval each pruned them all.
+                    if !early && now >= self.prune_at {
+                        self.prune_at = now + self.config.interval / 2;
                         self.publish_targets(now);
                     }
                 }
@@ -318,122 +327,6 @@ impl ReceiverTask {
         }
     }
 
-    /// Opens the sockets and hands them to the announcer, or leaves the next try to the
-    /// keeper's backoff.
-    fn open(&mut self, now: Instant) {
-        let opened = self.bind(now);
-        let config = &self.config;
-        match opened {
-            Ok(sockets) => {
-                let udp = sockets.group.as_ref().unwrap_or(&sockets.unicast);
-                let receive_buffer = socket::receive_buffer(udp);
-                if receive_buffer.unwrap_or(0) < socket::RECEIVE_BUFFER {
-                    warn!(
-                        bytes = receive_buffer.unwrap_or(0),
-                        "the kernel granted a small receive buffer: a burst of beacons from many peers may be dropped (raise net.core.rmem_max, or run with CAP_NET_ADMIN)"
-                    );
-                }
-                let drops = socket::reports_drops(udp).then_some(0);
-                let opened = self.keeper.opened(now);
-                if opened.after_warnings {
-                    info!(group = %config.group_addr(), interface = %config.interface, "multicast socket open: beaconing");
-                }
-                let sockets = Arc::new(sockets);
-                self.link.sockets.send_replace(Some(Arc::clone(&sockets)));
-                self.socket = Some(Open {
-                    sockets,
-                    receive_buffer,
-                    drops: [drops, drops],
-                });
-                if opened.first {
-                    self.notify(notify::READY);
-                }
-            }
-            Err(err) => {
-                let error = format!("{err:#}");
-                if let Some(warning) = self.keeper.open_failed(now, error.clone()) {
-                    warn!(%error, failures = warning.failures,
-                        next_warning_in = %humantime::format_duration(warning.next_warning_in),
-                        "cannot open the multicast socket; retrying every interval");
-                }
-            }
-        }
-    }
-
-    /// Binds the group socket (unless `--no-multicast`) and the unicast one: on `--port` when
-    /// nodes may target this one (they are configured alike), else on a port of the kernel's
-    /// choosing, the same as before if it was opened already.
-    fn bind(&mut self, now: Instant) -> anyhow::Result<Sockets> {
-        let _ = now;
-        let config = &self.config;
-        let group = match config.multicast {
-            true => Some(socket::bind_multicast(
-                config.group,
-                config.port,
-                config.interface,
-                config.multicast_ttl,
-            )?),
-            false => None,
-        };
-        let fixed = config.has_targets() || !config.multicast;
-        let port = if fixed {
-            config.port
-        } else {
-            self.unicast_port
-        };
-        let unicast = match socket::bind_unicast(port, config.interface, config.multicast_ttl) {
-            Err(_) if !fixed && port != 0 => {
-                socket::bind_unicast(0, config.interface, config.multicast_ttl)?
-            }
-            bound => bound?,
-        };
-        if !fixed {
-            self.unicast_port = unicast.local_addr().map_or(0, |a| a.port());
-        }
-        Ok(Sockets { group, unicast })
-    }
-
-    /// Drops the socket and opens a new one at once: this leaves and rejoins the group.
-    fn reopen(&mut self, now: Instant) {
-        self.socket = None;
-        self.link.sockets.send_replace(None);
-        self.keeper.reopen(now);
-        self.open(now);
-    }
-
-    fn receive_failed(&mut self, err: &std::io::Error, now: Instant) {
-        let failure = self.keeper.receive_failed(now);
-        if let Some(held_back) = failure.warn {
-            warn!(error = %err, errors_since_last_log = held_back, "receive failed");
-        }
-        if failure.reopen {
-            warn!("the socket keeps failing: opening it again");
-            self.reopen(now);
-        }
-    }
-
-    /// The loop ran `gap` later than it meant to: the agent was stopped. What queued up on
-    /// the socket meanwhile is old news (a peer that died during the stop would look alive),
-    /// so it is dropped unread; the node does not count the gap against its peers, and the
-    /// announcer announces at once, so that peers that expired this node meanwhile answer.
-    fn stalled(&mut self, gap: Duration, now: Instant) {
-        let stale = self.socket.as_ref().map_or(0, |open| {
-            let group = open
-                .sockets
-                .group
-                .as_ref()
-                .map_or(0, socket::discard_queued);
-            group + socket::discard_queued(&open.sockets.unicast)
-        });
-        warn!(gap = %humantime::format_duration(gap), stale_datagrams_dropped = stale,
-            "the agent was stopped or stalled: each peer gets a ttl from now to be heard again, and it announces itself");
-        self.core.stale_dropped(stale);
-        self.core.handle_stall(now);
-        self.keeper.backlog(false); // thrown away above
-        self.keeper.stalled(now);
-        let _ = self.link.cues.try_send(Cue::Now(now));
-    }
-
     /// Sends `WATCHDOG=1` if it is due: only a loop that keeps turning keeps the service alive.
     fn ping_watchdog(&mut self, now: Instant) {
         let interval = self.notifier.as_ref().and_then(|n| n.watchdog());
@@ -461,92 +354,5 @@ impl ReceiverTask {
             }
         }
         self.funnel.flush_summary(now);
-    }
-
-    fn answer(&mut self, query: Query) {
-        let now = now();
-        self.sweep(now);
-        // A reply channel closed by a client that hung up is no concern of ours.
-        match query {
-            Query::Peers(reply) => {
-                let _ = reply.send(self.peers(now));
-            }
-            Query::Status(reply) => {
-                let _ = reply.send(self.figures(now));
-            }
-            Query::Subscribe { after, reply } => {
-                let _ = reply.send(self.subscribe(after, now));
-            }
-        }
-    }
-
-    /// The live peers as of `now`, sorted by hostname.
-    fn peers(&self, now: Instant) -> Vec<PeerInfo> {
-        let wall_now = wall_now();
-        let mut peers: Vec<PeerInfo> = self
-            .core
-            .peers()
-            .map(|peer| PeerInfo::new(&peer, now, wall_now))
-            .collect();
-        peers.sort_by(|a, b| a.hostname.cmp(&b.hostname));
-        peers
-    }
-
-    fn figures(&self, now: Instant) -> Figures {
-        let open = self.socket.as_ref();
-        Figures {
-            at: now,
-            uptime: now.saturating_duration_since(self.started),
-            node: self.core.stats(now),
-            socket: SocketStats {
-                receive_queue_drops: open.and_then(|open| match open.drops {
-                    [None, None] => None,
-                    [group, unicast] => Some(group.unwrap_or(0) + unicast.unwrap_or(0)),
-                }),
-                receive_buffer_bytes: open.and_then(|open| open.receive_buffer),
-                reopens: self.keeper.reopens(),
-            },
-            sending: self.sending(now),
-            events: self.funnel.counts(),
-            hooks: self.hooks.snapshot(),
-            targets: self.core.targets().list(),
-            names: self.core.targets().names().to_vec(),
-            unicast_port: open
-                .and_then(|open| open.sockets.unicast.local_addr().ok())
-                .map(|address| address.port()),
-        }
-    }
-
-    /// Whether the beacons go out, as the keeper says; but an agent off the group with no
-    /// target yet has nobody to send to, which is no failure: in Swarm a task is in DNS only
-    /// once it is healthy, so calling it unhealthy then would keep every task out for good.
-    fn sending(&self, now: Instant) -> Sending {
-        let mut sending = self.keeper.sending(now);
-        if !self.config.multicast && self.core.targets().is_empty() {
-            sending.not_sending = None;
-        }
-        sending
-    }
-
-    /// Answered between two events, so the start and the receiver fit together exactly: no
-    /// event is both in the start and received, and none falls between them.
-    fn subscribe(&self, after: Option<(u64, u64)>, now: Instant) -> Subscription {
-        let instance = self.core.instance();
-        let missed = after
-            .filter(|(of, _)| *of == instance)
-            .and_then(|(_, id)| self.funnel.since(id));
-        let start = match missed {
-            Some(missed) => Start::Missed(missed),
-            None => Start::Snapshot(Snapshot {
-                id: self.funnel.last_id(),
-                time: humantime::format_rfc3339_millis(wall_now()).to_string(),
-                peers: self.peers(now),
-            }),
-        };
-        Subscription {
-            instance,
-            start,
-            events: self.funnel.subscribe(),
-        }
     }
 }
