@@ -9,21 +9,13 @@ use peerd::node::admission::unix_millis;
 use peerd::wire::auth::Keyring;
 use peerd::wire::beacon::Beacon;
 
-use crate::support::cluster::Cluster;
+use crate::support::cluster::{self, Cluster};
 use crate::support::lan::Lan;
 use crate::support::secret::SecretFile;
 use crate::support::timings::{POLL_SLACK, SCHEDULING_SLACK, Timings};
 use crate::support::wait_for;
 
 const SECRET: &str = "c2hhcmVkIHNlY3JldCBvZiB0aGUgdGVzdCBjbHVzdGVy";
-
-fn listed(lan: &Lan, node: &str) -> BTreeSet<String> {
-    lan.peers(node)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|peer| peer.hostname)
-        .collect()
-}
 
 fn names(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|name| name.to_string()).collect()
@@ -49,20 +41,20 @@ fn only_holders_of_the_secret_hear_each_other_and_a_migration_keeps_everyone_tog
     ];
     for (node, peers) in &expected {
         let seen = wait_for(POLL_SLACK, || {
-            let now = listed(&lan, node);
+            let now = cluster::listed(&lan, node);
             (now == *peers).then_some(now)
         });
         assert!(
             seen.is_some(),
             "{node} lists {:?}, not {peers:?}",
-            listed(&lan, node)
+            cluster::listed(&lan, node)
         );
     }
     // Several intervals later, still apart: the refusals are counted and explained.
     let refused = |node| lan.status(node).expect("answers").refused.authentication;
     assert!(wait_for(POLL_SLACK, || (refused("a") >= 3).then_some(())).is_some());
-    assert_eq!(listed(&lan, "a"), names(&["b", "m"]));
-    assert_eq!(listed(&lan, "plain"), names(&["m"]));
+    assert_eq!(cluster::listed(&lan, "a"), names(&["b", "m"]));
+    assert_eq!(cluster::listed(&lan, "plain"), names(&["m"]));
     assert!(refused("plain") > 0);
     assert!(
         lan.log("a")
@@ -172,7 +164,7 @@ fn forged_and_replayed_beacons_change_nothing_in_a_signed_cluster() {
     // b leaves; its captured beacon, replayed, does not bring it back.
     assert!(lan.stop("b"));
     wait_for(POLL_SLACK, || {
-        (!listed(&lan, "a").contains("b")).then_some(())
+        (!cluster::listed(&lan, "a").contains("b")).then_some(())
     })
     .expect("b's goodbye reached a");
     let before = lan.status("a").expect("answers").refused.replay;
@@ -181,8 +173,8 @@ fn forged_and_replayed_beacons_change_nothing_in_a_signed_cluster() {
         (lan.status("a")?.refused.replay > before).then_some(())
     })
     .expect("the replay was refused and counted");
-    assert!(!listed(&lan, "a").contains("b"));
-    assert!(!listed(&lan, "c").contains("b"));
+    assert!(!cluster::listed(&lan, "a").contains("b"));
+    assert!(!cluster::listed(&lan, "c").contains("b"));
 
     // A beacon signed with the key but stamped two minutes ago: outside the window.
     let keys = Keyring::new(&[SECRET]);
@@ -200,7 +192,7 @@ fn forged_and_replayed_beacons_change_nothing_in_a_signed_cluster() {
         (lan.status("a")?.refused.replay > before + 1).then_some(())
     })
     .expect("the stale beacon was refused as a replay");
-    assert!(!listed(&lan, "a").contains("late"));
+    assert!(!cluster::listed(&lan, "a").contains("late"));
     assert!(lan.log("a").contains("outside the 1m replay window"));
 }
 
@@ -220,7 +212,7 @@ fn a_beacon_claiming_our_own_hostname_is_a_conflict_never_a_peer() {
     let conflict = wait_for(POLL_SLACK, || lan.status("node1")?.hostname_conflict);
     let conflict = conflict.expect("node1 reports the conflict");
     assert_eq!(conflict.instance, "000000001a2b3c4d");
-    assert!(!listed(&lan, "node1").contains("node1"));
+    assert!(!cluster::listed(&lan, "node1").contains("node1"));
     assert!(
         lan.log("node1")
             .contains("another instance announces this agent's own hostname")
@@ -304,14 +296,19 @@ fn after_a_flood_of_hostnames_asking_for_an_hour_a_newcomer_is_listed_at_once() 
     let started = Instant::now();
     lan.add("node3", &[]).expect("namespace");
     let newcomer = wait_for(Duration::from_secs(3), || {
-        listed(&lan, "node1").contains("node3").then_some(())
+        cluster::listed(&lan, "node1")
+            .contains("node3")
+            .then_some(())
     });
     assert!(
         newcomer.is_some(),
         "node1 did not list the newcomer within 3 s of its start"
     );
     eprintln!("newcomer listed {:?} after its start", started.elapsed());
-    assert!(listed(&lan, "node1").contains("node2"), "node2 was dropped");
+    assert!(
+        cluster::listed(&lan, "node1").contains("node2"),
+        "node2 was dropped"
+    );
     assert_eq!(lan.status("node1").expect("answers").events.expired, 0);
 }
 

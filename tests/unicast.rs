@@ -35,6 +35,20 @@ fn dns_flags(name: &str) -> Vec<String> {
     ]
 }
 
+/// Asserts that in `views` (every node's listing once whole) the last peer was first seen
+/// within `bound` of `since` (the newest start), by the agents' own clocks; prints the figure.
+fn all_knew_each_other_within(
+    views: &[Vec<peerd::api::PeerInfo>],
+    since: std::time::SystemTime,
+    bound: Duration,
+    what: &str,
+) {
+    let complete = views.iter().flatten().map(cluster::first_seen).max();
+    let took = cluster::elapsed(since, complete.expect("peers"));
+    eprintln!("{what}: all knew each other {took:?} after the newest start (bound {bound:?})");
+    assert!(took <= bound, "{what}: took {took:?}, over {bound:?}");
+}
+
 fn add(lan: &mut Lan, node: &str, flags: &[String]) {
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     lan.add(node, &flags).expect("a namespace for the node");
@@ -48,14 +62,6 @@ fn addresses(nodes: usize) -> Vec<String> {
 /// `addresses` as the agents' status shows a name's answer: `ip:port`.
 fn with_port(addresses: &[String]) -> Vec<String> {
     addresses.iter().map(|a| format!("{a}:{PORT}")).collect()
-}
-
-fn listed(lan: &Lan, node: &str) -> BTreeSet<String> {
-    lan.peers(node)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|peer| peer.hostname)
-        .collect()
 }
 
 /// A LAN without multicast whose nodes `node1`..`node<nodes>` are all in the answer for
@@ -142,7 +148,7 @@ fn stays_whole(lan: &Lan, duration: Duration, during: &str) {
         for node in &nodes {
             let mut expected: BTreeSet<String> = nodes.iter().cloned().collect();
             expected.remove(node);
-            let seen = listed(lan, node);
+            let seen = cluster::listed(lan, node);
             assert_eq!(
                 seen,
                 expected,
@@ -178,7 +184,7 @@ fn without_targets_nobody_is_found_on_a_bridge_that_drops_multicast() {
     assert!(sent_three.is_some(), "the agents do not send");
     for node in ["node1", "node2"] {
         assert_eq!(
-            listed(&lan, node),
+            cluster::listed(&lan, node),
             BTreeSet::new(),
             "{node} heard the group"
         );
@@ -221,13 +227,13 @@ fn nodes_named_by_one_dns_name_all_list_each_other() {
         .map(|node| cluster::logged(&lan, node, "agent started"))
         .max()
         .expect("nodes");
-    let complete = views.iter().flatten().map(cluster::first_seen).max();
-    let took = cluster::elapsed(newest_start, complete.expect("peers"));
-    let bound = timings.unicast_discovery_bound();
-    eprintln!(
-        "3 nodes by DNS at {timings}: all knew each other {took:?} after the newest started (bound {bound:?})"
+    let what = format!("3 nodes by DNS at {timings}");
+    all_knew_each_other_within(
+        &views,
+        newest_start,
+        timings.unicast_discovery_bound(),
+        &what,
     );
-    assert!(took <= bound, "took {took:?}, over {bound:?}");
 }
 
 /// A node added to the answer, and started after it changed, is listed by the nodes already
@@ -248,13 +254,8 @@ fn a_node_added_to_the_answer_is_found() {
     let views = cluster::wait_whole(&lan, RESOLVE_INTERVAL + POLL_SLACK)
         .expect("node3 was never listed by all, nor listed all");
     let started = cluster::logged(&lan, "node3", "agent started");
-    let complete = views.iter().flatten().map(cluster::first_seen).max();
-    let took = cluster::elapsed(started, complete.expect("peers"));
     let bound = RESOLVE_INTERVAL + timings.unicast_discovery_bound();
-    eprintln!(
-        "a node added to the answer: all knew each other {took:?} after it started (bound {bound:?})"
-    );
-    assert!(took <= bound, "took {took:?}, over {bound:?}");
+    all_knew_each_other_within(&views, started, bound, "a node added to the answer");
 }
 
 /// A node that moves to another address, and the answer with it, is listed at its new address;
@@ -463,12 +464,7 @@ fn one_seed_and_a_shared_secret_find_everyone() {
         }
     }
     let newest_start = cluster::logged(&lan, "node4", "agent started");
-    let complete = views.iter().flatten().map(cluster::first_seen).max();
-    let took = cluster::elapsed(newest_start, complete.expect("peers"));
-    eprintln!(
-        "4 nodes from one seed: all knew each other {took:?} after the newest started (bound {bound:?})"
-    );
-    assert!(took <= bound, "took {took:?}, over {bound:?}");
+    all_knew_each_other_within(&views, newest_start, bound, "4 nodes from one seed");
 }
 
 /// The count of unicast beacons `node` refused, from `peerd health --json`.
@@ -500,7 +496,11 @@ fn refused_from(lan: &Lan, from: &Netns, node: &str) {
     // Counted, so taken in and judged: it would be listed by now.
     let mut others: BTreeSet<String> = lan.nodes().into_iter().collect();
     others.remove(node);
-    assert_eq!(listed(lan, node), others, "{node} lists the stranger");
+    assert_eq!(
+        cluster::listed(lan, node),
+        others,
+        "{node} lists the stranger"
+    );
 }
 
 /// An unsigned beacon sent by unicast from a host that is no target of the agent is refused,

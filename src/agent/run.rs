@@ -115,7 +115,6 @@ pub async fn run(
         &config,
         own_addresses(&config),
         interface::network_of(config.interface).map(|(network, prefix)| OnLink { network, prefix }),
-        started,
     );
     let names: Vec<Target> = core
         .targets()

@@ -45,19 +45,26 @@ pub fn bind_multicast(
     join(&socket, group, interface).with_context(|| {
         format!("joining multicast group {group} on interface {interface} (is that address on this host?)")
     })?;
-    // Otherwise Linux delivers datagrams of any group another socket on the host joined.
+    // The agent sends from its unicast socket; the doctor's probe goes out from this one.
+    group_options(&socket, multicast_ttl)?;
+    receiving(socket)
+}
+
+/// The group options both sockets share. IP_MULTICAST_ALL off: otherwise Linux delivers
+/// datagrams of any group another socket on the host joined. What goes to the group stays on
+/// the link (`multicast_ttl`, 1 by default) and comes back over the loop: other agents on this
+/// host hear it, and the group socket hears the agent's own beacons (the proof it still hears
+/// the group; they are dropped by instance id), or the doctor's probe.
+fn group_options(socket: &Socket, multicast_ttl: u32) -> anyhow::Result<()> {
     socket
         .set_multicast_all_v4(false)
         .context("turning IP_MULTICAST_ALL off")?;
-    // The agent sends from its unicast socket; the doctor's probe goes out from this one, and
-    // must stay on the link and come back over the loop.
     socket
         .set_multicast_ttl_v4(multicast_ttl)
         .context("setting the multicast TTL")?;
     socket
         .set_multicast_loop_v4(true)
-        .context("enabling multicast loopback")?;
-    receiving(socket)
+        .context("enabling multicast loopback")
 }
 
 /// Makes `socket` ready to receive bursts, and hands it to tokio: a large receive buffer, the
@@ -110,20 +117,9 @@ pub fn bind_unicast(
         .bind(&bind.into())
         .with_context(|| format!("binding UDP {bind} for unicast beacons"))?;
     socket
-        .set_multicast_all_v4(false)
-        .context("turning IP_MULTICAST_ALL off")?;
-    socket
         .set_multicast_if_v4(&interface)
         .with_context(|| format!("sending to the group from interface {interface}"))?;
-    socket
-        .set_multicast_ttl_v4(multicast_ttl)
-        .context("setting the multicast TTL")?;
-    // On: other agents on this host must hear us, and the group socket hears our own beacons
-    // come back, the proof that it still hears the group. Our own copies are dropped by
-    // instance id.
-    socket
-        .set_multicast_loop_v4(true)
-        .context("enabling multicast loopback")?;
+    group_options(&socket, multicast_ttl)?;
     receiving(socket)
 }
 

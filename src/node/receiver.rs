@@ -143,9 +143,8 @@ impl Receiver {
         config: &Config,
         own: Vec<SocketAddr>,
         on_link: Option<OnLink>,
-        now: Instant,
     ) -> Receiver {
-        self.targets = Targets::new(&config.peers_dns, &config.peers, config.ttl, own, now);
+        self.targets.set_own(own);
         self.on_link = on_link.filter(|_| config.multicast);
         self
     }
@@ -309,19 +308,14 @@ impl Receiver {
         // Only a signed answer may tell them: receivers believe no other.
         let peers = match via {
             Via::Unicast if !self.keys.is_empty() => {
-                let listed = self.registry.len().max(1);
-                let start = self.told_from % listed;
+                let mut peers: Vec<SocketAddr> =
+                    self.registry.peers().map(|peer| peer.address).collect();
+                let start = self.told_from % peers.len().max(1);
+                peers.rotate_left(start);
                 self.told_from = self.told_from.wrapping_add(PEERS_TOLD);
-                let peers = self.registry.peers().map(|peer| peer.address);
-                let (before, after): (Vec<_>, Vec<_>) =
-                    peers.enumerate().partition(|(i, _)| *i < start);
-                after
-                    .into_iter()
-                    .chain(before)
-                    .map(|(_, address)| address)
-                    .filter(|address| *address != from)
-                    .take(PEERS_TOLD)
-                    .collect()
+                peers.retain(|address| *address != from);
+                peers.truncate(PEERS_TOLD);
+                peers
             }
             _ => Vec::new(),
         };
@@ -763,7 +757,7 @@ mod tests {
             network: Ipv4Addr::new(10, 0, 0, 0),
             prefix: 24,
         };
-        Receiver::new(&config, OWN, t0).with_own_addresses(&config, vec![at(1)], Some(link), t0)
+        Receiver::new(&config, OWN, t0).with_own_addresses(&config, vec![at(1)], Some(link))
     }
 
     #[test]

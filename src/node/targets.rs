@@ -98,6 +98,12 @@ impl Targets {
         targets
     }
 
+    /// Never beacons to `own` (this node's own unicast addresses).
+    pub fn set_own(&mut self, own: Vec<SocketAddr>) {
+        self.own = own;
+        self.changed = true;
+    }
+
     /// The names to resolve, in the order [`resolved`](Self::resolved) numbers them.
     pub fn names(&self) -> &[Name] {
         &self.names
@@ -218,7 +224,7 @@ impl Targets {
 
     /// How many targets there are now.
     pub fn len(&self) -> usize {
-        self.list().len()
+        self.known.keys().filter(|a| !self.own.contains(a)).count()
     }
 
     pub fn is_empty(&self) -> bool {

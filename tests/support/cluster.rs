@@ -91,6 +91,11 @@ fn ask_all<T: Send>(nodes: &[String], ask: impl Fn(&str) -> T + Sync) -> Vec<T> 
     })
 }
 
+/// The hostnames `node` lists now (none if it does not answer).
+pub fn listed(cluster: &impl Cluster, node: &str) -> std::collections::BTreeSet<String> {
+    peer_names(cluster, node).into_iter().collect()
+}
+
 fn peer_names(cluster: &impl Cluster, node: &str) -> Vec<String> {
     hostnames(&cluster.peers(node).unwrap_or_default())
 }
