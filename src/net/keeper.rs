@@ -239,9 +239,7 @@ impl Keeper {
     /// One of our beacons went out at `now`.
     pub fn beacon_sent(&mut self, now: Instant) {
         self.sent_unheard = self.sent_unheard.saturating_add(1);
-        self.sent_at = Some(now);
-        self.silent_since = now;
-        self.failure = None;
+        self.unicast_sent(now);
     }
 
     /// One of our beacons went out at `now` to a unicast target: the agent sends, though nothing

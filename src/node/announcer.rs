@@ -166,10 +166,7 @@ impl Announcer {
                 early: false,
             });
         }
-        let group_due = self
-            .next_early
-            .map_or(self.next_regular, |early| early.min(self.next_regular));
-        if now < group_due {
+        if now < self.group_due() {
             return None;
         }
         let bytes = self.beacon(false, false, Vec::new(), wall_now);
@@ -225,7 +222,11 @@ impl Announcer {
         }
         if !request.peers.is_empty() {
             // The rest in the next datagram, right after this one.
-            self.answers.push((now, request.clone(), answer));
+            let rest = AnswerRequest {
+                peers: std::mem::take(&mut request.peers),
+                ..request.clone()
+            };
+            self.answers.push((now, rest, answer));
         }
         let bytes = self.beacon(false, answer, told, wall_now);
         Some(Outgoing {
@@ -246,11 +247,15 @@ impl Announcer {
         MAX_BEACON_LEN.saturating_sub(self.largest + EXT_HEADER_LEN) / 19
     }
 
+    /// When the next beacon to the group is due: the next regular one, or an early answer.
+    fn group_due(&self) -> Instant {
+        self.next_early
+            .map_or(self.next_regular, |early| early.min(self.next_regular))
+    }
+
     /// When the next datagram is due.
     pub fn next_wakeup(&self) -> Instant {
-        let group = self
-            .next_early
-            .map_or(self.next_regular, |early| early.min(self.next_regular));
+        let group = self.group_due();
         let copy = self.copies.front().map(|(at, _)| *at);
         let answer = self.answers.iter().map(|(at, _, _)| *at).min();
         [copy, answer]
