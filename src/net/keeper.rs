@@ -318,11 +318,29 @@ impl Keeper {
     }
 }
 
+/// A wake-up more than [`STALL`] late: the agent did not run for `gap`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stall {
+    pub gap: Duration,
+    /// Late by a ttl or more: the agent was stopped, and what queued meanwhile may be older
+    /// than any deadline (a node that joined and died during the stop would be listed), so it
+    /// is dropped unread and the agent announces itself, since peers may have expired it.
+    /// Late by less, the host was short of CPU (hundreds of agents starting on two cores run
+    /// seconds late) or the stop was short: what queued is at most `gap` old, which every
+    /// peer's deadline now allows for anyway, and it is news: a goodbye among it must not be
+    /// lost, nor a starting crowd's first beacons, whose senders would otherwise be heard as
+    /// newcomers later, one by one, and answered again.
+    pub stopped: bool,
+}
+
 /// How long the loop ran past `expected_by`, the latest it meant to run, if that long means
-/// the agent was stopped: [`STALL`] or more.
-pub fn stalled_for(expected_by: Instant, now: Instant) -> Option<Duration> {
-    let late = now.saturating_duration_since(expected_by);
-    (late > STALL).then_some(late)
+/// the agent did not run: more than [`STALL`]; `ttl` is this node's.
+pub fn stalled_for(expected_by: Instant, now: Instant, ttl: Duration) -> Option<Stall> {
+    let gap = now.saturating_duration_since(expected_by);
+    (gap > STALL).then_some(Stall {
+        gap,
+        stopped: gap >= ttl,
+    })
 }
 
 #[cfg(test)]
@@ -585,10 +603,20 @@ mod tests {
     }
 
     #[test]
-    fn a_stall_is_a_wake_up_more_than_a_second_late() {
+    fn a_stall_is_a_wake_up_more_than_a_second_late_and_a_stop_one_a_ttl_late() {
         let t0 = Instant::now();
-        assert_eq!(stalled_for(t0, t0 + STALL), None);
-        assert_eq!(stalled_for(t0 + secs(5), t0), None, "early is not late");
-        assert_eq!(stalled_for(t0, t0 + secs(100)), Some(secs(100)));
+        assert_eq!(stalled_for(t0, t0 + STALL, TTL), None);
+        assert_eq!(
+            stalled_for(t0 + secs(5), t0, TTL),
+            None,
+            "early is not late"
+        );
+        let starved = stalled_for(t0, t0 + secs(3), TTL);
+        let starved = starved.expect("three seconds late is a stall");
+        assert_eq!((starved.gap, starved.stopped), (secs(3), false));
+        let stopped = stalled_for(t0, t0 + TTL, TTL).expect("a stall");
+        assert!(stopped.stopped, "a ttl late: the agent was stopped");
+        let stopped = stalled_for(t0, t0 + secs(100), TTL).expect("a stall");
+        assert_eq!((stopped.gap, stopped.stopped), (secs(100), true));
     }
 }

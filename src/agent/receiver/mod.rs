@@ -166,9 +166,9 @@ impl ReceiverTask {
             // Checked before anything that woke the loop is handled: after a stop, the timer
             // would expire every peer at once and the datagram would be stale news.
             let now = now();
-            if let Some(gap) = stalled_for(expected_by, now) {
-                self.stalled(gap, now);
-                if matches!(woke, Woke::Readable(_, Ok(()))) {
+            if let Some(stall) = stalled_for(expected_by, now, self.config.ttl) {
+                self.stalled(stall, now);
+                if stall.stopped && matches!(woke, Woke::Readable(_, Ok(()))) {
                     continue; // what was readable was stale, and is gone
                 }
             }

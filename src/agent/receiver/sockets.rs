@@ -3,13 +3,14 @@
 //! do when is the keeper's say; here it is done.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tracing::{info, warn};
 
 use super::{Open, ReceiverTask};
 use crate::agent::link::{Cue, Sockets};
 use crate::agent::notify;
+use crate::net::keeper::Stall;
 use crate::net::socket;
 
 impl ReceiverTask {
@@ -107,11 +108,19 @@ impl ReceiverTask {
         }
     }
 
-    /// The loop ran `gap` later than it meant to: the agent was stopped. What queued up on
-    /// the socket meanwhile is old news (a peer that died during the stop would look alive),
-    /// so it is dropped unread; the node does not count the gap against its peers, and the
-    /// announcer announces at once, so that peers that expired this node meanwhile answer.
-    pub(super) fn stalled(&mut self, gap: Duration, now: Instant) {
+    /// The loop ran `stall.gap` later than it meant to: the node does not count the gap
+    /// against its peers. After a stop (see [`Stall::stopped`]), what queued on the socket
+    /// meanwhile is old news (a peer that joined and died during the stop would look alive),
+    /// so it is dropped unread, and the announcer announces at once, so that peers that expired
+    /// this node meanwhile answer. After a shorter stall it is read, goodbyes included.
+    pub(super) fn stalled(&mut self, stall: Stall, now: Instant) {
+        let gap = humantime::format_duration(stall.gap);
+        self.core.handle_stall(now);
+        self.keeper.stalled(now);
+        if !stall.stopped {
+            warn!(%gap, "the agent ran late (the host is short of CPU, or it was stopped briefly): each peer gets a ttl from now to be heard again");
+            return;
+        }
         let stale = self.socket.as_ref().map_or(0, |open| {
             let group = open
                 .sockets
@@ -120,12 +129,10 @@ impl ReceiverTask {
                 .map_or(0, socket::discard_queued);
             group + socket::discard_queued(&open.sockets.unicast)
         });
-        warn!(gap = %humantime::format_duration(gap), stale_datagrams_dropped = stale,
-            "the agent was stopped or stalled: each peer gets a ttl from now to be heard again, and it announces itself");
+        warn!(%gap, stale_datagrams_dropped = stale,
+            "the agent was stopped: each peer gets a ttl from now to be heard again, and it announces itself");
         self.core.stale_dropped(stale);
-        self.core.handle_stall(now);
         self.keeper.backlog(false); // thrown away above
-        self.keeper.stalled(now);
         let _ = self.link.cues.try_send(Cue::Now(now));
     }
 }
