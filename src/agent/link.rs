@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 
 /// Cues waiting for the announcer: a crowd of newcomers heard in one burst each asks for an
 /// answer. One may be dropped when they are this many: the answers then go on the group, which
-/// a crowd that size gets anyway (see `node::announcer::UNICAST_ANSWERS_PER_WINDOW`).
+/// a crowd that size gets anyway (see `node::announcer::CROWD_NEWCOMERS`).
 pub const CUES: usize = 1024;
 
 /// The sockets as the receiver last opened them; `None` while they are being opened again.

@@ -19,15 +19,17 @@ use crate::wire::auth::Keyring;
 use crate::wire::beacon::{Beacon, EXT_HEADER_LEN, MAX_BEACON_LEN};
 use crate::wire::tags::Tags;
 
-/// At most this many unicast answers to newcomers in any [`EARLY_ANSWER_WINDOW`], on the group:
-/// a lone newcomer, a rolling restart or a small crowd is answered at once, one datagram to one
-/// node; the rest of a bigger crowd on the group, at most two beacons a second, as before. Each
-/// unicast answer wakes its receiver for one datagram, where group beacons arrive in batches:
-/// at 64, 250 agents started together on 2 cores waited up to 8 s each to run, some looked
-/// stopped (a wake-up over a second late) and threw their queues away, and all listed all only
-/// after 20 s; at 16, 1.1 s (`bin/bench-lan 250`), and twenty hosts knew each other in 122 ms.
-/// Off the group (`--no-multicast`) every newcomer is answered by unicast.
-pub const UNICAST_ANSWERS_PER_WINDOW: usize = 16;
+/// On the group, up to this many newcomers heard in one [`EARLY_ANSWER_WINDOW`] are answered by
+/// unicast, at once, one datagram each: a lone newcomer, a rolling restart (one a second), a
+/// few nodes started together. More are a crowd, answered on the group as before (at most two
+/// early beacons a second), and the unicast answers still pending go with it. Each answer to an
+/// address a node never sent to costs an ARP request that every host on the link receives, so
+/// answering a crowd by unicast costs N² as early group beacons do, all at once: with up to 16
+/// answers a node, 500 agents started together on one 2-core host answered 8,000 newcomers in
+/// their first second, lost datagrams for it, and listed each other after 24 s; with 4, after
+/// 1.2 s (`bin/bench-lan 500`). Off the group (`--no-multicast`) every newcomer is answered by
+/// unicast: there is no cheaper way.
+pub const CROWD_NEWCOMERS: usize = 4;
 /// A unicast answer waits a random delay of up to this, plus [`ANSWER_SPREAD_PER_PEER`] for
 /// each peer listed: the answers of all the peers reach the newcomer spread out, so its receive
 /// buffer holds them (2 MiB hold some 2,000; 500 peers spread over 12 ms).
@@ -66,11 +68,12 @@ pub struct Announcer {
     /// Unicast answers to newcomers, by when each is due, and whether each is an answer (a
     /// greeting to a new target is not: the target answers it).
     answers: Vec<(Instant, AnswerRequest, bool)>,
-    /// When the unicast answers of the last window were scheduled.
-    answered: VecDeque<Instant>,
+    /// When each newcomer of the last window was heard: more than [`CROWD_NEWCOMERS`] are a
+    /// crowd.
+    heard: VecDeque<Instant>,
     /// A crowd is on: until then every newcomer is answered on the group. Each newcomer of the
     /// crowd keeps it on for a window more, so a crowd that takes seconds to start (250 agents
-    /// on 2 cores) is answered on the group to its end, not 16 more by unicast every second.
+    /// on 2 cores) is answered on the group to its end, not a few more by unicast every second.
     crowd_until: Option<Instant>,
     /// Draws the jitter; seeded by the caller so tests can replay a schedule.
     rng: fastrand::Rng,
@@ -114,7 +117,7 @@ impl Announcer {
             copies: VecDeque::new(),
             latest: Vec::new(),
             answers: Vec::new(),
-            answered: VecDeque::new(),
+            heard: VecDeque::new(),
             crowd_until: None,
             rng: fastrand::Rng::with_seed(seed),
         }
@@ -139,6 +142,7 @@ impl Announcer {
                     to,
                     peers: Vec::new(),
                     listed: 0,
+                    unicast_only: false,
                 };
                 self.answers
                     .push((now + spread.mul_f64(share), request, false));
@@ -169,8 +173,10 @@ impl Announcer {
         if now < self.group_due() {
             return None;
         }
-        let bytes = self.beacon(false, false, Vec::new(), wall_now);
         let early = self.next_early.take().is_some_and(|early| early <= now);
+        // An early beacon answers newcomers, and says so: whoever hears this node first from it
+        // answers by unicast if at all, never on the group (see `AnswerRequest::unicast_only`).
+        let bytes = self.beacon(false, early, Vec::new(), wall_now);
         if early {
             self.early_sent = [Some(now), self.early_sent[0]];
         }
@@ -278,15 +284,15 @@ impl Announcer {
     }
 
     /// A newcomer heard at `now` asks for an answer by unicast (see [`AnswerRequest`]). Answered
-    /// after a short random delay, unless [`UNICAST_ANSWERS_PER_WINDOW`] were this window: then
-    /// it is a crowd, answered on the group as [`newcomer`](Self::newcomer) says.
+    /// after a short random delay, unless more than [`CROWD_NEWCOMERS`] were heard this window:
+    /// then it is a crowd, answered on the group as [`newcomer`](Self::newcomer) says.
     pub fn answer(&mut self, now: Instant, request: AnswerRequest) {
         while self
-            .answered
+            .heard
             .front()
             .is_some_and(|at| *at + EARLY_ANSWER_WINDOW <= now)
         {
-            self.answered.pop_front();
+            self.heard.pop_front();
         }
         if let Some((_, pending, answer)) = self
             .answers
@@ -300,20 +306,43 @@ impl Announcer {
             }
             return;
         }
+        self.heard.push_back(now);
+        if self.heard.len() > CROWD_NEWCOMERS + 1 {
+            self.heard.pop_front(); // the latest few tell a crowd; a flood holds no more
+        }
         // Off the group there is no cheaper way to answer a crowd: each gets its unicast answer,
         // one datagram per newcomer, as many as the copies of one regular beacon.
-        let crowd = self.crowd_until.is_some_and(|until| now < until)
-            || self.answered.len() >= UNICAST_ANSWERS_PER_WINDOW;
+        let crowd =
+            self.crowd_until.is_some_and(|until| now < until) || self.heard.len() > CROWD_NEWCOMERS;
         if self.multicast && crowd {
             self.crowd_until = Some(now + EARLY_ANSWER_WINDOW);
-            self.newcomer(now);
+            let newcomers_pending = self.cancel_answers();
+            if newcomers_pending || !request.unicast_only {
+                self.newcomer(now);
+            }
             return;
         }
         let listed = u32::try_from(request.listed).unwrap_or(u32::MAX);
         let spread = ANSWER_SPREAD + ANSWER_SPREAD_PER_PEER * listed;
         let at = now + spread.min(EARLY_ANSWER_DELAY).mul_f64(self.rng.f64());
-        self.answered.push_back(now);
         self.answers.push((at, request, true));
+    }
+
+    /// A crowd is on: the unicast answers not sent yet would cost what its group beacon saves,
+    /// so they are dropped (a greeting that became an answer stays a greeting). Whether any
+    /// was to a newcomer, which the group beacon now answers.
+    fn cancel_answers(&mut self) -> bool {
+        let mut newcomers = false;
+        let targets = &self.targets;
+        self.answers.retain_mut(|(_, request, answer)| {
+            if !*answer {
+                return true;
+            }
+            newcomers |= !request.unicast_only;
+            *answer = false;
+            targets.contains(&request.to)
+        });
+        newcomers
     }
 
     /// Announce at `now` at the latest: the socket was opened again (its membership is new), or
@@ -668,7 +697,7 @@ mod tests {
     }
 
     #[test]
-    fn a_newcomer_is_answered_by_unicast_at_once_and_a_big_crowd_on_the_group() {
+    fn a_few_newcomers_are_answered_by_unicast_at_once_and_a_crowd_on_the_group() {
         let t0 = Instant::now();
         let mut announcer = announcer(t0);
         drain(&mut announcer, t0);
@@ -676,41 +705,92 @@ mod tests {
         let request = |last: u8| AnswerRequest {
             to: SocketAddr::from(([10, 0, 1, last], 24901)),
             peers: Vec::new(),
-            listed: 100,
+            listed: 60,
+            unicast_only: false,
         };
-        for last in 0..u8::try_from(UNICAST_ANSWERS_PER_WINDOW + 10).expect("small") {
+        let few = u8::try_from(CROWD_NEWCOMERS).expect("small");
+        for last in 0..few {
             announcer.answer(joined, request(last));
         }
-        let sent = drain(&mut announcer, joined + CROWD_QUIET + EARLY_ANSWER_DELAY);
-        let unicast: Vec<_> = sent
-            .iter()
-            .filter(|(_, o)| matches!(o.to, Destination::Unicast(_)))
-            .collect();
-        assert_eq!(
-            unicast.len(),
-            UNICAST_ANSWERS_PER_WINDOW,
-            "one each, up to the budget"
-        );
-        let spread = ANSWER_SPREAD + ANSWER_SPREAD_PER_PEER * 100;
-        assert!(
-            unicast
-                .iter()
-                .all(|(at, o)| *at <= joined + spread && o.early)
-        );
-        let answers: Vec<Beacon> = unicast.iter().map(|(_, o)| sent_beacon(o)).collect();
+        let spread = ANSWER_SPREAD + ANSWER_SPREAD_PER_PEER * 60;
+        let sent = drain(&mut announcer, joined + spread);
+        assert_eq!(sent.len(), CROWD_NEWCOMERS, "one each");
+        assert!(sent.iter().all(|(at, o)| *at <= joined + spread
+            && o.early
+            && matches!(o.to, Destination::Unicast(_))));
+        let answers: Vec<Beacon> = sent.iter().map(|(_, o)| sent_beacon(o)).collect();
         assert!(answers.iter().all(|b| b.answer && !b.goodbye));
-        let group: Vec<_> = sent
-            .iter()
-            .filter(|(_, o)| o.to == Destination::Group)
-            .collect();
+        // More newcomers in the same window: a crowd, answered on the group.
+        let crowd = joined + Duration::from_millis(50);
+        for last in few..few + 10 {
+            announcer.answer(crowd, request(last));
+        }
+        let sent = drain(&mut announcer, crowd + CROWD_QUIET + EARLY_ANSWER_DELAY);
         assert_eq!(
-            group.len(),
+            sent.len(),
             1,
             "the rest of the crowd: one early beacon on the group"
         );
+        assert_eq!(sent[0].1.to, Destination::Group);
         assert!(
-            !sent_beacon(&group[0].1).answer,
-            "the group's beacon asks every newcomer to answer"
+            sent_beacon(&sent[0].1).answer,
+            "the group's beacon says it answers: nobody answers it on the group in turn"
+        );
+    }
+
+    #[test]
+    fn a_crowd_heard_in_one_burst_costs_no_unicast_answer() {
+        let t0 = Instant::now();
+        let mut announcer = announcer(t0);
+        drain(&mut announcer, t0);
+        let joined = t0 + Duration::from_secs(2);
+        for last in 0..20 {
+            announcer.answer(
+                joined,
+                AnswerRequest {
+                    to: SocketAddr::from(([10, 0, 1, last], 24901)),
+                    peers: Vec::new(),
+                    listed: 0,
+                    unicast_only: false,
+                },
+            );
+        }
+        let sent = drain(&mut announcer, joined + CROWD_QUIET + EARLY_ANSWER_DELAY);
+        let to: Vec<Destination> = sent.into_iter().map(|(_, o)| o.to).collect();
+        assert_eq!(
+            to,
+            [Destination::Group],
+            "the pending answers went with the crowd"
+        );
+    }
+
+    #[test]
+    fn a_node_first_heard_from_an_early_beacon_is_answered_by_unicast_never_on_the_group() {
+        let t0 = Instant::now();
+        let mut announcer = announcer(t0);
+        drain(&mut announcer, t0);
+        let heard = t0 + Duration::from_secs(5);
+        let from_early_beacon = |last: u8| AnswerRequest {
+            to: SocketAddr::from(([10, 0, 1, last], 24901)),
+            peers: Vec::new(),
+            listed: 60,
+            unicast_only: true,
+        };
+        let few = u8::try_from(CROWD_NEWCOMERS).expect("small");
+        for last in 0..few {
+            announcer.answer(heard, from_early_beacon(last));
+        }
+        let sent = drain(&mut announcer, heard + EARLY_ANSWER_DELAY);
+        assert_eq!(sent.len(), CROWD_NEWCOMERS, "answered by unicast while few");
+        let later = heard + EARLY_ANSWER_DELAY;
+        for last in few..few + 10 {
+            announcer.answer(later, from_early_beacon(last));
+        }
+        let sent = drain(&mut announcer, later + EARLY_ANSWER_WINDOW);
+        assert_eq!(
+            sent.len(),
+            0,
+            "a crowd: no unicast answer, and no early beacon to the group for nodes that are no newcomers"
         );
     }
 
@@ -731,7 +811,8 @@ mod tests {
             AnswerRequest {
                 to: at(2),
                 peers: peers.clone(),
-                listed: 100,
+                listed: 60,
+                unicast_only: false,
             },
         );
         let sent = drain(&mut announcer, t0 + EARLY_ANSWER_DELAY);
@@ -783,6 +864,7 @@ mod tests {
                 to: at(5),
                 peers: Vec::new(),
                 listed: 3,
+                unicast_only: false,
             },
         );
         let sent = drain(&mut announcer, told + UNICAST_SPREAD);
@@ -801,6 +883,7 @@ mod tests {
                 to: at(2),
                 peers: vec![at(3), at(4)],
                 listed: 2,
+                unicast_only: false,
             },
         );
         let sent = drain(&mut announcer, t0 + EARLY_ANSWER_DELAY);
@@ -817,7 +900,7 @@ mod tests {
         };
         let mut announcer = Announcer::new(&config, 0xAAAA, 7, t0);
         drain(&mut announcer, t0);
-        let crowd = UNICAST_ANSWERS_PER_WINDOW + 36;
+        let crowd = CROWD_NEWCOMERS + 36;
         for i in 0..crowd {
             let to = SocketAddr::from(([10, 0, 1, u8::try_from(i).expect("small")], 24901));
             announcer.answer(
@@ -826,6 +909,7 @@ mod tests {
                     to,
                     peers: Vec::new(),
                     listed: crowd,
+                    unicast_only: false,
                 },
             );
         }
@@ -841,7 +925,8 @@ mod tests {
         let request = |last: u8| AnswerRequest {
             to: SocketAddr::from(([10, 0, 1, last], 24901)),
             peers: Vec::new(),
-            listed: 100,
+            listed: 60,
+            unicast_only: false,
         };
         let unicast_answers = |announcer: &mut Announcer, until| {
             drain(announcer, until)
@@ -849,15 +934,17 @@ mod tests {
                 .filter(|(_, o)| matches!(o.to, Destination::Unicast(_)))
                 .count()
         };
-        let budget = u8::try_from(UNICAST_ANSWERS_PER_WINDOW).expect("small");
-        for last in 0..=budget {
+        let ms = Duration::from_millis;
+        let few = u8::try_from(CROWD_NEWCOMERS).expect("small");
+        for last in 0..few {
             announcer.answer(t0, request(last));
         }
-        let ms = Duration::from_millis;
         assert_eq!(
-            unicast_answers(&mut announcer, t0 + ms(100)),
-            UNICAST_ANSWERS_PER_WINDOW
+            unicast_answers(&mut announcer, t0 + ms(50)),
+            CROWD_NEWCOMERS
         );
+        announcer.answer(t0 + ms(60), request(few));
+        assert_eq!(unicast_answers(&mut announcer, t0 + ms(100)), 0, "a crowd");
         // The window of the first answers has passed, but the crowd goes on: the group.
         for step in 1..=4u8 {
             announcer.answer(t0 + ms(400) * u32::from(step), request(100 + step));

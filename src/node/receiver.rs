@@ -35,6 +35,12 @@ pub struct AnswerRequest {
     /// How many peers this node lists: the more there are, the wider the answers of all of
     /// them are spread.
     pub listed: usize,
+    /// It was first heard from an early beacon to the group, which answers newcomers: it is
+    /// no newcomer itself, only new to this node. Answered by unicast while answers are cheap,
+    /// never by another group beacon in a crowd (see [`Announcer::answer`]).
+    ///
+    /// [`Announcer::answer`]: super::Announcer::answer
+    pub unicast_only: bool,
 }
 
 /// How an unsigned beacon that came by unicast is judged.
@@ -248,11 +254,14 @@ impl Receiver {
             Ok(event) => {
                 self.stats.beacons_received += 1;
                 self.targets.heard(from, now);
+                // A unicast answer is never answered in turn: the newcomer it answers asked.
                 if let Some(event) = &event
                     && event.is_newcomer()
-                    && !beacon.answer
+                    && !(beacon.answer && via == Via::Unicast)
                 {
-                    self.answer = Some(self.answer_request(from, via));
+                    let mut request = self.answer_request(from, via);
+                    request.unicast_only = beacon.answer;
+                    self.answer = Some(request);
                 }
                 match (self.registry.take_evicted(), event) {
                     (Some(evicted), Some(event)) => Heard::Replaced(Box::new([evicted, event])),
@@ -323,6 +332,7 @@ impl Receiver {
             to: from,
             peers,
             listed: self.registry.len(),
+            unicast_only: false,
         }
     }
 
@@ -806,6 +816,7 @@ mod tests {
                 to: at(1),
                 peers: vec![at(4), at(5)],
                 listed: 2,
+                unicast_only: false,
             },
         );
         let answer = seed
@@ -846,6 +857,37 @@ mod tests {
         assert_eq!((stats.duplicates, stats.refused.replay), (1, 0));
         let new = node.peers().find(|p| p.hostname == "new").expect("listed");
         assert_eq!(new.paths.name(), "both");
+    }
+
+    #[test]
+    fn a_node_first_heard_from_an_early_group_beacon_is_answered_by_unicast_only() {
+        let t0 = Instant::now();
+        let mut node = unicast_node(true, &[]);
+        let early = |hostname: &str, instance| {
+            Beacon {
+                instance,
+                sequence: 2,
+                answer: true,
+                hostname: hostname.into(),
+                ..Beacon::default()
+            }
+            .encode()
+        };
+        node.handle_datagram_via(&early("crowd", 5), at(5), Via::Group, t0, WALL);
+        let request = node.take_answer().expect("new to this node: answered");
+        assert!(request.unicast_only, "but no newcomer: never on the group");
+        node.handle_datagram_via(&early("seed", 6), at(6), Via::Unicast, t0, WALL);
+        assert_eq!(
+            node.take_answer(),
+            None,
+            "a unicast answer is never answered"
+        );
+        node.handle_datagram_via(&beacon_of("new", 7, 0), at(7), Via::Group, t0, WALL);
+        let request = node.take_answer().expect("a join asks for an answer");
+        assert!(
+            !request.unicast_only,
+            "a newcomer's own beacon: on the group in a crowd"
+        );
     }
 
     #[test]
