@@ -5,6 +5,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use socket2::SockRef;
+use tokio::io::Interest;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -152,7 +154,26 @@ impl AnnouncerTask {
             Destination::Group => self.config.group_addr(),
             Destination::Unicast(address) => address,
         };
-        match sockets.unicast.send_to(beacon, target).await {
+        // A target heard from lately is there: say so as the datagram goes (MSG_CONFIRM), so
+        // the kernel keeps its neighbour entry without asking the link again by ARP.
+        let heard = to != Destination::Group
+            && self.link.heard.borrow().binary_search(&target.ip()).is_ok();
+        let sent = if heard {
+            let confirmed = || {
+                SockRef::from(&sockets.unicast).send_to_with_flags(
+                    beacon,
+                    &target.into(),
+                    nix::libc::MSG_CONFIRM,
+                )
+            };
+            sockets
+                .unicast
+                .async_io(Interest::WRITABLE, confirmed)
+                .await
+        } else {
+            sockets.unicast.send_to(beacon, target).await
+        };
+        match sent {
             Ok(_) => {
                 debug!(%target, "beacon sent");
                 if to == Destination::Group && !std::mem::replace(&mut self.sending, true) {

@@ -1,12 +1,13 @@
 //! What passes between the agent's two tasks, and nothing else does: they share no state.
 //! - the sockets, receiver to announcer, on a `watch`: the receiver keeps them open, and the
 //!   announcer sends on whatever it holds now (and announces at once on new ones);
-//! - the unicast targets, receiver to announcer, on a `watch`: the receiver owns them;
+//! - the unicast targets, receiver to announcer, on a `watch`: the receiver owns them; and
+//!   which of their addresses were heard from lately, to confirm them to the kernel;
 //! - cues, receiver to announcer: a newcomer heard (answer it), or a stall (announce now);
 //! - what was announced, announcer to receiver: the receiver counts it, and its socket keeper
 //!   needs it to tell a deaf socket from a link that is down, and to say why none goes out.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -74,6 +75,8 @@ impl Outcome {
 pub struct ReceiverSide {
     pub sockets: watch::Sender<Socket>,
     pub targets: watch::Sender<Vec<SocketAddr>>,
+    /// Sorted (see `node::Targets::heard_within_ttl`).
+    pub heard: watch::Sender<Vec<IpAddr>>,
     pub cues: mpsc::Sender<Cue>,
     pub announced: mpsc::UnboundedReceiver<Announced>,
 }
@@ -82,6 +85,7 @@ pub struct ReceiverSide {
 pub struct AnnouncerSide {
     pub sockets: watch::Receiver<Socket>,
     pub targets: watch::Receiver<Vec<SocketAddr>>,
+    pub heard: watch::Receiver<Vec<IpAddr>>,
     pub cues: mpsc::Receiver<Cue>,
     pub announced: mpsc::UnboundedSender<Announced>,
 }
@@ -91,18 +95,21 @@ pub struct AnnouncerSide {
 pub fn link() -> (ReceiverSide, AnnouncerSide) {
     let (sockets_tx, sockets_rx) = watch::channel(None);
     let (targets_tx, targets_rx) = watch::channel(Vec::new());
+    let (heard_tx, heard_rx) = watch::channel(Vec::new());
     let (cues_tx, cues_rx) = mpsc::channel(CUES);
     let (announced_tx, announced_rx) = mpsc::unbounded_channel();
     (
         ReceiverSide {
             sockets: sockets_tx,
             targets: targets_tx,
+            heard: heard_tx,
             cues: cues_tx,
             announced: announced_rx,
         },
         AnnouncerSide {
             sockets: sockets_rx,
             targets: targets_rx,
+            heard: heard_rx,
             cues: cues_rx,
             announced: announced_tx,
         },

@@ -46,6 +46,8 @@ struct Known {
     /// When it was last in an answer, learned, or heard from: a ttl after this, a target in no
     /// current answer is dropped.
     last_sign: Instant,
+    /// When a beacon from it was last taken in: proof that it is there, on this link.
+    heard: Option<Instant>,
 }
 
 /// The targets of one node.
@@ -89,6 +91,7 @@ impl Targets {
                         Known {
                             source: Source::Fixed,
                             last_sign: now,
+                            heard: None,
                         },
                     );
                 }
@@ -132,6 +135,7 @@ impl Targets {
                         Known {
                             source: Source::Resolved,
                             last_sign: now,
+                            heard: None,
                         }
                     });
                     known.last_sign = now;
@@ -151,7 +155,24 @@ impl Targets {
     pub fn heard(&mut self, from: SocketAddr, now: Instant) {
         if let Some(known) = self.known.get_mut(&from) {
             known.last_sign = now;
+            known.heard = Some(now);
         }
+    }
+
+    /// The addresses of the targets heard from within a ttl before `now`, sorted: the sender
+    /// tells the kernel that each is reachable as it sends to it (`MSG_CONFIRM`), so the
+    /// kernel does not ask the link for it again by ARP every half minute or so; a third of the
+    /// bytes a node sent to 20 targets by unicast were those ARP exchanges.
+    pub fn heard_within_ttl(&self, now: Instant) -> Vec<IpAddr> {
+        let mut heard: Vec<IpAddr> = self
+            .known
+            .iter()
+            .filter(|(_, known)| known.heard.is_some_and(|at| now < at + self.ttl))
+            .map(|(address, _)| address.ip())
+            .collect();
+        heard.sort();
+        heard.dedup();
+        heard
     }
 
     /// `address` sent a verified beacon, or a verified beacon told of it: a target from now on,
@@ -171,6 +192,7 @@ impl Targets {
                     Known {
                         source: Source::Learned,
                         last_sign: now,
+                        heard: None,
                     },
                 );
                 self.changed = true;
@@ -289,6 +311,30 @@ mod tests {
         targets.prune(t0 + secs(3600));
         assert_eq!(targets.list(), [addr(9)], "never dropped");
         assert!(targets.vouches_for(ip(9)));
+    }
+
+    #[test]
+    fn only_targets_heard_within_a_ttl_are_confirmed_to_the_kernel() {
+        let t0 = Instant::now();
+        let mut targets = Targets::new(
+            &[],
+            &[target("10.0.0.2"), target("10.0.0.3")],
+            TTL,
+            Vec::new(),
+            t0,
+        );
+        assert!(
+            targets.heard_within_ttl(t0).is_empty(),
+            "written out, not heard"
+        );
+        targets.heard(addr(3), t0 + secs(1));
+        targets.heard(addr(7), t0 + secs(1)); // no target: nothing to confirm
+        assert_eq!(targets.heard_within_ttl(t0 + secs(1)), [ip(3)]);
+        assert_eq!(targets.heard_within_ttl(t0 + secs(3)), [ip(3)]);
+        assert!(
+            targets.heard_within_ttl(t0 + secs(4)).is_empty(),
+            "silent for a ttl: the kernel asks the link again"
+        );
     }
 
     #[test]

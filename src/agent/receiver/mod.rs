@@ -316,6 +316,12 @@ impl ReceiverTask {
     fn publish_targets(&mut self, now: Instant) {
         self.core.targets_mut().prune(now);
         self.hand_over_targets();
+        let heard = self.core.targets().heard_within_ttl(now);
+        self.link.heard.send_if_modified(|old| {
+            let changed = *old != heard;
+            *old = heard;
+            changed
+        });
     }
 
     /// Hands the announcer the targets, if they changed since it was last handed them.
