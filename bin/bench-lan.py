@@ -16,19 +16,25 @@ import statistics
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lan_watch import all_seen, watch_all  # noqa: E402  (beside this file)
 from datetime import datetime
 
 API_PORT = 24901
 # How long each phase may take before the bench gives up on it: far beyond any target, so
 # only a broken run (an agent that never hears another) reaches it. A crowd that misses its
 # early answers still completes within one jittered interval (16.5 s) of the last start.
-PHASE_DEADLINE = 60.0
+PHASE_DEADLINE = float(os.environ.get("PEERD_LAN_PHASE_SECONDS", "60"))
 # Between two rounds of polling: 250 status requests already take a few hundred ms, and
 # polling harder would take CPU from the agents being measured.
 POLL_PAUSE = 0.5
 # After the crowd is whole, before the newcomer: the early-answer pacing remembers the last
 # second of answers, and a newcomer is meant to join a LAN that has run for a while.
 SETTLE = 2.0
+# Up to this many agents, a client runs `peerd watch` on each during the simultaneous start
+# (bin/lan_watch.py): beyond it, the watchers would take the cores the agents are measured on.
+WATCH_MAX = 50
 
 
 def address(i):
@@ -227,6 +233,15 @@ def spread(values):
     return values[0], statistics.median(values), values[-1]
 
 
+def refused_by_reason(statuses):
+    """The datagrams `statuses`' agents refused, summed by reason, as one line."""
+    refused = {}
+    for s in statuses:
+        for reason, count in s.get("refused", {}).items():
+            refused[reason] = refused.get(reason, 0) + count
+    return ", ".join(f"{k} {v}" for k, v in sorted(refused.items()) if v) or "none"
+
+
 def ms(seconds):
     return f"{seconds * 1000:.0f} ms"
 
@@ -248,10 +263,19 @@ def start_crowd(args, crowd):
         os.close(os.open(gate, os.O_WRONLY))
     else:
         released = launch_began
+    watchers = watch_all(args.bin, crowd, API_PORT) if len(crowd) <= WATCH_MAX else None
     starts = wait_for("every agent started", deadline, lambda: all_logged(crowd, "agent started"), 0.1)
     statuses = wait_for("every agent lists every other", deadline,
                         lambda: all_report(crowd, len(crowd) - 1))
     names = {a.name for a in crowd}
+    watched = None
+    if watchers:
+        try:
+            watched = wait_for("every watcher read every other agent listed", deadline,
+                               lambda: all_seen(watchers, names), 0.05)
+        finally:
+            for watcher in watchers.values():
+                watcher.stop()
     views = {}
     for agent in crowd:
         view = agent.peers()
@@ -280,11 +304,7 @@ def start_crowd(args, crowd):
     last_announced = max(announced.values())
     early = [s["early_answers"] for s in statuses]
     unicast_answers = [s.get("unicast", {}).get("answers", 0) for s in statuses]
-    refused = {}
-    for s in statuses:
-        for reason, count in s.get("refused", {}).items():
-            refused[reason] = refused.get(reason, 0) + count
-    refused = ", ".join(f"{k} {v}" for k, v in sorted(refused.items()) if v) or "none"
+    refused = refused_by_reason(statuses)
     queue_drops = sum(s.get("receive_queue_drops") or 0 for s in statuses)
     took = complete - last_start
     rows = [
@@ -295,6 +315,8 @@ def start_crowd(args, crowd):
         ("all list all, after the last `agent started`", ms(took), "1 s"),
         ("all list all, after the last first beacon", ms(complete - last_announced), ""),
         ("all list all, after the release", ms(complete - released), ""),
+        ("all list all as `peerd watch` on each read it, after the last `agent started`",
+         ms(watched - last_start) if watched else f"not run (over {WATCH_MAX} agents)", ""),
         ("slowest pair, once both had sent their first beacon",
          f"{ms(slowest[0])} ({slowest[1]} heard {slowest[2]})", ""),
         ("early beacons to the group per node (min / median / max)", "%d / %g / %d" % spread(early), ""),
@@ -310,6 +332,7 @@ def start_crowd(args, crowd):
         "crowd_start_spread_ms": round((last_start - first_start) * 1000),
         "crowd_ms": round(took * 1000),
         "crowd_after_last_beacon_ms": round((complete - last_announced) * 1000),
+        "crowd_watched_ms": round((watched - last_start) * 1000) if watched else "none",
         "crowd_slowest_pair_ms": round(slowest[0] * 1000),
         "crowd_early_answers_max": max(early),
         "crowd_run_queue_wait_ms_max": round(max(waits) * 1000),
@@ -495,6 +518,31 @@ def table(title, rows):
     sys.stdout.flush()
 
 
+def how_far(crowd):
+    """What the agents that answer say when a phase gives up: how many peers each lists, and
+    what may have held them back."""
+    statuses = [s for s in (a.status() for a in crowd) if s]
+    if not statuses:
+        return [("agents that answer", "none", "")]
+
+    def of(key, default=0):
+        return [s.get(key) or default for s in statuses]
+
+    stale = [s.get("refused", {}).get("stale", 0) for s in statuses]
+    unicast = [s.get("unicast", {}).get("answers", 0) for s in statuses]
+    return [
+        ("agents that answer", f"{len(statuses)} of {len(crowd)}", ""),
+        ("peers listed (min / median / max)", "%d / %g / %d" % spread(of("peers")), ""),
+        ("stalls: runs over a second late (min / median / max)", "%d / %g / %d" % spread(of("stalls")), ""),
+        ("datagrams dropped unread after a stall (sum)", str(sum(stale)), ""),
+        ("datagrams refused, all agents, by reason", refused_by_reason(statuses), ""),
+        ("early beacons to the group per node (min / median / max)",
+         "%d / %g / %d" % spread(of("early_answers")), ""),
+        ("unicast answers per node (min / median / max)", "%d / %g / %d" % spread(unicast), ""),
+        ("datagrams dropped at the agents' sockets (sum)", str(sum(of("receive_queue_drops"))), ""),
+    ]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bin", required=True)
@@ -536,6 +584,7 @@ def main():
         status = 0
     except TimeoutError as err:
         print(f"\nbench-lan: gave up: {err}", file=sys.stderr)
+        table("How far the crowd got", how_far(crowd))
         pairs["failed"] = str(err).replace(" ", "_")
         status = 1
     finally:
