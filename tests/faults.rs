@@ -97,13 +97,19 @@ fn a_stopped_agent_takes_no_queued_beacon_as_news_and_reports_no_expiry_storm() 
 /// that is a stall, not a stop, and what queued meanwhile is read, not dropped.
 #[test]
 fn a_goodbye_that_queued_while_an_agent_ran_late_is_not_lost() {
-    let timings = Timings {
+    // node1 and node3 keep a long ttl, so 4 s without running is well under it; node2 beacons
+    // fast with a 1 s ttl, so node1 means to wake within a second or so to check its
+    // deadline, and 4 s without running is a stall it notices.
+    let slow = Timings {
         interval: Duration::from_secs(1),
-        ttl: Duration::from_secs(8),
+        ttl: Duration::from_secs(10),
     };
-    let Some(mut lan) = Lan::loopback(3, timings) else {
+    let Some(mut lan) = Lan::loopback(1, slow) else {
         return;
     };
+    lan.add_at("node2", Timings::FAST, &[])
+        .expect("on the same loopback");
+    lan.add("node3", &[]).expect("on the same loopback");
     for peer in ["node2", "node3"] {
         wait_for(POLL_SLACK, || lists(&lan, "node1", peer).then_some(()))
             .expect("node1 lists its peers");
@@ -113,8 +119,7 @@ fn a_goodbye_that_queued_while_an_agent_ran_late_is_not_lost() {
         lan.agent_mut("node3").stop(),
         "node3 exits 0 after its goodbye"
     );
-    // Not running for well over a second, but well under a ttl.
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(4));
     let resumed = Instant::now();
     lan.agent("node1").send("CONT");
     wait_for(POLL_SLACK, || {
@@ -122,12 +127,12 @@ fn a_goodbye_that_queued_while_an_agent_ran_late_is_not_lost() {
     })
     .expect("node1 reads node3's queued goodbye");
     assert!(
-        resumed.elapsed() < timings.ttl / 2,
+        resumed.elapsed() < slow.ttl / 2,
         "node3 went {:?} after the resume: its goodbye was lost and it expired",
         resumed.elapsed()
     );
     let status = lan.status("node1").expect("node1 answers");
-    assert_eq!(status.stalls, 1, "node1 noticed it ran late");
+    assert!(status.stalls >= 1, "node1 noticed it ran late");
     assert_eq!(status.refused.stale, 0, "nothing was dropped unread");
     assert!(lists(&lan, "node1", "node2"), "the live node2 stays listed");
     let log = lan.log("node1");
