@@ -19,11 +19,10 @@ use crate::wire::auth::Keyring;
 use crate::wire::beacon::{Beacon, EXT_HEADER_LEN, MAX_BEACON_LEN};
 use crate::wire::tags::Tags;
 
-/// On the group, up to this many newcomers heard without a pause of [`CROWD_QUIET`] between two
-/// are answered by unicast, at once, one datagram each: a lone newcomer, a rolling restart (one
-/// a second), a few nodes started together, a newcomer right after a crowd went quiet. More are
-/// a crowd, answered on the group as before (at most two early beacons a second), and the
-/// unicast answers still pending go with it. Each answer to an
+/// On the group, up to this many newcomers heard in one [`EARLY_ANSWER_WINDOW`] are answered by
+/// unicast, at once, one datagram each: a lone newcomer, a rolling restart (one a second), a
+/// few nodes started together. More are a crowd, answered on the group as before (at most two
+/// early beacons a second), and the unicast answers still pending go with it. Each answer to an
 /// address a node never sent to costs an ARP request that every host on the link receives, so
 /// answering a crowd by unicast costs N² as early group beacons do, all at once: with up to 16
 /// answers a node, 500 agents started together on one 2-core host answered 8,000 newcomers in
@@ -69,10 +68,13 @@ pub struct Announcer {
     /// Unicast answers to newcomers, by when each is due, and whether each is an answer (a
     /// greeting to a new target is not: the target answers it).
     answers: Vec<(Instant, AnswerRequest, bool)>,
-    /// Newcomers heard since the last pause of [`CROWD_QUIET`], and when the latest was: more
-    /// than [`CROWD_NEWCOMERS`] are a crowd.
-    newcomers: usize,
-    last_newcomer: Option<Instant>,
+    /// When each newcomer of the last window was heard: more than [`CROWD_NEWCOMERS`] are a
+    /// crowd.
+    heard: VecDeque<Instant>,
+    /// A crowd is on: until then every newcomer is answered on the group. Each newcomer of the
+    /// crowd keeps it on for a window more, so a crowd that takes seconds to start (250 agents
+    /// on 2 cores) is answered on the group to its end, not a few more by unicast every second.
+    crowd_until: Option<Instant>,
     /// Draws the jitter; seeded by the caller so tests can replay a schedule.
     rng: fastrand::Rng,
 }
@@ -115,8 +117,8 @@ impl Announcer {
             copies: VecDeque::new(),
             latest: Vec::new(),
             answers: Vec::new(),
-            newcomers: 0,
-            last_newcomer: None,
+            heard: VecDeque::new(),
+            crowd_until: None,
             rng: fastrand::Rng::with_seed(seed),
         }
     }
@@ -282,9 +284,16 @@ impl Announcer {
     }
 
     /// A newcomer heard at `now` asks for an answer by unicast (see [`AnswerRequest`]). Answered
-    /// after a short random delay, unless more than [`CROWD_NEWCOMERS`] were heard without a
-    /// pause: then it is a crowd, answered on the group as [`newcomer`](Self::newcomer) says.
+    /// after a short random delay, unless more than [`CROWD_NEWCOMERS`] were heard this window:
+    /// then it is a crowd, answered on the group as [`newcomer`](Self::newcomer) says.
     pub fn answer(&mut self, now: Instant, request: AnswerRequest) {
+        while self
+            .heard
+            .front()
+            .is_some_and(|at| *at + EARLY_ANSWER_WINDOW <= now)
+        {
+            self.heard.pop_front();
+        }
         if let Some((_, pending, answer)) = self
             .answers
             .iter_mut()
@@ -297,17 +306,16 @@ impl Announcer {
             }
             return;
         }
-        if self
-            .last_newcomer
-            .is_none_or(|last| now >= last + CROWD_QUIET)
-        {
-            self.newcomers = 0; // the crowd, if any, went quiet
+        self.heard.push_back(now);
+        if self.heard.len() > CROWD_NEWCOMERS + 1 {
+            self.heard.pop_front(); // the latest few tell a crowd; a flood holds no more
         }
-        self.newcomers = self.newcomers.saturating_add(1);
-        self.last_newcomer = Some(now);
         // Off the group there is no cheaper way to answer a crowd: each gets its unicast answer,
         // one datagram per newcomer, as many as the copies of one regular beacon.
-        if self.multicast && self.newcomers > CROWD_NEWCOMERS {
+        let crowd =
+            self.crowd_until.is_some_and(|until| now < until) || self.heard.len() > CROWD_NEWCOMERS;
+        if self.multicast && crowd {
+            self.crowd_until = Some(now + EARLY_ANSWER_WINDOW);
             let newcomers_pending = self.cancel_answers();
             if newcomers_pending || !request.unicast_only {
                 self.newcomer(now);
@@ -910,7 +918,7 @@ mod tests {
     }
 
     #[test]
-    fn a_crowd_is_answered_on_the_group_until_it_goes_quiet() {
+    fn a_crowd_is_answered_on_the_group_until_a_window_passes_without_a_newcomer() {
         let t0 = Instant::now();
         let mut announcer = announcer(t0);
         drain(&mut announcer, t0);
@@ -937,21 +945,18 @@ mod tests {
         );
         announcer.answer(t0 + ms(60), request(few));
         assert_eq!(unicast_answers(&mut announcer, t0 + ms(100)), 0, "a crowd");
-        // A crowd that takes seconds to start, never quiet for long: the group all along.
-        let gap = CROWD_QUIET / 2;
-        let mut at = t0 + ms(60);
-        for step in 1..=40u8 {
-            at += gap;
-            announcer.answer(at, request(100 + step));
+        // The window of the first answers has passed, but the crowd goes on: the group.
+        for step in 1..=4u8 {
+            announcer.answer(t0 + ms(400) * u32::from(step), request(100 + step));
         }
-        assert_eq!(unicast_answers(&mut announcer, at), 0, "still a crowd");
-        // Once it went quiet, a newcomer (a restart right after it) is answered at once again.
-        let restart = at + CROWD_QUIET;
-        announcer.answer(restart, request(200));
         assert_eq!(
-            unicast_answers(&mut announcer, restart + EARLY_ANSWER_DELAY),
-            1
+            unicast_answers(&mut announcer, t0 + ms(1700)),
+            0,
+            "still a crowd"
         );
+        // A window without a newcomer: a lone one is answered by unicast again.
+        announcer.answer(t0 + ms(2700), request(200));
+        assert_eq!(unicast_answers(&mut announcer, t0 + ms(2800)), 1);
     }
 
     fn sent_beacon(outgoing: &Outgoing) -> Beacon {
