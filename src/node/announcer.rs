@@ -27,8 +27,8 @@ use crate::wire::tags::Tags;
 /// answering a crowd by unicast costs N² as early group beacons do, all at once: with up to 16
 /// answers a node, 500 agents started together on one 2-core host answered 8,000 newcomers in
 /// their first second, lost datagrams for it, and listed each other after 24 s; with 4, after
-/// 1.2 s (`bin/bench-lan 500`). Off the group (`--no-multicast`) every newcomer is answered by
-/// unicast: there is no cheaper way.
+/// 1.07 and 0.98 s (`bin/bench-lan 500 5`). Off the group (`--no-multicast`) every newcomer is
+/// answered by unicast: there is no cheaper way.
 pub const CROWD_NEWCOMERS: usize = 4;
 /// A unicast answer waits a random delay of up to this, plus [`ANSWER_SPREAD_PER_PEER`] for
 /// each peer listed: the answers of all the peers reach the newcomer spread out, so its receive
