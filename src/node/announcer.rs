@@ -618,6 +618,24 @@ mod tests {
         SocketAddr::from(([10, 0, 0, last], 24901))
     }
 
+    /// A newcomer at 10.0.1.`last`, heard by a node that lists 60 peers.
+    fn newcomer(last: u8) -> AnswerRequest {
+        AnswerRequest {
+            to: SocketAddr::from(([10, 0, 1, last], 24901)),
+            peers: Vec::new(),
+            listed: 60,
+            unicast_only: false,
+        }
+    }
+
+    /// A node at 10.0.1.`last` first heard from its early beacon to the group.
+    fn from_early_beacon(last: u8) -> AnswerRequest {
+        AnswerRequest {
+            unicast_only: true,
+            ..newcomer(last)
+        }
+    }
+
     /// Every datagram due up to `until`, with when it went.
     fn drain(announcer: &mut Announcer, until: Instant) -> Vec<(Instant, Outgoing)> {
         let mut out = Vec::new();
@@ -702,15 +720,9 @@ mod tests {
         let mut announcer = announcer(t0);
         drain(&mut announcer, t0);
         let joined = t0 + Duration::from_secs(2);
-        let request = |last: u8| AnswerRequest {
-            to: SocketAddr::from(([10, 0, 1, last], 24901)),
-            peers: Vec::new(),
-            listed: 60,
-            unicast_only: false,
-        };
         let few = u8::try_from(CROWD_NEWCOMERS).expect("small");
         for last in 0..few {
-            announcer.answer(joined, request(last));
+            announcer.answer(joined, newcomer(last));
         }
         let spread = ANSWER_SPREAD + ANSWER_SPREAD_PER_PEER * 60;
         let sent = drain(&mut announcer, joined + spread);
@@ -723,7 +735,7 @@ mod tests {
         // More newcomers in the same window: a crowd, answered on the group.
         let crowd = joined + Duration::from_millis(50);
         for last in few..few + 10 {
-            announcer.answer(crowd, request(last));
+            announcer.answer(crowd, newcomer(last));
         }
         let sent = drain(&mut announcer, crowd + CROWD_QUIET + EARLY_ANSWER_DELAY);
         assert_eq!(
@@ -745,15 +757,7 @@ mod tests {
         drain(&mut announcer, t0);
         let joined = t0 + Duration::from_secs(2);
         for last in 0..20 {
-            announcer.answer(
-                joined,
-                AnswerRequest {
-                    to: SocketAddr::from(([10, 0, 1, last], 24901)),
-                    peers: Vec::new(),
-                    listed: 0,
-                    unicast_only: false,
-                },
-            );
+            announcer.answer(joined, newcomer(last));
         }
         let sent = drain(&mut announcer, joined + CROWD_QUIET + EARLY_ANSWER_DELAY);
         let to: Vec<Destination> = sent.into_iter().map(|(_, o)| o.to).collect();
@@ -770,12 +774,6 @@ mod tests {
         let mut announcer = announcer(t0);
         drain(&mut announcer, t0);
         let heard = t0 + Duration::from_secs(5);
-        let from_early_beacon = |last: u8| AnswerRequest {
-            to: SocketAddr::from(([10, 0, 1, last], 24901)),
-            peers: Vec::new(),
-            listed: 60,
-            unicast_only: true,
-        };
         let few = u8::try_from(CROWD_NEWCOMERS).expect("small");
         for last in 0..few {
             announcer.answer(heard, from_early_beacon(last));
@@ -922,12 +920,6 @@ mod tests {
         let t0 = Instant::now();
         let mut announcer = announcer(t0);
         drain(&mut announcer, t0);
-        let request = |last: u8| AnswerRequest {
-            to: SocketAddr::from(([10, 0, 1, last], 24901)),
-            peers: Vec::new(),
-            listed: 60,
-            unicast_only: false,
-        };
         let unicast_answers = |announcer: &mut Announcer, until| {
             drain(announcer, until)
                 .iter()
@@ -937,17 +929,17 @@ mod tests {
         let ms = Duration::from_millis;
         let few = u8::try_from(CROWD_NEWCOMERS).expect("small");
         for last in 0..few {
-            announcer.answer(t0, request(last));
+            announcer.answer(t0, newcomer(last));
         }
         assert_eq!(
             unicast_answers(&mut announcer, t0 + ms(50)),
             CROWD_NEWCOMERS
         );
-        announcer.answer(t0 + ms(60), request(few));
+        announcer.answer(t0 + ms(60), newcomer(few));
         assert_eq!(unicast_answers(&mut announcer, t0 + ms(100)), 0, "a crowd");
         // The window of the first answers has passed, but the crowd goes on: the group.
         for step in 1..=4u8 {
-            announcer.answer(t0 + ms(400) * u32::from(step), request(100 + step));
+            announcer.answer(t0 + ms(400) * u32::from(step), newcomer(100 + step));
         }
         assert_eq!(
             unicast_answers(&mut announcer, t0 + ms(1700)),
@@ -955,7 +947,7 @@ mod tests {
             "still a crowd"
         );
         // A window without a newcomer: a lone one is answered by unicast again.
-        announcer.answer(t0 + ms(2700), request(200));
+        announcer.answer(t0 + ms(2700), newcomer(200));
         assert_eq!(unicast_answers(&mut announcer, t0 + ms(2800)), 1);
     }
 
