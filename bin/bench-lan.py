@@ -4,7 +4,9 @@ and the bridge exist. Starts the agents, drives the four phases and prints the f
 
 Every time compared is one an agent recorded itself (a log timestamp, first_seen in /v1/peers,
 an event's time in /v1/events), all on the machine's one wall clock; the polls below only wait
-for the change to be visible, with a deadline, and never time it. Standard library only.
+for the change to be visible, with a deadline, and never time it. The one exception says so:
+when `peerd watch` clients read each agent's changes (bin/lan_watch.py), by their own clock.
+Standard library only.
 """
 
 import argparse
@@ -16,10 +18,10 @@ import statistics
 import subprocess
 import sys
 import time
+from datetime import datetime
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lan_watch import all_seen, watch_all  # noqa: E402  (beside this file)
-from datetime import datetime
 
 API_PORT = 24901
 # How long each phase may take before the bench gives up on it: far beyond any target, so
@@ -263,19 +265,20 @@ def start_crowd(args, crowd):
         os.close(os.open(gate, os.O_WRONLY))
     else:
         released = launch_began
-    watchers = watch_all(args.bin, crowd, API_PORT) if len(crowd) <= WATCH_MAX else None
-    starts = wait_for("every agent started", deadline, lambda: all_logged(crowd, "agent started"), 0.1)
-    statuses = wait_for("every agent lists every other", deadline,
-                        lambda: all_report(crowd, len(crowd) - 1))
+    watchers = watch_all(args.bin, crowd, API_PORT) if len(crowd) <= WATCH_MAX else {}
     names = {a.name for a in crowd}
     watched = None
-    if watchers:
-        try:
+    try:
+        starts = wait_for("every agent started", deadline,
+                          lambda: all_logged(crowd, "agent started"), 0.1)
+        statuses = wait_for("every agent lists every other", deadline,
+                            lambda: all_report(crowd, len(crowd) - 1))
+        if watchers:
             watched = wait_for("every watcher read every other agent listed", deadline,
                                lambda: all_seen(watchers, names), 0.05)
-        finally:
-            for watcher in watchers.values():
-                watcher.stop()
+    finally:
+        for watcher in watchers.values():
+            watcher.stop()
     views = {}
     for agent in crowd:
         view = agent.peers()
