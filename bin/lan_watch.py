@@ -44,6 +44,8 @@ class Watcher:
             return
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, text=True)
+        if self.stopped.is_set():  # stopped while it started: stop() may have missed it
+            self.proc.terminate()
         live = set()
         for line in self.proc.stdout:
             read_at = time.time()
