@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::support::agent::Agent;
 use crate::support::lan::Lan;
-use crate::support::netns::Netns;
+use crate::support::netns::{Netns, load_nft};
 use crate::support::timings::{POLL_SLACK, Timings};
 use crate::support::{PEERD, api_addr, wait_for};
 
@@ -106,18 +106,7 @@ fn a_firewall_that_drops_the_group_fails_the_loopback_and_agent_checks() {
         "table ip peerd_test {{\n chain input {{\n  type filter hook input priority 0;\n  udp dport {} drop\n }}\n}}\n",
         peerd::config::PORT
     );
-    let mut nft = node1
-        .command("nft")
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("run nft in the namespace");
-    {
-        use std::io::Write;
-        let mut stdin = nft.stdin.take().expect("piped");
-        stdin.write_all(rules.as_bytes()).expect("write the rules");
-    }
-    assert!(nft.wait().expect("nft ran").success(), "nft {rules}");
+    load_nft(node1.command("nft"), &rules);
 
     let with_api = [&ON_LOOPBACK[..], &["--api", node1.api()]].concat();
     let (code, checks) = doctor(node1.command(PEERD), &with_api);

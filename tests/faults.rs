@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::support::agent::Agent;
 use crate::support::cluster::Cluster;
 use crate::support::lan::Lan;
-use crate::support::netns::Netns;
+use crate::support::netns::{Netns, load_nft};
 use crate::support::timings::{POLL_SLACK, Timings};
 use crate::support::{api_addr, wait_for};
 
@@ -305,23 +305,7 @@ fn an_agent_that_stops_hearing_itself_reopens_its_socket() {
         return;
     };
     let agent = lan.agent("node1");
-    let nft = |rules: &str| {
-        let out = agent
-            .command("nft")
-            .args(["-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .and_then(|mut nft| {
-                use std::io::Write;
-                nft.stdin
-                    .take()
-                    .expect("piped")
-                    .write_all(rules.as_bytes())?;
-                nft.wait_with_output()
-            })
-            .expect("run nft in the namespace");
-        assert!(out.status.success(), "nft {rules}");
-    };
+    let nft = |rules: &str| load_nft(agent.command("nft"), rules);
     // The group's datagrams, the agent's own looped-back beacons included, dropped on input.
     nft(&format!(
         "table ip peerd_test {{\n chain input {{\n  type filter hook input priority 0;\n  udp dport {} drop\n }}\n}}\n",

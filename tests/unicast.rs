@@ -78,6 +78,17 @@ fn dns_lan(nodes: usize, extra: &[&str]) -> Option<Lan> {
     Some(lan)
 }
 
+/// [`dns_lan`] without extra flags, once every node lists every other.
+fn whole_dns_lan(nodes: usize) -> Option<Lan> {
+    let lan = dns_lan(nodes, &[])?;
+    let bound = lan.timings().unicast_discovery_bound() + POLL_SLACK;
+    assert!(
+        cluster::wait_whole(&lan, bound).is_some(),
+        "the {nodes} nodes never all listed each other"
+    );
+    Some(lan)
+}
+
 /// The unicast targets `node` beacons, as `ip:port`.
 fn targets(lan: &Lan, node: &str) -> BTreeSet<String> {
     let status = lan.status(node).expect("the agent answers");
@@ -241,14 +252,10 @@ fn nodes_named_by_one_dns_name_all_list_each_other() {
 /// discovery bound of its start.
 #[test]
 fn a_node_added_to_the_answer_is_found() {
-    let Some(mut lan) = dns_lan(2, &[]) else {
+    let Some(mut lan) = whole_dns_lan(2) else {
         return;
     };
     let timings = lan.timings();
-    assert!(
-        cluster::wait_whole(&lan, timings.unicast_discovery_bound() + POLL_SLACK).is_some(),
-        "the first two never listed each other"
-    );
     lan.dns().answer(&name(), &addresses(3));
     add(&mut lan, "node3", &dns_flags(&name()));
     let views = cluster::wait_whole(&lan, RESOLVE_INTERVAL + POLL_SLACK)
@@ -264,14 +271,10 @@ fn a_node_added_to_the_answer_is_found() {
 /// changes, and none from a resolve interval plus the expiry bound after that.
 #[test]
 fn a_node_that_moves_is_listed_at_its_new_address_and_its_old_one_is_dropped() {
-    let Some(mut lan) = dns_lan(3, &[]) else {
+    let Some(mut lan) = whole_dns_lan(3) else {
         return;
     };
     let timings = lan.timings();
-    assert!(
-        cluster::wait_whole(&lan, timings.unicast_discovery_bound() + POLL_SLACK).is_some(),
-        "never whole"
-    );
     let old = lan.address("node3");
     let new = "10.77.0.50";
     let old_host = lan
@@ -355,14 +358,10 @@ fn a_node_that_moves_is_listed_at_its_new_address_and_its_old_one_is_dropped() {
 /// last answer they had, and every node lists every other throughout.
 #[test]
 fn a_resolver_outage_of_five_ttls_expires_nobody() {
-    let Some(mut lan) = dns_lan(3, &[]) else {
+    let Some(mut lan) = whole_dns_lan(3) else {
         return;
     };
     let timings = lan.timings();
-    assert!(
-        cluster::wait_whole(&lan, timings.unicast_discovery_bound() + POLL_SLACK).is_some(),
-        "never whole"
-    );
     lan.dns().pause();
     let outage = Instant::now();
     let lookup = Dns::lookup(lan.agent("node1").netns(), &name());
@@ -398,14 +397,10 @@ fn a_resolver_outage_of_five_ttls_expires_nobody() {
 /// for three ttls each.
 #[test]
 fn a_name_that_fails_or_answers_nothing_keeps_targets_and_peers() {
-    let Some(mut lan) = dns_lan(3, &[]) else {
+    let Some(mut lan) = whole_dns_lan(3) else {
         return;
     };
     let timings = lan.timings();
-    assert!(
-        cluster::wait_whole(&lan, timings.unicast_discovery_bound() + POLL_SLACK).is_some(),
-        "never whole"
-    );
     lan.dns().remove(&name());
     every_node_keeps_its_targets_through_an_error(&lan, &addresses(3));
     stays_whole(&lan, timings.ttl * 3, "NXDOMAIN");

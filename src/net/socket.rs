@@ -25,8 +25,7 @@ pub fn bind_multicast(
     interface: Ipv4Addr,
     multicast_ttl: u32,
 ) -> anyhow::Result<tokio::net::UdpSocket> {
-    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
-        .context("creating a UDP socket")?;
+    let socket = udp_socket()?;
     // SO_REUSEADDR is what lets several agents (any user's) share the port on Linux, and each
     // still gets every group datagram. SO_REUSEPORT adds sharing with programs that set only it
     // (the BSD habit for multicast receivers); Linux allows that only between sockets of the
@@ -48,6 +47,10 @@ pub fn bind_multicast(
     // The agent sends from its unicast socket; the doctor's probe goes out from this one.
     group_options(&socket, multicast_ttl)?;
     receiving(socket)
+}
+
+fn udp_socket() -> anyhow::Result<Socket> {
+    Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).context("creating a UDP socket")
 }
 
 /// The group options both sockets share. IP_MULTICAST_ALL off: otherwise Linux delivers
@@ -105,8 +108,7 @@ pub fn bind_unicast(
     interface: Ipv4Addr,
     multicast_ttl: u32,
 ) -> anyhow::Result<tokio::net::UdpSocket> {
-    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
-        .context("creating a UDP socket")?;
+    let socket = udp_socket()?;
     if port != 0 {
         socket
             .set_reuse_address(true)

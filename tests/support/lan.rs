@@ -10,7 +10,7 @@ use super::agent::Agent;
 use super::api_addr;
 use super::cluster::Cluster;
 use super::dns::Dns;
-use super::netns::Netns;
+use super::netns::{Netns, load_nft};
 use super::timings::Timings;
 
 /// The bridge's own address on a LAN without multicast, where its DNS server answers.
@@ -98,27 +98,7 @@ impl Lan {
                      ip daddr 224.0.0.0/4 drop\n\
                      }\n\
                      }\n";
-        let nft = bridge
-            .command("nft")
-            .args(["-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .and_then(|mut nft| {
-                use std::io::Write;
-                nft.stdin
-                    .take()
-                    .expect("piped")
-                    .write_all(rules.as_bytes())?;
-                nft.wait_with_output()
-            })
-            .expect("run nft in the bridge's namespace");
-        assert!(
-            nft.status.success(),
-            "nft: {}",
-            String::from_utf8_lossy(&nft.stderr)
-        );
+        load_nft(bridge.command("nft"), rules);
         lan.dns = Some(Dns::start(bridge, DNS_ADDRESS)?);
         Some(lan)
     }

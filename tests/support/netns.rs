@@ -236,6 +236,30 @@ impl Drop for PortHolder {
     }
 }
 
+/// Loads `rules` with `nft -f -` through `nft`, a `command("nft")` of the namespace to change;
+/// panics with nft's complaint if it refuses them.
+pub fn load_nft(mut nft: Command, rules: &str) {
+    let out = nft
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut nft| {
+            nft.stdin
+                .take()
+                .expect("piped")
+                .write_all(rules.as_bytes())?;
+            nft.wait_with_output()
+        })
+        .expect("run nft in the namespace (the test needs nftables)");
+    assert!(
+        out.status.success(),
+        "nft refused {rules}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         if let Ok(out) = Command::new("ip")
