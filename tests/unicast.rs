@@ -89,6 +89,20 @@ fn whole_dns_lan(nodes: usize) -> Option<Lan> {
     Some(lan)
 }
 
+/// Waits up to `bound` until no node reports an error for the name any more.
+fn every_node_resolves_again(lan: &Lan, bound: Duration) {
+    let answered = wait_for(bound, || {
+        lan.nodes()
+            .iter()
+            .all(|node| name_info(lan, node).1.is_none())
+            .then_some(())
+    });
+    assert!(
+        answered.is_some(),
+        "the nodes never resolved the name again"
+    );
+}
+
 /// The unicast targets `node` beacons, as `ip:port`.
 fn targets(lan: &Lan, node: &str) -> BTreeSet<String> {
     let status = lan.status(node).expect("the agent answers");
@@ -376,19 +390,7 @@ fn a_resolver_outage_of_five_ttls_expires_nobody() {
         "a resolver outage",
     );
     lan.dns().resume();
-    let answered = wait_for(
-        RESOLVE_INTERVAL + Duration::from_secs(2) + POLL_SLACK,
-        || {
-            lan.nodes()
-                .iter()
-                .all(|node| name_info(&lan, node).1.is_none())
-                .then_some(())
-        },
-    );
-    assert!(
-        answered.is_some(),
-        "the nodes never resolved the name again"
-    );
+    every_node_resolves_again(&lan, RESOLVE_INTERVAL + Duration::from_secs(2) + POLL_SLACK);
     stays_whole(&lan, timings.ttl, "the resolver's return");
 }
 
@@ -405,16 +407,7 @@ fn a_name_that_fails_or_answers_nothing_keeps_targets_and_peers() {
     every_node_keeps_its_targets_through_an_error(&lan, &addresses(3));
     stays_whole(&lan, timings.ttl * 3, "NXDOMAIN");
     lan.dns().answer(&name(), &addresses(3));
-    let answered = wait_for(RESOLVE_INTERVAL + POLL_SLACK, || {
-        lan.nodes()
-            .iter()
-            .all(|node| name_info(&lan, node).1.is_none())
-            .then_some(())
-    });
-    assert!(
-        answered.is_some(),
-        "the nodes never resolved the name again"
-    );
+    every_node_resolves_again(&lan, RESOLVE_INTERVAL + POLL_SLACK);
     lan.dns().answer_nothing(&name());
     every_node_keeps_its_targets_through_an_error(&lan, &addresses(3));
     stays_whole(&lan, timings.ttl * 3, "an empty answer");

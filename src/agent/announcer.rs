@@ -83,7 +83,6 @@ impl AnnouncerTask {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 Some(cue) = self.link.cues.recv() => match cue {
-                    Cue::Newcomer(at) => self.core.newcomer(at),
                     Cue::Answer(at, request) => self.core.answer(at, request),
                     Cue::Now(at) => self.core.announce_now(at),
                 },
@@ -129,9 +128,11 @@ impl AnnouncerTask {
             return;
         };
         let (group, interface) = (self.config.group, self.config.interface);
-        let _ = socket::refresh_interface(&sockets.unicast, interface);
         match socket::refresh_membership(group_socket, group, interface) {
             Ok(true) => {
+                // The interface came back with a new index, which the sending socket does not
+                // follow by itself.
+                let _ = socket::refresh_interface(&sockets.unicast, interface);
                 info!(%group, %interface, "rejoined the multicast group: the interface came back")
             }
             Ok(false) => {}
@@ -158,22 +159,10 @@ impl AnnouncerTask {
         // the kernel keeps its neighbour entry without asking the link again by ARP.
         let heard = to != Destination::Group
             && self.link.heard.borrow().binary_search(&target.ip()).is_ok();
-        let sent = if heard {
-            let confirmed = || {
-                SockRef::from(&sockets.unicast).send_to_with_flags(
-                    beacon,
-                    &target.into(),
-                    nix::libc::MSG_CONFIRM,
-                )
-            };
-            sockets
-                .unicast
-                .async_io(Interest::WRITABLE, confirmed)
-                .await
-        } else {
-            sockets.unicast.send_to(beacon, target).await
-        };
-        match sent {
+        let flags = if heard { nix::libc::MSG_CONFIRM } else { 0 };
+        let send =
+            || SockRef::from(&sockets.unicast).send_to_with_flags(beacon, &target.into(), flags);
+        match sockets.unicast.async_io(Interest::WRITABLE, send).await {
             Ok(_) => {
                 debug!(%target, "beacon sent");
                 if to == Destination::Group && !std::mem::replace(&mut self.sending, true) {

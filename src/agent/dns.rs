@@ -7,6 +7,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use crate::net::interface;
 use crate::wire::dns::{self, Record, Reply, TYPE_A, TYPE_AAAA, TYPE_SRV};
 
 /// What `/etc/resolv.conf` says, of what a stub resolver needs.
@@ -106,7 +107,7 @@ pub async fn lookup_ip(name: &str) -> Result<Vec<IpAddr>, String> {
         return Ok(vec![ip]);
     }
     let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
-    let listed = hosts_file(&hosts, name);
+    let listed = interface::hosts_entries(&hosts, name);
     if !listed.is_empty() {
         return Ok(listed);
     }
@@ -125,24 +126,6 @@ pub async fn lookup_ip(name: &str) -> Result<Vec<IpAddr>, String> {
         }
     }
     Err(last_error)
-}
-
-/// The addresses `/etc/hosts` gives `name` (compared without case), in the file's order.
-fn hosts_file(text: &str, name: &str) -> Vec<IpAddr> {
-    text.lines()
-        .map(|line| line.split('#').next().unwrap_or_default())
-        .filter_map(|line| {
-            let mut words = line.split_whitespace();
-            let ip: IpAddr = words.next()?.parse().ok()?;
-            words
-                .any(|alias| {
-                    alias
-                        .trim_end_matches('.')
-                        .eq_ignore_ascii_case(name.trim_end_matches('.'))
-                })
-                .then_some(ip)
-        })
-        .collect()
 }
 
 impl ResolvConf {
@@ -272,13 +255,13 @@ mod tests {
     fn reads_the_hosts_file_as_the_c_library_does() {
         let hosts = "127.0.0.1 localhost\n10.0.1.3 cba1712b88e0  # the overlay\n# 10.9.9.9 cba1712b88e0\nfd00::3 CBA1712B88E0 alias\n";
         assert_eq!(
-            hosts_file(hosts, "cba1712b88e0"),
+            interface::hosts_entries(hosts, "cba1712b88e0"),
             [
                 IpAddr::from([10, 0, 1, 3]),
                 "fd00::3".parse::<IpAddr>().expect("an address")
             ]
         );
-        assert!(hosts_file(hosts, "elsewhere").is_empty());
+        assert!(interface::hosts_entries(hosts, "elsewhere").is_empty());
     }
 
     #[test]

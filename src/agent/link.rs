@@ -15,8 +15,9 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
 /// Cues waiting for the announcer: a crowd of newcomers heard in one burst each asks for an
-/// answer. One may be dropped when they are this many: the answers then go on the group, which
-/// a crowd that size gets anyway (see `node::announcer::CROWD_NEWCOMERS`).
+/// answer. Past this many the rest are dropped: the cues queued are far more than a crowd
+/// (`node::announcer::CROWD_NEWCOMERS`), so the announcer answers on the group, which every
+/// newcomer hears, those dropped too.
 pub const CUES: usize = 1024;
 
 /// The sockets as the receiver last opened them; `None` while they are being opened again.
@@ -34,8 +35,6 @@ pub struct Sockets {
 /// From the receiver to the announcer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cue {
-    /// A join or a restart was heard at this instant: answer it with an early beacon.
-    Newcomer(Instant),
     /// A join or a restart was heard at this instant: answer it by unicast.
     Answer(Instant, crate::node::AnswerRequest),
     /// The agent was stopped until this instant and peers may have expired it: announce now.

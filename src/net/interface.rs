@@ -2,7 +2,7 @@
 //! addresses for `--interface` to match. Reads the OS interface list, the routing table and
 //! /etc/hosts; it never opens a socket.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use anyhow::{Context, bail};
 use nix::ifaddrs::getifaddrs;
@@ -70,10 +70,12 @@ pub fn choose(
             .filter(running)
             .find(|c| Some(c.interface.name.as_str()) == default_route)
     };
-    let (chosen, reason) = match (by_name, by_route()) {
-        (Some(c), _) => (c, BY_HOSTS),
-        (None, Some(c)) => (c, BY_ROUTE),
-        (None, None) => (candidates.iter().find(running)?, BY_ORDER),
+    let (chosen, reason) = match by_name.map(|c| (c, BY_HOSTS)) {
+        Some(chosen) => chosen,
+        None => match by_route() {
+            Some(c) => (c, BY_ROUTE),
+            None => (candidates.iter().find(running)?, BY_ORDER),
+        },
     };
     let others = candidates
         .iter()
@@ -87,9 +89,21 @@ pub fn choose(
     })
 }
 
-/// The IPv4 addresses `hosts` (the text of /etc/hosts) gives for `hostname`, in its order;
-/// names compare without case, as resolvers do.
+/// The IPv4 addresses `hosts` (the text of /etc/hosts) gives for `hostname`, in its order.
 pub fn hosts_addresses(hosts: &str, hostname: &str) -> Vec<Ipv4Addr> {
+    hosts_entries(hosts, hostname)
+        .into_iter()
+        .filter_map(|ip| match ip {
+            IpAddr::V4(v4) => Some(v4),
+            IpAddr::V6(_) => None,
+        })
+        .collect()
+}
+
+/// Every address `hosts` (the text of /etc/hosts) gives for `name`, in its order, as the C
+/// library reads it: names compare without case and without a trailing dot.
+pub fn hosts_entries(hosts: &str, name: &str) -> Vec<IpAddr> {
+    let name = name.trim_end_matches('.');
     hosts
         .lines()
         .filter_map(|line| {
@@ -97,7 +111,7 @@ pub fn hosts_addresses(hosts: &str, hostname: &str) -> Vec<Ipv4Addr> {
             let mut fields = line.split_whitespace();
             let address = fields.next()?.parse().ok()?;
             fields
-                .any(|name| name.eq_ignore_ascii_case(hostname))
+                .any(|alias| alias.trim_end_matches('.').eq_ignore_ascii_case(name))
                 .then_some(address)
         })
         .collect()
@@ -211,11 +225,10 @@ pub fn link_addresses() -> anyhow::Result<Vec<LinkAddress>> {
 /// Every IPv4 address of this host's interfaces, whatever their state: none of them is a
 /// unicast target of its own agent.
 pub fn local_addresses() -> Vec<Ipv4Addr> {
-    let Ok(addrs) = getifaddrs() else {
-        return Vec::new();
-    };
-    addrs
-        .filter_map(|ifaddr| Some(ifaddr.address.as_ref()?.as_sockaddr_in()?.ip()))
+    link_addresses()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|a| a.address)
         .collect()
 }
 

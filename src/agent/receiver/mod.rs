@@ -174,25 +174,12 @@ impl ReceiverTask {
             }
             match woke {
                 Woke::Query(query) => self.answer(query),
-                Woke::Announced(Announced {
-                    early,
-                    unicast,
-                    outcome,
-                }) => {
-                    self.core.announced(early, outcome.is_sent(), unicast);
-                    match outcome {
-                        Outcome::Sent if unicast => self.keeper.unicast_sent(now),
-                        Outcome::Sent => self.keeper.beacon_sent(now),
-                        // One target that cannot be reached says nothing of the others.
-                        Outcome::Failed(_) if unicast => {}
-                        Outcome::Failed(err) => self.keeper.send_failed(err),
-                        Outcome::NoSocket => {} // its failure to open is the reason
-                    }
-                    // Once a regular beacon, not once a copy: with a hundred targets, a hundred
-                    // copies an interval each pruned them all.
-                    if !early && now >= self.prune_at {
-                        self.prune_at = now + self.config.interval / 2;
-                        self.publish_targets(now);
+                Woke::Announced(announced) => {
+                    self.announced(announced, now);
+                    // The copies of one beacon to a hundred targets are a hundred reports:
+                    // taken in one turn of the loop, not a hundred.
+                    while let Ok(announced) = self.link.announced.try_recv() {
+                        self.announced(announced, now);
                     }
                 }
                 Woke::Resolved(answer) => self.resolved(answer, now),
@@ -284,16 +271,35 @@ impl ReceiverTask {
         true
     }
 
+    /// Counts one beacon the announcer sent, or failed to.
+    fn announced(&mut self, announced: Announced, now: Instant) {
+        let Announced {
+            early,
+            unicast,
+            outcome,
+        } = announced;
+        self.core.announced(early, outcome.is_sent(), unicast);
+        match outcome {
+            Outcome::Sent if unicast => self.keeper.unicast_sent(now),
+            Outcome::Sent => self.keeper.beacon_sent(now),
+            // One target that cannot be reached says nothing of the others.
+            Outcome::Failed(_) if unicast => {}
+            Outcome::Failed(err) => self.keeper.send_failed(err),
+            Outcome::NoSocket => {} // its failure to open is the reason
+        }
+        // Once a regular beacon, not once a copy: with a hundred targets, a hundred copies an
+        // interval each pruned them all.
+        if !early && now >= self.prune_at {
+            self.prune_at = now + self.config.interval / 2;
+            self.publish_targets(now);
+        }
+    }
+
     /// Asks the announcer to answer the newcomer the latest datagram brought, if it did: by
-    /// unicast, or on the group if the node does not answer it directly.
+    /// unicast, or on the group in a crowd. Dropped when the cues are full (see `link::CUES`).
     fn cue_answer(&mut self, now: Instant) {
-        let cue = match self.core.take_answer() {
-            Some(request) => Cue::Answer(now, request),
-            None => return,
-        };
-        // Dropped when the cues are full: a crowd that size is answered on the group anyway.
-        if self.link.cues.try_send(cue).is_err() {
-            let _ = self.link.cues.try_send(Cue::Newcomer(now));
+        if let Some(request) = self.core.take_answer() {
+            let _ = self.link.cues.try_send(Cue::Answer(now, request));
         }
     }
 

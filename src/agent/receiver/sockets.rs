@@ -17,7 +17,7 @@ impl ReceiverTask {
     /// Opens the sockets and hands them to the announcer, or leaves the next try to the
     /// keeper's backoff.
     pub(super) fn open(&mut self, now: Instant) {
-        let opened = self.bind(now);
+        let opened = self.bind();
         let config = &self.config;
         match opened {
             Ok(sockets) => {
@@ -59,8 +59,7 @@ impl ReceiverTask {
     /// Binds the group socket (unless `--no-multicast`) and the unicast one: on `--port` when
     /// nodes may target this one (they are configured alike), else on a port of the kernel's
     /// choosing, the same as before if it was opened already.
-    fn bind(&mut self, now: Instant) -> anyhow::Result<Sockets> {
-        let _ = now;
+    fn bind(&mut self) -> anyhow::Result<Sockets> {
         let config = &self.config;
         let group = match config.multicast {
             true => Some(socket::bind_multicast(
