@@ -24,7 +24,8 @@ use std::net::SocketAddr;
 use super::resolver;
 use crate::config::{Config, Target};
 use crate::net::interface;
-use crate::node::{Announcer, OnLink, Receiver};
+use crate::net::interface_spec::Network;
+use crate::node::{Announcer, Receiver};
 use crate::wire::beacon::format_instance;
 
 /// The most connections the `--metrics` listener keeps open: a scraper or two, each with a
@@ -114,7 +115,7 @@ pub async fn run(
     let core = Receiver::new(&config, instance, started).with_own_addresses(
         &config,
         own_addresses(&config),
-        interface::network_of(config.interface).map(|(network, prefix)| OnLink { network, prefix }),
+        interface::network_of(config.interface).and_then(|(ip, prefix)| Network::new(ip, prefix)),
     );
     let names: Vec<Target> = core
         .targets()

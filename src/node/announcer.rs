@@ -16,7 +16,7 @@ use crate::config::{
     CROWD_QUIET, Config, EARLY_ANSWER_DELAY, EARLY_ANSWER_WINDOW, JITTER, unicast_spread,
 };
 use crate::wire::auth::Keyring;
-use crate::wire::beacon::{Beacon, EXT_HEADER_LEN, MAX_BEACON_LEN};
+use crate::wire::beacon::{Beacon, EXT_HEADER_LEN, MAX_BEACON_LEN, PEER_V6_LEN};
 use crate::wire::tags::Tags;
 
 /// On the group, up to this many newcomers heard in one [`EARLY_ANSWER_WINDOW`] are answered by
@@ -49,8 +49,9 @@ pub struct Announcer {
     tags: Tags,
     /// Sends to the group (not `--no-multicast`).
     multicast: bool,
-    /// The size of this node's largest beacon, signed: what an answer carries beside the peers.
-    largest: usize,
+    /// How many peers one answer can tell: what a datagram holds beside this node's largest
+    /// beacon, signed (0 unsigned: receivers believe no unsigned list).
+    peers_room: usize,
     /// Where each regular beacon goes besides the group.
     targets: Vec<SocketAddr>,
     /// The sequence number of the next beacon.
@@ -108,7 +109,13 @@ impl Announcer {
             migrating: !config.keys.is_empty() && config.accept_unauthenticated,
             tags: config.tags.clone(),
             multicast: config.multicast,
-            largest: config.largest_beacon(),
+            peers_room: if !config.keys.is_empty() {
+                // The peers field's own header, then entries of the largest kind (IPv6).
+                MAX_BEACON_LEN.saturating_sub(config.largest_beacon() + EXT_HEADER_LEN)
+                    / PEER_V6_LEN
+            } else {
+                0
+            },
             targets: Vec::new(),
             sequence: 0,
             next_regular: now,
@@ -127,11 +134,13 @@ impl Announcer {
     /// beacon of its own within [`unicast_spread`] of `now`, so that a node learned from a
     /// seed's answer, or a name's new address, hears this one at once, not an interval later
     /// (before the first beacon, which goes to every target anyway, there is none).
-    pub fn set_targets(&mut self, targets: Vec<SocketAddr>, now: Instant) {
+    pub fn set_targets(&mut self, mut targets: Vec<SocketAddr>, now: Instant) {
+        targets.sort_unstable(); // already, from `Targets::list`: the lookups below rely on it
+        let listed = |list: &[SocketAddr], to: &SocketAddr| list.binary_search(to).is_ok();
         if !self.latest.is_empty() {
             let added: Vec<SocketAddr> = targets
                 .iter()
-                .filter(|t| !self.targets.contains(t))
+                .filter(|t| !listed(&self.targets, t))
                 .copied()
                 .collect();
             let count = added.len();
@@ -150,9 +159,9 @@ impl Announcer {
         }
         // A target dropped (silent for a ttl, and in no answer) gets nothing more, not even
         // the copy of a beacon still queued for it.
-        self.copies.retain(|(_, to)| targets.contains(to));
+        self.copies.retain(|(_, to)| listed(&targets, to));
         self.answers
-            .retain(|(_, request, answer)| *answer || targets.contains(&request.to));
+            .retain(|(_, request, answer)| *answer || listed(&targets, &request.to));
         self.targets = targets;
     }
 
@@ -219,7 +228,7 @@ impl Announcer {
         // The answer is newer than the copy of the latest beacon still queued for the same
         // node: that copy would arrive after it and read as a replay.
         self.copies.retain(|(_, to)| *to != request.to);
-        let room = self.peers_room();
+        let room = self.peers_room;
         let take = request.peers.len().min(room);
         let told: Vec<SocketAddr> = request.peers.drain(..take).collect();
         if room == 0 {
@@ -245,14 +254,6 @@ impl Announcer {
     /// How many IPv4 peers fit in one signed answer beside everything else it carries; none
     /// when it is not signed, as receivers take them only from signed beacons. (IPv6 entries
     /// take 19 bytes each, so a few fewer of them fit.)
-    fn peers_room(&self) -> usize {
-        if self.keys.is_empty() {
-            return 0;
-        }
-        // The peers field's own header, then entries of 19 bytes at most (IPv6).
-        MAX_BEACON_LEN.saturating_sub(self.largest + EXT_HEADER_LEN) / 19
-    }
-
     /// When the next beacon to the group is due: the next regular one, or an early answer.
     fn group_due(&self) -> Instant {
         self.next_early
@@ -340,7 +341,7 @@ impl Announcer {
             }
             newcomers |= !request.unicast_only;
             *answer = false;
-            targets.contains(&request.to)
+            targets.binary_search(&request.to).is_ok()
         });
         newcomers
     }

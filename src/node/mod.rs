@@ -10,5 +10,5 @@ mod stats;
 pub mod targets;
 
 pub use announcer::{Announcer, Destination, Outgoing, early_answer_at};
-pub use receiver::{AnswerRequest, Heard, OnLink, PEERS_TOLD, Receiver};
+pub use receiver::{AnswerRequest, Heard, Receiver};
 pub use stats::{Impostor, NodeStats, Refused};

@@ -3,7 +3,7 @@
 //! counted by reason, and logged at a bounded rate. Driven by explicit instants; the agent's
 //! receiver task reads the socket.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{debug, warn};
@@ -12,6 +12,7 @@ use super::admission;
 use super::stats::{Impostor, NodeStats};
 use super::targets::Targets;
 use crate::config::Config;
+use crate::net::interface_spec::Network;
 use crate::registry::{Peer, PeerEvent, Refusal, Registry, Via};
 use crate::throttle::Throttle;
 use crate::wire::auth::Keyring;
@@ -41,27 +42,6 @@ pub struct AnswerRequest {
     ///
     /// [`Announcer::answer`]: super::Announcer::answer
     pub unicast_only: bool,
-}
-
-/// How an unsigned beacon that came by unicast is judged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OnLink {
-    /// The network of the interface the node joins the group on: an address in it is on the
-    /// link, where anyone could send to the group anyway (RFC 6762 section 11's check).
-    pub network: std::net::Ipv4Addr,
-    pub prefix: u8,
-}
-
-impl OnLink {
-    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
-        let std::net::IpAddr::V4(ip) = ip else {
-            return false;
-        };
-        let mask = u32::MAX
-            .checked_shl(32 - u32::from(self.prefix.min(32)))
-            .unwrap_or(0);
-        u32::from(ip) & mask == u32::from(self.network) & mask
-    }
 }
 
 /// At most this many peers are told to one newcomer (in three or four datagrams): it greets
@@ -105,7 +85,9 @@ pub struct Receiver {
     impostor: Option<Impostor>,
     targets: Targets,
     /// The link of the group, when the node joins it: unsigned unicast from there is taken.
-    on_link: Option<OnLink>,
+    /// The network of the interface the node joins the group on: an address in it is on the
+    /// link, where anyone could send to the group anyway (RFC 6762 section 11's check).
+    on_link: Option<Network>,
     /// The newcomer the latest datagram asks to answer, if it does.
     answer: Option<AnswerRequest>,
     /// Where the next list of peers told to a newcomer starts: each tells others, so that
@@ -148,7 +130,7 @@ impl Receiver {
         mut self,
         config: &Config,
         own: Vec<SocketAddr>,
-        on_link: Option<OnLink>,
+        on_link: Option<Network>,
     ) -> Receiver {
         self.targets.set_own(own);
         self.on_link = on_link.filter(|_| config.multicast);
@@ -299,8 +281,11 @@ impl Receiver {
             }
             return true;
         }
-        let on_link = self.on_link.is_some_and(|link| link.contains(from.ip()));
-        if on_link || self.targets.vouches_for(from.ip()) {
+        let on_link = match from.ip() {
+            IpAddr::V4(ip) => self.on_link.is_some_and(|link| link.contains(ip)),
+            IpAddr::V6(_) => false,
+        };
+        if on_link || self.targets.vouches_for(from) {
             return true;
         }
         self.stats.refused.unicast += 1;
@@ -317,8 +302,7 @@ impl Receiver {
         // Only a signed answer may tell them: receivers believe no other.
         let peers = match via {
             Via::Unicast if !self.keys.is_empty() => {
-                let mut peers: Vec<SocketAddr> =
-                    self.registry.peers().map(|peer| peer.address).collect();
+                let mut peers: Vec<SocketAddr> = self.registry.addresses().collect();
                 let start = self.told_from % peers.len().max(1);
                 peers.rotate_left(start);
                 self.told_from = self.told_from.wrapping_add(PEERS_TOLD);
@@ -763,10 +747,7 @@ mod tests {
             ..config()
         };
         let t0 = Instant::now();
-        let link = OnLink {
-            network: Ipv4Addr::new(10, 0, 0, 0),
-            prefix: 24,
-        };
+        let link = Network::new(Ipv4Addr::new(10, 0, 0, 0), 24).expect("a prefix up to 32");
         Receiver::new(&config, OWN, t0).with_own_addresses(&config, vec![at(1)], Some(link))
     }
 

@@ -204,10 +204,16 @@ impl Targets {
     /// Whether an unsigned beacon from `ip` may be taken by unicast: it is a configured target
     /// (given in `--peer`, or named by a `--peers-dns` or `--peer` answer, now or within a
     /// ttl). Learned targets do not vouch: a signature made them targets.
-    pub fn vouches_for(&self, ip: IpAddr) -> bool {
+    pub fn vouches_for(&self, from: SocketAddr) -> bool {
+        let vouches = |known: &Known| known.source != Source::Learned;
+        // Its own socket's address first, as a target sends from its target port; then any
+        // port of its address (a node that sends from an ephemeral port).
+        if self.known.get(&from).is_some_and(vouches) {
+            return true;
+        }
         self.known
             .iter()
-            .any(|(address, known)| address.ip() == ip && known.source != Source::Learned)
+            .any(|(address, known)| address.ip() == from.ip() && vouches(known))
     }
 
     /// Drops the targets that are in no current answer, were not given as addresses, and
@@ -218,7 +224,9 @@ impl Targets {
         let before = self.known.len();
         self.known.retain(|address, known| {
             known.source == Source::Fixed
-                || names.iter().any(|name| name.addresses.contains(address))
+                || names
+                    .iter()
+                    .any(|name| name.addresses.binary_search(address).is_ok())
                 || now < known.last_sign + ttl
         });
         self.changed |= self.known.len() != before;
@@ -310,7 +318,7 @@ mod tests {
         assert_eq!(targets.take_changed(), None, "unchanged since");
         targets.prune(t0 + secs(3600));
         assert_eq!(targets.list(), [addr(9)], "never dropped");
-        assert!(targets.vouches_for(ip(9)));
+        assert!(targets.vouches_for(SocketAddr::new(ip(9), 40_000)));
     }
 
     #[test]
@@ -367,8 +375,8 @@ mod tests {
         targets.prune(t1);
         assert_eq!(targets.list(), [addr(2), addr(3)], "an outage drops nobody");
         assert_eq!(targets.take_changed(), None);
-        assert!(targets.vouches_for(ip(3)));
-        assert!(!targets.vouches_for(ip(4)));
+        assert!(targets.vouches_for(SocketAddr::new(ip(3), 40_000)));
+        assert!(!targets.vouches_for(SocketAddr::new(ip(4), 40_000)));
         assert!(
             targets.resolved(1, Ok(vec![addr(4)]), t1).is_none(),
             "no name 1"
@@ -393,7 +401,7 @@ mod tests {
         targets.prune(t1 + TTL);
         assert_eq!(targets.list(), [addr(2), addr(4)], "silent for a ttl");
         assert_eq!(targets.take_changed(), Some(vec![addr(2), addr(4)]));
-        assert!(!targets.vouches_for(ip(3)));
+        assert!(!targets.vouches_for(SocketAddr::new(ip(3), 40_000)));
     }
 
     #[test]
@@ -405,7 +413,7 @@ mod tests {
         assert!(!targets.learn(addr(9), t0), "our own address");
         assert!(!targets.learn(SocketAddr::new(ip(6), 0), t0), "no port");
         assert_eq!(targets.list(), [addr(1), addr(5)]);
-        assert!(!targets.vouches_for(ip(5)));
+        assert!(!targets.vouches_for(SocketAddr::new(ip(5), 40_000)));
         targets.heard(addr(5), t0 + secs(2));
         targets.prune(t0 + secs(4));
         assert_eq!(targets.list(), [addr(1), addr(5)]);

@@ -393,6 +393,14 @@ impl Registry {
             .map(|record| record.peer(&self.epoch))
     }
 
+    /// The addresses of the listed peers, without building each [`Peer`].
+    pub fn addresses(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.records
+            .iter()
+            .filter(|record| record.is_live())
+            .map(Record::address)
+    }
+
     /// Number of listed peers.
     pub fn len(&self) -> usize {
         self.live

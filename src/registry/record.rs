@@ -317,7 +317,7 @@ impl Record {
         }
     }
 
-    fn address(&self) -> SocketAddr {
+    pub fn address(&self) -> SocketAddr {
         match self.rare.as_deref().and_then(|rare| rare.address) {
             Some(address) => address,
             None => SocketAddr::from((Ipv4Addr::from(self.ip), self.port)),

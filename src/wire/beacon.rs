@@ -44,6 +44,8 @@ pub const EXT_TAGS: u8 = 0x04;
 pub const EXT_PEERS: u8 = 0x05;
 /// Bytes of one IPv4 entry of the peers field: family, address, port.
 pub const PEER_V4_LEN: usize = 1 + 4 + 2;
+/// Bytes of one IPv6 entry of the peers field, the largest.
+pub const PEER_V6_LEN: usize = 1 + 16 + 2;
 /// Extension field: the authentication tag, always last: key id (4) then HMAC-SHA256 (32) over
 /// every byte of the datagram before the HMAC itself.
 pub const EXT_AUTH: u8 = 0x03;
