@@ -351,10 +351,11 @@ def receptions(agents):
 
 def add_newcomer(args, crowd, newcomer, background):
     """Phase 2. `background`: datagrams the crowd receives a second while nothing happens."""
-    early_before = [a.status()["early_answers"] for a in crowd]
-    unicast_before = [a.status().get("unicast", {}).get("answers", 0) for a in crowd]
+    before = [a.status() for a in crowd]
+    early_before = [s["early_answers"] for s in before]
+    unicast_before = [s.get("unicast", {}).get("answers", 0) for s in before]
+    received_before = [s["beacons_received"] for s in before]
     received_at, received_then = time.monotonic(), receptions(crowd)
-    received_before = [a.status()["beacons_received"] for a in crowd]
     cpu_before = sum(a.schedstat()[0] for a in crowd)
     newcomer.launch(args)
     deadline = time.monotonic() + PHASE_DEADLINE

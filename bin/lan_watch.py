@@ -46,6 +46,7 @@ class Watcher:
                                      stderr=subprocess.DEVNULL, text=True)
         if self.stopped.is_set():  # stopped while it started: stop() may have missed it
             self.proc.terminate()
+            self.proc.wait()
         live = set()
         for line in self.proc.stdout:
             read_at = time.time()
@@ -71,6 +72,7 @@ class Watcher:
         self.stopped.set()
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
+        if self.proc:
             try:
                 self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:

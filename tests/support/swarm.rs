@@ -63,6 +63,12 @@ impl Swarm {
             ],
         );
         if !init.status.success() {
+            // A failed init may still have made the gateway bridge, or half a swarm: what the
+            // test made goes, as Drop would take it.
+            let _ = run("docker", &["swarm", "leave", "--force"]);
+            if made_gateway_bridge && network_exists(GATEWAY_BRIDGE) {
+                let _ = run("docker", &["network", "rm", GATEWAY_BRIDGE]);
+            }
             return skip(
                 &format!(
                     "Swarm test cannot run: docker swarm init failed: {}",
