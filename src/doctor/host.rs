@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::check::{Check, Status};
 use super::probe::Heard;
-use crate::net::interface::{Candidate, Choice, LinkAddress};
+use crate::net::interface::{self, Candidate, Choice, LinkAddress};
 use crate::net::interface_spec::InterfaceSpec;
 
 /// The interface check. `given` is `--interface` and the address of this host it names, if
@@ -260,16 +260,10 @@ pub fn check_route(table: Option<&str>, group: Ipv4Addr, device: &str) -> Check 
         );
     };
     let target = u32::from_ne_bytes(group.octets());
-    let route = table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let hex = |i: usize| u32::from_str_radix(fields.get(i)?, 16).ok();
-            let (dest, flags, mask) = (hex(1)?, hex(3)?, hex(7)?);
-            // RTF_UP
-            (flags & 1 == 1 && target & mask == dest).then(|| (fields[0], mask.count_ones()))
-        })
+    // RTF_UP, and a destination the group falls in: the most specific wins.
+    let route = interface::routes(table)
+        .filter(|&(_, dest, _, flags, mask)| flags & 1 == 1 && target & mask == dest)
+        .map(|(device, _, _, _, mask)| (device, mask.count_ones()))
         .max_by_key(|(_, bits)| *bits);
     match route {
         Some((via, bits)) => {

@@ -3,7 +3,7 @@
 //! all. A pure function of the candidates, the routing table and what was heard.
 
 use super::check::{Check, Status};
-use crate::net::interface::{Candidate, Interface};
+use crate::net::interface::{Candidate, Interface, routes};
 use crate::net::interface_spec::Network;
 
 /// What the networks check looks at.
@@ -83,16 +83,6 @@ pub fn check_networks(networks: &Networks, others_heard: bool) -> Option<Check> 
         ),
         format!("if the peers are on one of them, give it to every node: {flags}"),
     ))
-}
-
-/// The routes of `/proc/net/route` as (device, destination, gateway, flags, mask); the kernel
-/// prints each address as the u32 it holds in network order.
-fn routes(table: &str) -> impl Iterator<Item = (&str, u32, u32, u32, u32)> {
-    table.lines().skip(1).filter_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let hex = |i: usize| u32::from_str_radix(fields.get(i)?, 16).ok();
-        Some((*fields.first()?, hex(1)?, hex(2)?, hex(3)?, hex(7)?))
-    })
 }
 
 /// RTF_UP and RTF_GATEWAY, from linux/route.h.

@@ -174,12 +174,16 @@ pub(crate) fn candidates() -> anyhow::Result<Vec<Candidate>> {
 /// The interface of the default route (destination 0.0.0.0, mask 0) in `/proc/net/route`,
 /// the first if several.
 pub(crate) fn default_route_interface(table: &str) -> Option<&str> {
-    table.lines().skip(1).find_map(|line| {
+    routes(table).find_map(|(device, dest, _, _, mask)| (dest == 0 && mask == 0).then_some(device))
+}
+
+/// The routes of `/proc/net/route` as (device, destination, gateway, flags, mask); the kernel
+/// prints each address as the u32 it holds in network order.
+pub fn routes(table: &str) -> impl Iterator<Item = (&str, u32, u32, u32, u32)> {
+    table.lines().skip(1).filter_map(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();
-        match fields[..] {
-            [iface, "00000000", _, _, _, _, _, "00000000", ..] => Some(iface),
-            _ => None,
-        }
+        let hex = |i: usize| u32::from_str_radix(fields.get(i)?, 16).ok();
+        Some((*fields.first()?, hex(1)?, hex(2)?, hex(3)?, hex(7)?))
     })
 }
 
