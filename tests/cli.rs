@@ -28,11 +28,25 @@ pub(crate) fn peerd_by(mut cmd: Command, args: &[&str], envs: &[(&str, &str)]) -
         }
         _ => {}
     }
-    for (var, _) in std::env::vars().filter(|(var, _)| var.starts_with("PEERD_")) {
+    cmd.envs(envs.iter().copied());
+    refusal(cmd, args)
+}
+
+/// Runs `cmd` (a peerd command, given `args`) without the caller's `PEERD_` variables but its
+/// own, expecting it to refuse its input and exit at once; panics if it keeps running.
+pub(crate) fn refusal(mut cmd: Command, args: &[&str]) -> Output {
+    let inherited: Vec<String> = std::env::vars()
+        .map(|(var, _)| var)
+        .filter(|var| var.starts_with("PEERD_"))
+        .collect();
+    let own: Vec<_> = cmd.get_envs().map(|(var, _)| var.to_owned()).collect();
+    for var in inherited
+        .iter()
+        .filter(|var| !own.iter().any(|own| own == var.as_str()))
+    {
         cmd.env_remove(var);
     }
     let mut child = cmd
-        .envs(envs.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

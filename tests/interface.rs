@@ -3,7 +3,7 @@
 //! one without carrier; given `--interface`, the address, name or network it names, waited
 //! for while it is not there; a value no interface can match is a usage error.
 
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use crate::support::agent::Agent;
@@ -134,16 +134,9 @@ fn a_named_interface_that_appears_after_the_start_is_waited_for_and_used() {
 
 /// `peerd args...` in `netns`, where a mistake could reach no network but the namespace's.
 fn refused(netns: &Netns, args: &[&str]) -> Output {
-    let child = netns
-        .command(PEERD)
-        .args(args)
-        .env_remove("PEERD_INTERFACE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run peerd");
-    child.wait_with_output().expect("peerd ran")
+    let mut cmd = netns.command(PEERD);
+    cmd.args(args);
+    crate::cli::refusal(cmd, args)
 }
 
 #[test]
