@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use socket2::SockRef;
 use tokio::io::Interest;
+use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::link::{Announced, AnnouncerSide, Cue, Outcome};
+use super::link::{Announced, AnnouncerSide, Cue, Outcome, Sockets};
 use super::notify::{self, Notifier};
 use crate::clock::{now, wall_now};
 use crate::config::Config;
@@ -68,9 +69,6 @@ impl AnnouncerTask {
                     // between bursts, as the send calls return at once and never yield.
                     tokio::task::yield_now().await;
                 }
-                if outgoing.to == Destination::Group {
-                    self.refresh_membership();
-                }
                 let outcome = self.send(&outgoing.bytes, outgoing.to).await;
                 // Fails only once the receiver stopped, on the way out.
                 let _ = self.link.announced.send(Announced {
@@ -92,6 +90,17 @@ impl AnnouncerTask {
                     }
                     let targets = self.link.targets.borrow_and_update().clone();
                     self.core.set_targets(targets, now());
+                }
+                changed = self.link.interfaces.changed() => {
+                    if changed.is_err() {
+                        break; // the receiver is gone: the agent is stopping
+                    }
+                    // Peers on an interface that came are not told by the old ones: announce.
+                    let interfaces = self.link.interfaces.borrow_and_update();
+                    if !interfaces.is_empty() {
+                        drop(interfaces);
+                        self.core.announce_now(now());
+                    }
                 }
                 changed = self.link.sockets.changed() => {
                     if changed.is_err() {
@@ -118,31 +127,6 @@ impl AnnouncerTask {
         }
     }
 
-    /// Re-asserts the group membership before a beacon: an interface that was removed and
-    /// added again (a container disconnected and reconnected) lost it.
-    fn refresh_membership(&self) {
-        let Some(sockets) = self.link.sockets.borrow().clone() else {
-            return;
-        };
-        let Some(group_socket) = &sockets.group else {
-            return;
-        };
-        let (group, interface) = (self.config.group, self.config.interface);
-        match socket::refresh_membership(group_socket, group, interface) {
-            Ok(true) => {
-                // The interface came back with a new index, which the sending socket does not
-                // follow by itself.
-                let _ = socket::refresh_interface(&sockets.unicast, interface);
-                info!(%group, %interface, "rejoined the multicast group: the interface came back")
-            }
-            Ok(false) => {}
-            // The interface is gone for now; sending fails too and says so.
-            Err(err) => {
-                debug!(%group, %interface, error = %err, "cannot rejoin the multicast group")
-            }
-        }
-    }
-
     /// Sends one beacon to the group or a target; returns what became of it. Only the first
     /// of a run of failures to the group is a warning, so an unplugged link does not fill the
     /// log; failures to one target are debug lines (an address that went away is dropped from
@@ -151,38 +135,106 @@ impl AnnouncerTask {
         let Some(sockets) = self.link.sockets.borrow().clone() else {
             return Outcome::NoSocket;
         };
-        let target: SocketAddr = match to {
-            Destination::Group => self.config.group_addr(),
+        let address = match to {
+            Destination::Group => return self.send_to_groups(&sockets, beacon).await,
             Destination::Unicast(address) => address,
         };
-        // A target heard from lately is there: say so as the datagram goes (MSG_CONFIRM), so
-        // the kernel keeps its neighbour entry without asking the link again by ARP.
-        let heard = to != Destination::Group
-            && self.link.heard.borrow().binary_search(&target.ip()).is_ok();
-        let flags = if heard { nix::libc::MSG_CONFIRM } else { 0 };
-        let send =
-            || SockRef::from(&sockets.unicast).send_to_with_flags(beacon, &target.into(), flags);
-        match sockets.unicast.async_io(Interest::WRITABLE, send).await {
-            Ok(_) => {
-                debug!(%target, "beacon sent");
-                if to == Destination::Group && !std::mem::replace(&mut self.sending, true) {
-                    info!(%target, "sending beacons again");
-                }
+        let Some(udp) = sockets.unicast_for(address.ip()) else {
+            debug!(target = %address, "no IPv6 socket: cannot send beacon to an IPv6 target");
+            return Outcome::Failed("this host has no IPv6".to_owned());
+        };
+        match send_to(udp, beacon, address, self.heard(address)).await {
+            Ok(()) => {
+                debug!(target = %address, "beacon sent");
                 Outcome::Sent
             }
-            Err(err) if to != Destination::Group => {
-                debug!(%target, error = %err, "cannot send beacon to a target");
-                Outcome::Failed(err.to_string())
-            }
-            // Not fatal: a link that is down now may be up by the next beacon.
             Err(err) => {
-                if std::mem::replace(&mut self.sending, false) {
-                    warn!(%target, error = %err, "cannot send beacon; will keep trying every interval");
-                } else {
-                    debug!(%target, error = %err, "cannot send beacon");
-                }
+                debug!(target = %address, error = %err, "cannot send beacon to a target");
                 Outcome::Failed(err.to_string())
             }
         }
     }
+
+    /// Whether `address` was heard from lately: its neighbour entry can be confirmed.
+    fn heard(&self, address: SocketAddr) -> bool {
+        self.link
+            .heard
+            .borrow()
+            .binary_search(&address.ip())
+            .is_ok()
+    }
+
+    /// Sends one beacon to the group on every interface joined, in each family it has. It went
+    /// out if it went out on any; else the error of the last try.
+    async fn send_to_groups(&mut self, sockets: &Sockets, beacon: &[u8]) -> Outcome {
+        let interfaces = self.link.interfaces.borrow().clone();
+        let mut failure = None;
+        let mut sent = false;
+        for joined in &interfaces {
+            if let Some(v4) = joined.v4 {
+                let group = self.config.group_addr();
+                let result = match socket::send_from(&sockets.unicast4, v4) {
+                    Ok(()) => send_to(&sockets.unicast4, beacon, group, false).await,
+                    Err(err) => Err(err),
+                };
+                self.note(group, &joined.name, result, &mut sent, &mut failure);
+            }
+            let udp6 = joined.v6.and_then(|v6| sockets.unicast_for(v6.into()));
+            if let Some(udp) = udp6 {
+                let group = self.config.group6_addr(joined.index);
+                let result = send_to(udp, beacon, group, false).await;
+                self.note(group, &joined.name, result, &mut sent, &mut failure);
+            }
+        }
+        if sent {
+            if !std::mem::replace(&mut self.sending, true) {
+                info!(groups = %self.config.groups(), "sending beacons again");
+            }
+            return Outcome::Sent;
+        }
+        let error = failure.unwrap_or_else(|| "no interface to announce on".to_owned());
+        // Not fatal: a link that is down now may be up by the next beacon.
+        if std::mem::replace(&mut self.sending, false) {
+            warn!(%error, "cannot send beacon; will keep trying every interval");
+        } else {
+            debug!(%error, "cannot send beacon");
+        }
+        Outcome::Failed(error)
+    }
+
+    /// Takes in what became of one copy to a group: a failure on one interface is a debug line
+    /// while others carry the beacon.
+    fn note(
+        &self,
+        group: SocketAddr,
+        interface: &str,
+        result: std::io::Result<()>,
+        sent: &mut bool,
+        failure: &mut Option<String>,
+    ) {
+        match result {
+            Ok(()) => {
+                debug!(%group, interface, "beacon sent");
+                *sent = true;
+            }
+            Err(err) => {
+                debug!(%group, interface, error = %err, "cannot send beacon on this interface");
+                *failure = Some(err.to_string());
+            }
+        }
+    }
+}
+
+/// Sends `beacon` to `target` on `udp`. A target heard from lately is there: `confirm` says so
+/// as the datagram goes (MSG_CONFIRM), so the kernel keeps its neighbour entry without asking
+/// the link again by ARP or neighbour discovery.
+async fn send_to(
+    udp: &UdpSocket,
+    beacon: &[u8],
+    target: SocketAddr,
+    confirm: bool,
+) -> std::io::Result<()> {
+    let flags = if confirm { nix::libc::MSG_CONFIRM } else { 0 };
+    let send = || SockRef::from(udp).send_to_with_flags(beacon, &target.into(), flags);
+    udp.async_io(Interest::WRITABLE, send).await.map(|_| ())
 }

@@ -1,6 +1,8 @@
 //! What passes between the agent's two tasks, and nothing else does: they share no state.
 //! - the sockets, receiver to announcer, on a `watch`: the receiver keeps them open, and the
 //!   announcer sends on whatever it holds now (and announces at once on new ones);
+//! - the interfaces joined, receiver to announcer, on a `watch`: the receiver follows the
+//!   host's, and the announcer sends to the groups on each (and announces at once on new ones);
 //! - the unicast targets, receiver to announcer, on a `watch`: the receiver owns them; and
 //!   which of their addresses were heard from lately, to confirm them to the kernel;
 //! - cues, receiver to announcer: a newcomer heard (answer it), or a stall (announce now);
@@ -14,6 +16,8 @@ use std::time::Instant;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
+use crate::net::selection::Joined;
+
 /// Cues waiting for the announcer: a crowd of newcomers heard in one burst each asks for an
 /// answer. Past this many the rest are dropped: the cues queued are far more than a crowd
 /// (`node::announcer::CROWD_NEWCOMERS`), so the announcer answers on the group, which every
@@ -23,13 +27,39 @@ pub const CUES: usize = 1024;
 /// The sockets as the receiver last opened them; `None` while they are being opened again.
 pub type Socket = Option<Arc<Sockets>>;
 
-/// The agent's two sockets (see `net::socket`).
+/// The agent's sockets (see `net::socket`), per family.
 #[derive(Debug)]
 pub struct Sockets {
-    /// Hears the group; `None` with `--no-multicast`.
-    pub group: Option<UdpSocket>,
-    /// Every beacon goes out from it; it hears what is sent to this node.
-    pub unicast: UdpSocket,
+    /// Hear the IPv4 and the IPv6 group on every interface joined; `None` with
+    /// `--no-multicast`, and the IPv6 one on a host without IPv6.
+    pub group4: Option<UdpSocket>,
+    pub group6: Option<UdpSocket>,
+    /// Every IPv4 beacon goes out from it; it hears what is sent to this node over IPv4.
+    pub unicast4: UdpSocket,
+    /// The same for IPv6; `None` on a host without IPv6, and where nodes target `--port`,
+    /// which the IPv6 group socket holds (see [`Sockets::unicast_for`]).
+    pub unicast6: Option<UdpSocket>,
+}
+
+impl Sockets {
+    /// The sockets in the receiver's order: the groups, then the unicast ones, IPv4 first.
+    pub fn all(&self) -> [Option<&UdpSocket>; 4] {
+        [
+            self.group4.as_ref(),
+            self.group6.as_ref(),
+            Some(&self.unicast4),
+            self.unicast6.as_ref(),
+        ]
+    }
+
+    /// The socket that sends to and hears from `address`'s family: for IPv6 where nodes
+    /// target `--port`, the group's, which holds that port.
+    pub fn unicast_for(&self, address: IpAddr) -> Option<&UdpSocket> {
+        match address {
+            IpAddr::V4(_) => Some(&self.unicast4),
+            IpAddr::V6(_) => self.unicast6.as_ref().or(self.group6.as_ref()),
+        }
+    }
 }
 
 /// From the receiver to the announcer.
@@ -73,6 +103,7 @@ impl Outcome {
 /// The receiver's ends of the link.
 pub struct ReceiverSide {
     pub sockets: watch::Sender<Socket>,
+    pub interfaces: watch::Sender<Vec<Joined>>,
     pub targets: watch::Sender<Vec<SocketAddr>>,
     /// Sorted (see `node::Targets::heard_within_ttl`).
     pub heard: watch::Sender<Vec<IpAddr>>,
@@ -83,6 +114,7 @@ pub struct ReceiverSide {
 /// The announcer's ends of the link.
 pub struct AnnouncerSide {
     pub sockets: watch::Receiver<Socket>,
+    pub interfaces: watch::Receiver<Vec<Joined>>,
     pub targets: watch::Receiver<Vec<SocketAddr>>,
     pub heard: watch::Receiver<Vec<IpAddr>>,
     pub cues: mpsc::Receiver<Cue>,
@@ -93,6 +125,7 @@ pub struct AnnouncerSide {
 /// a few a second, each read at once.
 pub fn link() -> (ReceiverSide, AnnouncerSide) {
     let (sockets_tx, sockets_rx) = watch::channel(None);
+    let (interfaces_tx, interfaces_rx) = watch::channel(Vec::new());
     let (targets_tx, targets_rx) = watch::channel(Vec::new());
     let (heard_tx, heard_rx) = watch::channel(Vec::new());
     let (cues_tx, cues_rx) = mpsc::channel(CUES);
@@ -100,6 +133,7 @@ pub fn link() -> (ReceiverSide, AnnouncerSide) {
     (
         ReceiverSide {
             sockets: sockets_tx,
+            interfaces: interfaces_tx,
             targets: targets_tx,
             heard: heard_tx,
             cues: cues_tx,
@@ -107,6 +141,7 @@ pub fn link() -> (ReceiverSide, AnnouncerSide) {
         },
         AnnouncerSide {
             sockets: sockets_rx,
+            interfaces: interfaces_rx,
             targets: targets_rx,
             heard: heard_rx,
             cues: cues_rx,

@@ -24,7 +24,6 @@ use std::net::SocketAddr;
 use super::resolver;
 use crate::config::{Config, Target};
 use crate::net::interface;
-use crate::net::interface_spec::Network;
 use crate::node::{Announcer, Receiver};
 use crate::wire::beacon::format_instance;
 
@@ -42,8 +41,17 @@ const RESOLVED: usize = 4;
 fn own_addresses(config: &Config) -> Vec<SocketAddr> {
     interface::local_addresses()
         .into_iter()
-        .map(|ip| SocketAddr::new(ip.into(), config.port))
+        .map(|ip| SocketAddr::new(ip, config.port))
         .collect()
+}
+
+/// What `--interface` names, for the log: `eth0, fd00::/64`, or how one is picked.
+fn interfaces_given(config: &Config) -> String {
+    let given: Vec<String> = config.interfaces.iter().map(ToString::to_string).collect();
+    match given.is_empty() {
+        true => "the one picked (see the next line)".to_owned(),
+        false => given.join(", "),
+    }
 }
 
 /// Runs the agent until `shutdown` is cancelled, then sends a goodbye beacon and returns.
@@ -71,8 +79,8 @@ pub async fn run(
     info!(
         hostname = %config.name,
         instance = %format_instance(instance),
-        group = %config.group_addr(),
-        interface = %config.interface,
+        groups = %config.groups(),
+        interfaces = %interfaces_given(&config),
         api = %api_addr,
         interval = %humantime::format_duration(config.interval),
         ttl = %humantime::format_duration(config.ttl),
@@ -112,11 +120,7 @@ pub async fn run(
     let (receiver_side, announcer_side) = link::link();
     let (queries, query_rx) = mpsc::channel(QUERIES);
     let (resolved, resolved_rx) = mpsc::channel(RESOLVED);
-    let core = Receiver::new(&config, instance, started).with_own_addresses(
-        &config,
-        own_addresses(&config),
-        interface::network_of(config.interface).and_then(|(ip, prefix)| Network::new(ip, prefix)),
-    );
+    let core = Receiver::new(&config, instance, started).with_own_addresses(own_addresses(&config));
     let names: Vec<Target> = core
         .targets()
         .names()

@@ -42,6 +42,8 @@ pub struct Figures {
     pub names: Vec<crate::node::targets::Name>,
     /// The port the unicast socket is bound to, while it is open.
     pub unicast_port: Option<u16>,
+    /// The interfaces the groups are joined on.
+    pub interfaces: Vec<crate::net::selection::Joined>,
 }
 
 #[cfg(test)]
@@ -59,6 +61,7 @@ impl Figures {
             targets: Vec::new(),
             names: Vec::new(),
             unicast_port: None,
+            interfaces: Vec::new(),
         }
     }
 }

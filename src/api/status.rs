@@ -3,6 +3,7 @@
 //! the API's own counts.
 
 use std::fmt;
+use std::net::Ipv6Addr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -11,6 +12,7 @@ use super::query::Figures;
 use super::types::{ConflictInfo, EventCounts, HookCounts, millis};
 use crate::config::Config;
 use crate::net::keeper::NotSending;
+use crate::net::selection::Joined;
 use crate::node::Refused;
 use crate::wire::beacon::format_instance;
 
@@ -21,8 +23,15 @@ pub struct AgentStatus {
     pub instance: String,
     /// `group:port` of the beacons.
     pub group: String,
-    /// IPv4 address of the interface it announces on.
+    /// The addresses of the interfaces it announces on, IPv4 first, an IPv6 one with its
+    /// interface (`10.0.0.2, fe80::1%eth0`); before it joins any, what `--interface` names.
     pub interface: String,
+    /// `[group]:port` of the beacons over IPv6. Empty from an agent older than IPv6.
+    #[serde(default)]
+    pub group6: String,
+    /// The interfaces it announces on, each with its addresses, as `interface` lists them.
+    #[serde(default)]
+    pub interfaces: Vec<InterfaceInfo>,
     pub interval_ms: u64,
     pub ttl_ms: u64,
     pub peers: usize,
@@ -268,6 +277,55 @@ impl From<Refused> for RefusedCounts {
     }
 }
 
+/// One interface an agent announces on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceInfo {
+    pub name: String,
+    pub index: u32,
+    /// The IPv4 address its group beacons go out from, if it has one.
+    pub ipv4: Option<String>,
+    /// Its IPv6 address, if beacons go to the IPv6 group on it.
+    pub ipv6: Option<String>,
+}
+
+impl From<&Joined> for InterfaceInfo {
+    fn from(joined: &Joined) -> InterfaceInfo {
+        InterfaceInfo {
+            name: joined.name.clone(),
+            index: joined.index,
+            ipv4: joined.v4.map(|a| a.to_string()),
+            ipv6: joined.v6.map(|a| scoped(a, &joined.name)),
+        }
+    }
+}
+
+/// An IPv6 address as `ip` and `ping` take it: a link-local one with its interface.
+pub fn scoped(address: Ipv6Addr, interface: &str) -> String {
+    if address.is_unicast_link_local() {
+        format!("{address}%{interface}")
+    } else {
+        address.to_string()
+    }
+}
+
+/// The addresses the agent announces from, IPv4 first; before it joins any interface, what
+/// `--interface` names (or `none yet`).
+fn interface_line(config: &Config, joined: &[Joined]) -> String {
+    let v4 = joined.iter().filter_map(|j| j.v4.map(|a| a.to_string()));
+    let v6 = joined
+        .iter()
+        .filter_map(|j| j.v6.map(|a| scoped(a, &j.name)));
+    let addresses: Vec<String> = v4.chain(v6).collect();
+    if !addresses.is_empty() {
+        return addresses.join(", ");
+    }
+    let given: Vec<String> = config.interfaces.iter().map(ToString::to_string).collect();
+    match given.is_empty() {
+        true => "none yet".to_owned(),
+        false => given.join(", "),
+    }
+}
+
 impl AgentStatus {
     /// The status of the agent running `config` as `instance`, from the `figures` its loop
     /// reported and the `api`'s own counts.
@@ -278,7 +336,9 @@ impl AgentStatus {
             hostname: config.name.clone(),
             instance: format_instance(instance),
             group: config.group_addr().to_string(),
-            interface: config.interface.to_string(),
+            interface: interface_line(config, &figures.interfaces),
+            group6: format!("[{}]:{}", config.group6, config.port),
+            interfaces: figures.interfaces.iter().map(InterfaceInfo::from).collect(),
             interval_ms: millis(config.interval),
             ttl_ms: millis(config.ttl),
             peers: node.peers,
@@ -440,6 +500,7 @@ mod tests {
             targets: vec![SocketAddr::from(([10, 0, 0, 7], 24901))],
             names: Vec::new(),
             unicast_port: Some(24901),
+            interfaces: Vec::new(),
         };
         let api = ApiCounts {
             requests: 7,

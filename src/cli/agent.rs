@@ -1,9 +1,7 @@
-//! `peerd agent`: turns the flags into a checked `Config`, waits for an interface, binds the
-//! listeners, connects to systemd, and hands over to the library's `peerd::agent::run`. The
+//! `peerd agent`: turns the flags into a checked `Config`, binds the listeners, connects to systemd, and hands over to the library's `peerd::agent::run`. The
 //! agent's own work (beacons, registry, API, hooks) is not here.
 
 use std::ffi::OsStr;
-use std::net::Ipv4Addr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -14,8 +12,6 @@ use tracing::{info, warn};
 use peerd::agent::notify::{self, Notifier};
 use peerd::api::server;
 use peerd::config::{self, Config};
-use peerd::net::interface;
-use peerd::net::interface_spec::InterfaceSpec;
 use peerd::wire::auth;
 
 use super::args::{AgentArgs, parse_name};
@@ -29,9 +25,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     init_tracing(args.log_format);
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    let Some(config) = agent_config(&args, &shutdown).await? else {
-        return Ok(()); // stopped while waiting for an interface
-    };
+    let config = agent_config(&args)?;
     if !args.api.ip().is_loopback() {
         warn!(api = %args.api, "the API listens beyond loopback and has no authentication: anyone who can reach it can read the peer list");
     }
@@ -78,12 +72,9 @@ fn notifier() -> Option<Notifier> {
 }
 
 /// Resolves defaults that depend on the machine and validates the result; a bad combination of
-/// flags exits 2 through clap, like any other usage error. `None` if `shutdown` came while it
-/// waited for an interface.
-async fn agent_config(
-    args: &AgentArgs,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<Option<Config>> {
+/// flags exits 2 through clap, like any other usage error. The interfaces are the agent's to
+/// find and follow.
+fn agent_config(args: &AgentArgs) -> anyhow::Result<Config> {
     let name = match &args.name {
         Some(name) => name.clone(),
         None => {
@@ -115,15 +106,13 @@ async fn agent_config(
             Err(err) => usage_error(format!("--on-event {}: {err}", given.display())),
         }
     }
-    let mut config = Config {
+    let (group, group6) = args.beacons.groups().unwrap_or_else(|err| usage_error(err));
+    let config = Config {
         name,
-        group: args.beacons.group,
+        group,
+        group6,
         port: args.beacons.port,
-        // Checked below; a placeholder until the interface is known.
-        interface: match args.interface {
-            Some(InterfaceSpec::Address(address)) => address,
-            _ => Ipv4Addr::LOCALHOST,
-        },
+        interfaces: args.interface.clone(),
         interval: args.interval.into(),
         ttl: args.ttl.into(),
         multicast_ttl: args.multicast_ttl,
@@ -152,48 +141,16 @@ async fn agent_config(
     if !config.keys.is_empty() {
         info!(key_ids = ?config.keys.ids(), accept_unauthenticated = config.accept_unauthenticated, "beacons are signed");
     }
-    config.interface = match &args.interface {
-        // Used as given, as before names were taken: the agent itself retries while the
-        // address is not there.
-        Some(InterfaceSpec::Address(address)) => {
-            let name = interface::name_of(*address).unwrap_or_else(|| "?".into());
-            info!(interface = %name, %address, "using the interface given");
-            *address
-        }
-        Some(spec) => match wait_for_interface(shutdown, || find_given(spec)).await {
-            Some((found, why)) => {
-                info!(interface = %found.name, address = %found.address, given = %spec, "using the interface given: {why}");
-                found.address
-            }
-            None => return Ok(None),
-        },
-        None => match wait_for_interface(shutdown, interface::default_interface).await {
-            Some(choice) => {
-                let chosen = &choice.chosen;
-                info!(interface = %chosen.name, address = %chosen.address, "chose the interface to announce on: {}", choice.reason);
-                if !choice.others.is_empty() {
-                    let others: Vec<String> = choice
-                        .others
-                        .iter()
-                        .map(|c| {
-                            let carrier = if c.running { "" } else { ", no carrier" };
-                            format!("{} ({}{carrier})", c.interface.name, c.interface.address)
-                        })
-                        .collect();
-                    info!(others = %others.join(", "), "other candidates passed over; pick one with --interface NAME, ADDR or NETWORK");
-                }
-                chosen.address
-            }
-            None => return Ok(None),
-        },
-    };
+    if config::group6_beyond_link(config.group6) {
+        warn!(group = %config.group6, "the IPv6 group is of wider scope than the link: beacons still go with a hop limit of --multicast-ttl, but prefer a group of link-local scope (ff12::/16)");
+    }
     if config.multicast_ttl > 1 {
         warn!(
             multicast_ttl = config.multicast_ttl,
             "beacons may cross routers beyond this link"
         );
     }
-    Ok(Some(config))
+    Ok(config)
 }
 
 /// `targets` with `port` where none was given.
@@ -205,41 +162,6 @@ fn with_port(targets: &[config::Target], port: u16) -> Vec<config::Target> {
             port: if target.port == 0 { port } else { target.port },
         })
         .collect()
-}
-
-/// The interface `spec` names among this host's addresses now, and why it is the one.
-fn find_given(spec: &InterfaceSpec) -> anyhow::Result<(interface::Interface, String)> {
-    let addresses = interface::link_addresses()?;
-    let (found, why) = spec
-        .find(&addresses)
-        .ok_or_else(|| anyhow::anyhow!("{} (--interface {spec})", spec.missing()))?;
-    let found = interface::Interface {
-        name: found.link.name.clone(),
-        address: found.address,
-    };
-    Ok((found, why))
-}
-
-/// What `find` finds, once it finds it: a container's network may come up after the agent
-/// starts. Retries with backoff up to 30 s, logging each miss; `None` on shutdown.
-async fn wait_for_interface<T>(
-    shutdown: &CancellationToken,
-    mut find: impl FnMut() -> anyhow::Result<T>,
-) -> Option<T> {
-    let mut delay = std::time::Duration::from_secs(1);
-    loop {
-        match find() {
-            Ok(found) => return Some(found),
-            Err(err) => {
-                warn!(error = %format!("{err:#}"), retry_in = %humantime::format_duration(delay), "no interface to announce on yet; retrying")
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = shutdown.cancelled() => return None,
-        }
-        delay = (delay * 2).min(std::time::Duration::from_secs(30));
-    }
 }
 
 /// The file `--on-event PROGRAM` runs, found once at start as a shell finds a command: with a

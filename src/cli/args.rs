@@ -2,14 +2,14 @@
 //! `--help`, the completions and the man pages are generated. Parsing only; running a
 //! subcommand is the job of its own file.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use clap::builder::BoolishValueParser;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use peerd::config;
-use peerd::net::interface_spec::InterfaceSpec;
+use peerd::config::InterfaceSpec;
 use peerd::wire::{beacon, tags};
 
 /// Zero-configuration peer discovery: who is alive on this network, right now.
@@ -115,13 +115,21 @@ pub struct AgentArgs {
     pub name: Option<String>,
     #[command(flatten)]
     pub beacons: GroupArgs,
-    /// The interface to announce on: an IPv4 address of this host, an interface name (eth0),
-    /// or a network (10.0.0.0/8: the first interface up with an address in it); a name or
-    /// network not there yet is waited for [default: among the interfaces up with carrier and
-    /// multicast, the one holding the address /etc/hosts gives this host's name, else the
-    /// default route's, else the first]
-    #[arg(long, env = "PEERD_INTERFACE", value_name = "ADDR|NAME|NETWORK")]
-    pub interface: Option<InterfaceSpec>,
+    /// An interface to announce on, in each family it has an address of: an address of this
+    /// host (IPv4 or IPv6), an interface name (eth0), a network (10.0.0.0/8, fd00::/64: the
+    /// first interface up with an address in it) or `all` (every interface up with carrier and
+    /// multicast, but loopback and container bridges); repeatable (PEERD_INTERFACE:
+    /// comma-separated); one not there yet is waited for, and interfaces that come and go
+    /// after start are followed [default: among the interfaces up with carrier and multicast,
+    /// the one holding the address /etc/hosts gives this host's name, else the default
+    /// route's, else the first]
+    #[arg(
+        long,
+        env = "PEERD_INTERFACE",
+        value_name = "ADDR|NAME|NETWORK|all",
+        value_delimiter = ','
+    )]
+    pub interface: Vec<InterfaceSpec>,
     /// A DNS name whose every address is a peer to send beacons to by unicast, resolved again
     /// every --resolve-interval: a Compose service, Swarm's tasks.SERVICE, a Kubernetes
     /// headless Service; PORT defaults to --port; repeatable (PEERD_PEERS_DNS: comma-separated)
@@ -247,12 +255,38 @@ pub struct WaitArgs {
 /// Where the beacons go: the same flags for the agent and for the doctor that checks it.
 #[derive(Debug, Args)]
 pub struct GroupArgs {
-    /// Multicast group the beacons go to
-    #[arg(long, env = "PEERD_GROUP", default_value_t = config::MULTICAST_GROUP)]
-    pub group: Ipv4Addr,
+    /// Multicast group the beacons go to, one per family: an IPv4 one replaces 239.255.49.1,
+    /// an IPv6 one (ff00::/8; joined by interface index) replaces ff12::2490; repeatable
+    /// (PEERD_GROUP: comma-separated) [default: 239.255.49.1 and ff12::2490]
+    #[arg(long, env = "PEERD_GROUP", value_name = "GROUP", value_delimiter = ',')]
+    pub group: Vec<IpAddr>,
     /// UDP port of the group
     #[arg(long, env = "PEERD_PORT", default_value_t = config::PORT)]
     pub port: u16,
+}
+
+impl GroupArgs {
+    /// The IPv4 and the IPv6 group: each family's given one, else its default. An error if a
+    /// family is given twice.
+    pub fn groups(&self) -> Result<(Ipv4Addr, Ipv6Addr), String> {
+        let mut v4 = None;
+        let mut v6 = None;
+        for group in &self.group {
+            let taken = match group {
+                IpAddr::V4(group) => v4.replace(*group).is_some(),
+                IpAddr::V6(group) => v6.replace(*group).is_some(),
+            };
+            if taken {
+                return Err(format!(
+                    "--group: one group per family (IPv4 and IPv6); {group} is a second"
+                ));
+            }
+        }
+        Ok((
+            v4.unwrap_or(config::MULTICAST_GROUP),
+            v6.unwrap_or(config::MULTICAST_GROUP6),
+        ))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -265,7 +299,7 @@ pub struct DoctorArgs {
     pub listen: humantime::Duration,
     #[command(flatten)]
     pub beacons: GroupArgs,
-    /// The interface to check, as the agent's --interface takes it: an IPv4 address, an
+    /// The interface to check over IPv4, as the agent's --interface takes it: an address, an
     /// interface name or a network [default: the one the agent would pick]
     #[arg(long, env = "PEERD_INTERFACE", value_name = "ADDR|NAME|NETWORK")]
     pub interface: Option<InterfaceSpec>,

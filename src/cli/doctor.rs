@@ -19,13 +19,18 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
         );
     }
     // The agent's own rules, so the doctor never accepts a group or port the agent refuses.
-    let beacons = config::validate_group(args.beacons.group)
+    let (group, group6) = args
+        .beacons
+        .groups()
+        .unwrap_or_else(|err| usage_error_in("doctor", err));
+    let beacons = config::validate_group(group)
+        .and_then(|()| config::validate_group6(group6))
         .and_then(|()| config::validate_port(args.beacons.port));
     if let Err(err) = beacons {
         usage_error_in("doctor", err.to_string());
     }
     let options = doctor::Options {
-        group: args.beacons.group,
+        group,
         port: args.beacons.port,
         interface: args.interface,
         api: args.api,

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::check::{Check, Status};
 use super::probe::Heard;
+use crate::config::InterfaceSpec;
 use crate::net::interface::{self, Candidate, Choice, LinkAddress};
-use crate::net::interface_spec::InterfaceSpec;
 
 /// The interface check. `given` is `--interface` and the address of this host it names, if
 /// one; without it, `choice` is what the agent would pick among `candidates`.

@@ -11,7 +11,7 @@ mod host;
 mod networks;
 mod probe;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use self::agent::{check_agent, check_unicast};
@@ -23,8 +23,9 @@ pub use self::probe::{Heard, PROBE_HOSTNAME};
 use crate::api::client;
 use crate::api::{self, AgentStatus};
 use crate::config;
+use crate::config::InterfaceSpec;
 use crate::net::interface::{self, Interface};
-use crate::net::interface_spec::InterfaceSpec;
+use crate::net::selection;
 
 /// What `peerd doctor` is asked to check.
 #[derive(Debug, Clone)]
@@ -69,16 +70,24 @@ pub async fn run(options: &Options) -> Vec<Check> {
     let addresses = interface::link_addresses().unwrap_or_default();
     let candidates = interface::candidates().unwrap_or_default();
     let default_route = interface::default_route();
-    let given = options
-        .interface
-        .as_ref()
-        .map(|spec| (spec, spec.find(&addresses).map(|(found, _)| found)));
+    let host = crate::net::host::list().unwrap_or_default();
+    // The doctor checks IPv4: the IPv4 address of the interface the spec names (the one
+    // given, for an address).
+    let given = options.interface.as_ref().map(|spec| {
+        let found = selection::find(spec, &host);
+        let name = found.first().map(|(interface, _)| interface.name.as_str());
+        let found = addresses.iter().find(|a| match spec {
+            InterfaceSpec::Address(given) => IpAddr::V4(a.address) == *given,
+            _ => Some(a.link.name.as_str()) == name,
+        });
+        (spec, found)
+    });
     let choice = match options.interface {
         Some(_) => None,
         None => interface::choose(
             &candidates,
             default_route.as_deref(),
-            &interface::named_addresses(),
+            &interface::v4_only(&interface::named_addresses()),
         ),
     };
     let mut checks = vec![check_interface(given, &candidates, choice.as_ref())];
@@ -261,7 +270,7 @@ mod tests {
 
     #[test]
     fn a_given_interface_must_exist_be_up_have_carrier_and_multicast() {
-        let spec = InterfaceSpec::Address(Ipv4Addr::new(10, 0, 0, 1));
+        let spec = InterfaceSpec::Address(Ipv4Addr::new(10, 0, 0, 1).into());
         let status = |l: Option<Link>| {
             let found = l.map(|link| LinkAddress {
                 address: Ipv4Addr::new(10, 0, 0, 1),
@@ -289,7 +298,7 @@ mod tests {
         assert_eq!(missing.status, Status::Fail);
         assert_eq!(
             missing.detail,
-            "no interface is up with an IPv4 address in 10.0.0.0/8"
+            "no interface is up with an address in 10.0.0.0/8"
         );
         let found = LinkAddress {
             address: Ipv4Addr::new(10, 0, 1, 3),

@@ -3,8 +3,8 @@
 //! all. A pure function of the candidates, the routing table and what was heard.
 
 use super::check::{Check, Status};
+use crate::config::Network;
 use crate::net::interface::{Candidate, Interface, routes};
-use crate::net::interface_spec::Network;
 
 /// What the networks check looks at.
 pub struct Networks<'a> {
@@ -97,7 +97,7 @@ fn connected(table: &str, interface: &Interface) -> Option<Network> {
         (device == interface.name && direct && mask != 0 && address & mask == dest)
             .then(|| {
                 let prefix = u8::try_from(mask.count_ones()).expect("a u32 has at most 32 ones");
-                Network::new(dest.to_ne_bytes().into(), prefix)
+                Network::new(std::net::Ipv4Addr::from(dest.to_ne_bytes()), prefix)
             })
             .flatten()
     })

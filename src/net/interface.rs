@@ -1,12 +1,10 @@
-//! Finds the interface the agent announces on when none is given, and lists this host's
-//! addresses for `--interface` to match. Reads the OS interface list, the routing table and
-//! /etc/hosts; it never opens a socket.
+//! The rule that picks the interface to announce on when none is given, over this host's IPv4
+//! candidates, and what it reads besides the interfaces: the routing table and /etc/hosts. The
+//! doctor's view of the interfaces (IPv4 only) is here too; it never opens a socket.
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use anyhow::{Context, bail};
-use nix::ifaddrs::getifaddrs;
-use nix::net::if_::InterfaceFlags;
+use super::host::{self, HostInterface};
 
 /// One IPv4 address of a local interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,17 +87,6 @@ pub fn choose(
     })
 }
 
-/// The IPv4 addresses `hosts` (the text of /etc/hosts) gives for `hostname`, in its order.
-pub fn hosts_addresses(hosts: &str, hostname: &str) -> Vec<Ipv4Addr> {
-    hosts_entries(hosts, hostname)
-        .into_iter()
-        .filter_map(|ip| match ip {
-            IpAddr::V4(v4) => Some(v4),
-            IpAddr::V6(_) => None,
-        })
-        .collect()
-}
-
 /// Every address `hosts` (the text of /etc/hosts) gives for `name`, in its order, as the C
 /// library reads it: names compare without case and without a trailing dot.
 pub fn hosts_entries(hosts: &str, name: &str) -> Vec<IpAddr> {
@@ -117,14 +104,26 @@ pub fn hosts_entries(hosts: &str, name: &str) -> Vec<IpAddr> {
         .collect()
 }
 
-/// The addresses /etc/hosts gives for this host's name; none if either cannot be read.
-pub fn named_addresses() -> Vec<Ipv4Addr> {
+/// The addresses of both families /etc/hosts gives for this host's name; none if either
+/// cannot be read.
+pub fn named_addresses() -> Vec<IpAddr> {
     let hostname = hostname::get().ok();
     let hosts = std::fs::read_to_string("/etc/hosts").ok();
     match (hostname, hosts) {
-        (Some(hostname), Some(hosts)) => hosts_addresses(&hosts, &hostname.to_string_lossy()),
+        (Some(hostname), Some(hosts)) => hosts_entries(&hosts, &hostname.to_string_lossy()),
         _ => Vec::new(),
     }
+}
+
+/// The IPv4 ones among `addresses`.
+pub fn v4_only(addresses: &[IpAddr]) -> Vec<Ipv4Addr> {
+    addresses
+        .iter()
+        .filter_map(|a| match a {
+            IpAddr::V4(v4) => Some(*v4),
+            IpAddr::V6(_) => None,
+        })
+        .collect()
 }
 
 /// The interface of this host's default route, from `/proc/net/route`.
@@ -133,42 +132,27 @@ pub fn default_route() -> Option<String> {
     default_route_interface(&table).map(str::to_owned)
 }
 
-/// The default interface of this host, by [`choose`].
-pub fn default_interface() -> anyhow::Result<Choice> {
-    let candidates = candidates()?;
-    let route = default_route();
-    if let Some(choice) = choose(&candidates, route.as_deref(), &named_addresses()) {
-        return Ok(choice);
-    }
-    if candidates.is_empty() {
-        bail!(
-            "no interface is up, multicast-capable and has an IPv4 address; pass --interface \
-             (127.0.0.1 for a single-host trial)"
-        )
-    }
-    let names: Vec<&str> = candidates
-        .iter()
-        .map(|c| c.interface.name.as_str())
-        .collect();
-    bail!(
-        "no multicast interface has carrier ({} up without a link); plug it in, or pass --interface",
-        names.join(", ")
-    )
+/// Every interface with IPv4 that could carry beacons, in the kernel's order (see
+/// [`Candidate`]).
+pub(crate) fn candidates() -> anyhow::Result<Vec<Candidate>> {
+    Ok(candidates_among(&host::list()?))
 }
 
-/// Every interface that could carry beacons, in the kernel's order (see [`Candidate`]).
-pub(crate) fn candidates() -> anyhow::Result<Vec<Candidate>> {
-    Ok(link_addresses()?
-        .into_iter()
-        .filter(|a| a.link.up && a.link.multicast && !a.link.loopback)
-        .map(|a| Candidate {
-            interface: Interface {
-                name: a.link.name,
-                address: a.address,
-            },
-            running: a.link.running,
+/// The candidates among `host`: one per IPv4 address of an interface that is up, does
+/// multicast and is not loopback.
+pub fn candidates_among(host: &[HostInterface]) -> Vec<Candidate> {
+    host.iter()
+        .filter(|i| i.up && i.multicast && !i.loopback)
+        .flat_map(|i| {
+            i.v4.iter().map(|a| Candidate {
+                interface: Interface {
+                    name: i.name.clone(),
+                    address: a.address,
+                },
+                running: i.running,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// The interface of the default route (destination 0.0.0.0, mask 0) in `/proc/net/route`,
@@ -207,56 +191,34 @@ pub struct LinkAddress {
 
 /// Every IPv4 address of this host, up or down, in the kernel's order.
 pub fn link_addresses() -> anyhow::Result<Vec<LinkAddress>> {
-    let addrs = getifaddrs().context("listing network interfaces")?;
-    Ok(addrs
-        .filter_map(|ifaddr| {
-            let address = ifaddr.address.as_ref()?.as_sockaddr_in()?.ip();
-            let flags = ifaddr.flags;
-            Some(LinkAddress {
-                address,
-                link: Link {
-                    name: ifaddr.interface_name,
-                    up: flags.contains(InterfaceFlags::IFF_UP),
-                    running: flags.contains(InterfaceFlags::IFF_RUNNING),
-                    multicast: flags.contains(InterfaceFlags::IFF_MULTICAST),
-                    loopback: flags.contains(InterfaceFlags::IFF_LOOPBACK),
-                },
-            })
+    Ok(host::list()?
+        .into_iter()
+        .flat_map(|i| {
+            let link = Link {
+                name: i.name.clone(),
+                up: i.up,
+                running: i.running,
+                multicast: i.multicast,
+                loopback: i.loopback,
+            };
+            i.v4.iter()
+                .map(|a| LinkAddress {
+                    address: a.address,
+                    link: link.clone(),
+                })
+                .collect::<Vec<_>>()
         })
         .collect())
 }
 
-/// Every IPv4 address of this host's interfaces, whatever their state: none of them is a
-/// unicast target of its own agent.
-pub fn local_addresses() -> Vec<Ipv4Addr> {
-    link_addresses()
+/// Every address of this host's interfaces, of both families, whatever their state: none of
+/// them is a unicast target of its own agent.
+pub fn local_addresses() -> Vec<IpAddr> {
+    host::list()
         .unwrap_or_default()
-        .into_iter()
-        .map(|a| a.address)
+        .iter()
+        .flat_map(|i| i.addresses().collect::<Vec<_>>())
         .collect()
-}
-
-/// The network of the interface holding `address`, as an address and a prefix length: where
-/// the group's datagrams can come from.
-pub fn network_of(address: Ipv4Addr) -> Option<(Ipv4Addr, u8)> {
-    getifaddrs().ok()?.find_map(|ifaddr| {
-        let ip = ifaddr.address.as_ref()?.as_sockaddr_in()?.ip();
-        if ip != address {
-            return None;
-        }
-        let mask = ifaddr.netmask.as_ref()?.as_sockaddr_in()?.ip();
-        let prefix = u8::try_from(u32::from(mask).leading_ones()).ok()?;
-        Some((ip, prefix))
-    })
-}
-
-/// The name of the interface holding `address`, for logs; `None` if no interface has it.
-pub fn name_of(address: Ipv4Addr) -> Option<String> {
-    link_addresses()
-        .ok()?
-        .into_iter()
-        .find(|a| a.address == address)
-        .map(|a| a.link.name)
 }
 
 #[cfg(test)]
@@ -326,7 +288,7 @@ pub(crate) mod tests {
     #[test]
     fn the_address_etc_hosts_gives_the_hostname_wins_over_the_default_route() {
         let hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n10.0.0.3\tcba1712b88e0\n";
-        let named = hosts_addresses(hosts, "cba1712b88e0");
+        let named = v4_only(&hosts_entries(hosts, "cba1712b88e0"));
         assert_eq!(named, [Ipv4Addr::new(10, 0, 0, 3)]);
         let choice = choose(&swarm_task(), Some("eth1"), &named).expect("a choice");
         assert_eq!(choice.chosen.name, "eth0");
@@ -338,7 +300,7 @@ pub(crate) mod tests {
     fn a_name_on_loopback_or_on_no_candidate_leaves_the_default_route() {
         // Debian's hosts file: the name on 127.0.1.1, which is no candidate.
         let hosts = "127.0.0.1 localhost\n127.0.1.1 laptop.home laptop\n";
-        let named = hosts_addresses(hosts, "laptop");
+        let named = v4_only(&hosts_entries(hosts, "laptop"));
         assert_eq!(named, [Ipv4Addr::new(127, 0, 1, 1)]);
         let choice = choose(&swarm_task(), Some("eth1"), &named).expect("a choice");
         assert_eq!(
@@ -357,9 +319,9 @@ pub(crate) mod tests {
     fn reads_etc_hosts_as_a_resolver_does() {
         let hosts = "# 10.9.9.9 web\n10.0.0.1 db web # a comment\n\n10.0.0.2 WEB\nfe80::1 web\n  10.0.0.3\n";
         assert_eq!(
-            hosts_addresses(hosts, "web"),
+            v4_only(&hosts_entries(hosts, "web")),
             [Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2)]
         );
-        assert!(hosts_addresses(hosts, "we").is_empty());
+        assert!(v4_only(&hosts_entries(hosts, "we")).is_empty());
     }
 }

@@ -13,10 +13,11 @@ use crate::throttle::Throttle;
 /// A loop that wakes this much later than it meant to was not running: the process was
 /// stopped (SIGSTOP, a debugger) or the host stalled. Well above any scheduling delay.
 pub const STALL: Duration = Duration::from_secs(1);
-/// A socket that cannot be opened is tried again at the next beacon due (or sooner, this long at
-/// first), and warned about after this long, doubling up to [`MAX_RETRY`]: an interface that
-/// comes up late is used within an interval, and a missing one costs a log line every half
-/// minute.
+/// A socket that cannot be opened (no interface to announce on yet, above all) is tried again
+/// this long after, and warned about after this long at first, doubling up to [`MAX_RETRY`]:
+/// an interface that comes up late is used within a second, and a missing one costs a log
+/// line every half minute. A try costs binding four sockets and reading the interfaces, some
+/// 100 µs.
 pub const FIRST_RETRY: Duration = Duration::from_secs(1);
 pub const MAX_RETRY: Duration = Duration::from_secs(30);
 /// This many receive errors in a row mean the socket is broken, not that one ICMP error came
@@ -192,9 +193,8 @@ impl Keeper {
         opened
     }
 
-    /// Opening failed at `now` with `error`: tried again at the next beacon due at the latest,
-    /// so a link that comes back is used within an interval, and warned about on the backoff's
-    /// schedule.
+    /// Opening failed at `now` with `error`: tried again a [`FIRST_RETRY`] later, so a link
+    /// that comes back is used within a second, and warned about on the backoff's schedule.
     pub fn open_failed(&mut self, now: Instant, error: String) -> Option<OpenWarning> {
         self.failure = Some(Failure::Open(error));
         self.open_failures += 1;
@@ -207,7 +207,7 @@ impl Keeper {
             self.open_warn_at = now + self.retry_delay;
             self.retry_delay = (self.retry_delay * 2).min(MAX_RETRY);
         }
-        self.retry_at = now + self.retry_delay.min(self.interval);
+        self.retry_at = now + FIRST_RETRY;
         warning
     }
 

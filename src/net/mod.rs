@@ -1,9 +1,11 @@
-//! The network below the agent: the multicast socket and its options, the choice of the
-//! interface to announce on (`interface`) and what `--interface` names (`interface_spec`), and
-//! keeping the socket working (`keeper`, without I/O). Imports
-//! `wire` (a datagram's size), `config` (the timings' rules) and `throttle` only.
+//! The network below the agent: the sockets and their options (`socket`), this host's
+//! interfaces of both families (`host`), which of them the agent joins (`selection`, with the
+//! default rule and the doctor's IPv4 view in `interface`), and keeping the sockets working
+//! (`keeper`, without I/O). Imports `wire` (a datagram's size), `config` (the settings and
+//! their rules) and `throttle` only.
 
+pub mod host;
 pub mod interface;
-pub mod interface_spec;
 pub mod keeper;
+pub mod selection;
 pub mod socket;

@@ -1,9 +1,9 @@
-//! The agent's two sockets, the one place that touches socket2: the group socket (bound to the
-//! group, joined, it hears only the group) and the unicast socket (every beacon goes out from
-//! it, to the group and to targets, and it hears what is sent to this node). It hands back
-//! tokio sockets; sending and receiving belong to the agent.
+//! The agent's sockets, the one place that touches socket2: per address family, a group socket
+//! (bound to the group, joined on each interface, it hears only the group) and a unicast socket
+//! (every beacon goes out from it, to the group and to targets, and it hears what is sent to
+//! this node). It hands back tokio sockets; sending and receiving belong to the agent.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 
 use std::os::fd::AsRawFd;
 
@@ -16,7 +16,7 @@ use socket2::{Domain, Protocol, SockRef, Socket, Type};
 pub const RECEIVE_BUFFER: usize = 1024 * 1024;
 
 /// Binds a UDP socket that receives the group's datagrams on `interface` and sends to it from
-/// there. Several agents on one host may bind the same group and port.
+/// there: the doctor's probe. Several agents on one host may bind the same group and port.
 ///
 /// Must be called inside a tokio runtime.
 pub fn bind_multicast(
@@ -25,7 +25,50 @@ pub fn bind_multicast(
     interface: Ipv4Addr,
     multicast_ttl: u32,
 ) -> anyhow::Result<tokio::net::UdpSocket> {
-    let socket = udp_socket()?;
+    let socket = bind_group(IpAddr::V4(group), port)?;
+    join4(&socket, group, interface).with_context(|| {
+        format!("joining multicast group {group} on interface {interface} (is that address on this host?)")
+    })?;
+    socket.set_multicast_if_v4(&interface)?;
+    group_options(&socket, multicast_ttl)?;
+    receiving(socket)
+}
+
+/// Binds the socket that hears `group` (of either family) on `port`, joined on no interface
+/// yet: the agent joins it on each of its interfaces ([`join`]). Several agents on one host
+/// may bind the same group and port.
+///
+/// An IPv4 one is bound to the group address, so unicast datagrams to the port never arrive
+/// on it. An IPv6 group of link-local scope cannot be bound without naming one interface, so
+/// an IPv6 one is bound to `[::]:port` and hears what is sent to this host's port too: each
+/// datagram comes with its destination ([`Batch::got`]), which tells the two apart.
+///
+/// Must be called inside a tokio runtime.
+pub fn bind_group_socket(
+    group: IpAddr,
+    port: u16,
+    multicast_ttl: u32,
+) -> anyhow::Result<tokio::net::UdpSocket> {
+    let socket = match group {
+        IpAddr::V4(_) => bind_group(group, port)?,
+        IpAddr::V6(_) => {
+            let socket = bind_group(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port)?;
+            nix::sys::socket::setsockopt(
+                &socket,
+                nix::sys::socket::sockopt::Ipv6RecvPacketInfo,
+                &true,
+            )
+            .context("asking for each datagram's destination (IPV6_RECVPKTINFO)")?;
+            socket
+        }
+    };
+    // The doctor's probe goes out from it; the agent sends from its unicast sockets.
+    group_options(&socket, multicast_ttl)?;
+    receiving(socket)
+}
+
+fn bind_group(group: IpAddr, port: u16) -> anyhow::Result<Socket> {
+    let socket = udp_socket(group)?;
     // SO_REUSEADDR is what lets several agents (any user's) share the port on Linux, and each
     // still gets every group datagram. SO_REUSEPORT adds sharing with programs that set only it
     // (the BSD habit for multicast receivers); Linux allows that only between sockets of the
@@ -36,29 +79,45 @@ pub fn bind_multicast(
     socket
         .set_reuse_port(true)
         .context("setting SO_REUSEPORT")?;
-    // Bound to the group address, not 0.0.0.0, so unicast datagrams to the port never arrive.
-    let bind = SocketAddr::V4(SocketAddrV4::new(group, port));
+    let bind = SocketAddr::new(group, port);
     socket
         .bind(&bind.into())
         .with_context(|| format!("binding UDP {bind}"))?;
-    join(&socket, group, interface).with_context(|| {
-        format!("joining multicast group {group} on interface {interface} (is that address on this host?)")
-    })?;
-    // The agent sends from its unicast socket; the doctor's probe goes out from this one.
-    group_options(&socket, multicast_ttl)?;
-    receiving(socket)
+    Ok(socket)
 }
 
-fn udp_socket() -> anyhow::Result<Socket> {
-    Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).context("creating a UDP socket")
+/// A UDP socket of `family`'s family; an IPv6 one speaks IPv6 only, so that the agent's IPv4
+/// socket of the same port is a socket of its own.
+fn udp_socket(family: IpAddr) -> anyhow::Result<Socket> {
+    let domain = match family {
+        IpAddr::V4(_) => Domain::IPV4,
+        IpAddr::V6(_) => Domain::IPV6,
+    };
+    let socket =
+        Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).context("creating a UDP socket")?;
+    if family.is_ipv6() {
+        socket.set_only_v6(true).context("setting IPV6_V6ONLY")?;
+    }
+    Ok(socket)
 }
 
-/// The group options both sockets share. IP_MULTICAST_ALL off: otherwise Linux delivers
+/// The group options every socket shares. IP_MULTICAST_ALL off: otherwise Linux delivers
 /// datagrams of any group another socket on the host joined. What goes to the group stays on
-/// the link (`multicast_ttl`, 1 by default) and comes back over the loop: other agents on this
-/// host hear it, and the group socket hears the agent's own beacons (the proof it still hears
-/// the group; they are dropped by instance id), or the doctor's probe.
+/// the link (`multicast_ttl`, 1 by default, the hop limit in IPv6) and comes back over the
+/// loop: other agents on this host hear it, and the group socket hears the agent's own beacons
+/// (the proof it still hears the group; they are dropped by instance id), or the doctor's probe.
 fn group_options(socket: &Socket, multicast_ttl: u32) -> anyhow::Result<()> {
+    if socket.domain().ok() == Some(Domain::IPV6) {
+        socket
+            .set_multicast_all_v6(false)
+            .context("turning IPV6_MULTICAST_ALL off")?;
+        socket
+            .set_multicast_hops_v6(multicast_ttl)
+            .context("setting the multicast hop limit")?;
+        return socket
+            .set_multicast_loop_v6(true)
+            .context("enabling multicast loopback");
+    }
     socket
         .set_multicast_all_v4(false)
         .context("turning IP_MULTICAST_ALL off")?;
@@ -95,70 +154,85 @@ fn receiving(socket: Socket) -> anyhow::Result<tokio::net::UdpSocket> {
     tokio::net::UdpSocket::from_std(socket.into()).context("registering the socket with tokio")
 }
 
-/// Binds the socket every beacon goes out from, and what is sent to this node arrives on: UDP
-/// `port` on every address (0: a port of the kernel's choosing, for an agent that nobody
-/// targets), sending to the group on `interface` with IP TTL `multicast_ttl`.
+/// Binds a socket beacons go out from, and what is sent to this node arrives on, in
+/// `family`'s family: UDP `port` on every address (0: a port of the kernel's choosing, for an
+/// agent that nobody targets), sending to the group with IP TTL (hop limit) `multicast_ttl`.
 ///
 /// Bound beside the group socket of the same port (both set SO_REUSEADDR). It does not hear
 /// the group: it joins none, and IP_MULTICAST_ALL is off. Unicast answers to a newcomer go to
 /// the address its beacons come from, this socket's, so they reach the right agent even when
 /// several share a host.
 pub fn bind_unicast(
+    family: IpAddr,
     port: u16,
-    interface: Ipv4Addr,
     multicast_ttl: u32,
 ) -> anyhow::Result<tokio::net::UdpSocket> {
-    let socket = udp_socket()?;
+    let socket = udp_socket(family)?;
     if port != 0 {
         socket
             .set_reuse_address(true)
             .context("setting SO_REUSEADDR")?;
     }
-    let bind = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port));
+    let any = match family {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    };
+    let bind = SocketAddr::new(any, port);
     socket
         .bind(&bind.into())
         .with_context(|| format!("binding UDP {bind} for unicast beacons"))?;
-    socket
-        .set_multicast_if_v4(&interface)
-        .with_context(|| format!("sending to the group from interface {interface}"))?;
     group_options(&socket, multicast_ttl)?;
     receiving(socket)
 }
 
-/// Points `socket`'s group datagrams at `interface` again: an interface that went away and came
-/// back has a new index, which the socket does not follow by itself.
-pub fn refresh_interface(
-    socket: &tokio::net::UdpSocket,
-    interface: Ipv4Addr,
-) -> std::io::Result<()> {
+/// Points `socket`'s IPv4 group datagrams at the interface holding `interface`: explicit,
+/// since without it the kernel picks the interface by route, and a container without a
+/// default route gets "network unreachable". Set before each beacon to the group, as one
+/// socket sends on each interface in turn (an IPv6 beacon names its interface in its
+/// destination instead).
+pub fn send_from(socket: &tokio::net::UdpSocket, interface: Ipv4Addr) -> std::io::Result<()> {
     SockRef::from(socket).set_multicast_if_v4(&interface)
 }
 
-/// Re-asserts the group membership and the sending interface, in case the interface went away
-/// and came back (a container disconnected from its network and reconnected, a link replugged):
-/// the kernel drops memberships with the old device, and the socket keeps its old index.
-///
-/// Returns `Ok(true)` when the membership had been lost and is now restored. One syscall when
-/// nothing changed, so the agent calls it before every beacon.
-pub fn refresh_membership(
+/// Joins `group` (of the socket's family) on an interface: for IPv4 the one holding `address`,
+/// for IPv6 the one with `index`. Returns `Ok(true)` when it was joined now, `Ok(false)` when
+/// the membership already held: one syscall either way, so the agent can re-assert it often
+/// (the kernel drops a membership when its interface goes away, and an interface that comes
+/// back has a new index).
+pub fn join(
     socket: &tokio::net::UdpSocket,
-    group: Ipv4Addr,
-    interface: Ipv4Addr,
+    group: IpAddr,
+    address: Option<Ipv4Addr>,
+    index: u32,
 ) -> std::io::Result<bool> {
-    match join(&SockRef::from(socket), group, interface) {
+    let socket = SockRef::from(socket);
+    let joined = match (group, address) {
+        (IpAddr::V4(group), Some(address)) => join4(&socket, group, address),
+        (IpAddr::V6(group), _) => socket.join_multicast_v6(&group, index),
+        (IpAddr::V4(_), None) => return Err(std::io::ErrorKind::AddrNotAvailable.into()),
+    };
+    match joined {
         Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => Ok(false),
         Err(err) => Err(err),
         Ok(()) => Ok(true),
     }
 }
 
-/// Joins `group` on `interface` and sends from there. Fails with `AddrInUse`, changing nothing,
-/// while the membership still holds.
-fn join(socket: &Socket, group: Ipv4Addr, interface: Ipv4Addr) -> std::io::Result<()> {
-    socket.join_multicast_v4(&group, &interface)?;
-    // Explicit: without it the kernel picks the interface by route, and a container without
-    // a default route gets "network unreachable".
-    socket.set_multicast_if_v4(&interface)
+/// Leaves `group` on an interface the agent no longer uses. An interface that is gone took the
+/// membership with it, so an error is no news.
+pub fn leave(socket: &tokio::net::UdpSocket, group: IpAddr, address: Option<Ipv4Addr>, index: u32) {
+    let socket = SockRef::from(socket);
+    let _ = match (group, address) {
+        (IpAddr::V4(group), Some(address)) => socket.leave_multicast_v4(&group, &address),
+        (IpAddr::V6(group), _) => socket.leave_multicast_v6(&group, index),
+        (IpAddr::V4(_), None) => Ok(()),
+    };
+}
+
+/// Joins the IPv4 `group` on the interface holding `interface`. Fails with `AddrInUse`,
+/// changing nothing, while the membership still holds.
+fn join4(socket: &Socket, group: Ipv4Addr, interface: Ipv4Addr) -> std::io::Result<()> {
+    socket.join_multicast_v4(&group, &interface)
 }
 
 /// Reads and discards every datagram queued on the socket; returns how many there were.
@@ -189,12 +263,13 @@ pub const BATCH: usize = 32;
 /// datagram shows as oversized instead of being silently cut to a valid-looking length.
 pub type DatagramBuf = [u8; crate::wire::beacon::MAX_BEACON_LEN + 1];
 
-/// What one `recvmmsg(2)` read: each datagram's length and sender, and the kernel's count of
-/// datagrams it dropped for this socket (a full receive queue), as of the latest datagram that
-/// carried it.
+/// What one `recvmmsg(2)` read: each datagram's length, sender and whether it was sent to a
+/// group (known only where the socket asked for destinations: `None` otherwise), and the
+/// kernel's count of datagrams it dropped for this socket (a full receive queue), as of the
+/// latest datagram that carried it.
 #[derive(Debug, Default)]
 pub struct Batch {
-    pub got: Vec<(usize, SocketAddr)>,
+    pub got: Vec<(usize, SocketAddr, Option<bool>)>,
     /// `None` until a datagram carries the count (the kernel attaches it once there are drops).
     pub drops: Option<u32>,
 }
@@ -208,14 +283,18 @@ pub fn recv_batch(
     bufs: &mut [DatagramBuf; BATCH],
     batch: &mut Batch,
 ) -> std::io::Result<()> {
-    use nix::sys::socket::{ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrIn, recvmmsg};
+    use nix::sys::socket::{
+        ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg,
+    };
     batch.got.clear();
     batch.drops = None;
     socket.try_io(tokio::io::Interest::READABLE, || {
         // Allocated per call: the kernel shrinks each header's control length to what it wrote,
         // and nix offers no way to restore it for a second call.
-        let mut headers =
-            MultiHeaders::<SockaddrIn>::preallocate(BATCH, Some(nix::cmsg_space!(u32)));
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(
+            BATCH,
+            Some(nix::cmsg_space!(u32, nix::libc::in6_pktinfo)),
+        );
         let mut slices = bufs.each_mut().map(|buf| [std::io::IoSliceMut::new(buf)]);
         let received = recvmmsg(
             socket.as_raw_fd(),
@@ -225,20 +304,27 @@ pub fn recv_batch(
             None,
         )?;
         for message in received {
-            // An IPv4 socket's senders are IPv4; the unspecified address stands in for one the
-            // kernel did not give.
-            let from = message.address.map_or(
-                SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
-                SocketAddrV4::from,
-            );
+            // An IPv6 sender keeps its scope: a link-local address names its interface. The
+            // unspecified address stands in for one the kernel did not give.
+            let address = message.address.as_ref();
+            let from = match address.map(|a| (a.as_sockaddr_in(), a.as_sockaddr_in6())) {
+                Some((Some(v4), _)) => SocketAddr::V4(SocketAddrV4::from(*v4)),
+                Some((_, Some(v6))) => SocketAddr::V6(std::net::SocketAddrV6::from(*v6)),
+                _ => SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
+            };
+            let mut to_group = None;
             if let Ok(cmsgs) = message.cmsgs() {
                 for cmsg in cmsgs {
-                    if let ControlMessageOwned::RxqOvfl(drops) = cmsg {
-                        batch.drops = Some(drops);
+                    match cmsg {
+                        ControlMessageOwned::RxqOvfl(drops) => batch.drops = Some(drops),
+                        ControlMessageOwned::Ipv6PacketInfo(info) => {
+                            to_group = Some(Ipv6Addr::from(info.ipi6_addr.s6_addr).is_multicast());
+                        }
+                        _ => {}
                     }
                 }
             }
-            batch.got.push((message.bytes, SocketAddr::V4(from)));
+            batch.got.push((message.bytes, from, to_group));
         }
         Ok(())
     })

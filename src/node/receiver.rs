@@ -12,7 +12,7 @@ use super::admission;
 use super::stats::{Impostor, NodeStats};
 use super::targets::Targets;
 use crate::config::Config;
-use crate::net::interface_spec::Network;
+use crate::config::Network;
 use crate::registry::{Peer, PeerEvent, Refusal, Registry, Via};
 use crate::throttle::Throttle;
 use crate::wire::auth::Keyring;
@@ -85,9 +85,10 @@ pub struct Receiver {
     impostor: Option<Impostor>,
     targets: Targets,
     /// The link of the group, when the node joins it: unsigned unicast from there is taken.
-    /// The network of the interface the node joins the group on: an address in it is on the
-    /// link, where anyone could send to the group anyway (RFC 6762 section 11's check).
-    on_link: Option<Network>,
+    /// The networks of the interfaces the node joins the groups on: an address in one is on a
+    /// link, where anyone could send to the group anyway (RFC 6762 section 11's check), as is
+    /// any IPv6 link-local address.
+    on_link: Vec<Network>,
     /// The newcomer the latest datagram asks to answer, if it does.
     answer: Option<AnswerRequest>,
     /// Where the next list of peers told to a newcomer starts: each tells others, so that
@@ -118,23 +119,22 @@ impl Receiver {
                 Vec::new(),
                 now,
             ),
-            on_link: None,
+            on_link: Vec::new(),
             answer: None,
             told_from: 0,
         }
     }
 
-    /// Never beacons to `own` (this node's own unicast addresses), and takes unsigned unicast
-    /// beacons from `on_link` too (the group's link).
-    pub fn with_own_addresses(
-        mut self,
-        config: &Config,
-        own: Vec<SocketAddr>,
-        on_link: Option<Network>,
-    ) -> Receiver {
+    /// Never beacons to `own` (this node's own unicast addresses).
+    pub fn with_own_addresses(mut self, own: Vec<SocketAddr>) -> Receiver {
         self.targets.set_own(own);
-        self.on_link = on_link.filter(|_| config.multicast);
         self
+    }
+
+    /// Takes unsigned unicast beacons from `on_link` too: the networks of the interfaces the
+    /// groups are joined on, which follow the host's.
+    pub fn set_on_link(&mut self, on_link: Vec<Network>) {
+        self.on_link = on_link;
     }
 
     /// The unicast targets, to feed with resolver answers and read.
@@ -282,8 +282,8 @@ impl Receiver {
             return true;
         }
         let on_link = match from.ip() {
-            IpAddr::V4(ip) => self.on_link.is_some_and(|link| link.contains(ip)),
-            IpAddr::V6(_) => false,
+            IpAddr::V6(ip) if ip.is_unicast_link_local() => !self.on_link.is_empty(),
+            ip => self.on_link.iter().any(|link| link.contains(ip)),
         };
         if on_link || self.targets.vouches_for(from) {
             return true;
@@ -748,7 +748,12 @@ mod tests {
         };
         let t0 = Instant::now();
         let link = Network::new(Ipv4Addr::new(10, 0, 0, 0), 24).expect("a prefix up to 32");
-        Receiver::new(&config, OWN, t0).with_own_addresses(&config, vec![at(1)], Some(link))
+        let mut receiver = Receiver::new(&config, OWN, t0).with_own_addresses(vec![at(1)]);
+        // The agent joins no interface off the group, so it knows no link.
+        if config.multicast {
+            receiver.set_on_link(vec![link]);
+        }
+        receiver
     }
 
     #[test]

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+mod interfaces;
 mod queries;
 mod sockets;
 
@@ -23,6 +24,7 @@ use crate::api::query::Query;
 use crate::clock::{now, wall_now};
 use crate::config::Config;
 use crate::net::keeper::{Keeper, stalled_for};
+use crate::net::selection::Joined;
 use crate::net::socket::{self, BATCH, Batch, DatagramBuf};
 use crate::node::{Heard, Receiver};
 use crate::registry::Via;
@@ -52,14 +54,20 @@ pub(super) struct ReceiverTask {
     unicast_port: u16,
     /// When the targets are next pruned as beacons go out (resolver answers prune them too).
     prune_at: Instant,
+    /// The interfaces the groups are joined on, as the announcer was handed them.
+    interfaces: Vec<Joined>,
+    /// When the host's interfaces are next read (see `interfaces.rs`).
+    interfaces_at: Instant,
+    /// What each `--interface` that names nothing yet lacks, as of the last reading.
+    missing: Vec<String>,
 }
 
 /// The sockets while they are open, with what the kernel said of them.
 struct Open {
     sockets: Arc<Sockets>,
     receive_buffer: Option<usize>,
-    /// Datagrams the kernel dropped for the group socket and for the unicast one, when it says.
-    drops: [Option<u64>; 2],
+    /// Datagrams the kernel dropped for each socket (in `Sockets::all`'s order), when it says.
+    drops: [Option<u64>; 4],
 }
 
 /// What woke the loop.
@@ -67,8 +75,8 @@ enum Woke {
     Query(Query),
     Announced(Announced),
     Resolved(Resolved),
-    /// A socket has datagrams queued (or an error to report).
-    Readable(Via, std::io::Result<()>),
+    /// The socket at this place in `Sockets::all` has datagrams queued (or an error to report).
+    Readable(usize, std::io::Result<()>),
     Timer,
 }
 
@@ -95,6 +103,9 @@ impl ReceiverTask {
             notifier,
             unicast_port: 0,
             prune_at: now,
+            interfaces: Vec::new(),
+            interfaces_at: now,
+            missing: Vec::new(),
         }
     }
 
@@ -122,6 +133,7 @@ impl ReceiverTask {
             if self.keeper.open_due(turn) {
                 self.open(turn);
             }
+            self.check_interfaces(turn);
             if let Some(silence) = self.keeper.silent_for(turn) {
                 warn!(silence = %humantime::format_duration(silence),
                     "not even our own beacons came back for a ttl: opening the socket again");
@@ -135,22 +147,20 @@ impl ReceiverTask {
                 self.funnel.summary_due(),
                 self.ping_at,
                 self.keeper.next_wakeup(),
+                self.socket
+                    .as_ref()
+                    .filter(|_| self.config.multicast)
+                    .map(|_| self.interfaces_at),
             ]
             .into_iter()
             .flatten()
             .fold(turn + self.config.ttl, Instant::min);
             // By then at the latest the loop runs again, unless the process is not running.
             let expected_by = wakeup.max(turn);
-            let sockets = self.socket.as_ref().map(|open| &open.sockets);
-            let group_readable = async {
-                match sockets.and_then(|s| s.group.as_ref()) {
+            let sockets = self.socket.as_ref().map(|open| open.sockets.all());
+            let readable = |at: usize| async move {
+                match sockets.and_then(|all| all[at]) {
                     Some(socket) => socket.readable().await,
-                    None => std::future::pending().await,
-                }
-            };
-            let unicast_readable = async {
-                match sockets {
-                    Some(sockets) => sockets.unicast.readable().await,
                     None => std::future::pending().await,
                 }
             };
@@ -159,8 +169,10 @@ impl ReceiverTask {
                 Some(query) = queries.recv() => Woke::Query(query),
                 Some(announced) = self.link.announced.recv() => Woke::Announced(announced),
                 Some(answer) = resolved.recv() => Woke::Resolved(answer),
-                readable = group_readable => Woke::Readable(Via::Group, readable),
-                readable = unicast_readable => Woke::Readable(Via::Unicast, readable),
+                readable = readable(0) => Woke::Readable(0, readable),
+                readable = readable(1) => Woke::Readable(1, readable),
+                readable = readable(2) => Woke::Readable(2, readable),
+                readable = readable(3) => Woke::Readable(3, readable),
                 _ = tokio::time::sleep_until(wakeup.into()) => Woke::Timer,
             };
             // Checked before anything that woke the loop is handled: after a stop, the timer
@@ -183,8 +195,8 @@ impl ReceiverTask {
                     }
                 }
                 Woke::Resolved(answer) => self.resolved(answer, now),
-                Woke::Readable(via, Ok(())) => {
-                    let more = self.drain(via, &mut bufs, &mut batch, now);
+                Woke::Readable(at, Ok(())) => {
+                    let more = self.drain(at, &mut bufs, &mut batch, now);
                     // A verified beacon may have taught new targets (its sender, the peers
                     // it told of): they are greeted now, not at the next beacon.
                     self.hand_over_targets();
@@ -216,7 +228,7 @@ impl ReceiverTask {
     /// Returns whether it read a whole burst: more may be queued.
     fn drain(
         &mut self,
-        via: Via,
+        at: usize,
         bufs: &mut [DatagramBuf; BATCH],
         batch: &mut Batch,
         now: Instant,
@@ -226,20 +238,23 @@ impl ReceiverTask {
             let Some(open) = &mut self.socket else {
                 return false;
             };
-            let (udp, slot) = match via {
-                Via::Group => match &open.sockets.group {
-                    Some(group) => (group, 0),
-                    None => return false,
-                },
-                Via::Unicast => (&open.sockets.unicast, 1),
+            let Some(udp) = open.sockets.all()[at] else {
+                return false;
             };
+            // The groups' sockets come first; the IPv6 one hears unicast too, and says which.
+            let socket_via = if at < 2 { Via::Group } else { Via::Unicast };
             match socket::recv_batch(udp, bufs, batch) {
                 Ok(()) => {
                     self.keeper.received();
                     if let Some(drops) = batch.drops {
-                        open.drops[slot] = Some(u64::from(drops));
+                        open.drops[at] = Some(u64::from(drops));
                     }
-                    for (buf, &(len, from)) in bufs.iter().zip(batch.got.iter()) {
+                    for (buf, &(len, from, to_group)) in bufs.iter().zip(batch.got.iter()) {
+                        let via = match to_group {
+                            Some(true) => Via::Group,
+                            Some(false) => Via::Unicast,
+                            None => socket_via,
+                        };
                         let heard =
                             self.core
                                 .handle_datagram_via(&buf[..len], from, via, now, wall_now);
@@ -333,8 +348,6 @@ impl ReceiverTask {
     /// Hands the announcer the targets, if they changed since it was last handed them.
     fn hand_over_targets(&mut self) {
         if let Some(list) = self.core.targets_mut().take_changed() {
-            // The sockets are IPv4: an IPv6 target waits for the agent to speak IPv6.
-            let list: Vec<_> = list.into_iter().filter(|a| a.is_ipv4()).collect();
             self.link.targets.send_replace(list);
         }
     }

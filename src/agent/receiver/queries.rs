@@ -47,9 +47,12 @@ impl ReceiverTask {
             uptime: now.saturating_duration_since(self.started),
             node: self.core.stats(now),
             socket: SocketStats {
-                receive_queue_drops: open.and_then(|open| match open.drops {
-                    [None, None] => None,
-                    [group, unicast] => Some(group.unwrap_or(0) + unicast.unwrap_or(0)),
+                receive_queue_drops: open.and_then(|open| {
+                    let reported = open.drops.iter().flatten();
+                    open.drops
+                        .iter()
+                        .any(Option::is_some)
+                        .then(|| reported.sum())
                 }),
                 receive_buffer_bytes: open.and_then(|open| open.receive_buffer),
                 reopens: self.keeper.reopens(),
@@ -59,8 +62,9 @@ impl ReceiverTask {
             hooks: self.hooks.snapshot(),
             targets: self.core.targets().list(),
             names: self.core.targets().names().to_vec(),
+            interfaces: self.interfaces.clone(),
             unicast_port: open
-                .and_then(|open| open.sockets.unicast.local_addr().ok())
+                .and_then(|open| open.sockets.unicast4.local_addr().ok())
                 .map(|address| address.port()),
         }
     }

@@ -1,11 +1,12 @@
-//! The receiver's sockets: opening them (the group's unless `--no-multicast`, and the unicast
-//! one), opening them again, and what a run of receive errors or a stall does to them. What to
-//! do when is the keeper's say; here it is done.
+//! The receiver's sockets: opening them (the groups' unless `--no-multicast`, and the unicast
+//! ones, each per family), opening them again, and what a run of receive errors or a stall
+//! does to them. What to do when is the keeper's say; here it is done.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::{Open, ReceiverTask};
 use crate::agent::link::{Cue, Sockets};
@@ -14,14 +15,20 @@ use crate::net::keeper::Stall;
 use crate::net::socket;
 
 impl ReceiverTask {
-    /// Opens the sockets and hands them to the announcer, or leaves the next try to the
-    /// keeper's backoff.
+    /// Opens the sockets, joins the groups on the interfaces the config names and hands them to
+    /// the announcer, or leaves the next try to the keeper's backoff: sockets that cannot be
+    /// bound, or no interface to announce on yet.
     pub(super) fn open(&mut self, now: Instant) {
-        let opened = self.bind();
-        let config = &self.config;
+        let opened = self.bind().and_then(|sockets| {
+            let joined = self.join_interfaces(&sockets, now);
+            if joined.is_empty() {
+                anyhow::bail!("{}", self.no_interface());
+            }
+            Ok((sockets, joined))
+        });
         match opened {
-            Ok(sockets) => {
-                let udp = sockets.group.as_ref().unwrap_or(&sockets.unicast);
+            Ok((sockets, joined)) => {
+                let udp = sockets.group4.as_ref().unwrap_or(&sockets.unicast4);
                 let receive_buffer = socket::receive_buffer(udp);
                 if receive_buffer.unwrap_or(0) < socket::RECEIVE_BUFFER {
                     warn!(
@@ -32,15 +39,16 @@ impl ReceiverTask {
                 let drops = socket::reports_drops(udp).then_some(0);
                 let opened = self.keeper.opened(now);
                 if opened.after_warnings {
-                    info!(group = %config.group_addr(), interface = %config.interface, "multicast socket open: beaconing");
+                    info!(groups = %self.config.groups(), "multicast socket open: beaconing");
                 }
                 let sockets = Arc::new(sockets);
                 self.link.sockets.send_replace(Some(Arc::clone(&sockets)));
                 self.socket = Some(Open {
                     sockets,
                     receive_buffer,
-                    drops: [drops, drops],
+                    drops: [drops; 4],
                 });
+                self.set_interfaces(joined);
                 if opened.first {
                     self.notify(notify::READY);
                 }
@@ -50,42 +58,63 @@ impl ReceiverTask {
                 if let Some(warning) = self.keeper.open_failed(now, error.clone()) {
                     warn!(%error, failures = warning.failures,
                         next_warning_in = %humantime::format_duration(warning.next_warning_in),
-                        "cannot open the multicast socket; retrying every interval");
+                        "cannot open the multicast socket; retrying");
                 }
             }
         }
     }
 
-    /// Binds the group socket (unless `--no-multicast`) and the unicast one: on `--port` when
-    /// nodes may target this one (they are configured alike), else on a port of the kernel's
-    /// choosing, the same as before if it was opened already.
+    /// Binds the group sockets (unless `--no-multicast`; IPv6's only where the host has IPv6)
+    /// and the unicast ones: on `--port` when nodes may target this one (they are configured
+    /// alike), else on a port of the kernel's choosing, the same as before if it was opened
+    /// already, and the same for both families.
     fn bind(&mut self) -> anyhow::Result<Sockets> {
         let config = &self.config;
-        let group = match config.multicast {
-            true => Some(socket::bind_multicast(
-                config.group,
-                config.port,
-                config.interface,
-                config.multicast_ttl,
-            )?),
-            false => None,
-        };
+        let (v4, v6) = (IpAddr::V4(config.group), IpAddr::V6(config.group6));
+        let group = |group| socket::bind_group_socket(group, config.port, config.multicast_ttl);
+        let group4 = config.multicast.then(|| group(v4)).transpose()?;
         let fixed = config.has_targets() || !config.multicast;
         let port = if fixed {
             config.port
         } else {
             self.unicast_port
         };
-        let unicast = match socket::bind_unicast(port, config.interface, config.multicast_ttl) {
-            Err(_) if !fixed && port != 0 => {
-                socket::bind_unicast(0, config.interface, config.multicast_ttl)?
-            }
+        let unicast = |family, port| socket::bind_unicast(family, port, config.multicast_ttl);
+        let unicast4 = match unicast(v4, port) {
+            Err(_) if !fixed && port != 0 => unicast(v4, 0)?,
             bound => bound?,
         };
+        let port = unicast4.local_addr().map_or(0, |a| a.port());
         if !fixed {
-            self.unicast_port = unicast.local_addr().map_or(0, |a| a.port());
+            self.unicast_port = port;
         }
-        Ok(Sockets { group, unicast })
+        // A kernel without IPv6 cannot make its sockets: the agent speaks IPv4 alone there.
+        // The IPv6 group socket holds `--port` on every address (see `bind_group_socket`), so
+        // where nodes target that port it is the IPv6 unicast socket too.
+        let group6 = || match group(v6) {
+            Ok(socket) => Some(socket),
+            Err(err) => {
+                warn!(error = %format!("{err:#}"), "cannot open the IPv6 group socket: IPv4 only");
+                None
+            }
+        };
+        let (group6, unicast6) = match (config.multicast, fixed) {
+            (true, true) => (group6(), None),
+            (true, false) => match unicast(v6, port) {
+                Ok(unicast6) => (group6(), Some(unicast6)),
+                Err(_) => (None, None),
+            },
+            (false, _) => (None, unicast(v6, port).ok()),
+        };
+        if group6.is_none() && unicast6.is_none() {
+            debug!("no IPv6 socket: IPv4 only");
+        }
+        Ok(Sockets {
+            group4,
+            group6,
+            unicast4,
+            unicast6,
+        })
     }
 
     /// Drops the socket and opens a new one at once: this leaves and rejoins the group.
@@ -121,12 +150,12 @@ impl ReceiverTask {
             return;
         }
         let stale = self.socket.as_ref().map_or(0, |open| {
-            let group = open
-                .sockets
-                .group
-                .as_ref()
-                .map_or(0, socket::discard_queued);
-            group + socket::discard_queued(&open.sockets.unicast)
+            let sockets = open.sockets.all();
+            sockets
+                .into_iter()
+                .flatten()
+                .map(socket::discard_queued)
+                .sum()
         });
         warn!(%gap, stale_datagrams_dropped = stale,
             "the agent was stopped: each peer gets a ttl from now to be heard again, and it announces itself");

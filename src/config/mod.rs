@@ -2,7 +2,7 @@
 //! Parsing flags and reading the environment is the binary's job, not this module's.
 
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -11,6 +11,10 @@ use crate::wire::beacon::{
     AUTH_VALUE_LEN, Beacon, EXT_HEADER_LEN, InvalidHostname, MAX_BEACON_LEN, validate_hostname,
 };
 use crate::wire::tags::Tags;
+
+pub mod interface_spec;
+
+pub use interface_spec::{InterfaceSpec, Network};
 
 /// How often a node announces itself. 15 s keeps the traffic negligible (one ~30-byte datagram
 /// per node per 15 s) while a crashed node is still noticed within a minute.
@@ -53,6 +57,10 @@ pub const REPLAY_WINDOW: Duration = Duration::from_secs(60);
 
 /// Organisation-local scope (RFC 2365), never routed off a site by default.
 pub const MULTICAST_GROUP: Ipv4Addr = Ipv4Addr::new(239, 255, 49, 1);
+/// The IPv6 group: transient (the 1 in `ff1`) and of link-local scope (the 2), so no router
+/// forwards it off the link whatever the hop limit, as IPv4's TTL 1 keeps beacons on it. The
+/// group id spells the port, 24901.
+pub const MULTICAST_GROUP6: Ipv6Addr = Ipv6Addr::new(0xff12, 0, 0, 0, 0, 0, 0, 0x2490);
 /// Below Linux's ephemeral range (32768-60999): an outgoing connection never holds it, so the
 /// agent always gets its port. The API listens on the same number, over TCP.
 pub const PORT: u16 = 24901;
@@ -87,13 +95,18 @@ pub const API_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCA
 pub struct Config {
     /// Hostname announced in every beacon: 1..=253 ASCII letters, digits, `-` and `.`.
     pub name: String,
-    /// Multicast group beacons go to; must be an IPv4 multicast address.
+    /// Multicast group beacons go to over IPv4; must be an IPv4 multicast address.
     pub group: Ipv4Addr,
-    /// UDP port of the group.
+    /// Multicast group beacons go to over IPv6, joined on each interface by its index; must be
+    /// in `ff00::/8`. One of wider than link-local scope is allowed, with a warning.
+    pub group6: Ipv6Addr,
+    /// UDP port of the groups.
     pub port: u16,
-    /// IPv4 address of the interface to join the group on and send from: one an interface
-    /// can have, so not 0.0.0.0, a multicast address or 255.255.255.255.
-    pub interface: Ipv4Addr,
+    /// The interfaces to join the groups on and send from, as `--interface` names them; each
+    /// interface is used in every family it has an address of. Empty: the one interface the
+    /// agent picks ([`crate::net::selection`]). Addresses among them must be ones an interface
+    /// can have, so not `0.0.0.0`, `::`, a multicast address or 255.255.255.255.
+    pub interfaces: Vec<InterfaceSpec>,
     /// Mean delay between beacons, within [`MIN_TIMING`]..=[`MAX_TIMING`].
     pub interval: Duration,
     /// How long this node stays listed at its peers after each beacon (each beacon says so),
@@ -202,12 +215,13 @@ impl fmt::Display for Target {
 
 impl Config {
     /// The defaults for a node called `name` on the interface with address `interface`.
-    pub fn new(name: impl Into<String>, interface: Ipv4Addr) -> Self {
+    pub fn new(name: impl Into<String>, interface: impl Into<IpAddr>) -> Self {
         Config {
             name: name.into(),
             group: MULTICAST_GROUP,
+            group6: MULTICAST_GROUP6,
             port: PORT,
-            interface,
+            interfaces: vec![InterfaceSpec::Address(interface.into())],
             interval: BEACON_INTERVAL,
             ttl: PEER_TTL,
             multicast_ttl: MULTICAST_TTL,
@@ -229,17 +243,33 @@ impl Config {
         !self.peers_dns.is_empty() || !self.peers.is_empty()
     }
 
-    /// Where beacons go: `group:port`.
+    /// Where beacons go over IPv4: `group:port`.
     pub fn group_addr(&self) -> SocketAddr {
         SocketAddr::V4(SocketAddrV4::new(self.group, self.port))
+    }
+
+    /// Where beacons go over IPv6 on the interface with index `interface`: `[group%index]:port`.
+    /// The index is what picks the link for a group of link-local scope.
+    pub fn group6_addr(&self, interface: u32) -> SocketAddr {
+        SocketAddr::V6(SocketAddrV6::new(self.group6, self.port, 0, interface))
+    }
+
+    /// The groups, for logs: `239.255.49.1:24901, [ff12::2490]:24901`.
+    pub fn groups(&self) -> String {
+        format!("{}, [{}]:{}", self.group_addr(), self.group6, self.port)
     }
 
     /// Checks the constraints documented on each field.
     pub fn validate(&self) -> Result<(), ConfigError> {
         validate_hostname(&self.name).map_err(ConfigError::Name)?;
         validate_group(self.group)?;
+        validate_group6(self.group6)?;
         validate_port(self.port)?;
-        validate_interface(self.interface)?;
+        for spec in &self.interfaces {
+            if let InterfaceSpec::Address(address) = spec {
+                validate_interface(*address)?;
+            }
+        }
         for (what, value) in [
             ("interval", self.interval),
             ("ttl", self.ttl),
@@ -311,14 +341,30 @@ pub fn validate_group(group: Ipv4Addr) -> Result<(), ConfigError> {
     }
 }
 
-/// The rule for [`Config::interface`]. An address no interface can have is a mistake to say
-/// at once, not one to wait for as for an address that comes up late.
-pub fn validate_interface(address: Ipv4Addr) -> Result<(), ConfigError> {
+/// The rule for [`Config::group6`]: an IPv6 multicast address (`ff00::/8`).
+pub fn validate_group6(group: Ipv6Addr) -> Result<(), ConfigError> {
+    if group.is_multicast() {
+        Ok(())
+    } else {
+        Err(ConfigError::NotMulticast6(group))
+    }
+}
+
+/// Whether the IPv6 group `group` is of wider scope than the link (RFC 7346: the low four bits
+/// of its second byte; 2 is link-local, 1 interface-local). Beacons still go with a hop limit
+/// of 1, but a router that forwards by scope could carry them further: the agent warns.
+pub fn group6_beyond_link(group: Ipv6Addr) -> bool {
+    group.octets()[1] & 0x0f > 2
+}
+
+/// The rule for the addresses among [`Config::interfaces`]. An address no interface can have
+/// is a mistake to say at once, not one to wait for as for an address that comes up late.
+pub fn validate_interface(address: IpAddr) -> Result<(), ConfigError> {
     let what = if address.is_unspecified() {
         "any address"
     } else if address.is_multicast() {
         "a multicast address"
-    } else if address.is_broadcast() {
+    } else if address == IpAddr::V4(Ipv4Addr::BROADCAST) {
         "the broadcast address"
     } else {
         return Ok(());
@@ -339,9 +385,10 @@ pub fn validate_port(port: u16) -> Result<(), ConfigError> {
 pub enum ConfigError {
     Name(InvalidHostname),
     NotMulticast(Ipv4Addr),
+    NotMulticast6(Ipv6Addr),
     ZeroPort,
     /// An address no interface has, and what it is instead.
-    NotAnInterface(Ipv4Addr, &'static str),
+    NotAnInterface(IpAddr, &'static str),
     TimingOutOfBounds {
         what: &'static str,
         value: Duration,
@@ -368,6 +415,12 @@ impl fmt::Display for ConfigError {
                 write!(
                     f,
                     "group {group} is not an IPv4 multicast address (224.0.0.0/4)"
+                )
+            }
+            ConfigError::NotMulticast6(group) => {
+                write!(
+                    f,
+                    "group {group} is not an IPv6 multicast address (ff00::/8; peerd's is {MULTICAST_GROUP6})"
                 )
             }
             ConfigError::ZeroPort => write!(f, "port 0 is no port to send beacons to"),
@@ -558,11 +611,11 @@ mod tests {
             Ipv4Addr::new(10, 0, 0, 1),
             Ipv4Addr::new(192, 168, 1, 255),
         ] {
-            assert_eq!(validate_interface(address), Ok(()), "{address}");
+            assert_eq!(validate_interface(address.into()), Ok(()), "{address}");
         }
         let refused = |address: Ipv4Addr| {
             let config = Config {
-                interface: address,
+                interfaces: vec![InterfaceSpec::Address(address.into())],
                 ..config()
             };
             config.validate().map_err(|err| err.to_string())
@@ -633,13 +686,33 @@ mod tests {
         };
         assert_eq!(port.validate(), Err(ConfigError::ZeroPort));
         let any = Config {
-            interface: Ipv4Addr::UNSPECIFIED,
+            interfaces: vec![InterfaceSpec::Address(Ipv6Addr::UNSPECIFIED.into())],
             ..config()
         };
         assert!(matches!(
             any.validate(),
-            Err(ConfigError::NotAnInterface(Ipv4Addr::UNSPECIFIED, _))
+            Err(ConfigError::NotAnInterface(
+                IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                _
+            ))
         ));
+        let group6 = Config {
+            group6: "fd00::1".parse().expect("an address"),
+            ..config()
+        };
+        assert_eq!(
+            group6.validate().map_err(|err| err.to_string()),
+            Err(
+                "group fd00::1 is not an IPv6 multicast address (ff00::/8; peerd's is ff12::2490)"
+                    .into()
+            )
+        );
+        assert!(!group6_beyond_link(MULTICAST_GROUP6));
+        assert!(!group6_beyond_link("ff02::1".parse().expect("an address")));
+        assert!(group6_beyond_link(
+            "ff0e::2490".parse().expect("an address")
+        ));
+        assert!(group6_beyond_link("ff15::1".parse().expect("an address")));
         let no_peers = Config {
             max_peers: 0,
             ..config()

@@ -1,0 +1,209 @@
+//! The interfaces the receiver joins the groups on: selected as `--interface` says, followed as
+//! the host's come and go (checked every [`CHECK_INTERFACES`]) and handed to the announcer.
+//! Selecting is `net::selection`'s; joining and leaving happen here.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use tracing::{debug, info, warn};
+
+use super::ReceiverTask;
+use crate::agent::link::Sockets;
+use crate::net::selection::{self, Joined};
+use crate::net::{host, interface, socket};
+
+/// How often the host's interfaces are read again: an interface or address that appears is
+/// used within a second, one that goes is dropped as soon. Reading them costs some 30 µs.
+pub const CHECK_INTERFACES: Duration = Duration::from_secs(1);
+
+impl ReceiverTask {
+    /// Selects the interfaces now and joins the groups on each; returns those joined in at
+    /// least one family. With `--no-multicast` there is nothing to join.
+    pub(super) fn join_interfaces(&mut self, sockets: &Sockets, now: Instant) -> Vec<Joined> {
+        self.interfaces_at = now + CHECK_INTERFACES;
+        if !self.config.multicast {
+            return Vec::new();
+        }
+        let selected = self.select();
+        selected
+            .into_iter()
+            .filter_map(|joined| self.join_on(sockets, joined))
+            .collect()
+    }
+
+    /// What `--interface` names now, or the interface picked without it. Remembers what is
+    /// missing, for the log and the health.
+    fn select(&mut self) -> Vec<Joined> {
+        let host = match host::list() {
+            Ok(host) => host,
+            Err(err) => {
+                debug!(error = %format!("{err:#}"), "cannot list the interfaces");
+                return Vec::new();
+            }
+        };
+        let route = interface::default_route();
+        let named = interface::named_addresses();
+        let (selected, missing) = selection::select(
+            &self.config.interfaces,
+            &host,
+            route.as_deref(),
+            &named,
+            &self.interfaces,
+        );
+        self.missing = missing
+            .iter()
+            .map(|spec| format!("{} (--interface {spec})", spec.missing()))
+            .collect();
+        selected
+    }
+
+    /// Joins the groups on `joined` in each family it has; a family whose join fails is left
+    /// out (with a warning), and `None` if both were.
+    fn join_on(&self, sockets: &Sockets, mut joined: Joined) -> Option<Joined> {
+        let config = &self.config;
+        let families = [
+            (
+                IpAddr::V4(config.group),
+                sockets.group4.as_ref(),
+                joined.v4.is_some(),
+            ),
+            (
+                IpAddr::V6(config.group6),
+                sockets.group6.as_ref(),
+                joined.v6.is_some(),
+            ),
+        ];
+        for (group, udp, wanted) in families {
+            if !wanted {
+                continue;
+            }
+            let outcome = match udp {
+                Some(udp) => socket::join(udp, group, joined.v4, joined.index),
+                None => Err(std::io::ErrorKind::Unsupported.into()),
+            };
+            match outcome {
+                Ok(true) => {}
+                Ok(false) => debug!(%group, interface = %joined.name, "already joined"),
+                Err(err) => {
+                    warn!(%group, interface = %joined.name, error = %err,
+                        "cannot join the multicast group on this interface; it goes without this family");
+                    match group {
+                        IpAddr::V4(_) => joined.v4 = None,
+                        IpAddr::V6(_) => joined.v6 = None,
+                    }
+                }
+            }
+        }
+        (joined.v4.is_some() || joined.v6.is_some()).then_some(joined)
+    }
+
+    /// Reads the host's interfaces again, if it is time: joins the groups on those that came,
+    /// leaves them on those that went, re-asserts the membership on the others (the kernel
+    /// drops it with an interface that goes away) and hands the announcer the list if it
+    /// changed.
+    pub(super) fn check_interfaces(&mut self, now: Instant) {
+        if now < self.interfaces_at || !self.config.multicast {
+            return;
+        }
+        let Some(sockets) = self.socket.as_ref().map(|open| open.sockets.clone()) else {
+            return;
+        };
+        self.interfaces_at = now + CHECK_INTERFACES;
+        let selected = self.select();
+        let mut kept = Vec::new();
+        for joined in selected {
+            let same = self.interfaces.iter().find(|j| j.same_as(&joined));
+            match same {
+                Some(_) => {
+                    let same = joined;
+                    for (group, udp, on) in [
+                        (
+                            IpAddr::V4(self.config.group),
+                            sockets.group4.as_ref(),
+                            same.v4.is_some(),
+                        ),
+                        (
+                            IpAddr::V6(self.config.group6),
+                            sockets.group6.as_ref(),
+                            same.v6.is_some(),
+                        ),
+                    ] {
+                        if let (true, Some(udp)) = (on, udp)
+                            && let Ok(true) = socket::join(udp, group, same.v4, same.index)
+                        {
+                            info!(%group, interface = %same.name, "rejoined the multicast group: the interface came back");
+                        }
+                    }
+                    kept.push(same);
+                }
+                None => kept.extend(self.join_on(&sockets, joined)),
+            }
+        }
+        // Left only in the families no interface kept still uses: an interface whose IPv4
+        // address changed keeps its IPv6 membership.
+        for gone in self
+            .interfaces
+            .iter()
+            .filter(|j| !kept.iter().any(|k| k.same_as(j)))
+        {
+            let kept = kept.iter().filter(|k| k.index == gone.index);
+            let v4_kept = kept.clone().any(|k| k.v4 == gone.v4);
+            let v6_kept = kept.clone().any(|k| k.v6.is_some());
+            if let (Some(udp), false) = (&sockets.group4, v4_kept) {
+                socket::leave(udp, IpAddr::V4(self.config.group), gone.v4, gone.index);
+            }
+            if let (Some(udp), Some(_), false) = (&sockets.group6, gone.v6, v6_kept) {
+                socket::leave(udp, IpAddr::V6(self.config.group6), None, gone.index);
+            }
+        }
+        self.set_interfaces(kept);
+    }
+
+    /// Takes `joined` as the interfaces in use: logs what came and went, and hands the list to
+    /// the announcer and the node (whose on-link networks follow it) if it changed.
+    pub(super) fn set_interfaces(&mut self, joined: Vec<Joined>) {
+        for came in joined
+            .iter()
+            .filter(|j| !self.interfaces.iter().any(|i| i.same_as(j)))
+        {
+            info!(interface = %came, "announcing on this interface: {}", came.why);
+        }
+        for gone in self
+            .interfaces
+            .iter()
+            .filter(|i| !joined.iter().any(|j| j.same_as(i)))
+        {
+            info!(interface = %gone, "no longer announcing on this interface: it is gone or changed");
+        }
+        if joined.is_empty() && !self.interfaces.is_empty() {
+            warn!(reason = %self.no_interface(), "no interface to announce on any more; waiting for one");
+        }
+        let changed = joined.len() != self.interfaces.len()
+            || joined
+                .iter()
+                .zip(&self.interfaces)
+                .any(|(a, b)| !a.same_as(b));
+        // Addresses may change without a change the announcer must hear of (see `same_as`):
+        // the status and the on-link networks follow them all the same.
+        let networks = joined
+            .iter()
+            .flat_map(|j| j.networks.iter().copied())
+            .collect();
+        self.core.set_on_link(networks);
+        self.interfaces = joined;
+        if changed {
+            self.link.interfaces.send_replace(self.interfaces.clone());
+        }
+    }
+
+    /// Why no interface is joined: what each `--interface` lacks, or what the pick found.
+    pub(super) fn no_interface(&self) -> String {
+        if self.missing.is_empty() {
+            return "no interface is up with carrier, multicast and an address; pass --interface (127.0.0.1 for a single-host trial)".to_owned();
+        }
+        format!(
+            "no interface to announce on yet: {}",
+            self.missing.join("; ")
+        )
+    }
+}
