@@ -39,9 +39,19 @@ SETTLE = 2.0
 WATCH_MAX = 50
 
 
+IPV6 = False  # set from --ipv6 in main()
+
+
 def address(i):
     """Node i's address on the bridge, as bin/bench-lan assigns it."""
+    if IPV6:
+        return f"fd78::{i:x}"
     return f"10.78.{i // 250}.{i % 250 + 1}"
+
+
+def flag(addr):
+    """An address as a command-line flag takes it with a port after it: IPv6 in brackets."""
+    return f"[{addr}]" if ":" in addr else addr
 
 
 def parse_time(text):
@@ -59,9 +69,9 @@ class Agent:
         self.proc = None
 
     def command(self, args):
-        argv = [args.bin, "agent", "--name", self.name, "--api", f"{self.addr}:{API_PORT}"]
+        argv = [args.bin, "agent", "--name", self.name, "--api", f"{flag(self.addr)}:{API_PORT}"]
         if args.mode == "seed":
-            argv += ["--no-multicast", "--peer", address(1),
+            argv += ["--no-multicast", "--peer", flag(address(1)),
                      "--secret-file", os.path.join(args.work, "secret")]
         elif args.mode == "list":
             argv += ["--no-multicast"]
@@ -79,7 +89,7 @@ class Agent:
         env["RUST_LOG"] = "info"
         if args.mode == "list":
             # Every node's address, the newcomer's too; each agent leaves out its own.
-            env["PEERD_PEERS"] = ",".join(address(i) for i in range(1, args.nodes + 2))
+            env["PEERD_PEERS"] = ",".join(flag(address(i)) for i in range(1, args.nodes + 2))
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, env=env
@@ -556,11 +566,15 @@ def main():
     parser.add_argument("--work", required=True)
     parser.add_argument("--launch", choices=["gate", "serial"], default="gate")
     parser.add_argument("--mode", choices=["group", "seed", "list"], default="group")
+    parser.add_argument("--ipv6", action="store_true")
     args = parser.parse_args()
+    global IPV6
+    IPV6 = args.ipv6
 
     crowd = [Agent(args, i) for i in range(1, args.nodes + 1)]
     newcomer = Agent(args, args.nodes + 1)
-    pairs = {"nodes": args.nodes, "launch": args.launch, "mode": args.mode}
+    pairs = {"nodes": args.nodes, "launch": args.launch, "mode": args.mode,
+             "family": 6 if args.ipv6 else 4}
     try:
         how = {"group": "on the group", "seed": "by unicast through one seed, signed",
                "list": "by unicast to a static list"}[args.mode]

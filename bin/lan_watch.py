@@ -23,7 +23,8 @@ class Watcher:
     """One `peerd watch --json --api ADDR` on one agent, started once the API listens."""
 
     def __init__(self, binary, addr, port):
-        self.argv = [binary, "watch", "--json", "--api", f"{addr}:{port}"]
+        host = f"[{addr}]" if ":" in addr else addr
+        self.argv = [binary, "watch", "--json", "--api", f"{host}:{port}"]
         self.endpoint = (addr, port)
         self.seen = {}  # hostname: when this client first read it listed (time.time())
         self.proc = None
