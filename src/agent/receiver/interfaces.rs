@@ -13,7 +13,8 @@ use crate::net::selection::{self, Joined};
 use crate::net::{host, interface, socket};
 
 /// How often the host's interfaces are read again: an interface or address that appears is
-/// used within a second, one that goes is dropped as soon. Reading them costs some 30 µs.
+/// used within a second, one that goes is dropped as soon. Reading them took 31 µs in a
+/// namespace with a veth pair, 64 µs among a machine's dozen interfaces (release build).
 pub const CHECK_INTERFACES: Duration = Duration::from_secs(1);
 
 impl ReceiverTask {
