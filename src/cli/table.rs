@@ -214,6 +214,7 @@ pub(super) mod tests {
         PeerInfo {
             hostname: hostname.into(),
             address: "172.18.0.3".into(),
+            addresses: vec!["172.18.0.3".into()],
             instance: "0123456789abcdef".into(),
             sequence: 3,
             first_seen: "2026-11-22T10:00:00.000Z".into(),
