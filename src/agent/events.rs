@@ -186,6 +186,7 @@ mod tests {
             peer: Peer {
                 hostname: hostname.into(),
                 address: SocketAddr::from(([10, 0, 0, 2], 24901)),
+                other_addresses: Vec::new(),
                 instance: 1,
                 sequence: 0,
                 first_seen: now,

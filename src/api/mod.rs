@@ -18,5 +18,5 @@ mod types;
 pub use routes::{EVENTS_PATH, HEALTH_PATH, PEERS_PATH, STATUS_PATH};
 pub use status::{AgentStatus, ApiCounts, NameInfo, NotSendingInfo, RefusedCounts, UnicastInfo};
 pub use types::{
-    ConflictInfo, EventCounts, EventKind, HookCounts, PeerChange, PeerInfo, Snapshot, millis,
+    ConflictInfo, EventCounts, EventKind, HookCounts, PeerChange, PeerInfo, Snapshot, millis, shown,
 };

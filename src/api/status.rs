@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::query::Figures;
-use super::types::{ConflictInfo, EventCounts, HookCounts, millis};
+use super::types::{ConflictInfo, EventCounts, HookCounts, millis, shown};
 use crate::config::Config;
 use crate::net::keeper::NotSending;
 use crate::net::selection::Joined;
@@ -355,7 +355,7 @@ impl AgentStatus {
             key_ids: config.keys.ids(),
             accept_unauthenticated: config.accept_unauthenticated,
             hostname_conflict: node.impostor.map(|impostor| ConflictInfo {
-                address: impostor.address.ip().to_string(),
+                address: shown(impostor.address),
                 instance: format_instance(impostor.instance),
                 last_seen_ms_ago: millis(figures.at.saturating_duration_since(impostor.last_seen)),
             }),

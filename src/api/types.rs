@@ -2,6 +2,7 @@
 //! hooks and the CLI read. The server encodes these types and the CLI decodes the same ones, so
 //! the two cannot drift.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -14,8 +15,14 @@ use crate::wire::tags::Tags;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerInfo {
     pub hostname: String,
-    /// IP address its beacons come from.
+    /// IP address its beacons come from (see [`shown`]); when they come over several paths, the
+    /// one they came by first and still come by.
     pub address: String,
+    /// Every address its beacons reached this agent from within its ttl, the one in `address`
+    /// first (an IPv6 address beside an IPv4 one, a second link). Empty from an agent older
+    /// than the list.
+    #[serde(default)]
+    pub addresses: Vec<String>,
     /// Instance id as 16 hex digits (a string: JSON numbers lose precision past 2^53).
     pub instance: String,
     /// Sequence number of its latest beacon.
@@ -73,9 +80,11 @@ impl PeerInfo {
         } else {
             wall(peer.last_seen)
         };
+        let addresses: Vec<String> = peer.addresses(now).map(shown).collect();
         PeerInfo {
             hostname: peer.hostname.clone(),
-            address: peer.address.ip().to_string(),
+            address: addresses.first().cloned().unwrap_or_default(),
+            addresses,
             instance: format_instance(peer.instance),
             sequence: peer.sequence,
             first_seen,
@@ -88,7 +97,7 @@ impl PeerInfo {
             heard_via: peer.paths.name().to_owned(),
             tags: peer.tags.clone(),
             conflict: peer.conflict(now).map(|rival| ConflictInfo {
-                address: rival.address.ip().to_string(),
+                address: shown(rival.address),
                 instance: format_instance(rival.instance),
                 last_seen_ms_ago: millis(ago(rival.last_seen)),
             }),
@@ -221,7 +230,7 @@ impl PeerChange {
             PeerEvent::Joined { .. } => (EventKind::Joined, None, None),
             PeerEvent::Updated { .. } => (EventKind::Updated, None, None),
             PeerEvent::Moved { old_address, .. } => {
-                (EventKind::Moved, Some(old_address.ip().to_string()), None)
+                (EventKind::Moved, Some(shown(*old_address)), None)
             }
             PeerEvent::Restarted { old_instance, .. } => (
                 EventKind::Restarted,
@@ -280,7 +289,93 @@ pub struct HookCounts {
     pub dropped: u64,
 }
 
+/// An address as the API shows it: the IP without the port, and for an IPv6 address with a
+/// scope (link-local) the interface after a `%`, as `ping` takes it: `fe80::1%eth0`, or the
+/// interface's index when this host has no interface by it (`fe80::1%7`).
+pub fn shown(address: SocketAddr) -> String {
+    match address {
+        SocketAddr::V6(v6) if v6.scope_id() != 0 => {
+            let index = v6.scope_id();
+            // An empty name is none too: nix 0.31 takes the NULL that libc returns for an
+            // unknown index for success (its sentinel for pointers is -1), with nothing written.
+            let name = nix::net::if_::if_indextoname(index)
+                .ok()
+                .and_then(|name| name.into_string().ok())
+                .filter(|name| !name.is_empty());
+            match name {
+                Some(name) => format!("{}%{name}", v6.ip()),
+                None => format!("{}%{index}", v6.ip()),
+            }
+        }
+        other => other.ip().to_string(),
+    }
+}
+
 /// Milliseconds, as every duration in the API's JSON is given; saturating.
 pub fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv6Addr, SocketAddrV6};
+
+    use super::*;
+    use crate::registry::OtherAddress;
+    use crate::wire::beacon::Beacon;
+
+    fn v6(ip: &str, scope_id: u32) -> SocketAddr {
+        let ip: Ipv6Addr = ip.parse().expect("an IPv6 address");
+        SocketAddr::V6(SocketAddrV6::new(ip, 24901, 0, scope_id))
+    }
+
+    #[test]
+    fn an_address_is_shown_without_its_port_and_with_its_scope() {
+        assert_eq!(shown(SocketAddr::from(([10, 0, 0, 2], 24901))), "10.0.0.2");
+        assert_eq!(shown(v6("2001:db8::1", 0)), "2001:db8::1");
+        // `lo` is index 1 in every network namespace.
+        assert_eq!(shown(v6("fe80::1", 1)), "fe80::1%lo");
+        // No interface by that index: the number, as the kernel knows the scope.
+        assert_eq!(shown(v6("fe80::1", 999_999)), "fe80::1%999999");
+    }
+
+    #[test]
+    fn a_peer_lists_its_addresses_heard_within_its_ttl_the_one_in_address_first() {
+        let t0 = Instant::now();
+        let beacon = Beacon {
+            hostname: "node2".into(),
+            ..Beacon::default()
+        };
+        let ttl = Duration::from_secs(35);
+        let mut peer = Peer::new(&beacon, SocketAddr::from(([10, 0, 0, 2], 24901)), t0, ttl);
+        let plain = PeerInfo::new(&peer, t0, SystemTime::now());
+        assert_eq!(
+            (plain.address.as_str(), &plain.addresses[..]),
+            ("10.0.0.2", &["10.0.0.2".to_owned()][..])
+        );
+        peer.other_addresses = vec![
+            OtherAddress {
+                address: v6("fe80::2", 1),
+                last_heard: t0 + Duration::from_secs(20),
+            },
+            OtherAddress {
+                address: v6("fd00::2", 0),
+                last_heard: t0,
+            },
+        ];
+        let now = t0 + ttl; // the second one's ttl has run out
+        let info = PeerInfo::new(&peer, now, SystemTime::now());
+        assert_eq!(info.address, "10.0.0.2");
+        assert_eq!(info.addresses, ["10.0.0.2", "fe80::2%lo"]);
+        let json = serde_json::to_value(&info).expect("encodes");
+        assert_eq!(json["addresses"][1], "fe80::2%lo");
+        // From an agent older than the list: none.
+        let mut older = json;
+        older
+            .as_object_mut()
+            .expect("an object")
+            .remove("addresses");
+        let decoded: PeerInfo = serde_json::from_value(older).expect("decodes");
+        assert!(decoded.addresses.is_empty());
+    }
 }

@@ -40,16 +40,22 @@ pub fn change_line(change: &PeerChange) -> String {
     )
 }
 
-/// Renders `peers` as a table in the order given (the API sorts by hostname). A VIA column
-/// (group, unicast or both) appears when any peer was heard by unicast, a TAGS column when any
-/// peer has tags, and a CONFLICT column when two live instances announce one of the hostnames.
+/// Renders `peers` as a table in the order given (the API sorts by hostname). An ALSO AT column
+/// appears beside ADDRESS when the beacons of any peer reach this agent from several addresses
+/// (its IPv6 address, a second link), a VIA column (group, unicast or both) when any peer was
+/// heard by unicast, a TAGS column when any peer has tags, and a CONFLICT column when two live
+/// instances announce one of the hostnames.
 pub fn render(peers: &[PeerInfo]) -> String {
+    let several = peers.iter().any(|p| p.addresses.len() > 1);
     let tagged = peers.iter().any(|p| !p.tags.is_empty());
     let conflicts = peers.iter().any(|p| p.conflict.is_some());
     let unicast = peers
         .iter()
         .any(|p| matches!(p.heard_via.as_str(), "unicast" | "both"));
     let mut header: Vec<String> = HEADERS.map(String::from).to_vec();
+    if several {
+        header.insert(2, "ALSO AT".into());
+    }
     if unicast {
         header.push("VIA".into());
     }
@@ -69,6 +75,11 @@ pub fn render(peers: &[PeerInfo]) -> String {
                 short(p.expires_in_ms),
                 short(p.up_for_ms),
             ];
+            if several {
+                // `addresses` starts with the one in ADDRESS.
+                let others = p.addresses.get(1..).unwrap_or_default();
+                row.insert(2, others.join(", "));
+            }
             if unicast {
                 row.push(p.heard_via.clone());
             }
@@ -214,6 +225,7 @@ pub(super) mod tests {
         PeerInfo {
             hostname: hostname.into(),
             address: "172.18.0.3".into(),
+            addresses: vec!["172.18.0.3".into()],
             instance: "0123456789abcdef".into(),
             sequence: 3,
             first_seen: "2026-11-22T10:00:00.000Z".into(),
@@ -243,6 +255,27 @@ pub(super) mod tests {
         assert!(rows[1].ends_with("group"), "{table}");
         assert!(rows[2].ends_with("both"), "{table}");
         assert!(rows[3].ends_with("unicast"), "{table}");
+    }
+
+    #[test]
+    fn lists_the_other_addresses_of_a_peer_beside_its_address() {
+        let plain = render(&[peer("a", 0, 0, 0)]);
+        assert!(!plain.contains("ALSO AT"), "one address each: no column");
+        let mut two_paths = peer("b", 0, 0, 0);
+        two_paths.addresses = vec!["172.18.0.3".into(), "fe80::1%eth0".into(), "fd00::3".into()];
+        let mut older = peer("c", 0, 0, 0);
+        older.addresses = Vec::new(); // from an agent without the list
+        let table = render(&[peer("a", 0, 0, 0), two_paths, older]);
+        let rows: Vec<&str> = table.lines().collect();
+        assert!(
+            rows[0].starts_with("HOSTNAME   ADDRESS      ALSO AT                 LAST SEEN"),
+            "{table}"
+        );
+        assert!(
+            rows[2].starts_with("b          172.18.0.3   fe80::1%eth0, fd00::3   0s ago"),
+            "{table}"
+        );
+        assert!(rows[3].starts_with("c          172.18.0.3                           0s ago"));
     }
 
     #[test]

@@ -172,6 +172,8 @@ impl Registry {
         }
         if beacon.sequence == record.sequence() {
             record.add_path(self.via);
+            // Over another path maybe (IPv6, a second link): one more address, never an event.
+            record.copy_heard(from, now, ttl, &epoch);
             return Err(Refusal::Duplicate);
         }
         if beacon.sequence < record.sequence() {
@@ -201,7 +203,7 @@ impl Registry {
                 old_tags,
             }));
         }
-        if old_address == from {
+        if old_address == record.address() {
             return Ok(None); // the common case: a renewal that changes nothing anyone is told
         }
         Ok(Some(PeerEvent::Moved {
@@ -428,8 +430,11 @@ fn schedule(wheel: &mut TimerWheel<Timer>, next_timer: &mut u32, place: u32, at:
 
 #[cfg(test)]
 mod tests {
+    use std::net::{Ipv6Addr, SocketAddrV6};
+
     use super::*;
     use crate::config::{REPLAY_WINDOW, UNSIGNED_TTL_FACTOR};
+    use crate::registry::MAX_OTHER_ADDRESSES;
     use crate::wire::beacon::AuthTag;
     use proptest::prelude::*;
 
@@ -1249,6 +1254,214 @@ mod tests {
         assert_eq!(reg.next_deadline(), Some(t0 + secs(10) + TTL));
     }
 
+    /// The same node as `addr(last)`, reached over IPv6: its link-local address on link 2.
+    fn v6(last: u16) -> SocketAddr {
+        let ip = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, last);
+        SocketAddr::V6(SocketAddrV6::new(ip, 24901, 0, 2))
+    }
+
+    fn only(reg: &Registry) -> Peer {
+        let peers: Vec<Peer> = reg.peers().collect();
+        assert_eq!(peers.len(), 1, "{peers:?}");
+        peers.into_iter().next().expect("one peer")
+    }
+
+    fn others(peer: &Peer) -> Vec<SocketAddr> {
+        peer.other_addresses.iter().map(|o| o.address).collect()
+    }
+
+    #[test]
+    fn a_peer_heard_over_ipv4_and_ipv6_is_one_peer_with_both_addresses_that_never_flaps() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(TTL, t0);
+        let (v4, v6) = (addr(2), v6(2));
+        let (mut events, mut duplicates) = (Vec::new(), 0);
+        let mut at = t0;
+        for sequence in 0..40u64 {
+            // Jittered intervals, 13.5 to 16.5 s; IPv6 first in three beacons of five, so the
+            // address listed first is heard by its copies alone for 45 s at a time.
+            at += ms(13_500 + (sequence * 7_919) % 3_000);
+            let v6_first = matches!(sequence % 5, 1..=3);
+            let (first, second) = if v6_first { (v6, v4) } else { (v4, v6) };
+            for (from, delay) in [(first, 0), (second, 3 + sequence % 40)] {
+                match reg.observe(&beacon("a", 1, sequence), from, at + ms(delay)) {
+                    Ok(Some(event)) => events.push(event),
+                    Ok(None) => {}
+                    Err(Refusal::Duplicate) => duplicates += 1,
+                    Err(other) => panic!("{other:?}"),
+                }
+            }
+            events.extend(reg.expire(at + ms(100)));
+            assert_eq!(reg.len(), 1);
+        }
+        assert!(
+            matches!(&events[..], [PeerEvent::Joined { peer }] if peer.address == v4),
+            "{events:?}"
+        );
+        assert_eq!(duplicates, 40, "each second copy is still a duplicate");
+        let peer = only(&reg);
+        assert_eq!(peer.address, v4);
+        assert_eq!(peer.addresses(at + ms(100)).collect::<Vec<_>>(), [v4, v6]);
+        assert_eq!(
+            reg.addresses().collect::<Vec<_>>(),
+            [v4],
+            "answers go to one"
+        );
+    }
+
+    #[test]
+    fn a_peer_whose_listed_path_goes_silent_moves_once_to_the_other_and_stays_listed() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(TTL, t0);
+        let (v4, v6) = (addr(2), v6(2));
+        for sequence in 0..3 {
+            let at = t0 + secs(15 * sequence);
+            reg.observe(&beacon("a", 1, sequence), v4, at)
+                .expect("taken in");
+            assert_eq!(
+                reg.observe(&beacon("a", 1, sequence), v6, at + ms(2)),
+                Err(Refusal::Duplicate)
+            );
+        }
+        // The IPv4 path is gone after t0 + 30 s: only the IPv6 copies arrive.
+        let mut moved = Vec::new();
+        for sequence in 3..12 {
+            let at = t0 + secs(15 * sequence);
+            match reg.observe(&beacon("a", 1, sequence), v6, at) {
+                Ok(None) => {}
+                Ok(Some(PeerEvent::Moved { peer, old_address })) => {
+                    moved.push((at - t0, peer.address, old_address));
+                }
+                other => panic!("{other:?}"),
+            }
+            assert!(reg.expire(at).is_empty(), "neither expired nor left");
+            let listed: Vec<SocketAddr> = only(&reg).addresses(at).collect();
+            if sequence == 3 {
+                // One beacon missed, 15 s: not yet half a ttl.
+                assert_eq!(listed, [v4, v6]);
+            } else {
+                assert_eq!(listed, [v6], "at {:?}", at - t0);
+            }
+        }
+        assert_eq!(moved, [(secs(60), v6, v4)], "once, after half a ttl");
+    }
+
+    #[test]
+    fn another_path_that_goes_silent_is_no_longer_listed_after_its_ttl_and_says_nothing() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(TTL, t0);
+        let (v4, v6) = (addr(2), v6(2));
+        for sequence in 0..3 {
+            let at = t0 + secs(15 * sequence);
+            reg.observe(&beacon("a", 1, sequence), v4, at)
+                .expect("taken in");
+            reg.observe(&beacon("a", 1, sequence), v6, at + ms(2))
+                .expect_err("a duplicate");
+        }
+        let v6_heard = t0 + secs(30) + ms(2);
+        for sequence in 3..5 {
+            let at = t0 + secs(15 * sequence);
+            assert_eq!(reg.observe(&beacon("a", 1, sequence), v4, at), Ok(None));
+            assert!(reg.expire(at).is_empty());
+        }
+        // Past its ttl and before the next beacon: still kept, no longer listed.
+        let peer = only(&reg);
+        assert_eq!(others(&peer), [v6]);
+        assert_eq!(peer.addresses(v6_heard + TTL).collect::<Vec<_>>(), [v4]);
+        assert_eq!(
+            peer.addresses(v6_heard + TTL - ms(1)).collect::<Vec<_>>(),
+            [v4, v6]
+        );
+        // The next beacon drops it.
+        assert_eq!(reg.observe(&beacon("a", 1, 5), v4, t0 + secs(75)), Ok(None));
+        assert!(only(&reg).other_addresses.is_empty());
+    }
+
+    #[test]
+    fn a_beacon_from_an_address_never_heard_moves_the_peer_at_once_and_drops_the_old_one() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(TTL, t0);
+        let (v4, v6) = (addr(2), v6(2));
+        reg.observe(&beacon("a", 1, 0), v4, t0).expect("taken in");
+        reg.observe(&beacon("a", 1, 0), v6, t0)
+            .expect_err("a duplicate");
+        let moved = reg.observe(&beacon("a", 1, 1), addr(9), t0 + secs(15));
+        assert!(
+            matches!(&moved, Ok(Some(PeerEvent::Moved { peer, old_address })) if *old_address == v4 && peer.address == addr(9) && others(peer) == [v6]),
+            "{moved:?}"
+        );
+        // It was a path after all: its copy brings it back, and it does not take over.
+        assert_eq!(
+            reg.observe(&beacon("a", 1, 1), v4, t0 + secs(15) + ms(1)),
+            Err(Refusal::Duplicate)
+        );
+        assert_eq!(others(&only(&reg)), [v4, v6]);
+        assert_eq!(reg.observe(&beacon("a", 1, 2), v4, t0 + secs(30)), Ok(None));
+        assert_eq!(only(&reg).address, addr(9));
+    }
+
+    #[test]
+    fn a_restart_a_goodbye_or_an_expiry_drops_the_other_addresses_a_rival_does_not() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(TTL, t0);
+        let (v4, v6) = (addr(2), v6(2));
+        reg.observe(&beacon("a", 1, 0), v4, t0).expect("taken in");
+        reg.observe(&beacon("a", 1, 0), v6, t0)
+            .expect_err("a duplicate");
+        let restart = reg.observe(&beacon("a", 2, 0), v4, t0 + secs(1));
+        assert!(
+            matches!(&restart, Ok(Some(PeerEvent::Restarted { peer, .. })) if peer.other_addresses.is_empty()),
+            "{restart:?}"
+        );
+        reg.observe(&beacon("a", 2, 0), v6, t0 + secs(1))
+            .expect_err("a duplicate");
+        // The instance it replaced is heard again: a conflict, and the listed one keeps its own.
+        let conflict = reg.observe(&beacon("a", 1, 1), addr(3), t0 + secs(2));
+        assert!(
+            matches!(&conflict, Ok(Some(PeerEvent::Conflict { peer })) if others(peer) == [v6]),
+            "{conflict:?}"
+        );
+        assert!(matches!(
+            reg.observe(&goodbye("a", 2, 1), v4, t0 + secs(3)),
+            Ok(Some(PeerEvent::Left { .. }))
+        ));
+        let back = reg.observe(&beacon("a", 3, 0), v4, t0 + secs(4));
+        assert!(
+            matches!(&back, Ok(Some(PeerEvent::Restarted { peer, .. })) if peer.other_addresses.is_empty()),
+            "{back:?}"
+        );
+        reg.observe(&beacon("a", 3, 0), v6, t0 + secs(4))
+            .expect_err("a duplicate");
+        assert_eq!(reg.expire(t0 + secs(4) + TTL).len(), 1);
+        let again = reg.observe(&beacon("a", 3, 1), v4, t0 + secs(50));
+        assert!(
+            matches!(&again, Ok(Some(PeerEvent::Joined { peer })) if peer.other_addresses.is_empty()),
+            "{again:?}"
+        );
+    }
+
+    #[test]
+    fn a_peer_keeps_a_few_other_addresses_the_least_recently_heard_making_room() {
+        let t0 = Instant::now();
+        let mut reg = Registry::new(TTL, t0);
+        reg.observe(&beacon("a", 1, 0), addr(1), t0)
+            .expect("taken in");
+        for n in 2..=6 {
+            let copy = reg.observe(&beacon("a", 1, 0), addr(n), t0 + ms(u64::from(n)));
+            assert_eq!(copy, Err(Refusal::Duplicate));
+        }
+        assert_eq!(MAX_OTHER_ADDRESSES, 3);
+        assert_eq!(others(&only(&reg)), [addr(6), addr(5), addr(4)]);
+        reg.observe(&beacon("a", 1, 0), addr(4), t0 + ms(10))
+            .expect_err("a duplicate");
+        assert_eq!(others(&only(&reg)), [addr(4), addr(6), addr(5)]);
+        reg.observe(&beacon("a", 1, 0), addr(7), t0 + ms(11))
+            .expect_err("a duplicate");
+        let peer = only(&reg);
+        assert_eq!(others(&peer), [addr(7), addr(4), addr(6)]);
+        assert_eq!(peer.address, addr(1));
+    }
+
     #[derive(Debug, Clone)]
     enum Step {
         Beacon { host: u8, instance: u8 },
@@ -1306,6 +1519,63 @@ mod tests {
                 expected.sort();
                 prop_assert_eq!(listed(&reg), expected);
                 prop_assert_eq!(reg.len(), reg.peers().count());
+            }
+        }
+
+        /// Whatever the order and the delays of the copies over two paths, and whatever the
+        /// second path loses, a peer whose first path delivers every beacon stays listed with
+        /// that address among its own; it moves only from an address silent for more than half
+        /// a ttl, or to one not heard for a ttl (as a node whose address changed); and while
+        /// both paths deliver everything, it never moves.
+        #[test]
+        fn copies_over_two_paths_never_make_a_peer_flap(
+            beacons in proptest::collection::vec(
+                (0..3_000u64, any::<bool>(), 0..500u64, any::<bool>()), 1..60)
+        ) {
+            let t0 = Instant::now();
+            let mut reg = Registry::new(TTL, t0);
+            let (sure, lossy) = (addr(1), v6(1));
+            let mut heard: std::collections::HashMap<SocketAddr, Instant> = Default::default();
+            let mut primary = None;
+            let (mut moves, mut losses) = (0, 0);
+            let mut at = t0;
+            for (sequence, (jitter, lossy_first, delay, lost)) in (0u64..).zip(beacons) {
+                at += ms(13_500 + jitter);
+                losses += usize::from(lost);
+                let copies = match (lost, lossy_first) {
+                    (true, _) => vec![(sure, at)],
+                    (false, true) => vec![(lossy, at), (sure, at + ms(delay))],
+                    (false, false) => vec![(sure, at), (lossy, at + ms(delay))],
+                };
+                for (from, now) in copies {
+                    match reg.observe(&beacon("a", 1, sequence), from, now) {
+                        Ok(Some(PeerEvent::Joined { peer })) => {
+                            prop_assert_eq!(primary, None);
+                            primary = Some(peer.address);
+                        }
+                        Ok(Some(PeerEvent::Moved { peer, old_address })) => {
+                            moves += 1;
+                            prop_assert_eq!(peer.address, from);
+                            prop_assert_eq!(Some(old_address), primary);
+                            let silent = |address| heard.get(&address).map(|&last| now - last);
+                            let unknown = silent(from).is_none_or(|silent| silent >= TTL);
+                            let stale = silent(old_address).is_some_and(|silent| silent > TTL / 2);
+                            prop_assert!(unknown || stale, "moved at {:?}", now - t0);
+                            primary = Some(from);
+                        }
+                        Ok(None) => {}
+                        Ok(Some(other)) => prop_assert!(false, "{:?}", other),
+                        Err(refusal) => prop_assert_eq!(refusal, Refusal::Duplicate),
+                    }
+                    heard.insert(from, now);
+                }
+                let settled = at + ms(500);
+                prop_assert!(reg.expire(settled).is_empty());
+                prop_assert_eq!(reg.len(), 1);
+                prop_assert!(only(&reg).addresses(settled).any(|a| a == sure));
+            }
+            if losses == 0 {
+                prop_assert_eq!(moves, 0);
             }
         }
     }

@@ -12,8 +12,16 @@ use crate::wire::tags::Tags;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
     pub hostname: String,
-    /// Where its latest beacon came from.
+    /// Where it is reached, and what events report: where its beacons come from, or, when they
+    /// reach this node over several paths, the one they came by first and still come by.
     pub address: SocketAddr,
+    /// The other addresses the same beacons reached this node from (its IPv6 address beside
+    /// its IPv4 one, a second link), most recently heard first, at most
+    /// [`MAX_OTHER_ADDRESSES`](super::addresses::MAX_OTHER_ADDRESSES); each heard within a ttl
+    /// as of the latest beacon or copy taken in ([`addresses`](Self::addresses) also leaves out
+    /// those past it at a later `now`). Empty, so without an allocation, for a peer heard from
+    /// one address: the common case pays nothing for it.
+    pub other_addresses: Vec<OtherAddress>,
     /// The instance id of the process now announcing this hostname.
     pub instance: u64,
     /// Sequence number of the latest beacon accepted from that instance.
@@ -44,6 +52,13 @@ pub struct Peer {
     pub rival: Option<Rival>,
     /// How this instance's beacons reached this node so far.
     pub paths: Paths,
+}
+
+/// Another address a peer's beacons reached this node from, and when they last did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OtherAddress {
+    pub address: SocketAddr,
+    pub last_heard: Instant,
 }
 
 /// How one datagram reached this node: to the multicast group, or to this node's own address.
@@ -96,6 +111,7 @@ impl Peer {
         Peer {
             hostname: beacon.hostname.clone(),
             address: from,
+            other_addresses: Vec::new(),
             instance: beacon.instance,
             sequence: beacon.sequence,
             first_seen: now,
@@ -110,6 +126,14 @@ impl Peer {
             rival: None,
             paths: Paths::default(),
         }
+    }
+
+    /// Every address its beacons reached this node from within its ttl as of `now`: `address`
+    /// first, then the others, the most recently heard first.
+    pub fn addresses(&self, now: Instant) -> impl Iterator<Item = SocketAddr> + '_ {
+        let others = self.other_addresses.iter();
+        let live = others.filter(move |other| other.last_heard + self.ttl > now);
+        std::iter::once(self.address).chain(live.map(|other| other.address))
     }
 
     /// The rival, while both instances are alive and announcing this hostname at `now`.

@@ -1,7 +1,7 @@
 //! One hostname's entry in the registry, packed into 96 bytes: a name of up to 23 bytes inline,
 //! instants as nanoseconds since the registry's origin, an IPv4 address in 6 bytes, and what
-//! few peers need (tags, a rival instance, the first signed timestamp, an IPv6 address) behind
-//! one pointer. So a peer with a short hostname costs about 120 bytes in all, its index and
+//! few peers need (tags, a rival instance, the first signed timestamp, an IPv6 address, other
+//! addresses) behind one pointer. So a peer with a short hostname costs about 120 bytes in all, its index and
 //! wheel entry included, and a renewal reads and writes one record, not three allocations.
 //!
 //! The registry's logic works on [`Peer`] and [`Gone`]; a record converts to and from them,
@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use smol_str::SmolStr;
 
-use super::peer::{Gone, Paths, Peer, Rival, Via};
+use super::addresses::Others;
+use super::peer::{Gone, OtherAddress, Paths, Peer, Rival, Via};
 use crate::wire::beacon::Beacon;
 use crate::wire::tags::Tags;
 
@@ -82,6 +83,18 @@ struct Rare {
     /// An address that is not IPv4 (the agent's socket is IPv4, so only a caller of the library
     /// gets here).
     address: Option<SocketAddr>,
+    /// The live instance's other addresses, when its beacons reach this node over several paths.
+    others: Others,
+}
+
+impl Rare {
+    fn is_empty(&self) -> bool {
+        self.tags.is_empty()
+            && self.rival.is_none()
+            && self.first_timestamp.is_none()
+            && self.address.is_none()
+            && self.others.is_empty()
+    }
 }
 
 static NO_TAGS: Tags = Tags::new();
@@ -158,9 +171,19 @@ impl Record {
     /// The peer, as listed. Only for a live record.
     pub fn peer(&self, epoch: &Epoch) -> Peer {
         let rare = self.rare.as_deref();
+        let other_addresses = rare.map_or_else(Vec::new, |rare| {
+            let heard = rare.others.heard().iter();
+            heard
+                .map(|heard| OtherAddress {
+                    address: heard.address,
+                    last_heard: epoch.instant(heard.at),
+                })
+                .collect()
+        });
         Peer {
             hostname: self.name.to_string(),
             address: self.address(),
+            other_addresses,
             instance: self.instance,
             sequence: self.sequence,
             first_seen: epoch.instant(self.first_seen),
@@ -180,9 +203,16 @@ impl Record {
         }
     }
 
-    /// Makes this the live record of `peer` (same hostname), keeping its wheel entry.
+    /// Makes this the live record of `peer` (same hostname), keeping its wheel entry. The other
+    /// addresses belong to the listed instance: kept while it stays listed, dropped when another
+    /// takes its place, never taken from `peer` (whose list says not when each was heard).
     pub fn set_peer(&mut self, peer: &Peer, epoch: &Epoch) {
         debug_assert_eq!(self.name, peer.hostname);
+        let same_instance = self.is_live() && self.instance == peer.instance;
+        let others = match self.rare.as_deref_mut() {
+            Some(rare) if same_instance => std::mem::take(&mut rare.others),
+            _ => Others::default(),
+        };
         self.instance = peer.instance;
         self.sequence = peer.sequence;
         self.first_seen = epoch.stamp(peer.first_seen);
@@ -208,6 +238,7 @@ impl Record {
             rival: peer.rival.clone().map(Box::new),
             first_timestamp: peer.first_timestamp,
             address: None,
+            others,
         };
         match peer.address {
             SocketAddr::V4(v4) => {
@@ -216,7 +247,7 @@ impl Record {
             }
             other => rare.address = Some(other),
         }
-        self.rare = (rare != Rare::default()).then(|| Box::new(rare));
+        self.rare = (!rare.is_empty()).then(|| Box::new(rare));
     }
 
     /// What is remembered of a gone peer. Only for a record that is not live.
@@ -252,7 +283,8 @@ impl Record {
     }
 
     /// Takes in a newer beacon of the listed instance, heard at `now` from `from`: the
-    /// renewal, in place. Returns the address it had. A rival silent for a ttl is dropped.
+    /// renewal, in place. Returns the address it had; which one it has after is for
+    /// [`Others::renewal`] to say. A rival silent for a ttl is dropped.
     pub fn renew(
         &mut self,
         beacon: &Beacon,
@@ -262,7 +294,15 @@ impl Record {
         epoch: &Epoch,
     ) -> SocketAddr {
         let old_address = self.address();
-        self.set_address(from);
+        let address = match self.rare.as_deref_mut() {
+            Some(rare) => rare
+                .others
+                .renewal(old_address, from, epoch.stamp(now), ttl),
+            None => from, // no other address known: from another, a move
+        };
+        if address != old_address {
+            self.set_address(address);
+        }
         self.sequence = beacon.sequence;
         self.last_seen = epoch.stamp(now);
         self.deadline = epoch.stamp(now + ttl);
@@ -279,7 +319,27 @@ impl Record {
         {
             rare.rival = None; // silent for a ttl: no longer a rival
         }
+        self.drop_empty_rare();
         old_address
+    }
+
+    /// A copy of the beacon last taken in (a duplicate), heard at `now` from `from`: notes the
+    /// address it came from, as [`Others::copy`] says. A peer heard from one address stays
+    /// without a list.
+    pub fn copy_heard(&mut self, from: SocketAddr, now: Instant, ttl: Duration, epoch: &Epoch) {
+        let primary = self.address();
+        let listed = self
+            .rare
+            .as_deref()
+            .is_some_and(|rare| !rare.others.is_empty());
+        if from == primary && !listed {
+            return; // the common duplicate: the same address, by the group and by unicast
+        }
+        let last_seen = self.last_seen;
+        let rare = self.rare.get_or_insert_with(Box::default);
+        rare.others
+            .copy(primary, from, epoch.stamp(now), ttl, last_seen);
+        self.drop_empty_rare();
     }
 
     /// Its beacons reached this node by `via` too.
@@ -298,10 +358,15 @@ impl Record {
     pub fn replace_tags(&mut self, tags: Tags) -> Tags {
         let rare = self.rare.get_or_insert_with(Box::default);
         let old = std::mem::replace(&mut rare.tags, tags);
-        if **rare == Rare::default() {
+        self.drop_empty_rare();
+        old
+    }
+
+    /// Frees the rare part once it holds nothing.
+    fn drop_empty_rare(&mut self) {
+        if self.rare.as_deref().is_some_and(Rare::is_empty) {
             self.rare = None;
         }
-        old
     }
 
     /// Gives a live peer at least `ttl` from `now` (its own ttl): see `Registry::give_time`.
@@ -370,6 +435,7 @@ mod tests {
         Peer {
             hostname: "node-1".into(),
             address: SocketAddr::from(([10, 0, 0, 1], 24901)),
+            other_addresses: Vec::new(),
             instance: 7,
             sequence: 9,
             first_seen: t0 + Duration::from_nanos(1),
@@ -400,6 +466,45 @@ mod tests {
         assert!(record.rare.is_none());
         assert_eq!(record.peer(&epoch), peer(t0));
         assert_eq!(record.timer(), 3);
+    }
+
+    #[test]
+    fn other_addresses_cost_an_allocation_only_while_a_peer_has_some() {
+        let t0 = Instant::now();
+        let epoch = Epoch::new(t0);
+        let ttl = Duration::from_secs(35);
+        let mut record = Record::live(&peer(t0), 0, &epoch);
+        let own = record.address();
+        // The common duplicate: by the group and by unicast, from the one address.
+        record.copy_heard(own, t0 + Duration::from_secs(2), ttl, &epoch);
+        assert!(record.rare.is_none());
+        let v6 = SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::LOCALHOST, 24901, 0, 0));
+        record.copy_heard(v6, t0 + Duration::from_secs(2), ttl, &epoch);
+        let listed = record.peer(&epoch);
+        assert_eq!(listed.other_addresses.len(), 1);
+        assert_eq!(listed.other_addresses[0].address, v6);
+        // The same instance set again (a rival's beacon does that) keeps it...
+        record.set_peer(&listed, &epoch);
+        assert_eq!(record.peer(&epoch), listed);
+        // ...and once it has not been heard for a ttl, the next beacon frees it.
+        let later = t0 + Duration::from_secs(2) + ttl;
+        let beacon = Beacon {
+            instance: 7,
+            sequence: 10,
+            hostname: "node-1".into(),
+            ..Beacon::default()
+        };
+        assert_eq!(record.renew(&beacon, own, later, ttl, &epoch), own);
+        assert!(record.rare.is_none());
+        // Another instance set in its place drops them.
+        record.copy_heard(v6, later, ttl, &epoch);
+        assert!(record.rare.is_some());
+        let restarted = Peer {
+            instance: 8,
+            ..record.peer(&epoch)
+        };
+        record.set_peer(&restarted, &epoch);
+        assert!(record.rare.is_none());
     }
 
     #[test]
