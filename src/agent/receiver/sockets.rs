@@ -21,7 +21,8 @@ impl ReceiverTask {
     pub(super) fn open(&mut self, now: Instant) {
         let opened = self.bind().and_then(|sockets| {
             let joined = self.join_interfaces(&sockets, now);
-            if joined.is_empty() {
+            // Off the group, the unicast sockets are all there is to open.
+            if joined.is_empty() && self.config.multicast {
                 anyhow::bail!("{}", self.no_interface());
             }
             Ok((sockets, joined))
