@@ -204,7 +204,7 @@ fn out_of_bounds_timings_ports_and_secrets_are_usage_errors() {
         empty.to_str().expect("utf-8"),
         missing.to_str().expect("utf-8"),
     );
-    let cases: [(&[&str], &str); 10] = [
+    let cases: [(&[&str], &str); 12] = [
         (
             &["agent", "--interval", "1ns"],
             "interval 1ns is outside 100ms..=1h",
@@ -229,6 +229,14 @@ fn out_of_bounds_timings_ports_and_secrets_are_usage_errors() {
         (
             &["agent", "--group", "10.0.0.1"],
             "not an IPv4 multicast address",
+        ),
+        (
+            &["agent", "--group", "fd00::1"],
+            "group fd00::1 is not an IPv6 multicast address (ff00::/8",
+        ),
+        (
+            &["agent", "--group", "239.1.1.1,239.1.1.2"],
+            "--group: one group per family (IPv4 and IPv6); 239.1.1.2 is a second",
         ),
     ];
     for (args, expected) in cases {
@@ -343,6 +351,10 @@ fn doctor_refuses_a_window_group_or_port_it_cannot_use() {
         (
             &["doctor", "--group", "10.0.0.1"],
             "not an IPv4 multicast address",
+        ),
+        (
+            &["doctor", "--group", "ff12::1", "--group", "ff12::2"],
+            "one group per family",
         ),
         (&["doctor", "--port", "0"], "port 0 is no port"),
     ] {

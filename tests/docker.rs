@@ -498,3 +498,100 @@ fn swarm_stack_tasks_list_each_other_through_tasks_dns() {
     names.dedup();
     assert_eq!(names, ["peerd-1", "peerd-2", "peerd-3"]);
 }
+
+/// A Compose project of the test's own, taken down (containers and network) on drop.
+struct ComposeProject {
+    command: Vec<String>,
+}
+
+impl ComposeProject {
+    /// `file` (under docker/) up as a project of a unique name, with `env` set for Compose.
+    fn up(file: &str, env: &[(&str, &str)]) -> ComposeProject {
+        // The Compose v2 plugin where there is one; docker-compose v1 reads the same files.
+        let v2 = crate::support::run("docker", &["compose", "version"])
+            .status
+            .success();
+        let mut command: Vec<String> = match v2 {
+            true => vec!["docker".into(), "compose".into()],
+            false => vec!["docker-compose".into()],
+        };
+        let path = format!("{}/docker/{file}", env!("CARGO_MANIFEST_DIR"));
+        command.extend([
+            "--file".into(),
+            path,
+            "--project-name".into(),
+            crate::support::unique("compose"),
+        ]);
+        let project = ComposeProject { command };
+        let out = project.run(&["up", "--detach"], env);
+        assert!(
+            out.status.success(),
+            "compose up failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        project
+    }
+
+    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+        let mut cmd = std::process::Command::new(&self.command[0]);
+        cmd.args(&self.command[1..]).args(args);
+        for (var, value) in env {
+            cmd.env(var, value);
+        }
+        cmd.output().expect("run Compose")
+    }
+
+    /// The container of `service`.
+    fn container(&self, service: &str) -> String {
+        let out = self.run(&["ps", "--quiet", service], &[]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for ComposeProject {
+    fn drop(&mut self) {
+        let _ = self.run(&["down", "--volumes", "--timeout", "1"], &[]);
+    }
+}
+
+/// The image on a Compose network with IPv6 enabled (docker/compose.ipv6.yaml, file format 2.4
+/// for docker-compose v1): the nodes announce over both families, and each lists the others
+/// once, with an IPv4 and an IPv6 address.
+#[test]
+fn on_a_compose_network_with_ipv6_each_node_lists_the_others_once_with_both_addresses() {
+    let Some(image) = crate::support::docker::image() else {
+        return;
+    };
+    // A prefix of this run's own, so parallel runs do not clash.
+    let subnet = format!("fd50:7065:{:x}::/64", std::process::id() & 0xffff);
+    let project = ComposeProject::up(
+        "compose.ipv6.yaml",
+        &[
+            ("PEERD_IMAGE", &image),
+            ("PEERD_INTERVAL", "1s"),
+            ("PEERD_TTL", "3s"),
+            ("PEERD_SUBNET6", &subnet),
+        ],
+    );
+    let peers = |service: &str| -> Vec<PeerInfo> {
+        let container = project.container(service);
+        let out = crate::support::run("docker", &["exec", &container, "peerd", "peers", "--json"]);
+        serde_json::from_slice(&out.stdout).unwrap_or_default()
+    };
+    // IPv6 beacons to a group of link-local scope go out from the link-local address.
+    let both = |peer: &PeerInfo| {
+        peer.addresses.len() == 2 && peer.addresses.iter().any(|a| a.contains(':'))
+    };
+    let listed = wait_for(POLL_SLACK * 3, || {
+        ["node1", "node2", "node3"]
+            .iter()
+            .map(|service| peers(service))
+            .all(|view| view.len() == 2 && view.iter().all(both))
+            .then_some(())
+    });
+    assert!(
+        listed.is_some(),
+        "not every node lists both others with an IPv4 and an IPv6 address: {:#?}",
+        peers("node1")
+    );
+}

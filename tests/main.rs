@@ -12,6 +12,7 @@
 //! - `trust`: signed clusters, migrations, forged, replayed and own-hostname beacons.
 //! - `tags`: `--tag`, the TAGS column, filters, and changes reported as `updated`.
 //! - `interface`: which interface an agent picks when none is given.
+//! - `ipv6`: the scenarios over IPv6 alone, dual-stack hosts, a host on two bridges.
 //! - `faults`: a stopped agent, an address that appears late, peers at other timings.
 //! - `unicast`: hosts on a bridge that drops multicast, found through `--peers-dns` (a DNS
 //!   server the test runs and breaks) or one `--peer` seed; unicast from strangers refused.
@@ -38,6 +39,7 @@ mod faults;
 mod flood;
 mod hooks;
 mod interface;
+mod ipv6;
 mod loopback;
 mod metrics;
 mod page;

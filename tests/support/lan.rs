@@ -30,6 +30,19 @@ pub struct Lan {
     /// How many hosts the bridge has had: each takes the next port, `port<n>`.
     ports: usize,
     timings: Timings,
+    /// The families of the hosts' addresses on a bridged LAN.
+    family: Family,
+}
+
+/// Which addresses a bridged LAN's hosts have on their eth0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// 10.77.0.<n> alone.
+    V4,
+    /// The link-local fe80::<n> alone, past DAD at once (`nodad`).
+    V6,
+    /// Both.
+    Dual,
 }
 
 impl Lan {
@@ -44,6 +57,7 @@ impl Lan {
             bridge: None,
             ports: 0,
             timings,
+            family: Family::V4,
         };
         for i in 1..=nodes {
             lan.add(&node(i), &[])?;
@@ -55,7 +69,13 @@ impl Lan {
     /// default interface (the host's only multicast one, its eth0) and API, started one after
     /// another; `None` if namespaces cannot be made here.
     pub fn bridged(nodes: usize, timings: Timings) -> Option<Lan> {
+        Lan::bridged_in(Family::V4, nodes, timings)
+    }
+
+    /// [`Lan::bridged`] with the hosts' addresses of `family`.
+    pub fn bridged_in(family: Family, nodes: usize, timings: Timings) -> Option<Lan> {
         let mut lan = Lan::bridge(timings)?;
+        lan.family = family;
         for i in 1..=nodes {
             lan.add(&node(i), &[])?;
         }
@@ -120,6 +140,7 @@ impl Lan {
             bridge: Some(bridge),
             ports: 0,
             timings,
+            family: Family::V4,
         })
     }
 
@@ -134,7 +155,16 @@ impl Lan {
             "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &host.name,
         ]);
         bridge.ip(&["link", "set", &port, "master", "br0", "up"]);
-        host.ip(&["addr", "add", &format!("{address}/24"), "dev", "eth0"]);
+        // No address of the kernel's making: a link-local one waits a second or two for DAD,
+        // and its arrival would change what a test of one family sees.
+        host.ip(&["link", "set", "eth0", "addrgenmode", "none"]);
+        if self.family != Family::V6 {
+            host.ip(&["addr", "add", &format!("{address}/24"), "dev", "eth0"]);
+        }
+        if self.family != Family::V4 {
+            let link_local = format!("{}/64", link_local(address));
+            host.ip(&["addr", "add", &link_local, "dev", "eth0", "nodad"]);
+        }
         host.ip(&["link", "set", "eth0", "up"]);
         if let Some(dns) = &self.dns {
             host.resolver(dns.address());
@@ -172,6 +202,14 @@ impl Lan {
         self.add_at(name, self.timings, extra)
     }
 
+    /// [`Lan::add`] on a host whose addresses are of `family`, whatever the LAN's.
+    pub fn add_in(&mut self, family: Family, name: &str) -> Option<()> {
+        let lan = std::mem::replace(&mut self.family, family);
+        let added = self.add(name, &[]);
+        self.family = lan;
+        added
+    }
+
     /// [`Lan::add`] at timings of its own.
     pub fn add_at(&mut self, name: &str, timings: Timings, extra: &[&str]) -> Option<()> {
         let i = self.agents.len() + 1;
@@ -188,7 +226,13 @@ impl Lan {
                 let api = peerd::config::API_ADDR.to_string();
                 let agent = Agent::launch(&host, name, &api, None, timings, extra);
                 self.hosts.push(host);
-                (agent, address)
+                // Its peers list it by the first address they hear it from: over IPv6 alone,
+                // its link-local one, on the interface they hear it on (eth0 for all).
+                let listed = match self.family {
+                    Family::V6 => format!("{}%eth0", link_local(&address)),
+                    _ => address,
+                };
+                (agent, listed)
             }
         };
         agent.wait_ready();
@@ -255,6 +299,13 @@ impl Lan {
 
 fn node(i: usize) -> String {
     format!("node{i}")
+}
+
+/// The IPv6 link-local address of a host whose IPv4 one is `address`: `fe80::` and its last
+/// byte (10.77.0.5: fe80::5).
+pub fn link_local(address: &str) -> String {
+    let last = address.rsplit('.').next().unwrap_or_default();
+    format!("fe80::{last}")
 }
 
 /// The address of the `i`th agent started on a bridged LAN (from 1): 10.77.0.<i+1>, after the
