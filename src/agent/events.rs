@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::broadcast;
 use tracing::{info, warn};
 
-use crate::api::{EventCounts, PeerChange};
+use crate::api::{EventCounts, PeerChange, shown};
 use crate::registry::PeerEvent;
 use crate::throttle::Throttle;
 use crate::wire::beacon::format_instance;
@@ -131,7 +131,8 @@ impl Funnel {
 
 fn log(event: &PeerEvent) {
     let peer = event.peer();
-    let (hostname, address) = (&peer.hostname, peer.address.ip());
+    // IPv6 link-local addresses with their interface, as the API shows them.
+    let (hostname, address) = (&peer.hostname, shown(peer.address));
     let instance = format_instance(peer.instance);
     match event {
         PeerEvent::Joined { .. } => info!(%hostname, %address, %instance, "peer joined"),
@@ -143,7 +144,7 @@ fn log(event: &PeerEvent) {
             "peer tags changed"
         ),
         PeerEvent::Moved { old_address, .. } => {
-            info!(%hostname, old_address = %old_address.ip(), %address, "peer moved")
+            info!(%hostname, old_address = %shown(*old_address), %address, "peer moved")
         }
         PeerEvent::Restarted { old_instance, .. } => info!(
             %hostname,
@@ -165,7 +166,7 @@ fn log(event: &PeerEvent) {
                 %hostname,
                 %address,
                 %instance,
-                other_address = %rival.map(|r| r.address.ip().to_string()).unwrap_or_default(),
+                other_address = %rival.map(|r| shown(r.address)).unwrap_or_default(),
                 other_instance = %rival.map(|r| format_instance(r.instance)).unwrap_or_default(),
                 "hostname conflict: two live instances announce this hostname"
             )
