@@ -183,6 +183,10 @@ class Agent:
         with open(f"/proc/{pid}/net/snmp") as f:
             udp = [l.split() for l in f if l.startswith("Udp:")]
         udp = dict(zip(udp[0][1:], map(int, udp[1][1:])))
+        if IPV6:
+            # IPv6's UDP counters are apart, one `Udp6Name value` a line.
+            with open(f"/proc/{pid}/net/snmp6") as f:
+                udp = {k[4:]: int(v) for k, v in (l.split() for l in f) if k.startswith("Udp6")}
         return {
             "cpu_ns": cpu_ns,
             "utime": utime,

@@ -138,12 +138,15 @@ pub fn check_agent(
             ),
         );
     }
-    if let Some(probed) = probed.filter(|p| p.to_string() != status.interface) {
+    // The agent may announce from several addresses (both families, several interfaces).
+    let mut addresses = status.interface.split(", ");
+    let first = addresses.clone().next().unwrap_or_default();
+    if let Some(probed) = probed.filter(|p| !addresses.any(|a| a == p.to_string())) {
         return Check::not_ok(
             NAME,
             Status::Warn,
             format!("{detail}; the doctor checked {probed}, not the agent's interface"),
-            format!("peerd doctor --interface {}", status.interface),
+            format!("peerd doctor --interface {first}"),
         );
     }
     Check::ok(NAME, detail)

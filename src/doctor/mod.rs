@@ -519,6 +519,18 @@ mod tests {
         );
         let elsewhere = check_agent(Ok(&status), None, Some(Ipv4Addr::new(10, 0, 0, 1)));
         assert_eq!(elsewhere.status, Status::Warn);
+        // An agent on several addresses: the doctor checked one of them.
+        let both = AgentStatus {
+            interface: "10.0.0.1, fe80::1%eth0".into(),
+            ..status.clone()
+        };
+        let checked = check_agent(Ok(&both), None, Some(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(checked.status, Status::Ok, "{checked:?}");
+        let other = check_agent(Ok(&both), None, Some(Ipv4Addr::new(10, 0, 0, 9)));
+        assert_eq!(
+            other.fix.as_deref(),
+            Some("peerd doctor --interface 10.0.0.1")
+        );
         // A firewall rule added after it started: sent during the window, nothing came back.
         let mut later = status.clone();
         later.beacons_sent += 2;

@@ -23,6 +23,7 @@ use super::resolver::Resolved;
 use crate::api::query::Query;
 use crate::clock::{now, wall_now};
 use crate::config::Config;
+use crate::net::changes::InterfaceChanges;
 use crate::net::keeper::{Keeper, stalled_for};
 use crate::net::selection::Joined;
 use crate::net::socket::{self, BATCH, Batch, DatagramBuf};
@@ -60,6 +61,8 @@ pub(super) struct ReceiverTask {
     interfaces_at: Instant,
     /// What each `--interface` that names nothing yet lacks, as of the last reading.
     missing: Vec<String>,
+    /// The kernel's word that the interfaces changed; `None` where netlink is not there.
+    changes: Option<InterfaceChanges>,
 }
 
 /// The sockets while they are open, with what the kernel said of them.
@@ -77,6 +80,8 @@ enum Woke {
     Resolved(Resolved),
     /// The socket at this place in `Sockets::all` has datagrams queued (or an error to report).
     Readable(usize, std::io::Result<()>),
+    /// The kernel says the host's interfaces or addresses changed.
+    Interfaces,
     Timer,
 }
 
@@ -106,6 +111,13 @@ impl ReceiverTask {
             interfaces: Vec::new(),
             interfaces_at: now,
             missing: Vec::new(),
+            changes: match InterfaceChanges::subscribe() {
+                Ok(changes) => Some(changes),
+                Err(err) => {
+                    warn!(error = %err, "cannot subscribe to the kernel's interface changes (netlink): reading the interfaces every second instead");
+                    None
+                }
+            },
         }
     }
 
@@ -164,8 +176,16 @@ impl ReceiverTask {
                     None => std::future::pending().await,
                 }
             };
+            let changes = self.changes.as_ref();
+            let changed = async move {
+                match changes {
+                    Some(changes) => changes.changed().await,
+                    None => std::future::pending().await,
+                }
+            };
             let woke = tokio::select! {
                 _ = shutdown.cancelled() => break,
+                () = changed => Woke::Interfaces,
                 Some(query) = queries.recv() => Woke::Query(query),
                 Some(announced) = self.link.announced.recv() => Woke::Announced(announced),
                 Some(answer) = resolved.recv() => Woke::Resolved(answer),
@@ -214,6 +234,7 @@ impl ReceiverTask {
                     }
                 }
                 Woke::Readable(_, Err(err)) => self.receive_failed(&err, now),
+                Woke::Interfaces => self.interfaces_changed(now),
                 Woke::Timer => self.sweep(now),
             }
         }
