@@ -288,3 +288,60 @@ fn nobody_heard_beside_another_network_names_it_with_the_flags_every_node_can_ta
         "{networks}"
     );
 }
+
+/// On a link with IPv6 alone, the doctor checks IPv6: the address past DAD, the probe's return
+/// on the IPv6 group, the kernel's MLD membership and the agent heard over IPv6, with no line
+/// failed for the IPv4 it does not have. An interface whose only address is still tentative
+/// (added without `nodad`, checked at once) is warned about, naming DAD.
+#[test]
+fn on_ipv6_alone_the_doctor_checks_the_ipv6_group_and_dad() {
+    let (Some(one), Some(two)) = (Netns::create("doc6"), Netns::create("doc6")) else {
+        return;
+    };
+    one.ip(&[
+        "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", &two.name,
+    ]);
+    for (host, address) in [(&one, "fe80::a/64"), (&two, "fe80::b/64")] {
+        host.ip(&["link", "set", "eth0", "addrgenmode", "none"]);
+        host.ip(&["addr", "add", address, "dev", "eth0", "nodad"]);
+        host.ip(&["link", "set", "eth0", "up"]);
+    }
+    let agent = Agent::launch(&one, "six", &api_addr(1), None, Timings::FAST, &[]);
+    agent.wait_ready();
+    let (code, checks) = doctor(two.command(PEERD), &["--listen", "1s"]);
+    assert_eq!(code, 0, "{checks:#?}");
+    for name in ["interface", "dad", "loopback6", "mld", "peers6"] {
+        assert_eq!(status(&checks, name), "ok", "{name}: {checks:#?}");
+    }
+    assert!(
+        check(&checks, "peers6")["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("1 other node heard over IPv6")),
+        "{checks:#?}"
+    );
+    assert!(
+        checks.iter().all(|c| c["check"] != "loopback"),
+        "{checks:#?}"
+    );
+
+    // A second interface whose one address still waits for DAD: nothing can go out from it.
+    two.ip(&[
+        "link", "add", "tent0", "type", "veth", "peer", "name", "tent1",
+    ]);
+    two.ip(&["link", "set", "tent0", "addrgenmode", "none"]);
+    two.ip(&["link", "set", "tent1", "up"]);
+    two.ip(&["link", "set", "tent0", "up"]);
+    two.ip(&["addr", "add", "fd00::b/64", "dev", "tent0"]);
+    let (_, checks) = doctor(
+        two.command(PEERD),
+        &["--interface", "tent0", "--listen", "200ms"],
+    );
+    let dad = check(&checks, "dad");
+    assert_eq!(dad["status"], "warn", "{checks:#?}");
+    assert!(
+        dad["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("still tentative")),
+        "{checks:#?}"
+    );
+}

@@ -31,6 +31,7 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
     }
     let options = doctor::Options {
         group,
+        group6,
         port: args.beacons.port,
         interface: args.interface,
         api: args.api,

@@ -20,7 +20,7 @@ fn is_probe(beacon: &Beacon, probe: u64) -> bool {
 /// Whether `beacon` is another node's: neither a probe's nor the local agent's (`local_agent`,
 /// its instance, if it answered). The peers line and the Docker check both count by it, so
 /// they cannot disagree.
-fn is_other_node(beacon: &Beacon, probe: u64, local_agent: Option<u64>) -> bool {
+pub(super) fn is_other_node(beacon: &Beacon, probe: u64, local_agent: Option<u64>) -> bool {
     !is_probe(beacon, probe) && Some(beacon.instance) != local_agent
 }
 

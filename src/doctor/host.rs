@@ -2,7 +2,7 @@
 //! membership, rp_filter, the route and Docker (the local agent's are `agent.rs`'s). Each is a pure function of what was
 //! read or heard, returning one line of the report; gathering the facts is `doctor`'s job.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use super::check::{Check, Status};
@@ -123,22 +123,40 @@ fn describe_candidates(candidates: &[Candidate]) -> String {
 }
 
 /// The loopback check: did the probe come back? `Err` if the probe socket could not be opened.
+/// For the IPv6 group (`loopback6`) as for the IPv4 one.
 pub fn check_loopback(
     heard: Result<&[Heard], &str>,
     probe: u64,
-    group: Ipv4Addr,
+    group: impl Into<IpAddr>,
     port: u16,
     listen: Duration,
 ) -> Check {
-    const NAME: &str = "loopback";
+    let group = group.into();
+    let (name, ip, tables, route) = match group {
+        IpAddr::V4(_) => (
+            "loopback",
+            "ip -4",
+            "iptables",
+            format!("ip route get {group}"),
+        ),
+        IpAddr::V6(_) => (
+            "loopback6",
+            "ip -6",
+            "ip6tables",
+            "ip -6 route show table local".to_owned(),
+        ),
+    };
+    let to = SocketAddr::new(group, port);
     let heard = match heard {
         Ok(heard) => heard,
         Err(err) => {
             return Check::not_ok(
-                NAME,
+                name,
                 Status::Fail,
                 format!("cannot open a socket on the group: {err}"),
-                "pass --interface with an address of this host (`ip -4 addr`); another program may hold the port without SO_REUSEADDR (`ss -ulpn`)".into(),
+                format!(
+                    "pass --interface with an address of this host (`{ip} addr`); another program may hold the port without SO_REUSEADDR (`ss -ulpn`)"
+                ),
             );
         }
     };
@@ -149,21 +167,21 @@ pub fn check_loopback(
     });
     match back {
         Some(h) => Check::ok(
-            NAME,
+            name,
             format!(
-                "the probe to {group}:{port} came back in {} ms: this host hears the group",
+                "the probe to {to} came back in {} ms: this host hears the group",
                 h.at.as_millis()
             ),
         ),
         None => Check::not_ok(
-            NAME,
+            name,
             Status::Fail,
             format!(
-                "the probe to {group}:{port} did not come back within {}: nothing sent to the group is heard here",
+                "the probe to {to} did not come back within {}: nothing sent to the group is heard here",
                 humantime::format_duration(listen)
             ),
             format!(
-                "look for a firewall rule dropping UDP port {port} or {group} (`nft list ruleset`, `iptables -L -n -v`), and check the group's route (`ip route get {group}`)"
+                "look for a firewall rule dropping UDP port {port} or {group} (`nft list ruleset`, `{tables} -L -n -v`), and check the group's route (`{route}`)"
             ),
         ),
     }

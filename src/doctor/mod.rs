@@ -8,10 +8,11 @@ mod agent;
 mod check;
 mod hearing;
 mod host;
+mod ipv6;
 mod networks;
 mod probe;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use self::agent::{check_agent, check_unicast};
@@ -31,6 +32,8 @@ use crate::net::selection;
 #[derive(Debug, Clone)]
 pub struct Options {
     pub group: Ipv4Addr,
+    /// The IPv6 group, probed on the interface too when it has IPv6.
+    pub group6: Ipv6Addr,
     pub port: u16,
     /// The interface given with `--interface`; `None`: the one the agent would pick.
     pub interface: Option<InterfaceSpec>,
@@ -96,8 +99,73 @@ pub async fn run(options: &Options) -> Vec<Check> {
         (None, Some(choice)) => Some((choice.chosen.address, choice.chosen.name.clone())),
         _ => None,
     };
+    // The interface checked, in both families: the one the spec names, the IPv4 pick, or
+    // where no interface has IPv4, the one the agent would pick for IPv6.
+    let (checked, why) = match &options.interface {
+        Some(spec) => match selection::find(spec, &host).into_iter().next() {
+            Some((interface, why)) => (Some(interface), why),
+            None => (None, String::new()),
+        },
+        None => {
+            let named = interface::named_addresses();
+            let chosen = selection::choose(&host, default_route.as_deref(), &named);
+            let why = chosen.as_ref().map(|j| j.why.clone()).unwrap_or_default();
+            (
+                chosen.and_then(|j| host.iter().find(|i| i.index == j.index)),
+                why,
+            )
+        }
+    };
+    let probe = fastrand::u64(..);
+    // Its beacons are not another node's: neither the peers line nor the Docker check counts them.
+    let local_agent = status
+        .as_ref()
+        .ok()
+        .and_then(|s| u64::from_str_radix(&s.instance, 16).ok());
+    let probe6 = checked.filter(|i| i.multicast && i.usable_v6().is_some());
+    let listen6 = async {
+        match probe6 {
+            Some(interface) => Some(
+                probe::listen6(
+                    options.group6,
+                    options.port,
+                    interface.index,
+                    options.listen,
+                    probe,
+                )
+                .await,
+            ),
+            None => None,
+        }
+    };
+    let six = |listened: Option<&ipv6::Listened>, others_v4| {
+        checked.map_or_else(Vec::new, |interface| {
+            ipv6::checks6(&ipv6::Probe6 {
+                interface,
+                listened,
+                group: options.group6,
+                port: options.port,
+                listen: options.listen,
+                probe,
+                local_agent,
+                others_v4,
+            })
+        })
+    };
 
     let Some((address, device)) = probed else {
+        if let Some(interface) = checked.filter(|i| i.v4.is_empty() && !i.v6.is_empty()) {
+            // IPv6 alone: its lines stand for the IPv4 ones, which have nothing to check.
+            checks[0] = ipv6::check_interface6(interface, &why);
+            let listened6 = listen6.await;
+            checks.extend(six(listened6.as_ref(), None));
+            checks.push(check_agent(
+                status.as_ref().map_err(String::as_str),
+                None,
+                None,
+            ));
+            return checks;
+        }
         let fix = "fix the interface first".to_owned();
         for name in ["loopback", "peers"] {
             checks.push(Check::not_ok(
@@ -115,13 +183,11 @@ pub async fn run(options: &Options) -> Vec<Check> {
         return checks;
     };
 
-    // Its beacons are not another node's: neither the peers line nor the Docker check counts them.
-    let local_agent = status
-        .as_ref()
-        .ok()
-        .and_then(|s| u64::from_str_radix(&s.instance, 16).ok());
-    let probe = fastrand::u64(..);
-    let listened = probe::listen(options.group, options.port, address, options.listen, probe).await;
+    // Both families at once: the doctor takes its window once.
+    let (listened, listened6) = tokio::join!(
+        probe::listen(options.group, options.port, address, options.listen, probe),
+        listen6
+    );
     let heard = listened.as_ref().map(|(heard, _)| heard.as_slice());
     checks.push(check_loopback(
         heard.map_err(String::as_str),
@@ -152,6 +218,7 @@ pub async fn run(options: &Options) -> Vec<Check> {
     let others_heard = listened
         .as_ref()
         .is_ok_and(|(heard, _)| others_heard(heard, probe, local_agent));
+    checks.extend(six(listened6.as_ref(), Some(others_heard)));
     let probed = Interface {
         name: device,
         address,

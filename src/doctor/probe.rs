@@ -1,7 +1,8 @@
-//! The doctor's one piece of I/O on the group: it joins it as the agent does, sends a probe
-//! beacon (and its goodbye) and records every datagram heard for the listening window.
+//! The doctor's one piece of I/O on the groups: it joins one as the agent does, sends a probe
+//! beacon (and its goodbye) and records every datagram heard for the listening window; the
+//! same for IPv4 and IPv6.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::time::Duration;
 
 use crate::config::{self, MIN_TIMING};
@@ -31,6 +32,35 @@ pub(super) async fn listen(
     let socket = socket::bind_multicast(group, port, address, config::MULTICAST_TTL)
         .map_err(|err| format!("{err:#}"))?;
     let igmp = std::fs::read_to_string("/proc/net/igmp").ok();
+    let heard = listen_on(&socket, SocketAddr::from((group, port)), window, probe).await?;
+    Ok((heard, igmp))
+}
+
+/// [`listen`] on the IPv6 `group`, joined on the interface with `index`; with
+/// `/proc/net/igmp6` as it reads while the probe socket is joined.
+pub(super) async fn listen6(
+    group: Ipv6Addr,
+    port: u16,
+    index: u32,
+    window: Duration,
+    probe: u64,
+) -> Result<(Vec<Heard>, Option<String>), String> {
+    let socket = socket::bind_multicast6(group, port, index, config::MULTICAST_TTL)
+        .map_err(|err| format!("{err:#}"))?;
+    let igmp6 = std::fs::read_to_string("/proc/net/igmp6").ok();
+    let to = SocketAddr::V6(SocketAddrV6::new(group, port, 0, index));
+    let heard = listen_on(&socket, to, window, probe).await?;
+    Ok((heard, igmp6))
+}
+
+/// Sends the probe to `to` from `socket`, and records every datagram the socket hears for
+/// `window`; says goodbye once the probe came back (or at the end).
+async fn listen_on(
+    socket: &tokio::net::UdpSocket,
+    to: SocketAddr,
+    window: Duration,
+    probe: u64,
+) -> Result<Vec<Heard>, String> {
     let mut beacon = Beacon {
         instance: probe,
         sequence: 0,
@@ -39,7 +69,6 @@ pub(super) async fn listen(
         ttl: Some(MIN_TIMING),
         ..Beacon::default()
     };
-    let to = SocketAddr::from((group, port));
     let start = tokio::time::Instant::now();
     socket
         .send_to(&beacon.encode(), to)
@@ -72,5 +101,5 @@ pub(super) async fn listen(
         beacon.goodbye = true;
         let _ = socket.send_to(&beacon.encode(), to).await;
     }
-    Ok((heard, igmp))
+    Ok(heard)
 }

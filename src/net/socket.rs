@@ -34,6 +34,25 @@ pub fn bind_multicast(
     receiving(socket)
 }
 
+/// Binds a UDP socket that receives the IPv6 `group`'s datagrams on the interface with `index`
+/// and sends to it from there: the doctor's IPv6 probe.
+///
+/// Must be called inside a tokio runtime.
+pub fn bind_multicast6(
+    group: Ipv6Addr,
+    port: u16,
+    index: u32,
+    multicast_ttl: u32,
+) -> anyhow::Result<tokio::net::UdpSocket> {
+    let socket = bind_group_socket(IpAddr::V6(group), port, multicast_ttl)?;
+    join(&socket, IpAddr::V6(group), None, index)
+        .with_context(|| format!("joining multicast group {group} on interface index {index}"))?;
+    SockRef::from(&socket)
+        .set_multicast_if_v6(index)
+        .context("sending to the group from that interface")?;
+    Ok(socket)
+}
+
 /// Binds the socket that hears `group` (of either family) on `port`, joined on no interface
 /// yet: the agent joins it on each of its interfaces ([`join`]). Several agents on one host
 /// may bind the same group and port.

@@ -66,19 +66,7 @@ impl ReceiverTask {
     /// Joins the groups on `joined` in each family it has; a family whose join fails is left
     /// out (with a warning), and `None` if both were.
     fn join_on(&self, sockets: &Sockets, mut joined: Joined) -> Option<Joined> {
-        let config = &self.config;
-        let families = [
-            (
-                IpAddr::V4(config.group),
-                sockets.group4.as_ref(),
-                joined.v4.is_some(),
-            ),
-            (
-                IpAddr::V6(config.group6),
-                sockets.group6.as_ref(),
-                joined.v6.is_some(),
-            ),
-        ];
+        let families = self.families(sockets, &joined);
         for (group, udp, wanted) in families {
             if !wanted {
                 continue;
@@ -103,6 +91,26 @@ impl ReceiverTask {
         (joined.v4.is_some() || joined.v6.is_some()).then_some(joined)
     }
 
+    /// Each family's group, the socket that hears it, and whether `joined` is used in it.
+    fn families<'s>(
+        &self,
+        sockets: &'s Sockets,
+        joined: &Joined,
+    ) -> [(IpAddr, Option<&'s tokio::net::UdpSocket>, bool); 2] {
+        [
+            (
+                IpAddr::V4(self.config.group),
+                sockets.group4.as_ref(),
+                joined.v4.is_some(),
+            ),
+            (
+                IpAddr::V6(self.config.group6),
+                sockets.group6.as_ref(),
+                joined.v6.is_some(),
+            ),
+        ]
+    }
+
     /// Reads the host's interfaces again, if it is time: joins the groups on those that came,
     /// leaves them on those that went, re-asserts the membership on the others (the kernel
     /// drops it with an interface that goes away) and hands the announcer the list if it
@@ -122,18 +130,7 @@ impl ReceiverTask {
             match same {
                 Some(_) => {
                     let same = joined;
-                    for (group, udp, on) in [
-                        (
-                            IpAddr::V4(self.config.group),
-                            sockets.group4.as_ref(),
-                            same.v4.is_some(),
-                        ),
-                        (
-                            IpAddr::V6(self.config.group6),
-                            sockets.group6.as_ref(),
-                            same.v6.is_some(),
-                        ),
-                    ] {
+                    for (group, udp, on) in self.families(&sockets, &same) {
                         if let (true, Some(udp)) = (on, udp)
                             && let Ok(true) = socket::join(udp, group, same.v4, same.index)
                         {
