@@ -19,7 +19,8 @@ use crate::net::{host, interface, socket};
 /// interfaces (release build).
 pub const CHECK_INTERFACES: Duration = Duration::from_secs(1);
 /// How often they are read again all the same where netlink tells of changes: a message it
-/// dropped (its queue full) is made up for within this, at one wake-up in thirty seconds.
+/// dropped (its queue full) is made up for at the first wake-up of the loop after this (a
+/// beacon at the latest), at no wake-up of its own.
 pub const CHECK_INTERFACES_ANYWAY: Duration = Duration::from_secs(30);
 
 impl ReceiverTask {

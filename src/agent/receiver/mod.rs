@@ -159,9 +159,12 @@ impl ReceiverTask {
                 self.funnel.summary_due(),
                 self.ping_at,
                 self.keeper.next_wakeup(),
+                // Where netlink tells of changes, the interfaces are read again at whatever
+                // wakes the loop after CHECK_INTERFACES_ANYWAY (a beacon, at the latest): no
+                // wake-up of their own for an idle agent.
                 self.socket
                     .as_ref()
-                    .filter(|_| self.config.multicast)
+                    .filter(|_| self.config.multicast && self.changes.is_none())
                     .map(|_| self.interfaces_at),
             ]
             .into_iter()
