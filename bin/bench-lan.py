@@ -183,10 +183,11 @@ class Agent:
         with open(f"/proc/{pid}/net/snmp") as f:
             udp = [l.split() for l in f if l.startswith("Udp:")]
         udp = dict(zip(udp[0][1:], map(int, udp[1][1:])))
-        if IPV6:
-            # IPv6's UDP counters are apart, one `Udp6Name value` a line.
-            with open(f"/proc/{pid}/net/snmp6") as f:
-                udp = {k[4:]: int(v) for k, v in (l.split() for l in f) if k.startswith("Udp6")}
+        # IPv6's UDP counters are apart, one `Udp6Name value` a line: both families count.
+        with open(f"/proc/{pid}/net/snmp6") as f:
+            for key, value in (l.split() for l in f if l.startswith("Udp6")):
+                if key[4:] in udp:
+                    udp[key[4:]] += int(value)
         return {
             "cpu_ns": cpu_ns,
             "utime": utime,
@@ -571,6 +572,7 @@ def main():
     parser.add_argument("--launch", choices=["gate", "serial"], default="gate")
     parser.add_argument("--mode", choices=["group", "seed", "list"], default="group")
     parser.add_argument("--ipv6", action="store_true")
+    parser.add_argument("--family", choices=["4", "6", "dual"], default="4")
     args = parser.parse_args()
     global IPV6
     IPV6 = args.ipv6
@@ -578,7 +580,7 @@ def main():
     crowd = [Agent(args, i) for i in range(1, args.nodes + 1)]
     newcomer = Agent(args, args.nodes + 1)
     pairs = {"nodes": args.nodes, "launch": args.launch, "mode": args.mode,
-             "family": 6 if args.ipv6 else 4}
+             "family": args.family}
     try:
         how = {"group": "on the group", "seed": "by unicast through one seed, signed",
                "list": "by unicast to a static list"}[args.mode]
