@@ -184,10 +184,14 @@ class Agent:
             udp = [l.split() for l in f if l.startswith("Udp:")]
         udp = dict(zip(udp[0][1:], map(int, udp[1][1:])))
         # IPv6's UDP counters are apart, one `Udp6Name value` a line: both families count.
-        with open(f"/proc/{pid}/net/snmp6") as f:
-            for key, value in (l.split() for l in f if l.startswith("Udp6")):
-                if key[4:] in udp:
-                    udp[key[4:]] += int(value)
+        # (A kernel without IPv6 has no such file.)
+        try:
+            with open(f"/proc/{pid}/net/snmp6") as f:
+                for key, value in (l.split() for l in f if l.startswith("Udp6")):
+                    if key[4:] in udp:
+                        udp[key[4:]] += int(value)
+        except OSError:
+            pass
         return {
             "cpu_ns": cpu_ns,
             "utime": utime,

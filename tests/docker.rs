@@ -505,15 +505,26 @@ struct ComposeProject {
 }
 
 impl ComposeProject {
-    /// `file` (under docker/) up as a project of a unique name, with `env` set for Compose.
-    fn up(file: &str, env: &[(&str, &str)]) -> ComposeProject {
+    /// `file` (under docker/) up as a project of a unique name, with `env` set for Compose;
+    /// `None` (the test skipped, saying so) where no Compose tool is installed.
+    fn up(file: &str, env: &[(&str, &str)]) -> Option<ComposeProject> {
         // The Compose v2 plugin where there is one; docker-compose v1 reads the same files.
         let v2 = crate::support::run("docker", &["compose", "version"])
             .status
             .success();
-        let mut command: Vec<String> = match v2 {
-            true => vec!["docker".into(), "compose".into()],
-            false => vec!["docker-compose".into()],
+        let v1 = std::process::Command::new("docker-compose")
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        let mut command: Vec<String> = match (v2, v1) {
+            (true, _) => vec!["docker".into(), "compose".into()],
+            (false, true) => vec!["docker-compose".into()],
+            (false, false) => {
+                return crate::support::skip::skip(
+                    "no Compose tool (neither `docker compose` nor docker-compose)",
+                    crate::support::docker::REQUIRE_DOCKER,
+                );
+            }
         };
         let path = format!("{}/docker/{file}", env!("CARGO_MANIFEST_DIR"));
         command.extend([
@@ -529,7 +540,7 @@ impl ComposeProject {
             "compose up failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        project
+        Some(project)
     }
 
     fn run(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
@@ -564,7 +575,7 @@ fn on_a_compose_network_with_ipv6_each_node_lists_the_others_once_with_both_addr
     };
     // A prefix of this run's own, so parallel runs do not clash.
     let subnet = format!("fd50:7065:{:x}::/64", std::process::id() & 0xffff);
-    let project = ComposeProject::up(
+    let Some(project) = ComposeProject::up(
         "compose.ipv6.yaml",
         &[
             ("PEERD_IMAGE", &image),
@@ -572,7 +583,9 @@ fn on_a_compose_network_with_ipv6_each_node_lists_the_others_once_with_both_addr
             ("PEERD_TTL", "3s"),
             ("PEERD_SUBNET6", &subnet),
         ],
-    );
+    ) else {
+        return;
+    };
     let peers = |service: &str| -> Vec<PeerInfo> {
         let container = project.container(service);
         let out = crate::support::run("docker", &["exec", &container, "peerd", "peers", "--json"]);

@@ -306,8 +306,24 @@ fn on_ipv6_alone_the_doctor_checks_the_ipv6_group_and_dad() {
         host.ip(&["addr", "add", address, "dev", "eth0", "nodad"]);
         host.ip(&["link", "set", "eth0", "up"]);
     }
+    // Carrier comes a moment after both ends are up (the kernel's link watch): until then
+    // neither the agent nor the doctor has an interface to pick.
+    let carrier = wait_for(POLL_SLACK, || {
+        [&one, &two]
+            .iter()
+            .all(|host| {
+                let out = host.command("ip").args(["link", "show", "eth0"]).output();
+                out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("LOWER_UP"))
+            })
+            .then_some(())
+    });
+    assert!(carrier.is_some(), "the veth pair never had carrier");
     let agent = Agent::launch(&one, "six", &api_addr(1), None, Timings::FAST, &[]);
     agent.wait_ready();
+    let joined = wait_for(POLL_SLACK, || {
+        agent.status().filter(|s| !s.interfaces.is_empty())
+    });
+    assert!(joined.is_some(), "{}", agent.log());
     let (code, checks) = doctor(two.command(PEERD), &["--listen", "1s"]);
     assert_eq!(code, 0, "{checks:#?}");
     for name in ["interface", "dad", "loopback6", "mld", "peers6"] {
@@ -330,6 +346,13 @@ fn on_ipv6_alone_the_doctor_checks_the_ipv6_group_and_dad() {
     ]);
     two.ip(&["link", "set", "tent0", "addrgenmode", "none"]);
     two.ip(&["link", "set", "tent1", "up"]);
+    // DAD waits a retransmission time: a minute here, so the address is still tentative
+    // however long the doctor takes to start.
+    let retrans = two
+        .command("sysctl")
+        .args(["-w", "net.ipv6.neigh.tent0.retrans_time_ms=60000"])
+        .output();
+    assert!(retrans.is_ok_and(|o| o.status.success()), "sysctl");
     two.ip(&["link", "set", "tent0", "up"]);
     two.ip(&["addr", "add", "fd00::b/64", "dev", "tent0"]);
     let (_, checks) = doctor(

@@ -5,9 +5,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use socket2::SockRef;
-use tokio::io::Interest;
-use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -143,7 +140,7 @@ impl AnnouncerTask {
             debug!(target = %address, "no IPv6 socket: cannot send beacon to an IPv6 target");
             return Outcome::Failed("this host has no IPv6".to_owned());
         };
-        match send_to(udp, beacon, address, self.heard(address)).await {
+        match socket::send_to(udp, beacon, address, self.heard(address)).await {
             Ok(()) => {
                 debug!(target = %address, "beacon sent");
                 Outcome::Sent
@@ -174,7 +171,7 @@ impl AnnouncerTask {
             if let Some(v4) = joined.v4 {
                 let group = self.config.group_addr();
                 let result = match socket::send_from(&sockets.unicast4, v4) {
-                    Ok(()) => send_to(&sockets.unicast4, beacon, group, false).await,
+                    Ok(()) => socket::send_to(&sockets.unicast4, beacon, group, false).await,
                     Err(err) => Err(err),
                 };
                 self.note(group, &joined.name, result, &mut sent, &mut failure);
@@ -182,7 +179,10 @@ impl AnnouncerTask {
             let udp6 = joined.v6.and_then(|v6| sockets.unicast_for(v6.into()));
             if let Some(udp) = udp6 {
                 let group = self.config.group6_addr(joined.index);
-                let result = send_to(udp, beacon, group, false).await;
+                let result = match socket::send_from6(udp, joined.index) {
+                    Ok(()) => socket::send_to(udp, beacon, group, false).await,
+                    Err(err) => Err(err),
+                };
                 self.note(group, &joined.name, result, &mut sent, &mut failure);
             }
         }
@@ -223,18 +223,4 @@ impl AnnouncerTask {
             }
         }
     }
-}
-
-/// Sends `beacon` to `target` on `udp`. A target heard from lately is there: `confirm` says so
-/// as the datagram goes (MSG_CONFIRM), so the kernel keeps its neighbour entry without asking
-/// the link again by ARP or neighbour discovery.
-async fn send_to(
-    udp: &UdpSocket,
-    beacon: &[u8],
-    target: SocketAddr,
-    confirm: bool,
-) -> std::io::Result<()> {
-    let flags = if confirm { nix::libc::MSG_CONFIRM } else { 0 };
-    let send = || SockRef::from(udp).send_to_with_flags(beacon, &target.into(), flags);
-    udp.async_io(Interest::WRITABLE, send).await.map(|_| ())
 }

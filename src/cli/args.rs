@@ -299,10 +299,16 @@ pub struct DoctorArgs {
     pub listen: humantime::Duration,
     #[command(flatten)]
     pub beacons: GroupArgs,
-    /// The interface to check over IPv4, as the agent's --interface takes it: an address, an
-    /// interface name or a network [default: the one the agent would pick]
-    #[arg(long, env = "PEERD_INTERFACE", value_name = "ADDR|NAME|NETWORK")]
-    pub interface: Option<InterfaceSpec>,
+    /// The interface to check, as the agent's --interface takes it: an address, an interface
+    /// name or a network; given several (PEERD_INTERFACE of an agent on several), the first
+    /// [default: the one the agent would pick]
+    #[arg(
+        long,
+        env = "PEERD_INTERFACE",
+        value_name = "ADDR|NAME|NETWORK",
+        value_delimiter = ','
+    )]
+    pub interface: Vec<InterfaceSpec>,
     /// Address of the local agent's API, if one runs
     #[arg(long, env = "PEERD_API", default_value_t = config::API_ADDR)]
     pub api: SocketAddr,

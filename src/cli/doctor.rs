@@ -33,7 +33,7 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
         group,
         group6,
         port: args.beacons.port,
-        interface: args.interface,
+        interface: args.interface.into_iter().next(),
         api: args.api,
         listen,
     };

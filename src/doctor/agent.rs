@@ -140,7 +140,12 @@ pub fn check_agent(
     }
     // The agent may announce from several addresses (both families, several interfaces).
     let mut addresses = status.interface.split(", ");
-    let first = addresses.clone().next().unwrap_or_default();
+    // Named by its interface where the agent says (an IPv6 address would not do as a flag).
+    let first = status
+        .interfaces
+        .first()
+        .map(|i| i.name.as_str())
+        .unwrap_or_else(|| addresses.clone().next().unwrap_or_default());
     if let Some(probed) = probed.filter(|p| !addresses.any(|a| a == p.to_string())) {
         return Check::not_ok(
             NAME,

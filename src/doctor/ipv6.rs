@@ -20,7 +20,7 @@ pub fn check_dad(interface: &HostInterface) -> Option<Check> {
     let failed: Vec<String> = interface
         .v6
         .iter()
-        .filter(|a| !a.usable() && !a.tentative())
+        .filter(|a| a.dad_failed())
         .map(|a| a.address.to_string())
         .collect();
     let tentative: Vec<String> = interface
@@ -151,7 +151,7 @@ pub fn check_peers6(
         NAME,
         Status::Warn,
         format!(
-            "other nodes were heard over IPv4 on {device}, none over IPv6: the likely cause is MLD snooping on a switch or bridge with no MLD querier, which then forwards IPv6 multicast to no port (their IPv4 beacons still list them)"
+            "other nodes were heard over IPv4 on {device}, none over IPv6 (their IPv4 beacons still list them): either they have no IPv6 on this link or run a peerd older than IPv6, or a switch or bridge with MLD snooping and no MLD querier forwards IPv6 multicast to no port"
         ),
         "on a Linux bridge: `ip link set BRIDGE type bridge mcast_querier 1` (or `mcast_snooping 0`); on a switch, enable an MLD querier or turn MLD snooping off".into(),
     ))
@@ -291,7 +291,8 @@ mod tests {
                 .detail
                 .ends_with("beacons go out from fe80::1 meanwhile")
         );
-        let failed = check_dad(&interface(&[("fe80::1", 0x88)])).expect("a line");
+        // The kernel keeps the tentative flag on an address whose check failed.
+        let failed = check_dad(&interface(&[("fe80::1", 0xc8)])).expect("a line");
         assert_eq!(failed.status, Status::Warn);
         assert!(
             failed.detail.contains("failed duplicate-address detection"),

@@ -52,8 +52,15 @@ impl Inet6 {
         self.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED) == 0
     }
 
+    /// Still being checked: tentative, and not yet failed (the kernel leaves the tentative
+    /// flag on an address whose check failed).
     pub fn tentative(&self) -> bool {
-        self.flags & IFA_F_TENTATIVE != 0
+        self.flags & IFA_F_TENTATIVE != 0 && !self.dad_failed()
+    }
+
+    /// Another host on the link has it: it is never used.
+    pub fn dad_failed(&self) -> bool {
+        self.flags & IFA_F_DADFAILED != 0
     }
 }
 
@@ -143,8 +150,12 @@ pub fn list() -> anyhow::Result<Vec<HostInterface>> {
         }
     }
     // getifaddrs has no DAD state: the kernel's own list of IPv6 addresses does. Without IPv6
-    // in the kernel the file is missing, and the host has no IPv6 addresses.
-    let inet6 = std::fs::read_to_string("/proc/net/if_inet6").unwrap_or_default();
+    // in the kernel the file is missing, and the host has no IPv6 addresses; any other failure
+    // to read it is an error, not a host that lost its IPv6.
+    let inet6 = match std::fs::read_to_string("/proc/net/if_inet6") {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
+        read => read.context("reading /proc/net/if_inet6")?,
+    };
     for (index, name, address) in parse_if_inet6(&inet6) {
         if let Some(interface) = interfaces.iter_mut().find(|i| i.name == name) {
             interface.index = index;

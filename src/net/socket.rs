@@ -1,14 +1,15 @@
 //! The agent's sockets, the one place that touches socket2: per address family, a group socket
-//! (bound to the group, joined on each interface, it hears only the group) and a unicast socket
-//! (every beacon goes out from it, to the group and to targets, and it hears what is sent to
-//! this node). It hands back tokio sockets; sending and receiving belong to the agent.
+//! (joined on each interface; IPv4's is bound to the group and hears only it, IPv6's hears the
+//! port too, and says which each datagram came to) and a unicast socket (beacons go out from
+//! it, to the group and to targets, and it hears what is sent to this node). It hands back
+//! tokio sockets, and sends; receiving belongs to the agent.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 
 use std::os::fd::AsRawFd;
 
 use anyhow::Context;
-use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockRef, Socket, Type};
 
 /// Receive buffer asked for: Linux doubles it for its bookkeeping, and the 2 MiB that results
 /// hold a burst of some 2,000 beacons (about 1 KiB of kernel memory each), so a thousand peers
@@ -26,7 +27,7 @@ pub fn bind_multicast(
     multicast_ttl: u32,
 ) -> anyhow::Result<tokio::net::UdpSocket> {
     let socket = bind_group(IpAddr::V4(group), port)?;
-    join4(&socket, group, interface).with_context(|| {
+    socket.join_multicast_v4(&group, &interface).with_context(|| {
         format!("joining multicast group {group} on interface {interface} (is that address on this host?)")
     })?;
     socket.set_multicast_if_v4(&interface)?;
@@ -35,7 +36,9 @@ pub fn bind_multicast(
 }
 
 /// Binds a UDP socket that receives the IPv6 `group`'s datagrams on the interface with `index`
-/// and sends to it from there: the doctor's IPv6 probe.
+/// and sends to it from there: the doctor's IPv6 probe. Bound to `[group%index]:port`, which
+/// ties it to that interface, so it hears the group there and nothing sent to the port (what
+/// peers answer the probe by unicast is a local agent's, as with IPv4).
 ///
 /// Must be called inside a tokio runtime.
 pub fn bind_multicast6(
@@ -44,13 +47,25 @@ pub fn bind_multicast6(
     index: u32,
     multicast_ttl: u32,
 ) -> anyhow::Result<tokio::net::UdpSocket> {
-    let socket = bind_group_socket(IpAddr::V6(group), port, multicast_ttl)?;
-    join(&socket, IpAddr::V6(group), None, index)
+    let socket = udp_socket(IpAddr::V6(group))?;
+    socket
+        .set_reuse_address(true)
+        .context("setting SO_REUSEADDR")?;
+    socket
+        .set_reuse_port(true)
+        .context("setting SO_REUSEPORT")?;
+    let bind = SocketAddr::V6(std::net::SocketAddrV6::new(group, port, 0, index));
+    socket
+        .bind(&bind.into())
+        .with_context(|| format!("binding UDP {bind}"))?;
+    socket
+        .join_multicast_v6(&group, index)
         .with_context(|| format!("joining multicast group {group} on interface index {index}"))?;
-    SockRef::from(&socket)
+    socket
         .set_multicast_if_v6(index)
         .context("sending to the group from that interface")?;
-    Ok(socket)
+    group_options(&socket, multicast_ttl)?;
+    receiving(socket)
 }
 
 /// Binds the socket that hears `group` (of either family) on `port`, joined on no interface
@@ -213,22 +228,26 @@ pub fn send_from(socket: &tokio::net::UdpSocket, interface: Ipv4Addr) -> std::io
     SockRef::from(socket).set_multicast_if_v4(&interface)
 }
 
-/// Joins `group` (of the socket's family) on an interface: for IPv4 the one holding `address`,
-/// for IPv6 the one with `index`. Returns `Ok(true)` when it was joined now, `Ok(false)` when
-/// the membership already held: one syscall either way, so the agent can re-assert it often
-/// (the kernel drops a membership when its interface goes away, and an interface that comes
-/// back has a new index).
-pub fn join(
-    socket: &tokio::net::UdpSocket,
-    group: IpAddr,
-    address: Option<Ipv4Addr>,
-    index: u32,
-) -> std::io::Result<bool> {
+/// [`send_from`] for IPv6, by the interface's index. A group of link-local scope is sent on
+/// the interface its destination's scope names, but the kernel reads that scope only for such
+/// a group: one of wider scope (`--group ff05::...`) would otherwise go out on one link alone.
+pub fn send_from6(socket: &tokio::net::UdpSocket, index: u32) -> std::io::Result<()> {
+    SockRef::from(socket).set_multicast_if_v6(index)
+}
+
+/// Joins `group` (of the socket's family) on the interface with `index`. Returns `Ok(true)`
+/// when it was joined now, `Ok(false)` when the membership already held: one syscall either
+/// way, so the agent can re-assert it often (the kernel drops a membership when its interface
+/// goes away, and an interface that comes back has a new index). By index in both families:
+/// the kernel keeps an IPv4 membership by its interface too, and an address that moved to
+/// another interface, or changed on this one, would name the wrong membership.
+pub fn join(socket: &tokio::net::UdpSocket, group: IpAddr, index: u32) -> std::io::Result<bool> {
     let socket = SockRef::from(socket);
-    let joined = match (group, address) {
-        (IpAddr::V4(group), Some(address)) => join4(&socket, group, address),
-        (IpAddr::V6(group), _) => socket.join_multicast_v6(&group, index),
-        (IpAddr::V4(_), None) => return Err(std::io::ErrorKind::AddrNotAvailable.into()),
+    let joined = match group {
+        IpAddr::V4(group) => {
+            socket.join_multicast_v4_n(&group, &InterfaceIndexOrAddress::Index(index))
+        }
+        IpAddr::V6(group) => socket.join_multicast_v6(&group, index),
     };
     match joined {
         Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => Ok(false),
@@ -237,21 +256,33 @@ pub fn join(
     }
 }
 
-/// Leaves `group` on an interface the agent no longer uses. An interface that is gone took the
-/// membership with it, so an error is no news.
-pub fn leave(socket: &tokio::net::UdpSocket, group: IpAddr, address: Option<Ipv4Addr>, index: u32) {
+/// Leaves `group` on the interface with `index`, which the agent no longer uses. An interface
+/// that is gone took the membership with it, so an error is no news.
+pub fn leave(socket: &tokio::net::UdpSocket, group: IpAddr, index: u32) {
     let socket = SockRef::from(socket);
-    let _ = match (group, address) {
-        (IpAddr::V4(group), Some(address)) => socket.leave_multicast_v4(&group, &address),
-        (IpAddr::V6(group), _) => socket.leave_multicast_v6(&group, index),
-        (IpAddr::V4(_), None) => Ok(()),
+    let _ = match group {
+        IpAddr::V4(group) => {
+            socket.leave_multicast_v4_n(&group, &InterfaceIndexOrAddress::Index(index))
+        }
+        IpAddr::V6(group) => socket.leave_multicast_v6(&group, index),
     };
 }
 
-/// Joins the IPv4 `group` on the interface holding `interface`. Fails with `AddrInUse`,
-/// changing nothing, while the membership still holds.
-fn join4(socket: &Socket, group: Ipv4Addr, interface: Ipv4Addr) -> std::io::Result<()> {
-    socket.join_multicast_v4(&group, &interface)
+/// Sends `beacon` to `target` on `socket`. A target heard from lately is there: `confirm`
+/// says so as the datagram goes (MSG_CONFIRM), so the kernel keeps its neighbour entry without
+/// asking the link again by ARP or neighbour discovery.
+pub async fn send_to(
+    socket: &tokio::net::UdpSocket,
+    beacon: &[u8],
+    target: SocketAddr,
+    confirm: bool,
+) -> std::io::Result<()> {
+    let flags = if confirm { nix::libc::MSG_CONFIRM } else { 0 };
+    let send = || SockRef::from(socket).send_to_with_flags(beacon, &target.into(), flags);
+    socket
+        .async_io(tokio::io::Interest::WRITABLE, send)
+        .await
+        .map(|_| ())
 }
 
 /// Reads and discards every datagram queued on the socket; returns how many there were.

@@ -3,7 +3,7 @@
 //! counted by reason, and logged at a bounded rate. Driven by explicit instants; the agent's
 //! receiver task reads the socket.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{debug, warn};
@@ -86,9 +86,10 @@ pub struct Receiver {
     targets: Targets,
     /// The link of the group, when the node joins it: unsigned unicast from there is taken.
     /// The networks of the interfaces the node joins the groups on: an address in one is on a
-    /// link, where anyone could send to the group anyway (RFC 6762 section 11's check), as is
-    /// any IPv6 link-local address.
+    /// link, where anyone could send to the group anyway (RFC 6762 section 11's check).
     on_link: Vec<Network>,
+    /// Their indexes: an IPv6 link-local sender is on one of those links when its scope says.
+    on_link_indexes: Vec<u32>,
     /// The newcomer the latest datagram asks to answer, if it does.
     answer: Option<AnswerRequest>,
     /// Where the next list of peers told to a newcomer starts: each tells others, so that
@@ -120,6 +121,7 @@ impl Receiver {
                 now,
             ),
             on_link: Vec::new(),
+            on_link_indexes: Vec::new(),
             answer: None,
             told_from: 0,
         }
@@ -132,9 +134,10 @@ impl Receiver {
     }
 
     /// Takes unsigned unicast beacons from `on_link` too: the networks of the interfaces the
-    /// groups are joined on, which follow the host's.
-    pub fn set_on_link(&mut self, on_link: Vec<Network>) {
+    /// groups are joined on (with `indexes`, theirs), which follow the host's.
+    pub fn set_on_link(&mut self, on_link: Vec<Network>, indexes: Vec<u32>) {
         self.on_link = on_link;
+        self.on_link_indexes = indexes;
     }
 
     /// The unicast targets, to feed with resolver answers and read.
@@ -281,9 +284,13 @@ impl Receiver {
             }
             return true;
         }
-        let on_link = match from.ip() {
-            IpAddr::V6(ip) if ip.is_unicast_link_local() => !self.on_link.is_empty(),
-            ip => self.on_link.iter().any(|link| link.contains(ip)),
+        // A link-local address is on the link its scope names: one of the groups' only if
+        // the agent joined them there (not a container bridge `all` leaves out, say).
+        let on_link = match from {
+            SocketAddr::V6(v6) if v6.ip().is_unicast_link_local() => {
+                self.on_link_indexes.contains(&v6.scope_id())
+            }
+            from => self.on_link.iter().any(|link| link.contains(from.ip())),
         };
         if on_link || self.targets.vouches_for(from) {
             return true;
@@ -751,7 +758,7 @@ mod tests {
         let mut receiver = Receiver::new(&config, OWN, t0).with_own_addresses(vec![at(1)]);
         // The agent joins no interface off the group, so it knows no link.
         if config.multicast {
-            receiver.set_on_link(vec![link]);
+            receiver.set_on_link(vec![link], vec![2]);
         }
         receiver
     }

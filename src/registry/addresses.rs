@@ -64,44 +64,54 @@ impl Others {
         }
     }
 
-    /// A newer beacon heard at `now` from `from`, while `primary` is the peer's address: the
-    /// peer's address after it.
+    /// A newer beacon heard at `now` from `from`, while `primary` is the peer's address, last
+    /// heard at `last_seen` as far as the record says: the peer's address after it.
     ///
-    /// From the primary, or from an address known here whilst the primary is still heard, a
-    /// renewal: the primary stays, so copies arriving over two paths in either order never make
-    /// it flap. From a known address while the primary has not been heard for more than half a
-    /// ttl, a move: the path the primary came by is gone. Half a ttl (17.5 s at the defaults) is
-    /// more than the longest jittered interval (16.5 s), so only a primary that missed a beacon
-    /// is stale, and the move comes with the beacon after (30 s after it was last heard, within
-    /// the 35 s it would be listed anyway). With a ttl under two intervals, which the agent warns
-    /// about, half a ttl can be shorter than an interval, and such a peer may move each time the
-    /// other path's copy comes first. From an address not known here, a move at once, as when a
-    /// node's address changes; the old primary is not kept, as nothing says it is still a path:
-    /// if it is, its next copy brings it back.
+    /// From the primary, a renewal. From another address while the primary is still heard (it
+    /// was, within half a ttl), a renewal too, with `from` noted as another address: copies
+    /// arriving over two paths in either order never make it flap, even when a path's first
+    /// copy is a beacon the other path never carried (an answer sent to this node alone, the
+    /// announcement an address passing DAD brings). Except from an address of the primary's
+    /// family and scope not known here: a node whose address changed, moved at once, its old
+    /// address kept as another while it is still heard. From any address once the primary has
+    /// not been heard for more than half a ttl, a move: the path the primary came by is gone.
+    /// Half a ttl (17.5 s at the defaults) is more than the longest jittered interval (16.5 s),
+    /// so only a primary that missed a beacon is stale, and the move comes with the beacon
+    /// after (30 s after it was last heard, within the 35 s it would be listed anyway). With a
+    /// ttl under two intervals, which the agent warns about, half a ttl can be shorter than an
+    /// interval, and such a peer may move each time the other path's copy comes first.
     pub fn renewal(
         &mut self,
         primary: SocketAddr,
         from: SocketAddr,
         now: u64,
         ttl: Duration,
+        last_seen: u64,
     ) -> SocketAddr {
         self.prune(now, ttl);
         if from == primary {
             self.heard_primary(now);
             return primary;
         }
-        let known = self.heard.iter().position(|h| h.address == from);
-        match known {
-            Some(_) if now.saturating_sub(self.primary_at) <= nanos(ttl / 2) => {
-                self.note(from, now);
-                return primary;
+        let primary_at = if self.heard.is_empty() {
+            last_seen
+        } else {
+            self.primary_at
+        };
+        let fresh = now.saturating_sub(primary_at) <= nanos(ttl / 2);
+        let known = self.heard.iter().any(|h| h.address == from);
+        if fresh && (known || !same_kind(primary, from)) {
+            if self.heard.is_empty() {
+                self.primary_at = primary_at;
             }
-            Some(at) => {
-                self.heard.remove(at);
-            }
-            None => {}
+            self.note(from, now);
+            return primary;
         }
-        // The sender becomes the primary, heard now.
+        // The sender becomes the primary, heard now; a primary still heard stays an address.
+        self.heard.retain(|h| h.address != from);
+        if fresh {
+            self.note(primary, primary_at);
+        }
         if self.heard.is_empty() {
             *self = Others::default();
         } else {
@@ -139,6 +149,16 @@ impl Others {
 }
 
 /// A duration as nanoseconds, saturating (the registry's bounds keep a ttl within an hour).
+/// Both of one family and, for IPv6, of one scope (a link-local address names its link): a
+/// change between them is an address that changed, not another path.
+fn same_kind(a: SocketAddr, b: SocketAddr) -> bool {
+    match (a, b) {
+        (SocketAddr::V4(_), SocketAddr::V4(_)) => true,
+        (SocketAddr::V6(a), SocketAddr::V6(b)) => a.scope_id() == b.scope_id(),
+        _ => false,
+    }
+}
+
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
@@ -159,10 +179,41 @@ mod tests {
         let mut others = Others::default();
         others.copy(at(1), at(2), 0, TTL, 0);
         // Heard exactly half a ttl ago: still a path.
-        assert_eq!(others.renewal(at(1), at(2), 17_500_000_000, TTL), at(1));
-        assert_eq!(others.renewal(at(1), at(2), 17_500_000_001, TTL), at(2));
-        assert!(others.is_empty(), "the old primary is not kept");
+        assert_eq!(others.renewal(at(1), at(2), 17_500_000_000, TTL, 0), at(1));
+        // at(2) was just heard, which is when the primary was compared against: 17.5 s on.
+        assert_eq!(others.renewal(at(1), at(2), 35_000_000_001, TTL, 0), at(2));
+        assert!(others.is_empty(), "the stale primary is not kept");
         assert_eq!(others, Others::default());
+    }
+
+    fn v6(last: u16, scope: u32) -> SocketAddr {
+        SocketAddr::V6(std::net::SocketAddrV6::new(
+            std::net::Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, last),
+            24901,
+            0,
+            scope,
+        ))
+    }
+
+    #[test]
+    fn a_new_beacon_first_heard_over_the_other_family_is_no_move() {
+        // Listed at its IPv4 address (heard at 0, no other address yet); a newer beacon's
+        // IPv6 copy comes first: noted, not a move.
+        let mut others = Others::default();
+        assert_eq!(others.renewal(at(1), v6(1, 2), S, TTL, 0), at(1));
+        assert_eq!(others.heard()[0].address, v6(1, 2));
+        // An address of the primary's kind not known here is a node whose address changed:
+        // a move at once, the old address kept while it is heard.
+        let mut others = Others::default();
+        assert_eq!(others.renewal(at(1), at(9), S, TTL, 0), at(9));
+        assert_eq!(others.heard()[0].address, at(1));
+        // Link-local addresses of two links are two paths, not one changed address.
+        let mut others = Others::default();
+        assert_eq!(others.renewal(v6(1, 2), v6(1, 3), S, TTL, 0), v6(1, 2));
+        // A primary silent for more than half a ttl: any new address takes over.
+        let mut others = Others::default();
+        assert_eq!(others.renewal(at(1), v6(1, 2), 18 * S, TTL, 0), v6(1, 2));
+        assert!(others.is_empty());
     }
 
     #[test]

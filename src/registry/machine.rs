@@ -1378,7 +1378,7 @@ mod tests {
     }
 
     #[test]
-    fn a_beacon_from_an_address_never_heard_moves_the_peer_at_once_and_drops_the_old_one() {
+    fn a_beacon_from_a_new_address_of_its_kind_moves_the_peer_at_once_and_keeps_the_old_one() {
         let t0 = Instant::now();
         let mut reg = Registry::new(TTL, t0);
         let (v4, v6) = (addr(2), v6(2));
@@ -1387,10 +1387,11 @@ mod tests {
             .expect_err("a duplicate");
         let moved = reg.observe(&beacon("a", 1, 1), addr(9), t0 + secs(15));
         assert!(
-            matches!(&moved, Ok(Some(PeerEvent::Moved { peer, old_address })) if *old_address == v4 && peer.address == addr(9) && others(peer) == [v6]),
+            matches!(&moved, Ok(Some(PeerEvent::Moved { peer, old_address })) if *old_address == v4 && peer.address == addr(9) && others(peer) == [v4, v6]),
             "{moved:?}"
         );
-        // It was a path after all: its copy brings it back, and it does not take over.
+        // Heard within half a ttl, the old address is kept; it was a path after all: its copy
+        // refreshes it, and it does not take over.
         assert_eq!(
             reg.observe(&beacon("a", 1, 1), v4, t0 + secs(15) + ms(1)),
             Err(Refusal::Duplicate)

@@ -294,11 +294,20 @@ impl Record {
         epoch: &Epoch,
     ) -> SocketAddr {
         let old_address = self.address();
+        let last_seen = self.last_seen;
         let address = match self.rare.as_deref_mut() {
             Some(rare) => rare
                 .others
-                .renewal(old_address, from, epoch.stamp(now), ttl),
-            None => from, // no other address known: from another, a move
+                .renewal(old_address, from, epoch.stamp(now), ttl, last_seen),
+            // The common renewal: no list to look at, nothing to allocate.
+            None if from == old_address => from,
+            None => self.rare.get_or_insert_with(Box::default).others.renewal(
+                old_address,
+                from,
+                epoch.stamp(now),
+                ttl,
+                last_seen,
+            ),
         };
         if address != old_address {
             self.set_address(address);

@@ -31,26 +31,28 @@ impl ReceiverTask {
         if !self.config.multicast {
             return Vec::new();
         }
-        let selected = self.select();
+        let selected = self.select(sockets).unwrap_or_default();
         selected
             .into_iter()
-            .filter_map(|joined| self.join_on(sockets, joined))
+            .filter_map(|joined| self.join_on(sockets, joined, false))
             .collect()
     }
 
-    /// What `--interface` names now, or the interface picked without it. Remembers what is
-    /// missing, for the log and the health.
-    fn select(&mut self) -> Vec<Joined> {
+    /// What `--interface` names now, or the interface picked without it, in the families there
+    /// is a socket for. Remembers what is missing, for the log and the health. `None` when the
+    /// interfaces cannot be read (out of file descriptors, say): nothing is known to have
+    /// changed, so nothing is left.
+    fn select(&mut self, sockets: &Sockets) -> Option<Vec<Joined>> {
         let host = match host::list() {
             Ok(host) => host,
             Err(err) => {
-                debug!(error = %format!("{err:#}"), "cannot list the interfaces");
-                return Vec::new();
+                warn!(error = %format!("{err:#}"), "cannot read the interfaces; keeping those joined");
+                return None;
             }
         };
         let route = interface::default_route();
         let named = interface::named_addresses();
-        let (selected, missing) = selection::select(
+        let (mut selected, missing) = selection::select(
             &self.config.interfaces,
             &host,
             route.as_deref(),
@@ -61,27 +63,44 @@ impl ReceiverTask {
             .iter()
             .map(|spec| format!("{} (--interface {spec})", spec.missing()))
             .collect();
-        selected
+        // A family without its socket (IPv6 where it could not be opened) is none to join.
+        for joined in &mut selected {
+            if sockets.group4.is_none() {
+                joined.v4 = None;
+            }
+            if sockets.group6.is_none() {
+                joined.v6 = None;
+            }
+        }
+        selected.retain(|j| j.v4.is_some() || j.v6.is_some());
+        Some(selected)
     }
 
-    /// Joins the groups on `joined` in each family it has; a family whose join fails is left
-    /// out (with a warning), and `None` if both were.
-    fn join_on(&self, sockets: &Sockets, mut joined: Joined) -> Option<Joined> {
-        let families = self.families(sockets, &joined);
-        for (group, udp, wanted) in families {
-            if !wanted {
+    /// Joins the groups on `joined` in each family it has (for one `known` already, re-asserts
+    /// them: the kernel drops a membership with an interface that goes away). A family whose
+    /// join fails is left out, with a warning the first time for that interface and family;
+    /// `None` if both were.
+    fn join_on(&mut self, sockets: &Sockets, mut joined: Joined, known: bool) -> Option<Joined> {
+        for (group, udp, wanted) in self.families(sockets, &joined) {
+            let (true, Some(udp)) = (wanted, udp) else {
                 continue;
-            }
-            let outcome = match udp {
-                Some(udp) => socket::join(udp, group, joined.v4, joined.index),
-                None => Err(std::io::ErrorKind::Unsupported.into()),
             };
-            match outcome {
-                Ok(true) => {}
-                Ok(false) => debug!(%group, interface = %joined.name, "already joined"),
+            let failure = (joined.index, group);
+            match socket::join(udp, group, joined.index) {
+                Ok(rejoined) => {
+                    self.join_failed.retain(|f| *f != failure);
+                    if rejoined && known {
+                        info!(%group, interface = %joined.name, "rejoined the multicast group: the interface came back");
+                    }
+                }
                 Err(err) => {
-                    warn!(%group, interface = %joined.name, error = %err,
-                        "cannot join the multicast group on this interface; it goes without this family");
+                    if self.join_failed.contains(&failure) {
+                        debug!(%group, interface = %joined.name, error = %err, "cannot join the multicast group on this interface");
+                    } else {
+                        warn!(%group, interface = %joined.name, error = %err,
+                            "cannot join the multicast group on this interface; it goes without this family, and is tried again as the interfaces change");
+                        self.join_failed.push(failure);
+                    }
                     match group {
                         IpAddr::V4(_) => joined.v4 = None,
                         IpAddr::V6(_) => joined.v6 = None,
@@ -112,9 +131,9 @@ impl ReceiverTask {
         ]
     }
 
-    /// Reads the host's interfaces again, if it is time: joins the groups on those that came,
-    /// leaves them on those that went, re-asserts the membership on the others (the kernel
-    /// drops it with an interface that goes away) and hands the announcer the list if it
+    /// Reads the host's interfaces again, if it is time: leaves the groups on those that went
+    /// (first, in each family no interface of the same index still uses), joins them on those
+    /// that came, re-asserts them on the others, and hands the announcer the list if it
     /// changed.
     pub(super) fn check_interfaces(&mut self, now: Instant) {
         if now < self.interfaces_at || !self.config.multicast {
@@ -124,41 +143,25 @@ impl ReceiverTask {
             return;
         };
         self.interfaces_at = now + self.check_every();
-        let selected = self.select();
-        let mut kept = Vec::new();
-        for joined in selected {
-            let same = self.interfaces.iter().find(|j| j.same_as(&joined));
-            match same {
-                Some(_) => {
-                    let same = joined;
-                    for (group, udp, on) in self.families(&sockets, &same) {
-                        if let (true, Some(udp)) = (on, udp)
-                            && let Ok(true) = socket::join(udp, group, same.v4, same.index)
-                        {
-                            info!(%group, interface = %same.name, "rejoined the multicast group: the interface came back");
-                        }
-                    }
-                    kept.push(same);
+        let Some(selected) = self.select(&sockets) else {
+            return;
+        };
+        for gone in &self.interfaces {
+            let still = selected.iter().filter(|k| k.index == gone.index);
+            let kept = [
+                still.clone().any(|k| k.v4.is_some()),
+                still.clone().any(|k| k.v6.is_some()),
+            ];
+            for ((group, udp, was), kept) in self.families(&sockets, gone).into_iter().zip(kept) {
+                if let (true, false, Some(udp)) = (was, kept, udp) {
+                    socket::leave(udp, group, gone.index);
                 }
-                None => kept.extend(self.join_on(&sockets, joined)),
             }
         }
-        // Left only in the families no interface kept still uses: an interface whose IPv4
-        // address changed keeps its IPv6 membership.
-        for gone in self
-            .interfaces
-            .iter()
-            .filter(|j| !kept.iter().any(|k| k.same_as(j)))
-        {
-            let kept = kept.iter().filter(|k| k.index == gone.index);
-            let v4_kept = kept.clone().any(|k| k.v4 == gone.v4);
-            let v6_kept = kept.clone().any(|k| k.v6.is_some());
-            if let (Some(udp), false) = (&sockets.group4, v4_kept) {
-                socket::leave(udp, IpAddr::V4(self.config.group), gone.v4, gone.index);
-            }
-            if let (Some(udp), Some(_), false) = (&sockets.group6, gone.v6, v6_kept) {
-                socket::leave(udp, IpAddr::V6(self.config.group6), None, gone.index);
-            }
+        let mut kept = Vec::new();
+        for joined in selected {
+            let known = self.interfaces.iter().any(|j| j.same_as(&joined));
+            kept.extend(self.join_on(&sockets, joined, known));
         }
         self.set_interfaces(kept);
     }
@@ -193,7 +196,8 @@ impl ReceiverTask {
             .iter()
             .flat_map(|j| j.networks.iter().copied())
             .collect();
-        self.core.set_on_link(networks);
+        let indexes = joined.iter().map(|j| j.index).collect();
+        self.core.set_on_link(networks, indexes);
         self.interfaces = joined;
         if changed {
             self.link.interfaces.send_replace(self.interfaces.clone());

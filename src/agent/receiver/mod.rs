@@ -63,6 +63,9 @@ pub(super) struct ReceiverTask {
     missing: Vec<String>,
     /// The kernel's word that the interfaces changed; `None` where netlink is not there.
     changes: Option<InterfaceChanges>,
+    /// The interfaces (by index) and groups whose join failed and was warned about: warned
+    /// once, then tried again quietly.
+    join_failed: Vec<(u32, std::net::IpAddr)>,
 }
 
 /// The sockets while they are open, with what the kernel said of them.
@@ -111,6 +114,7 @@ impl ReceiverTask {
             interfaces: Vec::new(),
             interfaces_at: now,
             missing: Vec::new(),
+            join_failed: Vec::new(),
             changes: match InterfaceChanges::subscribe() {
                 Ok(changes) => Some(changes),
                 Err(err) => {

@@ -99,17 +99,28 @@ impl ReceiverTask {
                 None
             }
         };
+        // The port the kernel chose for IPv4 may be taken in IPv6: any other will do there.
+        let unicast6 = |port| match unicast(v6, port) {
+            Err(_) if !fixed && port != 0 => unicast(v6, 0),
+            bound => bound,
+        };
         let (group6, unicast6) = match (config.multicast, fixed) {
             (true, true) => (group6(), None),
-            (true, false) => match unicast(v6, port) {
+            (true, false) => match unicast6(port) {
                 Ok(unicast6) => (group6(), Some(unicast6)),
-                Err(_) => (None, None),
+                Err(err) => {
+                    no_ipv6(&err);
+                    (None, None)
+                }
             },
-            (false, _) => (None, unicast(v6, port).ok()),
+            (false, _) => match unicast6(port) {
+                Ok(unicast6) => (None, Some(unicast6)),
+                Err(err) => {
+                    no_ipv6(&err);
+                    (None, None)
+                }
+            },
         };
-        if group6.is_none() && unicast6.is_none() {
-            debug!("no IPv6 socket: IPv4 only");
-        }
         Ok(Sockets {
             group4,
             group6,
@@ -163,5 +174,19 @@ impl ReceiverTask {
         self.core.stale_dropped(stale);
         self.keeper.backlog(false); // thrown away above
         let _ = self.link.cues.try_send(Cue::Now(now));
+    }
+}
+
+/// Says why the agent goes without IPv6: quietly where the kernel has none, with a warning
+/// where it has but the socket could not be opened.
+fn no_ipv6(err: &anyhow::Error) {
+    let unsupported = err
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
+        .any(|io| io.raw_os_error() == Some(nix::libc::EAFNOSUPPORT));
+    if unsupported {
+        debug!("the kernel has no IPv6: IPv4 only");
+    } else {
+        warn!(error = %format!("{err:#}"), "cannot open the IPv6 unicast socket: IPv4 only");
     }
 }
