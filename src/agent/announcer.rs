@@ -1,4 +1,5 @@
-//! The announcer task: drives the node's [`Announcer`] over the socket the receiver keeps open.
+//! The announcer task: drives the node's [`Announcer`] over the sockets the receiver keeps open,
+//! on each interface it joined.
 //! It owns the schedule alone: first beacon, jittered interval, early answers to the newcomers
 //! the receiver cues, and the goodbye on cancellation.
 

@@ -30,9 +30,10 @@ pub type Socket = Option<Arc<Sockets>>;
 /// The agent's sockets (see `net::socket`), per family.
 #[derive(Debug)]
 pub struct Sockets {
-    /// Hear the IPv4 and the IPv6 group on every interface joined; `None` with
-    /// `--no-multicast`, and the IPv6 one on a host without IPv6.
+    /// Hears the IPv4 group on every interface joined; `None` with `--no-multicast`.
     pub group4: Option<UdpSocket>,
+    /// Hears the IPv6 group on every interface joined, and unicast to `--port`; `None` with
+    /// `--no-multicast`, or where the IPv6 sockets could not be opened.
     pub group6: Option<UdpSocket>,
     /// Every IPv4 beacon goes out from it; it hears what is sent to this node over IPv4.
     pub unicast4: UdpSocket,

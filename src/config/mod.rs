@@ -61,7 +61,7 @@ pub const REPLAY_WINDOW: Duration = Duration::from_secs(60);
 pub const MULTICAST_GROUP: Ipv4Addr = Ipv4Addr::new(239, 255, 49, 1);
 /// The IPv6 group: transient (the 1 in `ff1`) and of link-local scope (the 2), so no router
 /// forwards it off the link whatever the hop limit, as IPv4's TTL 1 keeps beacons on it. The
-/// group id spells the port, 24901.
+/// group id, 2490, is the port's first four digits.
 pub const MULTICAST_GROUP6: Ipv6Addr = Ipv6Addr::new(0xff12, 0, 0, 0, 0, 0, 0, 0x2490);
 /// Below Linux's ephemeral range (32768-60999): an outgoing connection never holds it, so the
 /// agent always gets its port. The API listens on the same number, over TCP.

@@ -1,8 +1,9 @@
 //! `peerd doctor`: why discovery may not work on this host. Each check is a pure function of
 //! what was read or heard; [`run`] gathers those facts. It changes nothing on the host and sends
 //! two beacons: a probe, which peers answer early, and the probe's goodbye.
-//! The checks live in `host` (this host), `hearing` (the group) and `networks` (the peers
-//! maybe on another interface), the report's line in `check`, the probe in `probe`; it may import `api` (the agent's status), `net` and `wire`.
+//! The checks live in `host` (this host), `hearing` (the group), `networks` (the peers
+//! maybe on another interface), `ipv6` (the same over IPv6, and DAD) and `agent` (the local
+//! agent), the report's line in `check`, the probe in `probe`; it may import `api` (the agent's status), `net` and `wire`.
 
 mod agent;
 mod check;

@@ -80,8 +80,7 @@ struct Rare {
     tags: Tags,
     rival: Option<Box<Rival>>,
     first_timestamp: Option<u64>,
-    /// An address that is not IPv4 (the agent's socket is IPv4, so only a caller of the library
-    /// gets here).
+    /// An address that is not IPv4: a peer heard over IPv6 pays this allocation.
     address: Option<SocketAddr>,
     /// The live instance's other addresses, when its beacons reach this node over several paths.
     others: Others,

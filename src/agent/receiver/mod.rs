@@ -1,5 +1,5 @@
 //! The receiver task: the only owner of the registry and the unicast targets. It drives the
-//! node's [`Receiver`] over the two sockets (datagrams in, deadlines swept), keeps them working
+//! node's [`Receiver`] over the sockets (datagrams in, deadlines swept), keeps them working
 //! as the [`Keeper`] says, takes in the resolver's answers, publishes every event through the
 //! funnel and answers the API's queries between datagrams (`queries.rs`); `sockets.rs` opens and
 //! keeps the sockets.
