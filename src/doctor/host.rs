@@ -187,27 +187,36 @@ pub fn check_loopback(
     }
 }
 
-/// The membership check, from `/proc/net/igmp` read while the probe socket had joined.
-pub fn check_igmp(table: Option<&str>, device: &str, group: Ipv4Addr) -> Check {
-    const NAME: &str = "membership";
+/// The membership check, from `/proc/net/igmp` (for an IPv6 group `/proc/net/igmp6`, the
+/// `mld` line) read while the probe socket had joined.
+pub fn check_igmp(table: Option<&str>, device: &str, group: impl Into<IpAddr>) -> Check {
+    let group = group.into();
+    let (name, file, maddr) = match group {
+        IpAddr::V4(_) => ("membership", "/proc/net/igmp", "ip maddr show dev"),
+        IpAddr::V6(_) => ("mld", "/proc/net/igmp6", "ip -6 maddr show dev"),
+    };
     let Some(table) = table else {
         return Check::not_ok(
-            NAME,
+            name,
             Status::Unknown,
-            "/proc/net/igmp is unreadable".into(),
-            format!("ip maddr show dev {device}"),
+            format!("{file} is unreadable"),
+            format!("{maddr} {device}"),
         );
     };
-    if igmp_groups(table, device).contains(&group) {
-        Check::ok(NAME, format!("the kernel lists {group} joined on {device}"))
+    let joined = match group {
+        IpAddr::V4(group) => igmp_groups(table, device).contains(&group),
+        IpAddr::V6(group) => super::ipv6::igmp6_groups(table, device).contains(&group),
+    };
+    if joined {
+        Check::ok(name, format!("the kernel lists {group} joined on {device}"))
     } else {
         Check::not_ok(
-            NAME,
+            name,
             Status::Warn,
             format!(
                 "the kernel lists no membership of {group} on {device}, though the probe joined it"
             ),
-            format!("ip maddr show dev {device}"),
+            format!("{maddr} {device}"),
         )
     }
 }

@@ -1,6 +1,6 @@
 //! The doctor's IPv6 checks of the interface it checks: its addresses past duplicate-address
 //! detection (`dad`), the probe's return on the IPv6 group (`loopback6`, in `host`), the
-//! membership the kernel lists (`mld`) and who was heard over IPv6 (`peers6`), naming
+//! membership the kernel lists (`mld`, in `host`) and who was heard over IPv6 (`peers6`), naming
 //! MLD snooping when IPv4 carries what IPv6 does not. Pure functions of what was read or heard.
 
 use std::net::Ipv6Addr;
@@ -65,34 +65,9 @@ pub fn check_dad(interface: &HostInterface) -> Option<Check> {
     ))
 }
 
-/// The IPv6 membership check, from `/proc/net/igmp6` read while the probe socket had joined.
-pub fn check_igmp6(table: Option<&str>, device: &str, group: Ipv6Addr) -> Check {
-    const NAME: &str = "mld";
-    let Some(table) = table else {
-        return Check::not_ok(
-            NAME,
-            Status::Unknown,
-            "/proc/net/igmp6 is unreadable".into(),
-            format!("ip -6 maddr show dev {device}"),
-        );
-    };
-    if igmp6_groups(table, device).contains(&group) {
-        Check::ok(NAME, format!("the kernel lists {group} joined on {device}"))
-    } else {
-        Check::not_ok(
-            NAME,
-            Status::Warn,
-            format!(
-                "the kernel lists no membership of {group} on {device}, though the probe joined it"
-            ),
-            format!("ip -6 maddr show dev {device}"),
-        )
-    }
-}
-
 /// The groups `/proc/net/igmp6` lists on `device`: a line per membership, `index device group
 /// users flags timer`, the group in 32 hex digits.
-fn igmp6_groups(table: &str, device: &str) -> Vec<Ipv6Addr> {
+pub(super) fn igmp6_groups(table: &str, device: &str) -> Vec<Ipv6Addr> {
     table
         .lines()
         .filter_map(|line| {
@@ -227,7 +202,11 @@ pub fn checks6(facts: &Probe6) -> Vec<Check> {
         facts.listen,
     ));
     if let Ok((heard, igmp6)) = listened {
-        checks.push(check_igmp6(igmp6.as_deref(), device, facts.group));
+        checks.push(super::host::check_igmp(
+            igmp6.as_deref(),
+            device,
+            facts.group,
+        ));
         checks.extend(check_peers6(
             heard,
             facts.probe,
@@ -306,9 +285,18 @@ mod tests {
                      4    eth0            ff120000000000000000000000002490     1 00000004 0\n\
                      5    eth1            ff020000000000000000000000000001     1 0000000C 0\n";
         let group: Ipv6Addr = "ff12::2490".parse().expect("an address");
-        assert_eq!(check_igmp6(Some(table), "eth0", group).status, Status::Ok);
-        assert_eq!(check_igmp6(Some(table), "eth1", group).status, Status::Warn);
-        assert_eq!(check_igmp6(None, "eth0", group).status, Status::Unknown);
+        assert_eq!(
+            crate::doctor::host::check_igmp(Some(table), "eth0", group).status,
+            Status::Ok
+        );
+        assert_eq!(
+            crate::doctor::host::check_igmp(Some(table), "eth1", group).status,
+            Status::Warn
+        );
+        assert_eq!(
+            crate::doctor::host::check_igmp(None, "eth0", group).status,
+            Status::Unknown
+        );
     }
 
     fn heard(hostname: &str, instance: u64) -> Heard {

@@ -26,7 +26,7 @@ pub fn bind_multicast(
     interface: Ipv4Addr,
     multicast_ttl: u32,
 ) -> anyhow::Result<tokio::net::UdpSocket> {
-    let socket = bind_group(IpAddr::V4(group), port)?;
+    let socket = bind_group(SocketAddr::new(group.into(), port))?;
     socket.join_multicast_v4(&group, &interface).with_context(|| {
         format!("joining multicast group {group} on interface {interface} (is that address on this host?)")
     })?;
@@ -47,17 +47,8 @@ pub fn bind_multicast6(
     index: u32,
     multicast_ttl: u32,
 ) -> anyhow::Result<tokio::net::UdpSocket> {
-    let socket = udp_socket(IpAddr::V6(group))?;
-    socket
-        .set_reuse_address(true)
-        .context("setting SO_REUSEADDR")?;
-    socket
-        .set_reuse_port(true)
-        .context("setting SO_REUSEPORT")?;
     let bind = SocketAddr::V6(std::net::SocketAddrV6::new(group, port, 0, index));
-    socket
-        .bind(&bind.into())
-        .with_context(|| format!("binding UDP {bind}"))?;
+    let socket = bind_group(bind)?;
     socket
         .join_multicast_v6(&group, index)
         .with_context(|| format!("joining multicast group {group} on interface index {index}"))?;
@@ -84,9 +75,9 @@ pub fn bind_group_socket(
     multicast_ttl: u32,
 ) -> anyhow::Result<tokio::net::UdpSocket> {
     let socket = match group {
-        IpAddr::V4(_) => bind_group(group, port)?,
+        IpAddr::V4(_) => bind_group(SocketAddr::new(group, port))?,
         IpAddr::V6(_) => {
-            let socket = bind_group(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port)?;
+            let socket = bind_group(SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port))?;
             nix::sys::socket::setsockopt(
                 &socket,
                 nix::sys::socket::sockopt::Ipv6RecvPacketInfo,
@@ -101,8 +92,9 @@ pub fn bind_group_socket(
     receiving(socket)
 }
 
-fn bind_group(group: IpAddr, port: u16) -> anyhow::Result<Socket> {
-    let socket = udp_socket(group)?;
+/// A socket bound to `bind` that several agents on one host may bind the same.
+fn bind_group(bind: SocketAddr) -> anyhow::Result<Socket> {
+    let socket = udp_socket(bind.ip())?;
     // SO_REUSEADDR is what lets several agents (any user's) share the port on Linux, and each
     // still gets every group datagram. SO_REUSEPORT adds sharing with programs that set only it
     // (the BSD habit for multicast receivers); Linux allows that only between sockets of the
@@ -113,7 +105,6 @@ fn bind_group(group: IpAddr, port: u16) -> anyhow::Result<Socket> {
     socket
         .set_reuse_port(true)
         .context("setting SO_REUSEPORT")?;
-    let bind = SocketAddr::new(group, port);
     socket
         .bind(&bind.into())
         .with_context(|| format!("binding UDP {bind}"))?;
