@@ -2,7 +2,7 @@
 //! membership, rp_filter, the route and Docker (the local agent's are `agent.rs`'s). Each is a pure function of what was
 //! read or heard, returning one line of the report; gathering the facts is `doctor`'s job.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use super::check::{Check, Status};
@@ -205,7 +205,7 @@ pub fn check_igmp(table: Option<&str>, device: &str, group: impl Into<IpAddr>) -
     };
     let joined = match group {
         IpAddr::V4(group) => igmp_groups(table, device).contains(&group),
-        IpAddr::V6(group) => super::ipv6::igmp6_groups(table, device).contains(&group),
+        IpAddr::V6(group) => igmp6_groups(table, device).contains(&group),
     };
     if joined {
         Check::ok(name, format!("the kernel lists {group} joined on {device}"))
@@ -240,6 +240,20 @@ fn igmp_groups(table: &str, device: &str) -> Vec<Ipv4Addr> {
         }
     }
     groups
+}
+
+/// The groups `/proc/net/igmp6` lists on `device`: a line per membership, `index device group
+/// users flags timer`, the group in 32 hex digits.
+fn igmp6_groups(table: &str, device: &str) -> Vec<Ipv6Addr> {
+    table
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (&name, &group) = (fields.get(1)?, fields.get(2)?);
+            let group = u128::from_str_radix(group, 16).ok()?;
+            (name == device).then(|| Ipv6Addr::from(group))
+        })
+        .collect()
 }
 
 /// The reverse-path filter, from `/proc/sys/net/ipv4/conf/{all,DEVICE}/rp_filter`: the kernel

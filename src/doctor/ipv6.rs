@@ -65,20 +65,6 @@ pub fn check_dad(interface: &HostInterface) -> Option<Check> {
     ))
 }
 
-/// The groups `/proc/net/igmp6` lists on `device`: a line per membership, `index device group
-/// users flags timer`, the group in 32 hex digits.
-pub(super) fn igmp6_groups(table: &str, device: &str) -> Vec<Ipv6Addr> {
-    table
-        .lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let (&name, &group) = (fields.get(1)?, fields.get(2)?);
-            let group = u128::from_str_radix(group, 16).ok()?;
-            (name == device).then(|| Ipv6Addr::from(group))
-        })
-        .collect()
-}
-
 /// Who was heard over IPv6, besides the probe and the local agent (`local_agent`). Nobody over
 /// IPv6 while others were heard over IPv4 (`others_v4`) is the mark of MLD snooping: a switch
 /// or bridge that forwards IPv6 multicast only to ports that reported a membership, which it
