@@ -143,6 +143,9 @@ impl Others {
             self.heard.remove(at);
         } else if self.heard.len() >= MAX_OTHER_ADDRESSES {
             self.heard.pop();
+        } else if self.heard.capacity() == 0 {
+            // Room for the most at once: a first push would reserve four, a third more.
+            self.heard.reserve_exact(MAX_OTHER_ADDRESSES);
         }
         self.heard.insert(0, Heard { address, at: now });
     }
@@ -202,6 +205,11 @@ mod tests {
         let mut others = Others::default();
         assert_eq!(others.renewal(at(1), v6(1, 2), S, TTL, 0), at(1));
         assert_eq!(others.heard()[0].address, v6(1, 2));
+        assert_eq!(
+            others.heard.capacity(),
+            MAX_OTHER_ADDRESSES,
+            "room for the most, no more"
+        );
         // An address of the primary's kind not known here is a node whose address changed:
         // a move at once, the old address kept while it is heard.
         let mut others = Others::default();
