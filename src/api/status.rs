@@ -337,7 +337,7 @@ impl AgentStatus {
             instance: format_instance(instance),
             group: config.group_addr().to_string(),
             interface: interface_line(config, &figures.interfaces),
-            group6: format!("[{}]:{}", config.group6, config.port),
+            group6: config.group6_addr(0).to_string(),
             interfaces: figures.interfaces.iter().map(InterfaceInfo::from).collect(),
             interval_ms: millis(config.interval),
             ttl_ms: millis(config.ttl),

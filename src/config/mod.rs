@@ -185,7 +185,7 @@ impl Config {
 
     /// The groups, for logs: `239.255.49.1:24901, [ff12::2490]:24901`.
     pub fn groups(&self) -> String {
-        format!("{}, [{}]:{}", self.group_addr(), self.group6, self.port)
+        format!("{}, {}", self.group_addr(), self.group6_addr(0))
     }
 
     /// Checks the constraints documented on each field.

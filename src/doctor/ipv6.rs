@@ -169,6 +169,8 @@ pub struct Probe6<'a> {
     pub local_agent: Option<u64>,
     /// Other nodes were heard over IPv4; `None` where IPv4 was not checked (no IPv4 address).
     pub others_v4: Option<bool>,
+    /// The IPv4 probe came back: discovery works over IPv4 whatever IPv6 does.
+    pub ipv4_hears: bool,
 }
 
 /// Every IPv6 line for the interface checked: `dad`, then, if a probe went out, `loopback6`,
@@ -180,13 +182,21 @@ pub fn checks6(facts: &Probe6) -> Vec<Check> {
         return checks;
     };
     let heard = listened.as_ref().map(|(heard, _)| heard.as_slice());
-    checks.push(super::host::check_loopback(
+    let mut loopback = super::host::check_loopback(
         heard.map_err(String::as_str),
         facts.probe,
         facts.group,
         facts.port,
         facts.listen,
-    ));
+    );
+    // Beside an IPv4 that hears, a lost IPv6 probe is a warning, not a failure.
+    if facts.ipv4_hears && loopback.status == Status::Fail {
+        loopback.status = Status::Warn;
+        loopback
+            .detail
+            .push_str(" (IPv4 carries discovery meanwhile)");
+    }
+    checks.push(loopback);
     if let Ok((heard, igmp6)) = listened {
         checks.push(super::host::check_igmp(
             igmp6.as_deref(),
@@ -207,28 +217,8 @@ pub fn checks6(facts: &Probe6) -> Vec<Check> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::host::Inet6;
+    use crate::net::host::tests::interface;
     use crate::wire::beacon::Beacon;
-
-    fn interface(v6: &[(&str, u32)]) -> HostInterface {
-        HostInterface {
-            name: "eth0".into(),
-            index: 2,
-            up: true,
-            running: true,
-            multicast: true,
-            loopback: false,
-            v4: Vec::new(),
-            v6: v6
-                .iter()
-                .map(|(a, flags)| Inet6 {
-                    address: a.parse().expect("an address"),
-                    prefix: 64,
-                    flags: *flags,
-                })
-                .collect(),
-        }
-    }
 
     #[test]
     fn dad_says_which_addresses_wait_and_whether_beacons_can_go_out_meanwhile() {

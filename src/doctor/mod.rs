@@ -140,7 +140,7 @@ pub async fn run(options: &Options) -> Vec<Check> {
             None => None,
         }
     };
-    let six = |listened: Option<&ipv6::Listened>, others_v4| {
+    let six = |listened: Option<&ipv6::Listened>, others_v4, ipv4_hears| {
         checked.map_or_else(Vec::new, |interface| {
             ipv6::checks6(&ipv6::Probe6 {
                 interface,
@@ -151,6 +151,7 @@ pub async fn run(options: &Options) -> Vec<Check> {
                 probe,
                 local_agent,
                 others_v4,
+                ipv4_hears,
             })
         })
     };
@@ -160,7 +161,7 @@ pub async fn run(options: &Options) -> Vec<Check> {
             // IPv6 alone: its lines stand for the IPv4 ones, which have nothing to check.
             checks[0] = ipv6::check_interface6(interface, &why);
             let listened6 = listen6.await;
-            checks.extend(six(listened6.as_ref(), None));
+            checks.extend(six(listened6.as_ref(), None, false));
             checks.push(check_agent(
                 status.as_ref().map_err(String::as_str),
                 None,
@@ -220,18 +221,10 @@ pub async fn run(options: &Options) -> Vec<Check> {
     let others_heard = listened
         .as_ref()
         .is_ok_and(|(heard, _)| others_heard(heard, probe, local_agent));
-    let mut six = six(listened6.as_ref(), Some(others_heard));
-    // Discovery still works over IPv4: an IPv6 probe lost beside it is a warning, not a failure.
     let ipv4_hears = checks
         .iter()
         .any(|c| c.check == "loopback" && c.status == Status::Ok);
-    for check in six.iter_mut().filter(|c| c.check == "loopback6") {
-        if ipv4_hears && check.status == Status::Fail {
-            check.status = Status::Warn;
-            check.detail.push_str(" (IPv4 carries discovery meanwhile)");
-        }
-    }
-    checks.extend(six);
+    checks.extend(six(listened6.as_ref(), Some(others_heard), ipv4_hears));
     let probed = Interface {
         name: device,
         address,

@@ -190,7 +190,7 @@ pub fn parse_if_inet6(text: &str) -> Vec<(u32, &str, Inet6)> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -216,7 +216,8 @@ mod tests {
         assert!(tentative.tentative() && !tentative.usable());
     }
 
-    fn interface(v6: &[(&str, u32)]) -> HostInterface {
+    /// eth0 (index 2), up with carrier and multicast, with the IPv6 addresses and flags given.
+    pub(crate) fn interface(v6: &[(&str, u32)]) -> HostInterface {
         HostInterface {
             name: "eth0".into(),
             index: 2,
@@ -228,7 +229,7 @@ mod tests {
             v6: v6
                 .iter()
                 .map(|(a, flags)| Inet6 {
-                    address: a.parse().unwrap(),
+                    address: a.parse().expect("an address"),
                     prefix: 64,
                     flags: *flags,
                 })

@@ -50,8 +50,12 @@ impl ReceiverTask {
                 return None;
             }
         };
-        let route = interface::default_route();
-        let named = interface::named_addresses();
+        // The default rule's inputs, read only where it applies: two files and the hostname
+        // at each reading would be wasted on an agent told its interfaces.
+        let (route, named) = match self.config.interfaces.is_empty() {
+            true => (interface::default_route(), interface::named_addresses()),
+            false => (None, Vec::new()),
+        };
         let (mut selected, missing) = selection::select(
             &self.config.interfaces,
             &host,
