@@ -10,8 +10,8 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use peerd::agent::events::Funnel;
 use peerd::config::{Config, MAX_PEERS};
+use peerd::engine::funnel::Funnel;
 use peerd::node::{Heard, Receiver};
 use peerd::registry::PeerEvent;
 use peerd::wire::auth::Keyring;
@@ -120,13 +120,16 @@ fn publish(c: &mut Criterion) {
         .collect();
     assert_eq!(joined.len(), PEERS);
     let mut funnel = Funnel::default();
-    for event in joined.iter().take(peerd::agent::events::LOG_BURST as usize) {
-        funnel.publish(event, t0, wall);
+    for event in joined
+        .iter()
+        .take(peerd::engine::funnel::LOG_BURST as usize)
+    {
+        funnel.publish(event, t0);
     }
     let mut next = 0;
     c.bench_function("publish/joined", |b| {
         b.iter(|| {
-            funnel.publish(&joined[next], t0, wall);
+            funnel.publish(&joined[next], t0);
             next = (next + 1) % PEERS;
         });
     });

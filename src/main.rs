@@ -1,10 +1,8 @@
-//! The `peerd` binary: the command line in `cli` (src/cli/) parses the flags, sets up logging
-//! and signals, binds sockets, and hands over to the library. No domain logic lives here.
+//! The `peerd` binary: all of it is the library's `cli` module (feature `agent`), which parses
+//! the flags and runs the subcommand over the library's public API.
 
 use std::process::ExitCode;
 
-mod cli;
-
 fn main() -> ExitCode {
-    cli::main()
+    peerd::cli::main()
 }

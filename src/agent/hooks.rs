@@ -8,19 +8,19 @@ use std::path::{Path, PathBuf};
 use std::pin::pin;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Child;
-use tokio::sync::broadcast::{self, error::RecvError};
 use tracing::{debug, warn};
 
 use super::hook_output::{self, Capture};
-use crate::api::{HookCounts, PeerChange};
-use crate::clock::now;
+use crate::api::{HookCounters, PeerChange};
+use crate::clock::{now, wall_now};
+use crate::{Change, Changes};
 use crate::throttle::Throttle;
 
 /// Hook warnings logged per [`WARN_WINDOW`]: the failures of a few hooks, or of one in a few
@@ -35,50 +35,33 @@ pub const WARN_WINDOW: Duration = Duration::from_secs(10);
 /// with the pipes open holds up each run this long, not until it exits.
 const OUTPUT_GRACE: Duration = Duration::from_millis(100);
 
-/// What the hooks have done since the agent started; read by `/v1/status`.
-#[derive(Debug, Default)]
-pub struct HookCounters {
-    runs: AtomicU64,
-    failures: AtomicU64,
-    timeouts: AtomicU64,
-    dropped: AtomicU64,
-}
-
-impl HookCounters {
-    pub fn snapshot(&self) -> HookCounts {
-        HookCounts {
-            runs: self.runs.load(Ordering::Relaxed),
-            failures: self.failures.load(Ordering::Relaxed),
-            timeouts: self.timeouts.load(Ordering::Relaxed),
-            dropped: self.dropped.load(Ordering::Relaxed),
-        }
-    }
-}
-
-/// Runs every program in `programs` for each event `events` brings, until it closes. The
-/// receiver is the queue: it holds the events published while a hook runs, up to the funnel's
-/// bound, and past it the oldest are dropped and counted.
+/// Runs every program in `programs` for each event `changes` brings, until it ends. The
+/// subscription is the queue: it holds the events published while a hook runs, up to its
+/// bound, and past it they are dropped and counted. Snapshots run nothing: the subscription is
+/// taken before the instance runs, so its first is empty, and the one after a fall behind is
+/// no event.
 pub async fn run(
     programs: Vec<PathBuf>,
     timeout: Duration,
-    mut events: broadcast::Receiver<Arc<PeerChange>>,
+    mut changes: Changes,
     counters: Arc<HookCounters>,
 ) {
     let mut warnings = Warnings::default();
     loop {
         let summary_at = warnings.summary_due();
         let received = tokio::select! {
-            received = events.recv() => received,
+            received = changes.next() => received,
             () = tokio::time::sleep_until(summary_at.unwrap_or_else(now).into()),
                 if summary_at.is_some() => {
                 warnings.flush(now());
                 continue;
             }
         };
-        let change = match received {
-            Ok(change) => change,
-            Err(RecvError::Closed) => return,
-            Err(RecvError::Lagged(missed)) => {
+        let event = match received {
+            Some(Change::Event(event)) => event,
+            Some(Change::Snapshot(_)) => continue,
+            None => return,
+            Some(Change::Lagged { missed }) => {
                 counters.dropped.fetch_add(missed, Ordering::Relaxed);
                 if warnings.admit(Trouble::Dropped(missed), now()) {
                     warn!(
@@ -89,8 +72,9 @@ pub async fn run(
                 continue;
             }
         };
+        let change = PeerChange::new(&event, now(), wall_now());
         // Once per event, however many programs read it.
-        let json = serde_json::to_vec(&*change).expect("a peer change serializes to JSON");
+        let json = serde_json::to_vec(&change).expect("a peer change serializes to JSON");
         for program in &programs {
             run_one(program, &change, &json, timeout, &counters, &mut warnings).await;
         }

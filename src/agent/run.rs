@@ -1,106 +1,69 @@
-//! Starting the agent: its two tasks (announcer and receiver, joined only by `link`), the hooks,
-//! the API and the metrics listener, all under one cancellation token.
+//! Running the agent: a [`Discovery`] instance, and around it the hooks, the HTTP API, the
+//! metrics listener and systemd's notifications, all under one cancellation token. It reaches
+//! the instance through the library's public API only.
 
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, info, info_span};
 
-use super::announcer::AnnouncerTask;
-use super::events::Funnel;
-use super::hooks::{self, HookCounters};
-use super::link;
-use super::notify::Notifier;
-use super::receiver::ReceiverTask;
+use super::hooks;
+use crate::api::HookCounters;
+use super::notify::{self, Notifier};
 use crate::api::routes::{self, ApiState};
 use crate::api::server::{self, ApiCounters};
-use crate::clock::{now, wall_now};
-use std::net::SocketAddr;
-
-use super::resolver;
-use crate::config::{Config, Target};
-use crate::net::interface;
-use crate::node::{Announcer, Receiver};
-use crate::wire::beacon::format_instance;
+use crate::clock::wall_now;
+use crate::{Builder, Discovery};
 
 /// The most connections the `--metrics` listener keeps open: a scraper or two, each with a
 /// connection kept alive between scrapes, with room for a curl by hand.
 const METRICS_CONNECTIONS: usize = 16;
-/// Queries waiting for the receiver: the API's handlers wait their turn beyond it.
-const QUERIES: usize = 16;
-/// Resolver answers waiting for the receiver: one per name, read at once.
-const RESOLVED: usize = 4;
 
-/// This node's own unicast addresses, which are never its targets: every address of the host
-/// on the port the others target. (A headless Service or a Compose service names this node
-/// too.)
-fn own_addresses(config: &Config) -> Vec<SocketAddr> {
-    interface::local_addresses()
-        .into_iter()
-        .map(|ip| SocketAddr::new(ip, config.port))
-        .collect()
+/// What the agent adds to a discovery instance.
+#[derive(Debug)]
+pub struct AgentParts {
+    /// The local HTTP API's listener, taken bound so tests can use port 0.
+    pub api: TcpListener,
+    /// Serves `/metrics` and `/healthz` only (`--metrics`).
+    pub metrics: Option<TcpListener>,
+    /// Programs run for each peer event, in this order.
+    pub hooks: Vec<PathBuf>,
+    /// How long a hook may run before it is killed.
+    pub hook_timeout: Duration,
+    /// Under systemd: hears `READY=1` once the sockets first open, `WATCHDOG=1` each time the
+    /// instance answers a status query at the watchdog's interval, `STOPPING=1` before the
+    /// goodbye.
+    pub notifier: Option<Notifier>,
 }
 
-/// What `--interface` names, for the log: `eth0, fd00::/64`, or how one is picked.
-fn interfaces_given(config: &Config) -> String {
-    let given: Vec<String> = config.interfaces.iter().map(ToString::to_string).collect();
-    match given.is_empty() {
-        true => "the one picked (see the next line)".to_owned(),
-        false => given.join(", "),
-    }
-}
-
-/// Runs the agent until `shutdown` is cancelled, then sends a goodbye beacon and returns.
+/// Runs the agent until `shutdown` is cancelled, then says goodbye and returns.
 ///
-/// `api` is the bound listener of the local HTTP API, taken bound so tests can use port 0;
-/// `metrics`, if given, serves `/metrics` and `/healthz` only (`--metrics`).
-/// The multicast socket for `config` is opened by the receiver, and opened again whenever it
-/// fails: an interface whose address is not there yet (a container whose network comes up
-/// late) is retried with backoff, while the API already answers.
-///
-/// `notifier`, under systemd, hears `READY=1` once the socket first joins the group, a
-/// `WATCHDOG=1` from the receiver's loop at its interval, and `STOPPING=1` before the goodbye.
+/// The instance is spawned, not started: when its sockets cannot open yet (an interface that
+/// comes up late), they are retried while the API already answers and says why.
 pub async fn run(
-    config: Config,
-    api: TcpListener,
-    metrics: Option<TcpListener>,
-    notifier: Option<Notifier>,
+    discovery: Builder,
+    parts: AgentParts,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    config.validate()?;
-    let config = Arc::new(config);
-    let (started, started_wall) = (now(), wall_now());
-    let instance = fastrand::u64(..);
-    let api_addr = api.local_addr().context("reading the API address")?;
-    info!(
-        hostname = %config.name,
-        instance = %format_instance(instance),
-        groups = %config.groups(),
-        interfaces = %interfaces_given(&config),
-        api = %api_addr,
-        interval = %humantime::format_duration(config.interval),
-        ttl = %humantime::format_duration(config.ttl),
-        "agent started"
-    );
-    if config.ttl_is_tight() {
-        warn!(
-            "ttl is under twice the jittered interval: one lost beacon will expire this node at its peers"
-        );
-    }
+    let settings = Arc::new(discovery.settings()?);
+    let started_wall = wall_now();
+    let discovery = Arc::new(discovery.spawn()?);
+    let api_addr = parts.api.local_addr().context("reading the API address")?;
+    info!(api = %api_addr, "agent started");
 
     let tracker = TaskTracker::new();
-    let funnel = Funnel::default();
     let hook_counters = Arc::new(HookCounters::default());
-    if !config.hooks.is_empty() {
-        // Subscribed before the receiver runs, so the peers found at start-up fire `joined` too.
+    if !parts.hooks.is_empty() {
+        // Subscribed before the instance runs, so the peers found at start-up fire `joined`.
         let run = hooks::run(
-            config.hooks.clone(),
-            config.hook_timeout,
-            funnel.subscribe(),
+            parts.hooks,
+            parts.hook_timeout,
+            discovery.subscribe(),
             Arc::clone(&hook_counters),
         );
         let hooks_shutdown = shutdown.clone();
@@ -115,62 +78,24 @@ pub async fn run(
             .instrument(info_span!("hooks")),
         );
     }
-
-    let notifier = notifier.map(Arc::new);
-    let (receiver_side, announcer_side) = link::link();
-    let (queries, query_rx) = mpsc::channel(QUERIES);
-    let (resolved, resolved_rx) = mpsc::channel(RESOLVED);
-    let core = Receiver::new(&config, instance, started).with_own_addresses(own_addresses(&config));
-    let names: Vec<Target> = core
-        .targets()
-        .names()
-        .iter()
-        .map(|name| name.target.clone())
-        .collect();
-    if config.has_targets() {
-        info!(peers_dns = ?config.peers_dns.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            peers = ?config.peers.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            multicast = config.multicast,
-            resolve_interval = %humantime::format_duration(config.resolve_interval),
-            "beaconing to unicast targets too");
+    let notifier = parts.notifier.map(Arc::new);
+    if let Some(notifier) = &notifier {
+        tracker.spawn(notify_systemd(
+            Arc::clone(notifier),
+            Arc::clone(&discovery),
+            shutdown.clone(),
+        ));
     }
-    tracker.spawn(resolver::run(
-        names,
-        config.resolve_interval,
-        resolved,
-        shutdown.clone(),
-    ));
-    let mut receiver = ReceiverTask::new(
-        core,
-        Arc::clone(&config),
-        receiver_side,
-        funnel,
-        hook_counters,
-        notifier.clone(),
-        started,
-    );
-    receiver.open_first(started);
-    let announcer = AnnouncerTask::new(
-        Announcer::new(&config, instance, fastrand::u64(..), started),
-        Arc::clone(&config),
-        announcer_side,
-        notifier,
-    );
-    // Not in spans: the receiver is polled for every datagram and timer, and entering and
-    // leaving a span on each poll was a seventh of an idle agent's CPU (bin/bench-lan's
-    // profile). Their lines name their modules instead.
-    tracker.spawn(receiver.run(query_rx, resolved_rx, shutdown.clone()));
-    tracker.spawn(announcer.run(shutdown.clone()));
 
     let api_counters = Arc::new(ApiCounters::default());
     let state = ApiState {
-        queries,
-        config,
-        instance,
+        discovery: Arc::clone(&discovery),
+        settings,
         counters: Arc::clone(&api_counters),
+        hooks: hook_counters,
         started: started_wall,
     };
-    if let Some(listener) = metrics {
+    if let Some(listener) = parts.metrics {
         let addr = listener
             .local_addr()
             .context("reading the metrics address")?;
@@ -187,12 +112,52 @@ pub async fn run(
     }
     // It returns within its shutdown grace of the cancellation, whatever clients hold open.
     let server = tracker.spawn(
-        server::serve(api, routes::router(state), api_counters, shutdown.clone())
-            .instrument(info_span!("api")),
+        server::serve(
+            parts.api,
+            routes::router(state),
+            api_counters,
+            shutdown.clone(),
+        )
+        .instrument(info_span!("api")),
     );
     tracker.close();
+    shutdown.cancelled().await;
+    if let Some(notifier) = &notifier {
+        notifier.send(notify::STOPPING);
+    }
+    discovery.shutdown().await;
     server.await.context("the API task panicked")?;
     tracker.wait().await;
     info!("agent stopped");
     Ok(())
+}
+
+/// `READY=1` once the sockets first open, then, if the manager asked for them, `WATCHDOG=1`
+/// at its interval whenever the instance answers a status query within it: only a receive
+/// loop that keeps turning keeps the service alive.
+async fn notify_systemd(
+    notifier: Arc<Notifier>,
+    discovery: Arc<Discovery>,
+    shutdown: CancellationToken,
+) {
+    tokio::select! {
+        _ = shutdown.cancelled() => return,
+        () = discovery.opened() => notifier.send(notify::READY),
+    };
+    let Some(interval) = notifier.watchdog() else {
+        return;
+    };
+    loop {
+        let answered = tokio::time::timeout(interval, discovery.status());
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            answered = answered => if matches!(answered, Ok(Ok(_))) {
+                notifier.send(notify::WATCHDOG);
+            },
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+    }
 }

@@ -10,44 +10,51 @@ use axum::extract::{FromRef, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use tokio::sync::mpsc;
 
 use super::metrics::{self, METRICS_PATH};
-use super::query::{ApiError, Query, ask};
 use super::server::ApiCounters;
 use super::status::{AgentStatus, NotSendingInfo};
 use super::types::PeerInfo;
 use super::{page, stream};
+use super::types::HookCounters;
+use crate::clock::{now, wall_now};
 use crate::config::Config;
+use crate::{Discovery, Status};
 
 pub const PEERS_PATH: &str = "/v1/peers";
 pub const STATUS_PATH: &str = "/v1/status";
 pub const HEALTH_PATH: &str = "/healthz";
 pub const EVENTS_PATH: &str = "/v1/events";
 
-/// What the handlers are given: the way to the registry's owner, and what the status adds to
-/// its figures.
+/// A handler's failure: the status and a one-line body.
+pub(crate) type ApiError = (StatusCode, &'static str);
+
+pub(crate) const UNAVAILABLE: ApiError =
+    (StatusCode::SERVICE_UNAVAILABLE, "agent is shutting down\n");
+
+/// What the handlers are given: the discovery instance, and what the status adds to its
+/// figures.
 #[derive(Debug, Clone)]
 pub struct ApiState {
-    pub queries: mpsc::Sender<Query>,
-    /// The agent's settings: the status names them.
-    pub config: Arc<Config>,
-    /// The agent's instance id.
-    pub instance: u64,
+    pub discovery: Arc<Discovery>,
+    /// The instance's settings: the status names them.
+    pub settings: Arc<Config>,
     /// The API's own counts, which the status shows (the `--metrics` listener counts apart).
     pub counters: Arc<ApiCounters>,
+    /// What the hooks did.
+    pub hooks: Arc<HookCounters>,
     /// When the agent started, by the wall clock: read once, so the metric never moves.
     pub started: SystemTime,
 }
 
-// Handlers that need only the queries take only them.
-impl FromRef<ApiState> for mpsc::Sender<Query> {
+// Handlers that need only the instance take only it.
+impl FromRef<ApiState> for Arc<Discovery> {
     fn from_ref(state: &ApiState) -> Self {
-        state.queries.clone()
+        Arc::clone(&state.discovery)
     }
 }
 
-/// The routes, served over `state.queries` to the registry's owner.
+/// The routes, served over `state.discovery`.
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route(PEERS_PATH, get(peers))
@@ -71,18 +78,22 @@ pub fn metrics_router(state: ApiState) -> Router {
 }
 
 async fn peers(
-    State(queries): State<mpsc::Sender<Query>>,
+    State(discovery): State<Arc<Discovery>>,
 ) -> Result<Json<Vec<PeerInfo>>, ApiError> {
-    ask(&queries, Query::Peers).await.map(Json)
+    let peers = discovery.peers().await.map_err(|_| UNAVAILABLE)?;
+    let (now, wall_now) = (now(), wall_now());
+    let peers = peers.iter().map(|peer| PeerInfo::new(peer, now, wall_now));
+    Ok(Json(peers.collect()))
 }
 
 async fn agent_status(state: &ApiState) -> Result<AgentStatus, ApiError> {
-    let figures = ask(&state.queries, Query::Status).await?;
+    let figures = state.discovery.status().await.map_err(|_| UNAVAILABLE)?;
     let api = state.counters.snapshot();
     Ok(AgentStatus::new(
-        &state.config,
-        state.instance,
+        &state.settings,
+        state.discovery.instance(),
         &figures,
+        state.hooks.snapshot(),
         api,
     ))
 }
@@ -108,11 +119,19 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 /// does not go unnoticed either way: the release build aborts on panic, and in a debug build
 /// the query channel closes and this answers 503.)
 async fn health(
-    State(queries): State<mpsc::Sender<Query>>,
+    State(discovery): State<Arc<Discovery>>,
+) -> Result<&'static str, (StatusCode, String)> {
+    healthy(tokio::time::timeout(HEALTH_TIMEOUT, discovery.status()).await)
+}
+
+/// The health check's answer, given how the status query went.
+fn healthy(
+    answered: Result<Result<Status, crate::Error>, tokio::time::error::Elapsed>,
 ) -> Result<&'static str, (StatusCode, String)> {
     let unavailable = |message: String| (StatusCode::SERVICE_UNAVAILABLE, message);
-    let figures = match tokio::time::timeout(HEALTH_TIMEOUT, ask(&queries, Query::Status)).await {
-        Ok(answer) => answer.map_err(|(code, message)| (code, message.to_owned()))?,
+    let figures = match answered {
+        Ok(Ok(figures)) => figures,
+        Ok(Err(_)) => return Err(unavailable(UNAVAILABLE.1.to_owned())),
         Err(_) => {
             return Err(unavailable(
                 "the receive loop did not answer within 1s\n".to_owned(),
@@ -133,34 +152,21 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
-    use crate::api::query::{Figures, UNAVAILABLE};
     use crate::net::keeper::NotSending;
 
-    /// A receive loop that answers one status query with `figures`.
-    fn answering(figures: Figures) -> mpsc::Sender<Query> {
-        let (queries, mut loop_side) = mpsc::channel(1);
-        tokio::spawn(async move {
-            if let Some(Query::Status(reply)) = loop_side.recv().await {
-                let _ = reply.send(figures);
-            }
-        });
-        queries
+    #[test]
+    fn health_is_ok_while_the_receive_loop_answers() {
+        assert_eq!(healthy(Ok(Ok(Status::zero(Instant::now())))), Ok("ok\n"));
     }
 
-    #[tokio::test]
-    async fn health_is_ok_while_the_receive_loop_answers() {
-        let queries = answering(Figures::zero(Instant::now()));
-        assert_eq!(health(State(queries)).await, Ok("ok\n"));
-    }
-
-    #[tokio::test]
-    async fn health_fails_with_the_reason_while_the_agent_is_not_sending() {
-        let mut figures = Figures::zero(Instant::now());
+    #[test]
+    fn health_fails_with_the_reason_while_the_agent_is_not_sending() {
+        let mut figures = Status::zero(Instant::now());
         figures.sending.not_sending = Some(NotSending {
             since: Duration::from_millis(1500),
             reason: "cannot open the multicast socket: binding UDP 239.255.49.1:24901: Address already in use (os error 98)".into(),
         });
-        let (code, message) = health(State(answering(figures))).await.unwrap_err();
+        let (code, message) = healthy(Ok(Ok(figures))).unwrap_err();
         assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(
             message,
@@ -171,19 +177,18 @@ mod tests {
     // Paused clock: the timeout elapses as soon as nothing else can run, not after a real second.
     #[tokio::test(start_paused = true)]
     async fn health_fails_when_the_receive_loop_is_wedged() {
-        let (queries, _wedged_loop) = mpsc::channel(1);
-        let (code, message) = health(State(queries)).await.unwrap_err();
+        let wedged = std::future::pending::<Result<Status, crate::Error>>();
+        let answered = tokio::time::timeout(HEALTH_TIMEOUT, wedged).await;
+        let (code, message) = healthy(answered).unwrap_err();
         assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
         assert!(message.contains("did not answer"), "{message}");
     }
 
-    #[tokio::test]
-    async fn health_fails_when_the_receive_loop_is_gone() {
-        let (queries, gone_loop) = mpsc::channel(1);
-        drop(gone_loop);
+    #[test]
+    fn health_fails_when_the_receive_loop_is_gone() {
         let (code, message) = UNAVAILABLE;
         assert_eq!(
-            health(State(queries)).await,
+            healthy(Ok(Err(crate::Error::Stopped))),
             Err((code, message.to_owned()))
         );
     }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::query::Figures;
-use super::types::{ConflictInfo, EventCounts, HookCounts, millis, shown};
+use super::types::{ConflictInfo, HookCounts, millis};
+use crate::engine::{EventCounts, Status as Figures, shown};
 use crate::config::Config;
 use crate::net::keeper::NotSending;
 use crate::net::selection::Joined;
@@ -327,9 +327,15 @@ fn interface_line(config: &Config, joined: &[Joined]) -> String {
 }
 
 impl AgentStatus {
-    /// The status of the agent running `config` as `instance`, from the `figures` its loop
-    /// reported and the `api`'s own counts.
-    pub fn new(config: &Config, instance: u64, figures: &Figures, api: ApiCounts) -> AgentStatus {
+    /// The status of the agent running `config` as `instance`, from the `figures` its
+    /// discovery instance reported, what the `hooks` did and the `api`'s own counts.
+    pub fn new(
+        config: &Config,
+        instance: u64,
+        figures: &Figures,
+        hooks: HookCounts,
+        api: ApiCounts,
+    ) -> AgentStatus {
         let node = &figures.node;
         let refused = RefusedCounts::from(node.refused);
         AgentStatus {
@@ -368,7 +374,7 @@ impl AgentStatus {
                 .as_ref()
                 .map(NotSendingInfo::from),
             events: figures.events,
-            hooks: figures.hooks,
+            hooks,
             api,
             unicast: UnicastInfo {
                 multicast: config.multicast,
@@ -447,7 +453,7 @@ mod tests {
             },
             ..Figures::zero(Instant::now())
         };
-        let status = AgentStatus::new(&config, 1, &figures, ApiCounts::default());
+        let status = AgentStatus::new(&config, 1, &figures, HookCounts::default(), ApiCounts::default());
         assert_eq!(status.last_beacon_sent_ms_ago, Some(40_250));
         let not_sending = status.not_sending.expect("not sending");
         assert_eq!(
@@ -457,7 +463,7 @@ mod tests {
         let json = serde_json::to_value(&not_sending).expect("serializes");
         assert_eq!(json["since_ms_ago"], 40_250);
         let zero = Figures::zero(Instant::now());
-        let sending = AgentStatus::new(&config, 1, &zero, ApiCounts::default());
+        let sending = AgentStatus::new(&config, 1, &zero, HookCounts::default(), ApiCounts::default());
         assert_eq!(sending.not_sending, None);
     }
 
@@ -493,10 +499,6 @@ mod tests {
                 joined: 3,
                 ..EventCounts::default()
             },
-            hooks: HookCounts {
-                runs: 3,
-                ..HookCounts::default()
-            },
             targets: vec![SocketAddr::from(([10, 0, 0, 7], 24901))],
             names: Vec::new(),
             unicast_port: Some(24901),
@@ -506,7 +508,11 @@ mod tests {
             requests: 7,
             ..ApiCounts::default()
         };
-        let status = AgentStatus::new(&config, 1, &figures, api);
+        let hooks = HookCounts {
+            runs: 3,
+            ..HookCounts::default()
+        };
+        let status = AgentStatus::new(&config, 1, &figures, hooks, api);
         assert_eq!(status.instance, "0000000000000001");
         assert_eq!(status.group, "239.255.49.1:24901");
         assert_eq!(

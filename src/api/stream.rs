@@ -1,7 +1,6 @@
 //! `GET /v1/events`: the event stream as Server-Sent Events, one `Feed` per subscriber. The
 //! funnel (`events`) decides what happened; this only turns it into messages on the wire.
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,12 +9,11 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::Stream;
-use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{broadcast, mpsc};
 
-use super::query::{ApiError, Query, Start, Subscription, ask};
-use super::types::PeerChange;
+use super::types::{PeerChange, Snapshot};
+use crate::clock::{now, wall_now};
 use crate::wire::beacon::format_instance;
+use crate::{Change, Changes, Discovery};
 
 /// A comment line this often keeps an idle stream's proxies and clients from timing it out.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -36,71 +34,59 @@ pub fn parse_stream_id(text: &str) -> Option<(u64, u64)> {
 /// as it happens. A subscriber that falls too far behind gets a `resync` snapshot, never a gap.
 /// The stream ends when the agent stops.
 pub async fn events(
-    State(queries): State<mpsc::Sender<Query>>,
+    State(discovery): State<Arc<Discovery>>,
     headers: HeaderMap,
-) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let instance = discovery.instance();
     let after = headers
         .get("last-event-id")
         .and_then(|value| value.to_str().ok())
-        .and_then(parse_stream_id);
-    let subscription = ask(&queries, |reply| Query::Subscribe { after, reply }).await?;
-    let feed = Feed::new(subscription, "snapshot", queries);
+        .and_then(parse_stream_id)
+        .filter(|(of, _)| *of == instance);
+    let changes = match after {
+        Some((_, id)) => discovery.subscribe_after(id),
+        None => discovery.subscribe(),
+    };
+    let feed = Feed {
+        instance,
+        changes,
+        snapshot_name: "snapshot",
+    };
     let stream = futures_util::stream::unfold(feed, |mut feed| async move {
         let event = feed.next().await?;
         Some((Ok(event), feed))
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
 }
 
-/// One subscriber's stream: what is queued to send, then the live events.
+/// One subscriber's stream: the instance's changes, as messages.
 struct Feed {
     instance: u64,
-    queued: VecDeque<SseEvent>,
-    events: broadcast::Receiver<Arc<PeerChange>>,
-    queries: mpsc::Sender<Query>,
+    changes: Changes,
+    /// What the next snapshot is called: `snapshot` first, `resync` after a fall behind.
+    snapshot_name: &'static str,
 }
 
 impl Feed {
-    /// Starts with `subscription`'s start; a snapshot goes out as an event named `snapshot_name`.
-    fn new(subscription: Subscription, snapshot_name: &str, queries: mpsc::Sender<Query>) -> Feed {
-        let instance = subscription.instance;
-        let queued = match subscription.start {
-            Start::Missed(changes) => changes
-                .iter()
-                .map(|change| change_event(instance, change))
-                .collect(),
-            Start::Snapshot(snapshot) => {
-                let event = SseEvent::default()
-                    .id(stream_id(instance, snapshot.id))
-                    .event(snapshot_name)
-                    .json_data(&snapshot)
-                    .expect("a snapshot serializes to JSON");
-                VecDeque::from([event])
-            }
-        };
-        Feed {
-            instance,
-            queued,
-            events: subscription.events,
-            queries,
-        }
-    }
-
     /// The next message, or `None` once the agent stops.
     async fn next(&mut self) -> Option<SseEvent> {
         loop {
-            if let Some(event) = self.queued.pop_front() {
-                return Some(event);
-            }
-            match self.events.recv().await {
-                Ok(change) => return Some(change_event(self.instance, &change)),
-                Err(RecvError::Closed) => return None,
-                // Too slow to keep up: start again from a fresh snapshot rather than skip.
-                Err(RecvError::Lagged(_)) => {
-                    let queries = self.queries.clone();
-                    let again = ask(&queries, |reply| Query::Subscribe { after: None, reply });
-                    *self = Feed::new(again.await.ok()?, "resync", queries);
+            match self.changes.next().await? {
+                Change::Event(event) => {
+                    let change = PeerChange::new(&event, now(), wall_now());
+                    return Some(change_event(self.instance, &change));
                 }
+                Change::Snapshot(snapshot) => {
+                    let snapshot = Snapshot::new(&snapshot, now(), wall_now());
+                    let event = SseEvent::default()
+                        .id(stream_id(self.instance, snapshot.id))
+                        .event(self.snapshot_name)
+                        .json_data(&snapshot)
+                        .expect("a snapshot serializes to JSON");
+                    return Some(event);
+                }
+                // Too slow to keep up: the fresh snapshot that follows says so.
+                Change::Lagged { .. } => self.snapshot_name = "resync",
             }
         }
     }

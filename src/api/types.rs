@@ -2,12 +2,13 @@
 //! hooks and the CLI read. The server encodes these types and the CLI decodes the same ones, so
 //! the two cannot drift.
 
-use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::registry::{Peer, PeerEvent};
+pub use crate::engine::{EventCounts, EventKind, shown};
+use crate::engine::{Event, Peer};
 use crate::wire::beacon::format_instance;
 use crate::wire::tags::Tags;
 
@@ -68,35 +69,31 @@ impl PeerInfo {
     /// Describes `peer` as of `now`, the instant at which the wall clock read `wall_now`.
     pub fn new(peer: &Peer, now: Instant, wall_now: SystemTime) -> Self {
         let ago = |at: Instant| now.saturating_duration_since(at);
-        let wall = |at: Instant| {
-            let at = wall_now.checked_sub(ago(at)).unwrap_or(wall_now);
-            humantime::format_rfc3339_millis(at).to_string()
-        };
-        let first_seen = wall(peer.first_seen);
+        let first_seen = wall(peer.first_seen, now, wall_now);
         // A joined peer was first and last seen at once: formatting a time is most of what
         // describing an event costs, so the same instant is formatted once.
         let last_seen = if peer.last_seen == peer.first_seen {
             first_seen.clone()
         } else {
-            wall(peer.last_seen)
+            wall(peer.last_seen, now, wall_now)
         };
-        let addresses: Vec<String> = peer.addresses(now).map(shown).collect();
+        let addresses: Vec<String> = peer.addresses.iter().copied().map(shown).collect();
         PeerInfo {
             hostname: peer.hostname.clone(),
-            address: addresses.first().cloned().unwrap_or_default(),
+            address: shown(peer.address),
             addresses,
             instance: format_instance(peer.instance),
             sequence: peer.sequence,
             first_seen,
             last_seen,
             last_seen_ms_ago: millis(ago(peer.last_seen)),
-            expires_in_ms: millis(peer.deadline.saturating_duration_since(now)),
+            expires_in_ms: millis(peer.expires_at.saturating_duration_since(now)),
             up_for_ms: millis(ago(peer.first_seen)),
             ttl_ms: millis(peer.ttl),
             authenticated: peer.authenticated,
-            heard_via: peer.paths.name().to_owned(),
+            heard_via: peer.heard_via.as_str().to_owned(),
             tags: peer.tags.clone(),
-            conflict: peer.conflict(now).map(|rival| ConflictInfo {
+            conflict: peer.conflict.as_ref().map(|rival| ConflictInfo {
                 address: shown(rival.address),
                 instance: format_instance(rival.instance),
                 last_seen_ms_ago: millis(ago(rival.last_seen)),
@@ -105,95 +102,13 @@ impl PeerInfo {
     }
 }
 
-/// What happened to a peer, as the event stream, `peerd watch` and `peerd wait` name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EventKind {
-    /// A hostname not listed was heard: new, or back after it expired.
-    Joined,
-    /// A listed peer's beacons come from another address.
-    Moved,
-    /// A hostname is announced by a new process (a new instance id).
-    Restarted,
-    /// A peer said goodbye.
-    Left,
-    /// A peer went silent for a whole ttl.
-    Expired,
-    /// A peer heard only once was dropped to make room for a newcomer while `--max-peers`
-    /// were listed.
-    Evicted,
-    /// Two live instances announce the peer's hostname (see `peer.conflict`).
-    Conflict,
-    /// A listed peer's tags changed (see `old_tags`).
-    Updated,
-}
-
-impl EventKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Joined => "joined",
-            EventKind::Moved => "moved",
-            EventKind::Restarted => "restarted",
-            EventKind::Left => "left",
-            EventKind::Expired => "expired",
-            EventKind::Evicted => "evicted",
-            EventKind::Conflict => "conflict",
-            EventKind::Updated => "updated",
-        }
-    }
-
-    /// Whether the peer is listed after an event of this kind.
-    pub fn lists_the_peer(self) -> bool {
-        !matches!(
-            self,
-            EventKind::Left | EventKind::Expired | EventKind::Evicted
-        )
-    }
-}
-
-/// Peer events since the agent started, by kind.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EventCounts {
-    pub joined: u64,
-    pub moved: u64,
-    pub restarted: u64,
-    pub left: u64,
-    pub expired: u64,
-    #[serde(default)]
-    pub evicted: u64,
-    pub conflict: u64,
-    #[serde(default)]
-    pub updated: u64,
-}
-
-impl EventCounts {
-    /// Each count with the name of its kind, as the event stream gives it.
-    pub fn by_kind(&self) -> [(&'static str, u64); 8] {
-        [
-            (EventKind::Joined.as_str(), self.joined),
-            (EventKind::Moved.as_str(), self.moved),
-            (EventKind::Restarted.as_str(), self.restarted),
-            (EventKind::Left.as_str(), self.left),
-            (EventKind::Expired.as_str(), self.expired),
-            (EventKind::Evicted.as_str(), self.evicted),
-            (EventKind::Conflict.as_str(), self.conflict),
-            (EventKind::Updated.as_str(), self.updated),
-        ]
-    }
-
-    pub fn count(&mut self, kind: EventKind) {
-        let counter = match kind {
-            EventKind::Joined => &mut self.joined,
-            EventKind::Moved => &mut self.moved,
-            EventKind::Restarted => &mut self.restarted,
-            EventKind::Left => &mut self.left,
-            EventKind::Expired => &mut self.expired,
-            EventKind::Evicted => &mut self.evicted,
-            EventKind::Conflict => &mut self.conflict,
-            EventKind::Updated => &mut self.updated,
-        };
-        *counter += 1;
-    }
+/// The wall-clock time of `at`, RFC 3339 in UTC, given that the wall clock read `wall_now` at
+/// `now`.
+fn wall(at: Instant, now: Instant, wall_now: SystemTime) -> String {
+    let at = wall_now
+        .checked_sub(now.saturating_duration_since(at))
+        .unwrap_or(wall_now);
+    humantime::format_rfc3339_millis(at).to_string()
 }
 
 /// One change in membership: the one JSON shape of the event stream and `peerd watch --json`.
@@ -219,48 +134,23 @@ pub struct PeerChange {
 }
 
 impl PeerChange {
-    /// Describes `event` as number `id`, as of `now` (when the wall clock read `wall_now`).
-    pub fn new(id: u64, event: &PeerEvent, now: Instant, wall_now: SystemTime) -> Self {
-        let old_tags = match event {
-            PeerEvent::Updated { old_tags, .. } => Some(old_tags.clone()),
-            PeerEvent::Restarted { old_tags, .. } => old_tags.clone(),
-            _ => None,
-        };
-        let (kind, old_address, old_instance) = match event {
-            PeerEvent::Joined { .. } => (EventKind::Joined, None, None),
-            PeerEvent::Updated { .. } => (EventKind::Updated, None, None),
-            PeerEvent::Moved { old_address, .. } => {
-                (EventKind::Moved, Some(shown(*old_address)), None)
-            }
-            PeerEvent::Restarted { old_instance, .. } => (
-                EventKind::Restarted,
-                None,
-                Some(format_instance(*old_instance)),
-            ),
-            PeerEvent::Left { .. } => (EventKind::Left, None, None),
-            PeerEvent::Expired { .. } => (EventKind::Expired, None, None),
-            PeerEvent::Evicted { .. } => (EventKind::Evicted, None, None),
-            PeerEvent::Conflict { .. } => (EventKind::Conflict, None, None),
-        };
-        let mut peer = PeerInfo::new(event.peer(), now, wall_now);
-        if !kind.lists_the_peer() {
-            // Gone: it no longer expires.
-            peer.expires_in_ms = 0;
-        }
+    /// Describes `event` as of `now` (when the wall clock read `wall_now`).
+    pub fn new(event: &Event, now: Instant, wall_now: SystemTime) -> Self {
+        let peer = PeerInfo::new(&event.peer, now, wall_now);
         // A beacon's event happens when the peer was last seen: that time is formatted already.
-        let time = if event.peer().last_seen == now {
+        let time = if event.peer.last_seen == event.at {
             peer.last_seen.clone()
         } else {
-            humantime::format_rfc3339_millis(wall_now).to_string()
+            wall(event.at, now, wall_now)
         };
         PeerChange {
-            id,
-            event: kind,
+            id: event.id,
+            event: event.kind,
             time,
             peer,
-            old_address,
-            old_instance,
-            old_tags,
+            old_address: event.old_address.map(shown),
+            old_instance: event.old_instance.map(format_instance),
+            old_tags: event.old_tags.clone(),
         }
     }
 }
@@ -276,6 +166,21 @@ pub struct Snapshot {
     pub peers: Vec<PeerInfo>,
 }
 
+impl Snapshot {
+    /// Describes `snapshot` as of `now` (when the wall clock read `wall_now`).
+    pub fn new(snapshot: &crate::Snapshot, now: Instant, wall_now: SystemTime) -> Self {
+        Snapshot {
+            id: snapshot.id,
+            time: wall(snapshot.at, now, wall_now),
+            peers: snapshot
+                .peers
+                .iter()
+                .map(|peer| PeerInfo::new(peer, now, wall_now))
+                .collect(),
+        }
+    }
+}
+
 /// What the `--on-event` programs did since the agent started.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HookCounts {
@@ -289,25 +194,23 @@ pub struct HookCounts {
     pub dropped: u64,
 }
 
-/// An address as the API shows it: the IP without the port, and for an IPv6 address with a
-/// scope (link-local) the interface after a `%`, as `ping` takes it: `fe80::1%eth0`, or the
-/// interface's index when this host has no interface by it (`fe80::1%7`).
-pub fn shown(address: SocketAddr) -> String {
-    match address {
-        SocketAddr::V6(v6) if v6.scope_id() != 0 => {
-            let index = v6.scope_id();
-            // An empty name is none too: nix 0.31 takes the NULL that libc returns for an
-            // unknown index for success (its sentinel for pointers is -1), with nothing written.
-            let name = nix::net::if_::if_indextoname(index)
-                .ok()
-                .and_then(|name| name.into_string().ok())
-                .filter(|name| !name.is_empty());
-            match name {
-                Some(name) => format!("{}%{name}", v6.ip()),
-                None => format!("{}%{index}", v6.ip()),
-            }
+/// What the hooks have done since the agent started; read by `/v1/status`.
+#[derive(Debug, Default)]
+pub struct HookCounters {
+    pub runs: AtomicU64,
+    pub failures: AtomicU64,
+    pub timeouts: AtomicU64,
+    pub dropped: AtomicU64,
+}
+
+impl HookCounters {
+    pub fn snapshot(&self) -> HookCounts {
+        HookCounts {
+            runs: self.runs.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+            timeouts: self.timeouts.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
         }
-        other => other.ip().to_string(),
     }
 }
 
@@ -318,10 +221,10 @@ pub fn millis(d: Duration) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use std::net::{Ipv6Addr, SocketAddrV6};
+    use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
 
     use super::*;
-    use crate::registry::OtherAddress;
+    use crate::registry::{self, OtherAddress};
     use crate::wire::beacon::Beacon;
 
     fn v6(ip: &str, scope_id: u32) -> SocketAddr {
@@ -347,8 +250,9 @@ mod tests {
             ..Beacon::default()
         };
         let ttl = Duration::from_secs(35);
-        let mut peer = Peer::new(&beacon, SocketAddr::from(([10, 0, 0, 2], 24901)), t0, ttl);
-        let plain = PeerInfo::new(&peer, t0, SystemTime::now());
+        let mut peer =
+            registry::Peer::new(&beacon, SocketAddr::from(([10, 0, 0, 2], 24901)), t0, ttl);
+        let plain = PeerInfo::new(&Peer::new(&peer, t0), t0, SystemTime::now());
         assert_eq!(
             (plain.address.as_str(), &plain.addresses[..]),
             ("10.0.0.2", &["10.0.0.2".to_owned()][..])
@@ -364,7 +268,7 @@ mod tests {
             },
         ];
         let now = t0 + ttl; // the second one's ttl has run out
-        let info = PeerInfo::new(&peer, now, SystemTime::now());
+        let info = PeerInfo::new(&Peer::new(&peer, now), now, SystemTime::now());
         assert_eq!(info.address, "10.0.0.2");
         assert_eq!(info.addresses, ["10.0.0.2", "fe80::2%lo"]);
         let json = serde_json::to_value(&info).expect("encodes");

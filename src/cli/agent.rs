@@ -1,4 +1,4 @@
-//! `peerd agent`: turns the flags into a checked `Config`, binds the listeners, connects to systemd, and hands over to the library's `peerd::agent::run`. The
+//! `peerd agent`: turns the flags into a checked `Config`, binds the listeners, connects to systemd, and hands over to the library's `crate::agent::run`. The
 //! agent's own work (beacons, registry, API, hooks) is not here.
 
 use std::ffi::OsStr;
@@ -9,23 +9,28 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use peerd::agent::notify::{self, Notifier};
-use peerd::api::server;
-use peerd::config::{self, Config};
-use peerd::wire::auth;
+use std::time::Duration;
+
+use crate::agent::AgentParts;
+use crate::agent::notify::{self, Notifier};
+use crate::api::server;
+use crate::config::Target;
+use crate::wire::auth;
+use crate::{Builder, Discovery, Error};
 
 use super::args::{AgentArgs, parse_name};
 use super::logging::init_tracing;
 use super::signals::cancel_on_signal;
 use super::usage_error_in;
 
-/// Runs the agent until a signal stops it: the config from the flags, the API and metrics
-/// listeners bound, then `peerd::agent::run`.
+/// Runs the agent until a signal stops it: a discovery instance from the flags, the API and
+/// metrics listeners bound, then `agent::run`.
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     init_tracing(args.log_format);
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    let config = agent_config(&args)?;
+    let discovery = agent_discovery(&args)?;
+    let hooks = agent_hooks(&args);
     if !args.api.ip().is_loopback() {
         warn!(api = %args.api, "the API listens beyond loopback and has no authentication: anyone who can reach it can read the peer list");
     }
@@ -41,7 +46,14 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             server::bind(addr).with_context(|| format!("binding the metrics listener on {addr}"))
         })
         .transpose()?;
-    peerd::agent::run(config, api, metrics, notifier(), shutdown).await
+    let parts = AgentParts {
+        api,
+        metrics,
+        hooks,
+        hook_timeout: args.hook_timeout.into(),
+        notifier: notifier(),
+    };
+    crate::agent::run(discovery, parts, shutdown).await
 }
 
 /// A notifier for systemd, when it started the agent as a `Type=notify` service: it says so in
@@ -71,10 +83,9 @@ fn notifier() -> Option<Notifier> {
     }
 }
 
-/// Resolves defaults that depend on the machine and validates the result; a bad combination of
-/// flags exits 2 through clap, like any other usage error. The interfaces are the agent's to
-/// find and follow.
-fn agent_config(args: &AgentArgs) -> anyhow::Result<Config> {
+/// The discovery instance the flags describe, checked: a bad flag or combination of flags
+/// exits 2 through clap, like any other usage error, before anything touches the network.
+fn agent_discovery(args: &AgentArgs) -> anyhow::Result<Builder> {
     let name = match &args.name {
         Some(name) => name.clone(),
         None => {
@@ -83,17 +94,57 @@ fn agent_config(args: &AgentArgs) -> anyhow::Result<Config> {
             parse_name(&os).unwrap_or_else(|err| usage_error(format!("{err}; pass --name")))
         }
     };
-    let mut secrets = Vec::new();
+    let (group, group6) = args.beacons.groups().unwrap_or_else(|err| usage_error(err));
+    let mut discovery = Discovery::builder()
+        .hostname(name)
+        .port(args.beacons.port)
+        .group(group.into())
+        .group(group6.into())
+        .interval(args.interval.into())
+        .ttl(args.ttl.into())
+        .multicast_ttl(args.multicast_ttl)
+        .accept_unauthenticated(args.accept_unauthenticated)
+        // Lossless: usize is at least 32 bits on every target peerd builds for.
+        .max_peers(args.max_peers as usize)
+        .multicast(!args.no_multicast)
+        .resolve_interval(args.resolve_interval.into());
+    for spec in &args.interface {
+        discovery = discovery.interface(&spec.to_string());
+    }
+    for (key, value) in &args.tags {
+        discovery = discovery.tag(key, value);
+    }
+    for target in &args.peers {
+        discovery = discovery.peer(&as_given(target));
+    }
+    for target in &args.peers_dns {
+        discovery = discovery.peers_dns(&as_given(target));
+    }
     for path in &args.secret_files {
         match auth::read_secret(path) {
             Ok(secret) => {
                 if secret.readable_by_others {
                     warn!(file = %path.display(), "the secret file is readable by others: chmod 600 it");
                 }
-                secrets.push(secret.bytes);
+                discovery = discovery.secret(secret.bytes);
             }
             Err(err) => usage_error(format!("--secret-file: {err}")),
         }
+    }
+    match discovery.check() {
+        Ok(()) => Ok(discovery),
+        // The flag's name for the builder's setting: `peers_dns` is `--peers-dns`.
+        Err(Error::Setting { setting, reason }) => {
+            usage_error(format!("--{}: {reason}", setting.replace('_', "-")))
+        }
+        Err(err) => usage_error(err.to_string()),
+    }
+}
+
+/// The programs `--on-event` names, each found once at start; and a timeout above zero.
+fn agent_hooks(args: &AgentArgs) -> Vec<PathBuf> {
+    if Duration::from(args.hook_timeout).is_zero() {
+        usage_error("the hook timeout must be greater than zero".to_owned());
     }
     let path = std::env::var_os("PATH");
     let mut hooks = Vec::new();
@@ -106,62 +157,17 @@ fn agent_config(args: &AgentArgs) -> anyhow::Result<Config> {
             Err(err) => usage_error(format!("--on-event {}: {err}", given.display())),
         }
     }
-    let (group, group6) = args.beacons.groups().unwrap_or_else(|err| usage_error(err));
-    let config = Config {
-        name,
-        group,
-        group6,
-        port: args.beacons.port,
-        interfaces: args.interface.clone(),
-        interval: args.interval.into(),
-        ttl: args.ttl.into(),
-        multicast_ttl: args.multicast_ttl,
-        hooks,
-        hook_timeout: args.hook_timeout.into(),
-        keys: auth::Keyring::new(&secrets),
-        accept_unauthenticated: args.accept_unauthenticated,
-        // Lossless: usize is at least 32 bits on every target peerd builds for.
-        max_peers: args.max_peers as usize,
-        tags: args.tags.iter().cloned().collect(),
-        multicast: !args.no_multicast,
-        peers_dns: with_port(&args.peers_dns, args.beacons.port),
-        peers: with_port(&args.peers, args.beacons.port),
-        resolve_interval: args.resolve_interval.into(),
-    };
-    if config.tags.len() < args.tags.len() {
-        usage_error("--tag: each key at most once".to_owned());
-    }
-    // Before looking at interfaces, so a usage error never gets as far as the network.
-    if let Err(err) = config.validate() {
-        usage_error(err.to_string());
-    }
-    if config.group.octets()[..3] == [224, 0, 0] {
-        warn!(group = %config.group, "224.0.0.0/24 is reserved for routing protocols on the local network; prefer 239.255.0.0/16");
-    }
-    if !config.keys.is_empty() {
-        info!(key_ids = ?config.keys.ids(), accept_unauthenticated = config.accept_unauthenticated, "beacons are signed");
-    }
-    if config::group6_beyond_link(config.group6) {
-        warn!(group = %config.group6, "the IPv6 group is of wider scope than the link: beacons still go with a hop limit of --multicast-ttl, but prefer a group of link-local scope (ff12::/16)");
-    }
-    if config.multicast_ttl > 1 {
-        warn!(
-            multicast_ttl = config.multicast_ttl,
-            "beacons may cross routers beyond this link"
-        );
-    }
-    Ok(config)
+    hooks
 }
 
-/// `targets` with `port` where none was given.
-fn with_port(targets: &[config::Target], port: u16) -> Vec<config::Target> {
-    targets
-        .iter()
-        .map(|target| config::Target {
-            host: target.host.clone(),
-            port: if target.port == 0 { port } else { target.port },
-        })
-        .collect()
+/// `target` as it was written: without a port when none was given (port 0), so that the
+/// instance's port applies.
+fn as_given(target: &Target) -> String {
+    match (target.port, target.host.contains(':')) {
+        (0, true) => format!("[{}]", target.host),
+        (0, false) => target.host.clone(),
+        _ => target.to_string(),
+    }
 }
 
 /// The file `--on-event PROGRAM` runs, found once at start as a shell finds a command: with a

@@ -8,9 +8,9 @@ use clap::builder::BoolishValueParser;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-use peerd::config;
-use peerd::config::InterfaceSpec;
-use peerd::wire::{beacon, tags};
+use crate::config;
+use crate::config::InterfaceSpec;
+use crate::wire::{beacon, tags};
 
 /// Zero-configuration peer discovery: who is alive on this network, right now.
 #[derive(Debug, Parser)]

@@ -1,9 +1,9 @@
 //! `peerd doctor` on the command line: refuses flags it cannot use, runs the library's checks
 //! and prints them as a report or JSON, exit 1 if one failed. The checks themselves are
-//! `peerd::doctor`, not here.
+//! `crate::doctor`, not here.
 
-use peerd::config;
-use peerd::doctor::{self, Status};
+use crate::config;
+use crate::doctor::{self, Status};
 
 use super::args::DoctorArgs;
 use super::usage_error_in;

@@ -9,9 +9,9 @@ use anyhow::Context;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use peerd::api::client;
-use peerd::api::{EVENTS_PATH, PeerChange, Snapshot};
-use peerd::wire::tags;
+use crate::api::client;
+use crate::api::{EVENTS_PATH, PeerChange, Snapshot};
+use crate::wire::tags;
 
 /// Between two attempts to reach an agent that went away.
 const RETRY_EVERY: Duration = Duration::from_secs(1);

@@ -1,6 +1,6 @@
-//! The command line, part of the binary, not the library: one file per subcommand, the clap
-//! definitions they share, and here the dispatch (the runtime, the two subcommands that need
-//! none, exit codes). It may import anything of the library; the library never imports it.
+//! The `peerd` command (feature `agent`): one file per subcommand, the clap definitions they
+//! share, and here the dispatch (the runtime, the two subcommands that need none, exit codes).
+//! It may import `agent`, `api`, `doctor` and the public API; nothing else imports it.
 
 mod agent;
 mod args;
@@ -19,8 +19,9 @@ use clap::CommandFactory;
 
 use args::{Cli, Command};
 
-/// Parses the command line and runs the subcommand it names; exit 0, 1 on failure (after one
-/// `peerd: ...` line on stderr), 2 on a usage error.
+/// The `peerd` command: parses the process's arguments and runs the subcommand they name;
+/// exit 0, 1 on failure (after one `peerd: ...` line on stderr), 2 on a usage error. The
+/// binary's whole `main`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse_naming_variables();
     // Neither needs the runtime: they print what clap knows about the command line.
@@ -106,7 +107,7 @@ fn print(bytes: &[u8]) -> anyhow::Result<bool> {
 }
 
 /// Exits 2 with `message`, as clap does for `peerd <subcommand>`'s own usage errors.
-pub fn usage_error_in(subcommand: &str, message: String) -> ! {
+pub(crate) fn usage_error_in(subcommand: &str, message: String) -> ! {
     let mut command = Cli::command();
     // Built, as clap builds it to parse, so the usage line reads `peerd agent`, not `agent`.
     command.build();

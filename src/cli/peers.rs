@@ -3,8 +3,8 @@
 
 use std::net::SocketAddr;
 
-use peerd::api::{self, AgentStatus, PeerInfo, client};
-use peerd::wire::tags;
+use crate::api::{self, AgentStatus, PeerInfo, client};
+use crate::wire::tags;
 
 use super::args::{ListArgs, PeersArgs};
 use super::table;

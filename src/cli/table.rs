@@ -4,8 +4,8 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use peerd::api::{AgentStatus, PeerChange, PeerInfo};
-use peerd::wire::tags;
+use crate::api::{AgentStatus, PeerChange, PeerInfo};
+use crate::wire::tags;
 
 /// KNOWN FOR: how long this agent has listed the peer's instance (`up_for_ms`); no beacon says
 /// how long the peer itself has been up.
@@ -283,7 +283,7 @@ pub(super) mod tests {
         let plain = render(&[peer("a", 0, 0, 0)]);
         assert!(!plain.contains("CONFLICT"));
         let mut twice = peer("b", 0, 0, 0);
-        twice.conflict = Some(peerd::api::ConflictInfo {
+        twice.conflict = Some(crate::api::ConflictInfo {
             address: "172.18.0.9".into(),
             instance: "fedcba9876543210".into(),
             last_seen_ms_ago: 10,

@@ -103,7 +103,7 @@ pub async fn wait_for_peers(args: WaitArgs) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use peerd::api::{EventKind, PeerChange, PeerInfo, Snapshot};
+    use crate::api::{EventKind, PeerChange, PeerInfo, Snapshot};
 
     use super::*;
 

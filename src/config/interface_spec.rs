@@ -50,6 +50,7 @@ impl Network {
         Some(Network { base, prefix })
     }
 
+    /// Whether `address` is in this network.
     pub fn contains(&self, address: impl Into<IpAddr>) -> bool {
         Network::new(address.into(), self.prefix).is_some_and(|n| n.base == self.base)
     }

@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::wire::auth::Keyring;
@@ -117,10 +116,6 @@ pub struct Config {
     pub ttl: Duration,
     /// IP TTL of beacons: 1 keeps them on the local link.
     pub multicast_ttl: u32,
-    /// Programs run for each peer event, in this order.
-    pub hooks: Vec<PathBuf>,
-    /// How long a hook may run before it is killed; must be non-zero.
-    pub hook_timeout: Duration,
     /// Keys to sign (the first) and verify beacons with; none: beacons go unsigned.
     pub keys: Keyring,
     /// With keys: also accept unsigned beacons, to turn authentication on in a live cluster.
@@ -154,8 +149,6 @@ impl Config {
             interval: BEACON_INTERVAL,
             ttl: PEER_TTL,
             multicast_ttl: MULTICAST_TTL,
-            hooks: Vec::new(),
-            hook_timeout: HOOK_TIMEOUT,
             keys: Keyring::default(),
             accept_unauthenticated: false,
             max_peers: MAX_PEERS,
@@ -207,9 +200,6 @@ impl Config {
             if !(MIN_TIMING..=MAX_TIMING).contains(&value) {
                 return Err(ConfigError::TimingOutOfBounds { what, value });
             }
-        }
-        if self.hook_timeout.is_zero() {
-            return Err(ConfigError::ZeroHookTimeout);
         }
         if self.max_peers == 0 {
             return Err(ConfigError::ZeroMaxPeers);
@@ -310,28 +300,43 @@ pub fn validate_port(port: u16) -> Result<(), ConfigError> {
     }
 }
 
+/// A setting that breaks a rule; its message names the setting and the rule.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum ConfigError {
+    /// The hostname is not 1 to 253 ASCII letters, digits, `-` and `.`.
     Name(InvalidHostname),
+    /// The IPv4 group is not in 224.0.0.0/4.
     NotMulticast(Ipv4Addr),
+    /// The IPv6 group is not in ff00::/8.
     NotMulticast6(Ipv6Addr),
+    /// Port 0.
     ZeroPort,
     /// An address no interface has, and what it is instead.
     NotAnInterface(IpAddr, &'static str),
+    /// An interval or ttl outside 100 ms ..= 1 h.
     TimingOutOfBounds {
+        /// Which: `interval`, `ttl`, `resolve interval`.
         what: &'static str,
+        /// The value given.
         value: Duration,
     },
-    ZeroHookTimeout,
+    /// At most zero peers.
     ZeroMaxPeers,
+    /// Unsigned beacons accepted, but no secret given: every beacon is unsigned then.
     AcceptUnauthenticatedWithoutKeys,
     /// Neither the group nor a unicast target: nobody would hear this node, nor it anybody.
     NobodyToHear,
+    /// The hostname and tags do not fit one beacon.
     TagsTooLong {
+        /// How long the beacon would be.
         bytes: usize,
     },
+    /// A ttl not above the interval: peers would expire between beacons.
     TtlNotAboveInterval {
+        /// The ttl given.
         ttl: Duration,
+        /// The interval given.
         interval: Duration,
     },
 }
@@ -364,7 +369,6 @@ impl fmt::Display for ConfigError {
                 humantime::format_duration(MIN_TIMING),
                 humantime::format_duration(MAX_TIMING)
             ),
-            ConfigError::ZeroHookTimeout => write!(f, "the hook timeout must be greater than zero"),
             ConfigError::ZeroMaxPeers => write!(f, "max-peers must be at least 1"),
             ConfigError::AcceptUnauthenticatedWithoutKeys => write!(
                 f,

@@ -11,6 +11,7 @@ use crate::wire::beacon::validate_hostname;
 pub struct Target {
     /// A DNS name, or an IPv4 or IPv6 address written out.
     pub host: String,
+    /// The port its agent listens on.
     pub port: u16,
 }
 

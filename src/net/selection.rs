@@ -13,6 +13,7 @@ use crate::config::{InterfaceSpec, Network};
 /// An interface the agent joins the groups on and sends from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Joined {
+    /// The interface's name (`eth0`).
     pub name: String,
     /// The kernel's index: an interface removed and added again has a new one, and is joined
     /// again.

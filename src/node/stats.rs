@@ -34,6 +34,7 @@ pub struct Refused {
 }
 
 impl Refused {
+    /// All refused datagrams, whatever the reason.
     pub fn total(&self) -> u64 {
         self.malformed
             + self.oversized
@@ -51,8 +52,11 @@ impl Refused {
 /// Another instance announcing this node's own hostname.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Impostor {
+    /// Its instance id.
     pub instance: u64,
+    /// Where its beacons come from.
     pub address: SocketAddr,
+    /// When it was last heard.
     pub last_seen: Instant,
 }
 
@@ -72,6 +76,7 @@ pub struct NodeStats {
     pub beacons_received: u64,
     /// Our own beacons looped back by the kernel: proof the socket hears the group.
     pub own_beacons_received: u64,
+    /// Datagrams refused, by reason.
     pub refused: Refused,
     /// Beacons heard twice, to the group and by unicast: the second copy changed nothing.
     pub duplicates: u64,

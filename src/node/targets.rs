@@ -15,6 +15,7 @@ use crate::config::Target;
 /// One name to resolve (`--peers-dns`, or a name in `--peer`), with what it last resolved to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Name {
+    /// The name and port, as given.
     pub target: Target,
     /// From `--peers-dns` (else from `--peer`).
     pub dns: bool,

@@ -9,8 +9,8 @@ use std::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::{Open, ReceiverTask};
-use crate::agent::link::{Cue, Sockets};
-use crate::agent::notify;
+use crate::engine::link::{Cue, Sockets};
+use crate::engine::Opening;
 use crate::net::keeper::Stall;
 use crate::net::socket;
 
@@ -51,11 +51,18 @@ impl ReceiverTask {
                 });
                 self.set_interfaces(joined);
                 if opened.first {
-                    self.notify(notify::READY);
+                    self.opening.send_replace(Opening::Open);
                 }
             }
             Err(err) => {
                 let error = format!("{err:#}");
+                self.opening.send_if_modified(|opening| match opening {
+                    Opening::NotYet => {
+                        *opening = Opening::Failed(error.clone());
+                        true
+                    }
+                    _ => false,
+                });
                 if let Some(warning) = self.keeper.open_failed(now, error.clone()) {
                     warn!(%error, failures = warning.failures,
                         next_warning_in = %humantime::format_duration(warning.next_warning_in),

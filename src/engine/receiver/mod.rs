@@ -1,7 +1,7 @@
 //! The receiver task: the only owner of the registry and the unicast targets. It drives the
 //! node's [`Receiver`] over the sockets (datagrams in, deadlines swept), keeps them working
 //! as the [`Keeper`] says, takes in the resolver's answers, publishes every event through the
-//! funnel and answers the API's queries between datagrams (`queries.rs`); `sockets.rs` opens and
+//! funnel and answers the handles' queries between datagrams (`queries.rs`); `sockets.rs` opens and
 //! keeps the sockets.
 
 use std::sync::Arc;
@@ -15,12 +15,11 @@ mod interfaces;
 mod queries;
 mod sockets;
 
-use super::events::Funnel;
-use super::hooks::HookCounters;
+use super::funnel::Funnel;
 use super::link::{Announced, Cue, Outcome, ReceiverSide, Sockets};
-use super::notify::{self, Notifier};
 use super::resolver::Resolved;
-use crate::api::query::Query;
+use super::query::Query;
+use super::spawn::Opening;
 use crate::clock::{now, wall_now};
 use crate::config::Config;
 use crate::net::changes::InterfaceChanges;
@@ -45,11 +44,9 @@ pub(super) struct ReceiverTask {
     link: ReceiverSide,
     /// Every event the node reports goes through it.
     funnel: Funnel,
-    hooks: Arc<HookCounters>,
     started: Instant,
-    notifier: Option<Arc<Notifier>>,
-    /// When the next `WATCHDOG=1` is due, if the service manager asked for them.
-    ping_at: Option<Instant>,
+    /// Told how the first attempt to open the sockets went, and when they first open.
+    opening: tokio::sync::watch::Sender<Opening>,
     /// The port the unicast socket was last bound to, when the kernel chose it: a socket
     /// opened again takes the same, so peers do not see this node move.
     unicast_port: u16,
@@ -94,8 +91,7 @@ impl ReceiverTask {
         config: Arc<Config>,
         link: ReceiverSide,
         funnel: Funnel,
-        hooks: Arc<HookCounters>,
-        notifier: Option<Arc<Notifier>>,
+        opening: tokio::sync::watch::Sender<Opening>,
         now: Instant,
     ) -> ReceiverTask {
         ReceiverTask {
@@ -105,10 +101,8 @@ impl ReceiverTask {
             socket: None,
             link,
             funnel,
-            hooks,
             started: now,
-            ping_at: notifier.as_ref().and_then(|n| n.watchdog()).map(|_| now),
-            notifier,
+            opening,
             unicast_port: 0,
             prune_at: now,
             interfaces: Vec::new(),
@@ -142,6 +136,12 @@ impl ReceiverTask {
         shutdown: CancellationToken,
     ) {
         self.publish_targets(now());
+        // Queries asked before the task first ran come before any datagram: a subscription
+        // taken at once after the start (the agent's hooks take one) starts from no peer and
+        // sees each one join.
+        while let Ok(query) = queries.try_recv() {
+            self.answer(query);
+        }
         let mut bufs: Box<[DatagramBuf; BATCH]> = Box::new([[0; MAX_BEACON_LEN + 1]; BATCH]);
         let mut batch = Batch::default();
         loop {
@@ -155,13 +155,11 @@ impl ReceiverTask {
                     "not even our own beacons came back for a ttl: opening the socket again");
                 self.reopen(turn);
             }
-            self.ping_watchdog(turn);
             // At least once a ttl, so that a stop is noticed even with nothing else to wait
             // for; the announcer's beacons wake the loop more often than that anyway.
             let wakeup = [
                 self.core.next_wakeup(),
                 self.funnel.summary_due(),
-                self.ping_at,
                 self.keeper.next_wakeup(),
                 // Where netlink tells of changes, the interfaces are read again at whatever
                 // wakes the loop after CHECK_INTERFACES_ANYWAY (a beacon, at the latest): no
@@ -290,10 +288,10 @@ impl ReceiverTask {
                             self.cue_answer(now);
                         }
                         match heard {
-                            Heard::Changed(event) => self.funnel.publish(&event, now, wall_now),
+                            Heard::Changed(event) => self.funnel.publish(&event, now),
                             Heard::Replaced(events) => {
                                 for event in events.iter() {
-                                    self.funnel.publish(event, now, wall_now);
+                                    self.funnel.publish(event, now);
                                 }
                             }
                             Heard::Own => self.keeper.heard_self(now),
@@ -380,31 +378,9 @@ impl ReceiverTask {
         }
     }
 
-    /// Sends `WATCHDOG=1` if it is due: only a loop that keeps turning keeps the service alive.
-    fn ping_watchdog(&mut self, now: Instant) {
-        let interval = self.notifier.as_ref().and_then(|n| n.watchdog());
-        let (Some(at), Some(interval)) = (self.ping_at, interval) else {
-            return;
-        };
-        if now >= at {
-            self.notify(notify::WATCHDOG);
-            self.ping_at = Some(now + interval);
-        }
-    }
-
-    fn notify(&self, message: &str) {
-        if let Some(notifier) = &self.notifier {
-            notifier.send(message);
-        }
-    }
-
     fn sweep(&mut self, now: Instant) {
-        let events = self.core.handle_timeout(now);
-        if !events.is_empty() {
-            let wall_now = wall_now();
-            for event in &events {
-                self.funnel.publish(event, now, wall_now);
-            }
+        for event in &self.core.handle_timeout(now) {
+            self.funnel.publish(event, now);
         }
         self.funnel.flush_summary(now);
     }

@@ -1,16 +1,16 @@
-//! What the receiver answers between datagrams: the API's queries for the peers, the figures
-//! of the status, and subscriptions to the event stream that fit the snapshot exactly.
+//! What the receiver answers between datagrams: the handles' queries for the peers, the
+//! status, and subscriptions to the events that fit the snapshot exactly.
 
 use std::time::Instant;
 
 use super::ReceiverTask;
-use crate::api::query::{Figures, Query, Start, Subscription};
-use crate::api::{PeerInfo, Snapshot};
-use crate::clock::{now, wall_now};
+use crate::clock::now;
+use crate::engine::query::{Query, Start, Subscription};
+use crate::engine::{Peer, Snapshot, Status};
 use crate::net::keeper::{Sending, SocketStats};
 
 impl ReceiverTask {
-    /// Answers one query of the API, the deadlines swept first.
+    /// Answers one query, the deadlines swept first.
     pub(super) fn answer(&mut self, query: Query) {
         let now = now();
         self.sweep(now);
@@ -29,20 +29,15 @@ impl ReceiverTask {
     }
 
     /// The live peers as of `now`, sorted by hostname.
-    fn peers(&self, now: Instant) -> Vec<PeerInfo> {
-        let wall_now = wall_now();
-        let mut peers: Vec<PeerInfo> = self
-            .core
-            .peers()
-            .map(|peer| PeerInfo::new(&peer, now, wall_now))
-            .collect();
+    fn peers(&self, now: Instant) -> Vec<Peer> {
+        let mut peers: Vec<Peer> = self.core.peers().map(|peer| Peer::new(&peer, now)).collect();
         peers.sort_by(|a, b| a.hostname.cmp(&b.hostname));
         peers
     }
 
-    fn figures(&self, now: Instant) -> Figures {
+    fn figures(&self, now: Instant) -> Status {
         let open = self.socket.as_ref();
-        Figures {
+        Status {
             at: now,
             uptime: now.saturating_duration_since(self.started),
             node: self.core.stats(now),
@@ -59,7 +54,6 @@ impl ReceiverTask {
             },
             sending: self.sending(now),
             events: self.funnel.counts(),
-            hooks: self.hooks.snapshot(),
             targets: self.core.targets().list(),
             names: self.core.targets().names().to_vec(),
             interfaces: self.interfaces.clone(),
@@ -82,21 +76,16 @@ impl ReceiverTask {
 
     /// Answered between two events, so the start and the receiver fit together exactly: no
     /// event is both in the start and received, and none falls between them.
-    fn subscribe(&self, after: Option<(u64, u64)>, now: Instant) -> Subscription {
-        let instance = self.core.instance();
-        let missed = after
-            .filter(|(of, _)| *of == instance)
-            .and_then(|(_, id)| self.funnel.since(id));
-        let start = match missed {
+    fn subscribe(&self, after: Option<u64>, now: Instant) -> Subscription {
+        let start = match after.and_then(|id| self.funnel.since(id)) {
             Some(missed) => Start::Missed(missed),
             None => Start::Snapshot(Snapshot {
                 id: self.funnel.last_id(),
-                time: humantime::format_rfc3339_millis(wall_now()).to_string(),
+                at: now,
                 peers: self.peers(now),
             }),
         };
         Subscription {
-            instance,
             start,
             events: self.funnel.subscribe(),
         }

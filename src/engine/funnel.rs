@@ -1,15 +1,17 @@
 //! The one funnel every peer event passes through: it numbers the event, logs it, counts it,
-//! keeps it in a bounded history and publishes it. The event stream (and through it `watch`
-//! and `wait`) consumes it; none of them is a second source of truth.
+//! keeps it in a bounded history and publishes it. Subscribers (the library's, and through
+//! them the API's stream, `watch`, `wait` and the hooks) consume it; none of them is a second
+//! source of truth.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 use tracing::{info, warn};
 
-use crate::api::{EventCounts, PeerChange, shown};
+use super::event::{Event, EventCounts};
+use super::peer::shown;
 use crate::registry::PeerEvent;
 use crate::throttle::Throttle;
 use crate::wire::beacon::format_instance;
@@ -29,8 +31,8 @@ pub const LOG_WINDOW: Duration = Duration::from_secs(1);
 
 pub struct Funnel {
     last_id: u64,
-    history: VecDeque<Arc<PeerChange>>,
-    sender: broadcast::Sender<Arc<PeerChange>>,
+    history: VecDeque<Arc<Event>>,
+    sender: broadcast::Sender<Arc<Event>>,
     counts: EventCounts,
     log: Throttle,
     /// The events of the current log window that were only counted, by kind.
@@ -51,18 +53,17 @@ impl Default for Funnel {
 }
 
 impl Funnel {
-    /// Numbers `event`, logs it, counts it, keeps it and publishes it, as of `now` (when the
-    /// wall clock read `wall_now`).
-    pub fn publish(&mut self, event: &PeerEvent, now: Instant, wall_now: SystemTime) {
+    /// Numbers `event`, logs it, counts it, keeps it and publishes it, as of `now`.
+    pub fn publish(&mut self, event: &PeerEvent, now: Instant) {
         self.flush_summary(now);
         self.last_id += 1;
-        let change = Arc::new(PeerChange::new(self.last_id, event, now, wall_now));
+        let change = Arc::new(Event::new(self.last_id, event, now));
         if self.log.admit(now).is_some() {
             log(event);
         } else {
-            self.held_back.count(change.event);
+            self.held_back.count(change.kind);
         }
-        self.counts.count(change.event);
+        self.counts.count(change.kind);
         if self.history.len() == HISTORY {
             self.history.pop_front();
         }
@@ -115,12 +116,12 @@ impl Funnel {
     }
 
     /// A receiver of every event published from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<PeerChange>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.sender.subscribe()
     }
 
     /// The events after `id`, if the history still holds every one of them.
-    pub fn since(&self, id: u64) -> Option<Vec<Arc<PeerChange>>> {
+    pub fn since(&self, id: u64) -> Option<Vec<Arc<Event>>> {
         let oldest_kept = self.history.front().map_or(self.last_id + 1, |c| c.id);
         if id > self.last_id || id + 1 < oldest_kept {
             return None;
@@ -179,7 +180,7 @@ mod tests {
     use std::net::SocketAddr;
 
     use super::*;
-    use crate::api::EventKind;
+    use crate::engine::EventKind;
     use crate::registry::Peer;
 
     fn joined(hostname: &str, now: Instant) -> PeerEvent {
@@ -210,12 +211,12 @@ mod tests {
         let now = Instant::now();
         let mut funnel = Funnel::default();
         let mut receiver = funnel.subscribe();
-        funnel.publish(&joined("a", now), now, SystemTime::now());
-        funnel.publish(&joined("b", now), now, SystemTime::now());
+        funnel.publish(&joined("a", now), now);
+        funnel.publish(&joined("b", now), now);
         let first = receiver.try_recv().expect("published");
         let second = receiver.try_recv().expect("published");
         assert_eq!((first.id, first.peer.hostname.as_str()), (1, "a"));
-        assert_eq!((second.id, second.event), (2, EventKind::Joined));
+        assert_eq!((second.id, second.kind), (2, EventKind::Joined));
         assert_eq!((funnel.last_id(), funnel.counts().joined), (2, 2));
     }
 
@@ -229,7 +230,7 @@ mod tests {
             "nothing missed yet"
         );
         for _ in 0..HISTORY + 10 {
-            funnel.publish(&joined("a", now), now, SystemTime::now());
+            funnel.publish(&joined("a", now), now);
         }
         let last = funnel.last_id();
         assert_eq!(funnel.since(last).map(|v| v.len()), Some(0));
@@ -254,7 +255,7 @@ mod tests {
         let mut funnel = Funnel::default();
         let mut receiver = funnel.subscribe();
         for _ in 0..SUBSCRIBER_LAG + 1 {
-            funnel.publish(&joined("a", now), now, SystemTime::now());
+            funnel.publish(&joined("a", now), now);
         }
         assert!(matches!(
             receiver.try_recv(),
@@ -267,11 +268,11 @@ mod tests {
         let t0 = Instant::now();
         let mut funnel = Funnel::default();
         for i in 0..LOG_BURST {
-            funnel.publish(&joined(&format!("n{i}"), t0), t0, SystemTime::now());
+            funnel.publish(&joined(&format!("n{i}"), t0), t0);
         }
         assert_eq!(funnel.summary_due(), None, "a burst is logged line by line");
         for i in 0..400 {
-            funnel.publish(&joined(&format!("m{i}"), t0), t0, SystemTime::now());
+            funnel.publish(&joined(&format!("m{i}"), t0), t0);
         }
         assert_eq!(funnel.held_back.joined, 400);
         assert_eq!(funnel.summary_due(), Some(t0 + LOG_WINDOW));

@@ -10,7 +10,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::link::{Announced, AnnouncerSide, Cue, Outcome, Sockets};
-use super::notify::{self, Notifier};
 use crate::clock::{now, wall_now};
 use crate::config::Config;
 use crate::net::socket;
@@ -24,7 +23,6 @@ pub(super) struct AnnouncerTask {
     core: Announcer,
     config: Arc<Config>,
     link: AnnouncerSide,
-    notifier: Option<Arc<Notifier>>,
     /// Whether the last beacon went out: only the first of a run of failures is a warning.
     sending: bool,
 }
@@ -34,18 +32,16 @@ impl AnnouncerTask {
         core: Announcer,
         config: Arc<Config>,
         link: AnnouncerSide,
-        notifier: Option<Arc<Notifier>>,
     ) -> AnnouncerTask {
         AnnouncerTask {
             core,
             config,
             link,
-            notifier,
             sending: true,
         }
     }
 
-    /// Announces until `shutdown` is cancelled, then says `STOPPING=1` and goodbye. The first
+    /// Announces until `shutdown` is cancelled, then says goodbye. The first
     /// beacon waits for the socket: nothing is announced before it can go out.
     pub(super) async fn run(mut self, shutdown: CancellationToken) {
         tokio::select! {
@@ -112,9 +108,6 @@ impl AnnouncerTask {
                 }
                 _ = tokio::time::sleep_until(next.into()) => {}
             }
-        }
-        if let Some(notifier) = &self.notifier {
-            notifier.send(notify::STOPPING);
         }
         let mut said = false;
         for goodbye in self.core.goodbye(wall_now()) {

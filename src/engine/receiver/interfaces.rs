@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
 use super::ReceiverTask;
-use crate::agent::link::Sockets;
+use crate::engine::link::Sockets;
 use crate::net::selection::{self, Joined};
 use crate::net::{host, interface, socket};
 
