@@ -13,6 +13,7 @@
 //! - `tags`: `--tag`, the TAGS column, filters, and changes reported as `updated`.
 //! - `interface`: which interface an agent picks when none is given.
 //! - `ipv6`: the scenarios over IPv6 alone, dual-stack hosts, a host on two bridges.
+//! - `library`: `Discovery` instances in the test process, in a namespace's loopback.
 //! - `faults`: a stopped agent, an address that appears late, peers at other timings.
 //! - `unicast`: hosts on a bridge that drops multicast, found through `--peers-dns` (a DNS
 //!   server the test runs and breaks) or one `--peer` seed; unicast from strangers refused.
@@ -27,6 +28,10 @@
 
 mod support;
 
+// Counts what each thread holds, for the library's bound on a subscriber that never reads.
+#[global_allocator]
+static ALLOCATOR: support::alloc::Counting = support::alloc::Counting;
+
 mod api_limits;
 mod bridged;
 mod cli;
@@ -40,6 +45,7 @@ mod flood;
 mod hooks;
 mod interface;
 mod ipv6;
+mod library;
 mod loopback;
 mod metrics;
 mod page;

@@ -9,6 +9,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub mod agent;
+pub mod alloc;
 pub mod browser;
 pub mod cluster;
 pub mod dns;
