@@ -59,6 +59,7 @@
 // `internals`) read too: without them, some of it is unused. With `internals` every inner
 // item is public, as all were before the public API.
 #![cfg_attr(not(feature = "internals"), allow(dead_code, unused_imports))]
+#![cfg_attr(not(feature = "agent"), allow(dead_code))]
 
 /// Declares the inner modules: private, or public (hidden, unstable) with `internals`.
 macro_rules! internal {

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 use libfuzzer_sys::fuzz_target;
 use peerd::config::{Config, MAX_TIMING, MIN_TIMING, UNSIGNED_TTL_FACTOR};
 use peerd::node::admission::unix_millis;
-use peerd::node::{Announcer, Heard, Receiver};
+use peerd::node::{Announcer, Destination, Heard, Receiver};
 use peerd::registry::{Peer, PeerEvent};
 use peerd::wire::auth::Keyring;
 use peerd::wire::beacon::Beacon;
@@ -174,7 +174,7 @@ fn poll(
         "one sequence number per beacon"
     );
     *next_sequence += 1;
-    receiver.announced(outgoing.early, true);
+    receiver.announced(outgoing.early, true, outgoing.to != Destination::Group);
 }
 
 /// An event comes only from a valid beacon of another instance, and the listing shows it.

@@ -14,6 +14,29 @@ use crate::wire::{auth, tags};
 
 /// The settings of a [`Discovery`] instance: start from [`Discovery::builder`], change what
 /// you need, then [`start`](Builder::start). Every setting has the agent's default.
+///
+/// A mistake in a setting is kept and reported by [`check`](Builder::check) and the start,
+/// so the calls chain:
+///
+/// ```
+/// use std::time::Duration;
+/// use peerd::{ConfigError, Discovery, Error};
+///
+/// let cache = Discovery::builder()
+///     .hostname("cache-1")
+///     .tag("role", "cache")
+///     .interval(Duration::from_secs(5))
+///     .ttl(Duration::from_secs(12));
+/// assert_eq!(cache.check(), Ok(()));
+///
+/// let too_short = cache.clone().ttl(Duration::from_secs(4));
+/// assert!(matches!(
+///     too_short.check(),
+///     Err(Error::Config(ConfigError::TtlNotAboveInterval { .. }))
+/// ));
+/// let bad_tag = cache.tag("role", "two words");
+/// assert!(matches!(bad_tag.check(), Err(Error::Setting { setting: "tag", .. })));
+/// ```
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until it is started"]
 pub struct Builder {

@@ -38,6 +38,32 @@ pub enum Change {
 /// read holds at most [`SUBSCRIBER_LAG`](crate::SUBSCRIBER_LAG) events, then falls behind and
 /// is told so with [`Change::Lagged`] and a fresh snapshot when it reads again. Memory stays
 /// bounded however long it sleeps.
+///
+/// A list kept in sync replaces its contents at each snapshot and applies each event:
+///
+/// ```no_run
+/// # async fn keep(discovery: peerd::Discovery) {
+/// use std::collections::BTreeMap;
+/// use peerd::Change;
+///
+/// let mut peers = BTreeMap::new();
+/// let mut changes = discovery.subscribe();
+/// while let Some(change) = changes.next().await {
+///     match change {
+///         Change::Snapshot(snapshot) => {
+///             peers = snapshot.peers.into_iter().map(|p| (p.hostname.clone(), p)).collect();
+///         }
+///         Change::Event(event) if event.kind.lists_the_peer() => {
+///             peers.insert(event.peer.hostname.clone(), event.peer.clone());
+///         }
+///         Change::Event(event) => {
+///             peers.remove(&event.peer.hostname);
+///         }
+///         _ => {} // Lagged: the snapshot that follows replaces the list
+///     }
+/// }
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Changes {
     queries: mpsc::Sender<Query>,

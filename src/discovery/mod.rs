@@ -93,8 +93,12 @@ impl Discovery {
     /// as [`Left`](crate::EventKind::Left) as soon as the goodbye reaches them. Queries after
     /// it fail with [`Error::Stopped`]; subscriptions end.
     pub async fn shutdown(&self) {
-        self.engine.shutdown.cancel();
-        self.engine.tasks.wait().await;
+        self.engine.shutdown.stop();
+        let mut tasks = self.engine.tasks.lock().await;
+        while let Some(task) = tasks.pop() {
+            // A task that panicked is stopped too; the panic was reported as it happened.
+            let _ = task.await;
+        }
     }
 }
 

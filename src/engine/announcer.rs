@@ -6,9 +6,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::stop::Stop;
 use super::link::{Announced, AnnouncerSide, Cue, Outcome, Sockets};
 use crate::clock::{now, wall_now};
 use crate::config::Config;
@@ -43,9 +43,9 @@ impl AnnouncerTask {
 
     /// Announces until `shutdown` is cancelled, then says goodbye. The first
     /// beacon waits for the socket: nothing is announced before it can go out.
-    pub(super) async fn run(mut self, shutdown: CancellationToken) {
+    pub(super) async fn run(mut self, shutdown: Stop) {
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            () = shutdown.requested() => return,
             opened = self.link.sockets.wait_for(Option::is_some) => {
                 if opened.is_err() {
                     return; // the receiver is gone: the agent is stopping
@@ -73,7 +73,7 @@ impl AnnouncerTask {
             }
             let next = self.core.next_wakeup();
             tokio::select! {
-                _ = shutdown.cancelled() => break,
+                () = shutdown.requested() => break,
                 Some(cue) = self.link.cues.recv() => match cue {
                     Cue::Answer(at, request) => self.core.answer(at, request),
                     Cue::Now(at) => self.core.announce_now(at),

@@ -16,6 +16,7 @@ mod receiver;
 mod resolver;
 mod spawn;
 mod status;
+mod stop;
 
 use std::time::Instant;
 

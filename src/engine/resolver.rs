@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use super::stop::Stop;
 use tracing::debug;
 
 use super::dns;
@@ -32,7 +32,7 @@ pub async fn run(
     names: Vec<Target>,
     interval: Duration,
     answers: mpsc::Sender<Resolved>,
-    shutdown: CancellationToken,
+    shutdown: Stop,
 ) {
     if names.is_empty() {
         return;
@@ -42,7 +42,7 @@ pub async fn run(
         let round = tokio::time::Instant::now();
         for (index, name) in names.iter().enumerate() {
             let result = tokio::select! {
-                _ = shutdown.cancelled() => return,
+                () = shutdown.requested() => return,
                 result = resolve(name) => result,
             };
             debug!(name = %name, answer = ?result, "resolved");
@@ -58,7 +58,7 @@ pub async fn run(
             }
         }
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            () = shutdown.requested() => return,
             _ = tokio::time::sleep_until(round + interval) => {}
         }
     }

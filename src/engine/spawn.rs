@@ -4,10 +4,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, watch};
-use tokio::task::AbortHandle;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use tokio::sync::{Mutex, mpsc, watch};
+use tokio::task::{AbortHandle, JoinHandle};
 use tracing::{info, warn};
 
 use super::announcer::AnnouncerTask;
@@ -16,6 +14,7 @@ use super::link;
 use super::query::{QUERIES, Query};
 use super::receiver::ReceiverTask;
 use super::resolver;
+use super::stop::{StopSender, stop};
 use crate::clock::now;
 use crate::config::{Config, Target};
 use crate::net::interface;
@@ -42,9 +41,10 @@ pub(crate) struct Engine {
     pub queries: mpsc::Sender<Query>,
     pub instance: u64,
     pub opening: watch::Receiver<Opening>,
-    /// Cancelled to stop with a goodbye.
-    pub shutdown: CancellationToken,
-    pub tasks: TaskTracker,
+    /// Asks the tasks to stop with a goodbye.
+    pub shutdown: StopSender,
+    /// Awaited, and emptied, by the first shutdown.
+    pub tasks: Mutex<Vec<JoinHandle<()>>>,
     /// To stop the tasks at once, without a goodbye, when the handle is dropped.
     pub aborts: Vec<AbortHandle>,
 }
@@ -89,8 +89,7 @@ pub(crate) fn spawn(config: Config) -> Engine {
             "ttl is under twice the jittered interval: one lost beacon will expire this node at its peers"
         );
     }
-    let shutdown = CancellationToken::new();
-    let tasks = TaskTracker::new();
+    let (shutdown, stopping) = stop();
     let (receiver_side, announcer_side) = link::link();
     let (queries, query_rx) = mpsc::channel(QUERIES);
     let (resolved, resolved_rx) = mpsc::channel(RESOLVED);
@@ -126,27 +125,22 @@ pub(crate) fn spawn(config: Config) -> Engine {
     // Not in spans: the receiver is polled for every datagram and timer, and entering and
     // leaving a span on each poll was a seventh of an idle agent's CPU (bin/bench-lan's
     // profile). Their lines name their modules instead.
-    let aborts = vec![
-        tasks
-            .spawn(resolver::run(
-                names,
-                config.resolve_interval,
-                resolved,
-                shutdown.clone(),
-            ))
-            .abort_handle(),
-        tasks
-            .spawn(receiver.run(query_rx, resolved_rx, shutdown.clone()))
-            .abort_handle(),
-        tasks.spawn(announcer.run(shutdown.clone())).abort_handle(),
+    let tasks = vec![
+        tokio::spawn(resolver::run(
+            names,
+            config.resolve_interval,
+            resolved,
+            stopping.clone(),
+        )),
+        tokio::spawn(receiver.run(query_rx, resolved_rx, stopping.clone())),
+        tokio::spawn(announcer.run(stopping)),
     ];
-    tasks.close();
     Engine {
         queries,
         instance,
         opening,
         shutdown,
-        tasks,
-        aborts,
+        aborts: tasks.iter().map(JoinHandle::abort_handle).collect(),
+        tasks: Mutex::new(tasks),
     }
 }

@@ -43,12 +43,13 @@ pub struct SocketStats {
 pub struct Sending {
     /// How long ago a beacon last went out; `None` before the first.
     pub last_sent: Option<Duration>,
-    /// Set while the agent is not sending (see [`Keeper::sending`]).
+    /// Set while the beacons do not go out: none for longer than the two longest gaps between
+    /// beacons the schedule allows.
     pub not_sending: Option<NotSending>,
 }
 
-/// No beacon went out for longer than [`two_longest_gaps`]: the agent's peers are about to drop
-/// it, or never heard it.
+/// No beacon went out for longer than the two longest gaps between beacons: the agent's peers
+/// are about to drop it, or never heard it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotSending {
     /// How long ago the last beacon went out or, if none did since it started (or was stopped

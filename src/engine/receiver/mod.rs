@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 mod interfaces;
@@ -20,6 +19,7 @@ use super::link::{Announced, Cue, Outcome, ReceiverSide, Sockets};
 use super::resolver::Resolved;
 use super::query::Query;
 use super::spawn::Opening;
+use super::stop::Stop;
 use crate::clock::{now, wall_now};
 use crate::config::Config;
 use crate::net::changes::InterfaceChanges;
@@ -133,7 +133,7 @@ impl ReceiverTask {
         mut self,
         mut queries: mpsc::Receiver<Query>,
         mut resolved: mpsc::Receiver<Resolved>,
-        shutdown: CancellationToken,
+        shutdown: Stop,
     ) {
         self.publish_targets(now());
         // Queries asked before the task first ran come before any datagram: a subscription
@@ -189,7 +189,7 @@ impl ReceiverTask {
                 }
             };
             let woke = tokio::select! {
-                _ = shutdown.cancelled() => break,
+                () = shutdown.requested() => break,
                 () = changed => Woke::Interfaces,
                 Some(query) = queries.recv() => Woke::Query(query),
                 Some(announced) = self.link.announced.recv() => Woke::Announced(announced),
