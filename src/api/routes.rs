@@ -152,7 +152,7 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
-    use crate::net::keeper::NotSending;
+    use crate::status::NotSending;
 
     #[test]
     fn health_is_ok_while_the_receive_loop_answers() {

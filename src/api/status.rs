@@ -9,12 +9,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::types::{ConflictInfo, HookCounts, millis};
-use crate::engine::{EventCounts, Status as Figures, shown};
 use crate::config::Config;
-use crate::net::keeper::NotSending;
-use crate::net::selection::Joined;
-use crate::node::Refused;
+use crate::engine::shown;
+use crate::status::{Joined, NotSending, Refused};
 use crate::wire::beacon::format_instance;
+use crate::{EventCounts, Status as Figures};
 
 /// The agent itself, as `GET /v1/status` and `peerd health --json` show it.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -411,8 +410,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::net::keeper::{Sending, SocketStats};
-    use crate::node::{Impostor, NodeStats};
+    use crate::status::{Impostor, NodeStats, Sending, SocketStats};
 
     #[test]
     fn an_older_agents_status_reads_as_no_connections_closed() {

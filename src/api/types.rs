@@ -8,9 +8,8 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::{Deserialize, Serialize};
 
 pub use crate::engine::{EventCounts, EventKind, shown};
-use crate::engine::{Event, Peer};
 use crate::wire::beacon::format_instance;
-use crate::wire::tags::Tags;
+use crate::{Event, Peer, Tags};
 
 /// One live peer, as `GET /v1/peers` and `peerd peers --json` show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,6 +10,7 @@ mod dns;
 mod event;
 pub mod funnel;
 mod link;
+mod opening;
 mod peer;
 pub(crate) mod query;
 mod receiver;
@@ -24,7 +25,8 @@ pub use event::{Event, EventCounts, EventKind};
 pub use funnel::{HISTORY, SUBSCRIBER_LAG};
 pub use peer::{Conflict, HeardVia, Peer};
 pub use peer::shown;
-pub(crate) use spawn::{Engine, Opening, spawn};
+pub(crate) use opening::Opening;
+pub(crate) use spawn::{Engine, spawn};
 pub use status::Status;
 
 /// Every live peer at one moment, and where the events after it start.

@@ -11,6 +11,7 @@ use tracing::{info, warn};
 use super::announcer::AnnouncerTask;
 use super::funnel::Funnel;
 use super::link;
+use super::opening::Opening;
 use super::query::{QUERIES, Query};
 use super::receiver::ReceiverTask;
 use super::resolver;
@@ -23,17 +24,6 @@ use crate::wire::beacon::format_instance;
 
 /// Resolver answers waiting for the receiver: one per name, read at once.
 const RESOLVED: usize = 4;
-
-/// How the sockets' first opening went.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Opening {
-    /// Not tried yet.
-    NotYet,
-    /// They opened (maybe after failures): the groups are joined, beacons go out.
-    Open,
-    /// The first try failed, for this reason; the receiver keeps trying.
-    Failed(String),
-}
 
 /// A running instance's tasks, as its handle holds them.
 #[derive(Debug)]

@@ -18,7 +18,7 @@ use super::funnel::Funnel;
 use super::link::{Announced, Cue, Outcome, ReceiverSide, Sockets};
 use super::resolver::Resolved;
 use super::query::Query;
-use super::spawn::Opening;
+use super::opening::Opening;
 use super::stop::Stop;
 use crate::clock::{now, wall_now};
 use crate::config::Config;
