@@ -97,7 +97,7 @@ pub mod cli;
 mod discovery;
 
 pub use config::ConfigError;
-pub use discovery::{Builder, Change, Changes, Discovery, Error};
+pub use discovery::{Builder, Change, Changes, Discovery, Error, Settings};
 pub use engine::{
     Conflict, Event, EventCounts, EventKind, HISTORY, HeardVia, Peer, SUBSCRIBER_LAG, Snapshot,
     Status,
@@ -106,8 +106,8 @@ pub use engine::{
 /// A node's tags: `key=value` labels, sorted by key, each key once.
 pub type Tags = std::collections::BTreeMap<String, String>;
 
-/// The parts of a [`Status`]: the protocol's counts, the sockets, the sending, the targets
-/// and the interfaces.
+/// The parts of a [`Status`] (the protocol's counts, the sockets, the sending, the targets and
+/// the interfaces) and of [`Settings`] (the interfaces and targets as given).
 pub mod status {
     pub use crate::config::{InterfaceSpec, Network, Target};
     pub use crate::net::keeper::{NotSending, Sending, SocketStats};

@@ -50,9 +50,9 @@ pub async fn run(
     parts: AgentParts,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let settings = Arc::new(discovery.settings()?);
     let started_wall = wall_now();
     let discovery = Arc::new(discovery.spawn()?);
+    let settings = discovery.settings();
     let api_addr = parts.api.local_addr().context("reading the API address")?;
     info!(api = %api_addr, "agent started");
 

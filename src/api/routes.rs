@@ -18,8 +18,7 @@ use super::types::PeerInfo;
 use super::{page, stream};
 use super::types::HookCounters;
 use crate::clock::{now, wall_now};
-use crate::config::Config;
-use crate::{Discovery, Status};
+use crate::{Discovery, Settings, Status};
 
 pub const PEERS_PATH: &str = "/v1/peers";
 pub const STATUS_PATH: &str = "/v1/status";
@@ -38,7 +37,7 @@ pub(crate) const UNAVAILABLE: ApiError =
 pub struct ApiState {
     pub discovery: Arc<Discovery>,
     /// The instance's settings: the status names them.
-    pub settings: Arc<Config>,
+    pub settings: Settings,
     /// The API's own counts, which the status shows (the `--metrics` listener counts apart).
     pub counters: Arc<ApiCounters>,
     /// What the hooks did.

@@ -9,11 +9,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::types::{ConflictInfo, HookCounts, millis};
-use crate::config::Config;
 use crate::engine::shown;
 use crate::status::{Joined, NotSending, Refused};
 use crate::wire::beacon::format_instance;
-use crate::{EventCounts, Status as Figures};
+use crate::{EventCounts, Settings, Status as Figures};
 
 /// The agent itself, as `GET /v1/status` and `peerd health --json` show it.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -309,7 +308,7 @@ pub fn scoped(address: Ipv6Addr, interface: &str) -> String {
 
 /// The addresses the agent announces from, IPv4 first; before it joins any interface, what
 /// `--interface` names (or `none yet`).
-fn interface_line(config: &Config, joined: &[Joined]) -> String {
+fn interface_line(config: &Settings, joined: &[Joined]) -> String {
     let v4 = joined.iter().filter_map(|j| j.v4.map(|a| a.to_string()));
     let v6 = joined
         .iter()
@@ -318,7 +317,7 @@ fn interface_line(config: &Config, joined: &[Joined]) -> String {
     if !addresses.is_empty() {
         return addresses.join(", ");
     }
-    let given: Vec<String> = config.interfaces.iter().map(ToString::to_string).collect();
+    let given: Vec<String> = config.interfaces().iter().map(ToString::to_string).collect();
     match given.is_empty() {
         true => "none yet".to_owned(),
         false => given.join(", "),
@@ -329,7 +328,7 @@ impl AgentStatus {
     /// The status of the agent running `config` as `instance`, from the `figures` its
     /// discovery instance reported, what the `hooks` did and the `api`'s own counts.
     pub fn new(
-        config: &Config,
+        config: &Settings,
         instance: u64,
         figures: &Figures,
         hooks: HookCounts,
@@ -338,14 +337,14 @@ impl AgentStatus {
         let node = &figures.node;
         let refused = RefusedCounts::from(node.refused);
         AgentStatus {
-            hostname: config.name.clone(),
+            hostname: config.hostname().to_owned(),
             instance: format_instance(instance),
-            group: config.group_addr().to_string(),
+            group: config.group().to_string(),
             interface: interface_line(config, &figures.interfaces),
-            group6: config.group6_addr(0).to_string(),
+            group6: config.group6().to_string(),
             interfaces: figures.interfaces.iter().map(InterfaceInfo::from).collect(),
-            interval_ms: millis(config.interval),
-            ttl_ms: millis(config.ttl),
+            interval_ms: millis(config.interval()),
+            ttl_ms: millis(config.ttl()),
             peers: node.peers,
             uptime_ms: millis(figures.uptime),
             beacons_sent: node.beacons_sent,
@@ -356,9 +355,9 @@ impl AgentStatus {
             refused,
             receive_queue_drops: figures.socket.receive_queue_drops,
             receive_buffer_bytes: figures.socket.receive_buffer_bytes,
-            max_peers: config.max_peers,
-            key_ids: config.keys.ids(),
-            accept_unauthenticated: config.accept_unauthenticated,
+            max_peers: config.max_peers(),
+            key_ids: config.key_ids(),
+            accept_unauthenticated: config.accept_unauthenticated(),
             hostname_conflict: node.impostor.map(|impostor| ConflictInfo {
                 address: shown(impostor.address),
                 instance: format_instance(impostor.instance),
@@ -376,7 +375,7 @@ impl AgentStatus {
             hooks,
             api,
             unicast: UnicastInfo {
-                multicast: config.multicast,
+                multicast: config.multicast(),
                 port: figures.unicast_port,
                 targets: figures.targets.iter().map(ToString::to_string).collect(),
                 names: figures
@@ -410,6 +409,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
+    use crate::config::Config;
     use crate::status::{Impostor, NodeStats, Sending, SocketStats};
 
     #[test]
@@ -440,7 +440,7 @@ mod tests {
 
     #[test]
     fn an_agent_not_sending_says_for_how_long_and_why_in_one_line() {
-        let config = Config::new("node-1", Ipv4Addr::LOCALHOST);
+        let config = Settings::new(Config::new("node-1", Ipv4Addr::LOCALHOST).into());
         let figures = Figures {
             sending: Sending {
                 last_sent: Some(Duration::from_millis(40_250)),
@@ -468,7 +468,7 @@ mod tests {
     #[test]
     fn the_figures_of_every_task_land_in_one_status() {
         let at = Instant::now();
-        let config = Config::new("node-1", Ipv4Addr::LOCALHOST);
+        let config = Settings::new(Config::new("node-1", Ipv4Addr::LOCALHOST).into());
         let figures = Figures {
             at,
             uptime: Duration::from_secs(2),

@@ -110,8 +110,9 @@ impl Builder {
 
     /// An interface to join the groups on and send from: a name (`eth0`), an address of it, a
     /// network (`10.0.0.0/8`, `fd00::/64`) or `all`. Repeat for several. Default: the one
-    /// interface the routing table prefers (see the README). An interface not there yet is
-    /// waited for.
+    /// interface the routing table prefers, in both families. One that is not there yet fails
+    /// [`start`](Builder::start); after [`spawn`](Builder::spawn), it is waited for, and
+    /// interfaces that come and go later are followed either way.
     pub fn interface(mut self, interface: &str) -> Self {
         match interface.parse::<InterfaceSpec>() {
             Ok(spec) => self.config.interfaces.push(spec),
@@ -200,12 +201,6 @@ impl Builder {
         self.config().map(drop)
     }
 
-    /// The settings as the instance will run with them: what the agent's status shows.
-    #[cfg(feature = "agent")]
-    pub(crate) fn settings(&self) -> Result<Config, Error> {
-        self.config()
-    }
-
     fn config(&self) -> Result<Config, Error> {
         if let Some(invalid) = &self.invalid {
             return Err(invalid.clone());
@@ -284,6 +279,73 @@ fn warn_about(config: &Config) {
         warn!(
             multicast_ttl = config.multicast_ttl,
             "beacons may cross routers beyond this link"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigError;
+
+    #[test]
+    fn each_setting_lands_in_the_config_and_a_target_takes_the_port_given_later() {
+        let config = Discovery::builder()
+            .hostname("node-1")
+            .peer("10.0.0.7")
+            .peer("[fd00::7]:9000")
+            .peers_dns("tasks.peerd")
+            .port(24999)
+            .interface("eth0")
+            .interface("fd00::/64")
+            .tag("role", "db")
+            .secret("a secret of sixteen bytes at least")
+            .config()
+            .expect("valid");
+        assert_eq!(config.name, "node-1");
+        let targets: Vec<String> = config.peers.iter().map(ToString::to_string).collect();
+        assert_eq!(targets, ["10.0.0.7:24999", "[fd00::7]:9000"]);
+        assert_eq!(config.peers_dns[0].to_string(), "tasks.peerd:24999");
+        let interfaces: Vec<String> = config.interfaces.iter().map(ToString::to_string).collect();
+        assert_eq!(interfaces, ["eth0", "fd00::/64"]);
+        assert_eq!(config.tags.get("role").map(String::as_str), Some("db"));
+        assert!(!config.keys.is_empty());
+    }
+
+    #[test]
+    fn the_first_setting_that_cannot_be_read_is_the_error() {
+        let builder = Discovery::builder()
+            .hostname("node-1")
+            .interface("eth0/33")
+            .tag("role", "a")
+            .tag("role", "b");
+        match builder.check() {
+            Err(Error::Setting { setting, .. }) => assert_eq!(setting, "interface"),
+            other => panic!("expected the interface's error, got {other:?}"),
+        }
+        let twice = Discovery::builder()
+            .hostname("node-1")
+            .tag("role", "a")
+            .tag("role", "b");
+        assert_eq!(
+            twice.check(),
+            Err(Error::Setting {
+                setting: "tag",
+                reason: "each key at most once".into()
+            })
+        );
+        let no_port = Discovery::builder().hostname("n").peer("10.0.0.7:0");
+        assert!(matches!(
+            no_port.check(),
+            Err(Error::Setting {
+                setting: "peer",
+                ..
+            })
+        ));
+        let nobody = Discovery::builder().hostname("n").multicast(false);
+        assert_eq!(
+            nobody.check(),
+            Err(Error::Config(ConfigError::NobodyToHear))
         );
     }
 }

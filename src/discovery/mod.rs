@@ -5,10 +5,12 @@
 mod builder;
 mod changes;
 mod error;
+mod settings;
 
 pub use builder::Builder;
 pub use changes::{Change, Changes};
 pub use error::Error;
+pub use settings::Settings;
 
 use crate::engine::query::{Query, ask};
 use crate::engine::{Engine, Opening, Peer, Status};
@@ -56,6 +58,11 @@ impl Discovery {
         {
             std::future::pending::<()>().await;
         }
+    }
+
+    /// What the instance was started with, defaults filled in.
+    pub fn settings(&self) -> Settings {
+        Settings::new(std::sync::Arc::clone(&self.engine.config))
     }
 
     /// The live peers now, sorted by hostname: those heard within their ttl, deadlines swept

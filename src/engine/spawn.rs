@@ -28,6 +28,7 @@ const RESOLVED: usize = 4;
 /// A running instance's tasks, as its handle holds them.
 #[derive(Debug)]
 pub(crate) struct Engine {
+    pub config: Arc<Config>,
     pub queries: mpsc::Sender<Query>,
     pub instance: u64,
     pub opening: watch::Receiver<Opening>,
@@ -126,6 +127,7 @@ pub(crate) fn spawn(config: Config) -> Engine {
         tokio::spawn(announcer.run(stopping)),
     ];
     Engine {
+        config,
         queries,
         instance,
         opening,
