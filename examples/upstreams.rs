@@ -22,7 +22,10 @@ fn upstream(peer: &Peer) -> Option<SocketAddr> {
         return None;
     }
     let port = peer.tags.get("port")?.parse().ok()?;
-    Some(SocketAddr::new(peer.address.ip(), port))
+    // The peer's address with the port swapped: an IPv6 link-local one keeps its interface.
+    let mut address = peer.address;
+    address.set_port(port);
+    Some(address)
 }
 
 /// Writes the upstream block for `servers` to `path`, through a file renamed over it.

@@ -104,10 +104,14 @@ impl PeerInfo {
 /// The wall-clock time of `at`, RFC 3339 in UTC, given that the wall clock read `wall_now` at
 /// `now`.
 fn wall(at: Instant, now: Instant, wall_now: SystemTime) -> String {
-    let at = wall_now
+    humantime::format_rfc3339_millis(wall_at(at, now, wall_now)).to_string()
+}
+
+/// What the wall clock read at `at`, given that it read `wall_now` at `now`.
+fn wall_at(at: Instant, now: Instant, wall_now: SystemTime) -> SystemTime {
+    wall_now
         .checked_sub(now.saturating_duration_since(at))
-        .unwrap_or(wall_now);
-    humantime::format_rfc3339_millis(at).to_string()
+        .unwrap_or(wall_now)
 }
 
 /// One change in membership: the one JSON shape of the event stream and `peerd watch --json`.
@@ -133,14 +137,17 @@ pub struct PeerChange {
 }
 
 impl PeerChange {
-    /// Describes `event` as of `now` (when the wall clock read `wall_now`).
+    /// Describes `event` as it stood when it happened, whenever it is described (a hook
+    /// that runs late, a client that resumes): `now` and `wall_now` only place its instant
+    /// on the wall clock.
     pub fn new(event: &Event, now: Instant, wall_now: SystemTime) -> Self {
-        let peer = PeerInfo::new(&event.peer, now, wall_now);
+        let (at, wall_at) = (event.at, wall_at(event.at, now, wall_now));
+        let peer = PeerInfo::new(&event.peer, at, wall_at);
         // A beacon's event happens when the peer was last seen: that time is formatted already.
-        let time = if event.peer.last_seen == event.at {
+        let time = if event.peer.last_seen == at {
             peer.last_seen.clone()
         } else {
-            wall(event.at, now, wall_now)
+            humantime::format_rfc3339_millis(wall_at).to_string()
         };
         PeerChange {
             id: event.id,
@@ -166,15 +173,17 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Describes `snapshot` as of `now` (when the wall clock read `wall_now`).
+    /// Describes `snapshot` as it stood when it was taken (`now` and `wall_now` place that
+    /// instant on the wall clock).
     pub fn new(snapshot: &crate::Snapshot, now: Instant, wall_now: SystemTime) -> Self {
+        let (at, wall_at) = (snapshot.at, wall_at(snapshot.at, now, wall_now));
         Snapshot {
             id: snapshot.id,
-            time: wall(snapshot.at, now, wall_now),
+            time: humantime::format_rfc3339_millis(wall_at).to_string(),
             peers: snapshot
                 .peers
                 .iter()
-                .map(|peer| PeerInfo::new(peer, now, wall_now))
+                .map(|peer| PeerInfo::new(peer, at, wall_at))
                 .collect(),
         }
     }
@@ -280,5 +289,23 @@ mod tests {
             .remove("addresses");
         let decoded: PeerInfo = serde_json::from_value(older).expect("decodes");
         assert!(decoded.addresses.is_empty());
+    }
+
+    #[test]
+    fn an_event_is_described_as_it_stood_however_late_it_is_read() {
+        let t0 = Instant::now();
+        let beacon = Beacon {
+            hostname: "node2".into(),
+            ..Beacon::default()
+        };
+        let ttl = Duration::from_secs(35);
+        let peer = registry::Peer::new(&beacon, SocketAddr::from(([10, 0, 0, 2], 24901)), t0, ttl);
+        let event = Event::new(7, &registry::PeerEvent::Joined { peer }, t0);
+        let wall_then = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let now = t0 + Duration::from_secs(30);
+        let late = PeerChange::new(&event, now, wall_then + Duration::from_secs(30));
+        assert_eq!(late, PeerChange::new(&event, t0, wall_then), "the same JSON, read late");
+        assert_eq!((late.peer.expires_in_ms, late.peer.last_seen_ms_ago), (35_000, 0));
+        assert_eq!(late.time, "2027-01-15T08:00:00.000Z");
     }
 }

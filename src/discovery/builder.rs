@@ -144,7 +144,16 @@ impl Builder {
     /// signed beacons are accepted, verified with any one given (give the new one first, then
     /// the old, to roll a secret over). At least 16 bytes of randomness.
     pub fn secret(mut self, secret: impl AsRef<[u8]>) -> Self {
-        self.secrets.push(secret.as_ref().to_vec());
+        let secret = secret.as_ref();
+        if secret.len() < auth::MIN_SECRET_LEN {
+            let reason = format!(
+                "{} bytes, under the {} a secret needs",
+                secret.len(),
+                auth::MIN_SECRET_LEN
+            );
+            return self.invalid("secret", reason);
+        }
+        self.secrets.push(secret.to_vec());
         self
     }
 
@@ -334,6 +343,14 @@ mod tests {
                 reason: "each key at most once".into()
             })
         );
+        let short = Discovery::builder().hostname("n").secret("abc");
+        assert!(matches!(
+            short.check(),
+            Err(Error::Setting {
+                setting: "secret",
+                ..
+            })
+        ));
         let no_port = Discovery::builder().hostname("n").peer("10.0.0.7:0");
         assert!(matches!(
             no_port.check(),

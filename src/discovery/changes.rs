@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::engine::query::{Query, Start, Subscription, ask};
+use crate::engine::query::{Query, Start, Subscription};
 use crate::engine::{Event, Snapshot};
 
 /// What a subscriber is told, in this order: a [`Snapshot`](Change::Snapshot), then each
@@ -73,6 +73,9 @@ pub struct Changes {
     after: Option<u64>,
     queued: VecDeque<Change>,
     events: Option<broadcast::Receiver<Arc<Event>>>,
+    /// Set when it fell behind, to the id of the last change given before: the `Lagged` to
+    /// put before the next snapshot.
+    lagged_after: Option<u64>,
     ended: bool,
 }
 
@@ -91,6 +94,7 @@ impl Changes {
             after,
             queued: VecDeque::new(),
             events: None,
+            lagged_after: None,
             ended: false,
         }
     }
@@ -123,41 +127,51 @@ impl Changes {
                 Err(RecvError::Closed) => self.ended = true,
                 Err(RecvError::Lagged(_)) => {
                     // Too slow to keep up: start again from a fresh snapshot rather than skip,
-                    // and say how many events it stands for.
-                    let last = self.after;
+                    // and say how many events it stands for (kept here, not on the stack, so
+                    // a `next` cancelled while the snapshot is asked for loses nothing).
+                    self.lagged_after = self.after.take();
                     self.events = None;
-                    self.after = None;
-                    self.start().await;
-                    if let (Some(Change::Snapshot(snapshot)), Some(last)) =
-                        (self.queued.front(), last)
-                    {
-                        let missed = snapshot.id.saturating_sub(last);
-                        self.queued.push_front(Change::Lagged { missed });
-                    }
                 }
             }
         }
     }
 
-    /// Subscribes (or takes the subscription asked for at once) and queues where it starts;
-    /// ends the changes if the instance has stopped.
+    /// Subscribes (or takes the subscription already asked for) and queues where it starts,
+    /// after a `Lagged` if it starts again after one; ends the changes if the instance has
+    /// stopped. Cancel safe: the question asked stays asked until its answer is read.
     async fn start(&mut self) {
-        let subscription = match self.asked.take() {
-            Some(answer) => answer.await.ok(),
-            None => {
-                let after = self.after;
-                ask(&self.queries, |reply| Query::Subscribe { after, reply })
-                    .await
-                    .ok()
+        if self.asked.is_none() {
+            let (reply, answer) = oneshot::channel();
+            let after = self.after;
+            if self
+                .queries
+                .send(Query::Subscribe { after, reply })
+                .await
+                .is_err()
+            {
+                self.ended = true;
+                return;
             }
+            self.asked = Some(answer);
+        }
+        let Some(answer) = &mut self.asked else {
+            return;
         };
-        let Some(subscription) = subscription else {
+        let answered = answer.await;
+        self.asked = None;
+        let Ok(subscription) = answered else {
             self.ended = true;
             return;
         };
         match subscription.start {
             Start::Missed(missed) => self.queued.extend(missed.into_iter().map(Change::Event)),
-            Start::Snapshot(snapshot) => self.queued.push_back(Change::Snapshot(snapshot)),
+            Start::Snapshot(snapshot) => {
+                if let Some(last) = self.lagged_after.take() {
+                    let missed = snapshot.id.saturating_sub(last);
+                    self.queued.push_back(Change::Lagged { missed });
+                }
+                self.queued.push_back(Change::Snapshot(snapshot));
+            }
         }
         self.events = Some(subscription.events);
     }

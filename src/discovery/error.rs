@@ -10,7 +10,7 @@ use crate::config::ConfigError;
 pub enum Error {
     /// A setting could not be read: which, and why.
     Setting {
-        /// The builder method's name: `tag`, `interface`, `peer`, `peers_dns`.
+        /// The builder method's name: `tag`, `interface`, `peer`, `peers_dns`, `secret`.
         setting: &'static str,
         /// Why it was refused.
         reason: String,

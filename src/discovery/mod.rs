@@ -102,9 +102,12 @@ impl Discovery {
     pub async fn shutdown(&self) {
         self.engine.shutdown.stop();
         let mut tasks = self.engine.tasks.lock().await;
-        while let Some(task) = tasks.pop() {
+        // Each popped only once it has ended: a shutdown cancelled midway (a timeout) leaves
+        // the rest for the next one to wait for.
+        while let Some(task) = tasks.last_mut() {
             // A task that panicked is stopped too; the panic was reported as it happened.
             let _ = task.await;
+            tasks.pop();
         }
     }
 }
@@ -112,7 +115,8 @@ impl Discovery {
 impl Drop for Discovery {
     /// Stops the tasks at once, without a goodbye (a no-op after [`Discovery::shutdown`]).
     fn drop(&mut self) {
-        for task in &self.engine.aborts {
+        // The announcer first: it is the one that could say goodbye.
+        for task in self.engine.aborts.iter().rev() {
             task.abort();
         }
     }

@@ -80,14 +80,14 @@ impl AnnouncerTask {
                 },
                 changed = self.link.targets.changed() => {
                     if changed.is_err() {
-                        break; // the receiver is gone: the agent is stopping
+                        break; // the receiver is gone: see below
                     }
                     let targets = self.link.targets.borrow_and_update().clone();
                     self.core.set_targets(targets, now());
                 }
                 changed = self.link.interfaces.changed() => {
                     if changed.is_err() {
-                        break; // the receiver is gone: the agent is stopping
+                        break; // the receiver is gone: see below
                     }
                     // Peers on an interface that came are not told by the old ones: announce.
                     let interfaces = self.link.interfaces.borrow_and_update();
@@ -98,7 +98,7 @@ impl AnnouncerTask {
                 }
                 changed = self.link.sockets.changed() => {
                     if changed.is_err() {
-                        break; // the receiver is gone: the agent is stopping
+                        break; // the receiver is gone: see below
                     }
                     // A new socket has a new membership: peers that stopped hearing the old
                     // one hear this node at once.
@@ -108,6 +108,11 @@ impl AnnouncerTask {
                 }
                 _ = tokio::time::sleep_until(next.into()) => {}
             }
+        }
+        // The receiver stops only when asked to, or when the handle was dropped (its abort may
+        // land on the receiver first, on another worker): no goodbye then.
+        if !shutdown.is_requested() {
+            return;
         }
         let mut said = false;
         for goodbye in self.core.goodbye(wall_now()) {

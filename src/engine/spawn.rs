@@ -36,7 +36,8 @@ pub(crate) struct Engine {
     pub shutdown: StopSender,
     /// Awaited, and emptied, by the first shutdown.
     pub tasks: Mutex<Vec<JoinHandle<()>>>,
-    /// To stop the tasks at once, without a goodbye, when the handle is dropped.
+    /// To stop the tasks at once, without a goodbye, when the handle is dropped: in the
+    /// order resolver, receiver, announcer.
     pub aborts: Vec<AbortHandle>,
 }
 

@@ -26,6 +26,11 @@ impl StopSender {
 }
 
 impl Stop {
+    /// Whether the stop was asked for.
+    pub(crate) fn is_requested(&self) -> bool {
+        *self.0.borrow()
+    }
+
     /// Resolves once the stop is asked for. Never, if the handle is dropped without asking:
     /// the handle aborts the tasks then, and they must not take the drop for a shutdown and
     /// say goodbye.
