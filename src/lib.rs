@@ -5,7 +5,6 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), peerd::Error> {
 //! use peerd::{Change, Discovery};
-//!
 //! let discovery = Discovery::builder()
 //!     .hostname("worker-3")
 //!     .tag("role", "worker")
@@ -16,8 +15,7 @@
 //!     match change {
 //!         Change::Snapshot(snapshot) => println!("{} peers", snapshot.peers.len()),
 //!         Change::Event(event) => println!("{} {}", event.peer.hostname, event.kind.as_str()),
-//!         Change::Lagged { .. } => {} // a fresh snapshot follows
-//!         _ => {}
+//!         _ => {} // Lagged: a fresh snapshot follows
 //!     }
 //! }
 //! discovery.shutdown().await; // goodbye: peers list this node as left at once

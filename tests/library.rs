@@ -95,6 +95,7 @@ fn two_instances_in_one_process_see_each_other_join_and_leave_within_50ms() {
         let a_at_b = a_at_b.expect("b lists a").at;
         for (who, at) in [("a lists b", b_at_a), ("b lists a", a_at_b)] {
             let after = at.saturating_duration_since(both_started.into_std());
+            eprintln!("{who} {after:?} after both started");
             assert!(after <= WITHIN, "{who} {after:?} after both started");
         }
         let listed: Vec<String> = a
@@ -116,6 +117,7 @@ fn two_instances_in_one_process_see_each_other_join_and_leave_within_50ms() {
         let left = next_event(&mut a_changes, EventKind::Left, "b", PATIENCE).await;
         let left = left.expect("a sees b leave").at;
         let after = left.saturating_duration_since(stopped.into_std());
+        eprintln!("b's leave seen {after:?} after its shutdown");
         assert!(
             after <= WITHIN,
             "b's leave seen {after:?} after its shutdown"
@@ -159,6 +161,7 @@ fn a_dropped_handle_stops_without_a_goodbye_and_expires_after_its_ttl() {
         let gone = gone.expect("a hears of b again");
         assert_eq!(gone.kind, EventKind::Expired, "no goodbye: {gone:?}");
         let after = gone.at.saturating_duration_since(dropped.into_std());
+        eprintln!("b expired {after:?} after its handle was dropped");
         // Its last beacon went out at most an interval (and its jitter) before the drop.
         assert!(
             after >= ttl - interval * 11 / 10,
