@@ -28,6 +28,7 @@ const ERROR_LOG_PERIOD: Duration = Duration::from_secs(10);
 
 /// The figures of the socket the agent keeps, for its status.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SocketStats {
     /// Datagrams the kernel dropped because the socket's receive queue was full, when known.
     pub receive_queue_drops: Option<u64>,
@@ -40,6 +41,7 @@ pub struct SocketStats {
 /// Whether the agent's beacons go out, as of an instant: its status says it, and its health
 /// check fails on it.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Sending {
     /// How long ago a beacon last went out; `None` before the first.
     pub last_sent: Option<Duration>,
@@ -51,6 +53,7 @@ pub struct Sending {
 /// No beacon went out for longer than the two longest gaps between beacons: the agent's peers
 /// are about to drop it, or never heard it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct NotSending {
     /// How long ago the last beacon went out or, if none did since it started (or was stopped
     /// with nothing failing), since then.

@@ -12,6 +12,7 @@ use crate::config::{InterfaceSpec, Network};
 
 /// An interface the agent joins the groups on and sends from.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Joined {
     /// The interface's name (`eth0`).
     pub name: String,

@@ -7,6 +7,7 @@ use std::time::Instant;
 /// Datagrams on the beacon port that changed nothing, by reason. Every datagram read is counted
 /// once: taken in ([`NodeStats::beacons_received`] or our own), or here.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Refused {
     /// Not a beacon at all, truncated, or with broken extension fields.
     pub malformed: u64,
@@ -51,6 +52,7 @@ impl Refused {
 
 /// Another instance announcing this node's own hostname.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Impostor {
     /// Its instance id.
     pub instance: u64,
@@ -62,6 +64,7 @@ pub struct Impostor {
 
 /// The node's figures since it started.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct NodeStats {
     /// Peers listed now.
     pub peers: usize,

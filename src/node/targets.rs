@@ -14,6 +14,7 @@ use crate::config::Target;
 
 /// One name to resolve (`--peers-dns`, or a name in `--peer`), with what it last resolved to.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Name {
     /// The name and port, as given.
     pub target: Target,
