@@ -100,6 +100,7 @@ pub use engine::{
     Conflict, Event, EventCounts, EventKind, HISTORY, HeardVia, Peer, SUBSCRIBER_LAG, Snapshot,
     Status,
 };
+pub use wire::beacon::InvalidHostname;
 
 /// A node's tags: `key=value` labels, sorted by key, each key once.
 pub type Tags = std::collections::BTreeMap<String, String>;

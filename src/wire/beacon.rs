@@ -129,7 +129,10 @@ impl std::error::Error for DecodeError {}
 
 /// Why a name cannot be announced.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvalidHostname(pub String);
+pub struct InvalidHostname(
+    /// The name refused.
+    pub String,
+);
 
 impl fmt::Display for InvalidHostname {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
