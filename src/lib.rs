@@ -102,8 +102,7 @@ pub use engine::{
 };
 pub use wire::beacon::InvalidHostname;
 
-/// A node's tags: `key=value` labels, sorted by key, each key once.
-pub type Tags = std::collections::BTreeMap<String, String>;
+pub use wire::tags::Tags;
 
 /// The parts of a [`Status`] (the protocol's counts, the sockets, the sending, the targets and
 /// the interfaces) and of [`Settings`] (the interfaces and targets as given).

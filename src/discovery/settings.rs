@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::Tags;
+use crate::wire::tags::Tags;
 use crate::config::{Config, InterfaceSpec, Target};
 
 /// The settings of a running instance, defaults filled in: what its status and logs name.
