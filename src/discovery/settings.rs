@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::wire::tags::Tags;
 use crate::config::{Config, InterfaceSpec, Target};
+use crate::wire::tags::Tags;
 
 /// The settings of a running instance, defaults filled in: what its status and logs name.
 #[derive(Debug, Clone)]

@@ -155,10 +155,6 @@ impl Receiver {
         self.answer.take()
     }
 
-    pub fn instance(&self) -> u64 {
-        self.instance
-    }
-
     /// Takes in one datagram heard from `from` at `now` (when the wall clock read `wall_now`).
     ///
     /// With keys, only beacons whose tag verifies and whose timestamp is within the replay
@@ -421,6 +417,7 @@ mod tests {
     use crate::config::REPLAY_WINDOW;
     use crate::node::announcer::Announcer;
     use crate::node::stats::Refused;
+    use crate::registry::Paths;
 
     const OWN: u64 = 0xAAAA;
     /// The wall clock of these tests: only signed beacons look at it.
@@ -849,7 +846,11 @@ mod tests {
         let stats = node.stats(t0);
         assert_eq!((stats.duplicates, stats.refused.replay), (1, 0));
         let new = node.peers().find(|p| p.hostname == "new").expect("listed");
-        assert_eq!(new.paths.name(), "both");
+        let both = Paths {
+            group: true,
+            unicast: true,
+        };
+        assert_eq!(new.paths, both);
     }
 
     #[test]

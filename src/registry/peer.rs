@@ -94,15 +94,6 @@ impl Paths {
             },
         }
     }
-
-    /// `group`, `unicast` or `both`: the word `peerd peers` and the API use.
-    pub fn name(self) -> &'static str {
-        match (self.group, self.unicast) {
-            (true, true) => "both",
-            (false, true) => "unicast",
-            _ => "group",
-        }
-    }
 }
 
 impl Peer {
