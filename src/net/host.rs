@@ -104,8 +104,7 @@ impl HostInterface {
 
     /// Every address, IPv4 first.
     pub fn addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
-        let v4 = self.v4.iter().map(|a| IpAddr::V4(a.address));
-        v4.chain(self.v6.iter().map(|a| IpAddr::V6(a.address)))
+        self.networks().map(|(address, _)| address)
     }
 }
 
@@ -128,13 +127,18 @@ pub fn list() -> anyhow::Result<Vec<HostInterface>> {
                     .and_then(|m| u8::try_from(u32::from(m.ip()).leading_ones()).ok())
                     .unwrap_or(32),
             });
+        // The link's own entry (AF_PACKET) carries the index: no call per interface for it.
+        let link_index = ifaddr
+            .address
+            .as_ref()
+            .and_then(|a| a.as_link_addr())
+            .and_then(|link| u32::try_from(link.ifindex()).ok());
         let at = match interfaces.iter().position(|i| i.name == name) {
             Some(at) => at,
             None => {
-                let index = nix::net::if_::if_nametoindex(name.as_str()).unwrap_or(0);
                 interfaces.push(HostInterface {
                     name,
-                    index,
+                    index: 0,
                     up: flags.contains(InterfaceFlags::IFF_UP),
                     running: flags.contains(InterfaceFlags::IFF_RUNNING),
                     multicast: flags.contains(InterfaceFlags::IFF_MULTICAST),
@@ -145,9 +149,16 @@ pub fn list() -> anyhow::Result<Vec<HostInterface>> {
                 interfaces.len() - 1
             }
         };
+        if let Some(index) = link_index {
+            interfaces[at].index = index;
+        }
         if let Some(v4) = v4 {
             interfaces[at].v4.push(v4);
         }
+    }
+    // A kernel that lists no link entry for an interface: ask for its index by name.
+    for interface in interfaces.iter_mut().filter(|i| i.index == 0) {
+        interface.index = nix::net::if_::if_nametoindex(interface.name.as_str()).unwrap_or(0);
     }
     // getifaddrs has no DAD state: the kernel's own list of IPv6 addresses does. Without IPv6
     // in the kernel the file is missing, and the host has no IPv6 addresses; any other failure

@@ -214,11 +214,8 @@ pub fn link_addresses() -> anyhow::Result<Vec<LinkAddress>> {
 /// Every address of this host's interfaces, of both families, whatever their state: none of
 /// them is a unicast target of its own agent.
 pub fn local_addresses() -> Vec<IpAddr> {
-    host::list()
-        .unwrap_or_default()
-        .iter()
-        .flat_map(|i| i.addresses().collect::<Vec<_>>())
-        .collect()
+    let host = host::list().unwrap_or_default();
+    host.iter().flat_map(HostInterface::addresses).collect()
 }
 
 #[cfg(test)]

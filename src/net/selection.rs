@@ -131,11 +131,14 @@ fn find_keeping<'a>(
 /// with none, the one [`choose`] picks. Also the specs that name nothing yet, which the agent
 /// waits for. An interface in `current` (in use) that lost its carrier is kept: the pick
 /// sticks to it while it is up with an address, and `all` keeps it.
+///
+/// `default_rule` reads the default rule's inputs (the default route's interface, this host's
+/// own addresses by name): called only when a pick is to be made, as two files and the
+/// hostname read at each reading would be wasted on an agent keeping its interface.
 pub fn select<'s>(
     specs: &'s [InterfaceSpec],
     host: &[HostInterface],
-    default_route: Option<&str>,
-    named: &[IpAddr],
+    default_rule: impl FnOnce() -> (Option<String>, Vec<IpAddr>),
     current: &[Joined],
 ) -> (Vec<Joined>, Vec<&'s InterfaceSpec>) {
     let mut joined: Vec<Joined> = Vec::new();
@@ -150,7 +153,10 @@ pub fn select<'s>(
                 current.why.clone(),
             )
         });
-        let chosen = still.or_else(|| choose(host, default_route, named));
+        let chosen = still.or_else(|| {
+            let (default_route, named) = default_rule();
+            choose(host, default_route.as_deref(), &named)
+        });
         return (chosen.into_iter().collect(), missing);
     }
     for spec in specs {
@@ -268,7 +274,7 @@ mod tests {
     fn names(specs: &[&str]) -> (Vec<String>, usize) {
         let specs: Vec<InterfaceSpec> = specs.iter().map(|s| s.parse().expect("valid")).collect();
         let host = host();
-        let (joined, missing) = select(&specs, &host, None, &[], &[]);
+        let (joined, missing) = select(&specs, &host, || (None, Vec::new()), &[]);
         (
             joined.into_iter().map(|j| j.to_string()).collect(),
             missing.len(),

@@ -50,17 +50,11 @@ impl ReceiverTask {
                 return None;
             }
         };
-        // The default rule's inputs, read only where it applies: two files and the hostname
-        // at each reading would be wasted on an agent told its interfaces.
-        let (route, named) = match self.config.interfaces.is_empty() {
-            true => (interface::default_route(), interface::named_addresses()),
-            false => (None, Vec::new()),
-        };
+        let default_rule = || (interface::default_route(), interface::named_addresses());
         let (mut selected, missing) = selection::select(
             &self.config.interfaces,
             &host,
-            route.as_deref(),
-            &named,
+            default_rule,
             &self.interfaces,
         );
         self.missing = missing
