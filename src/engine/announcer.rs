@@ -167,18 +167,18 @@ impl AnnouncerTask {
         let mut failure = None;
         let mut sent = false;
         for joined in &interfaces {
-            if let Some(v4) = joined.v4 {
-                let group = self.config.group_addr();
-                let result = match socket::send_from(&sockets.unicast4, v4) {
-                    Ok(()) => socket::send_to(&sockets.unicast4, beacon, group, false).await,
-                    Err(err) => Err(err),
-                };
-                self.note(group, &joined.name, result, &mut sent, &mut failure);
-            }
-            let udp6 = joined.v6.and_then(|v6| sockets.unicast_for(v6.into()));
-            if let Some(udp) = udp6 {
+            // One copy per family: its socket, its group, and the source set on the socket for
+            // this interface (the two families' sockets are apart, so both are set first).
+            let v4 = joined.v4.map(|v4| {
+                let udp = &sockets.unicast4;
+                (udp, self.config.group_addr(), socket::send_from(udp, v4))
+            });
+            let v6 = (joined.v6.and_then(|v6| sockets.unicast_for(v6.into()))).map(|udp| {
                 let group = self.config.group6_addr(joined.index);
-                let result = match socket::send_from6(udp, joined.index) {
+                (udp, group, socket::send_from6(udp, joined.index))
+            });
+            for (udp, group, source) in [v4, v6].into_iter().flatten() {
+                let result = match source {
                     Ok(()) => socket::send_to(udp, beacon, group, false).await,
                     Err(err) => Err(err),
                 };

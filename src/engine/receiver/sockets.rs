@@ -87,11 +87,16 @@ impl ReceiverTask {
         } else {
             self.unicast_port
         };
-        let unicast = |family, port| socket::bind_unicast(family, port, config.multicast_ttl);
-        let unicast4 = match unicast(v4, port) {
-            Err(_) if !fixed && port != 0 => unicast(v4, 0)?,
-            bound => bound?,
+        // A port of the kernel's choosing kept from before may be taken by now (and the one
+        // chosen for IPv4 may be taken in IPv6): any other will do there.
+        let unicast = |family, port| {
+            let bind = |port| socket::bind_unicast(family, port, config.multicast_ttl);
+            match bind(port) {
+                Err(_) if !fixed && port != 0 => bind(0),
+                bound => bound,
+            }
         };
+        let unicast4 = unicast(v4, port)?;
         let port = unicast4.local_addr().map_or(0, |a| a.port());
         if !fixed {
             self.unicast_port = port;
@@ -106,27 +111,16 @@ impl ReceiverTask {
                 None
             }
         };
-        // The port the kernel chose for IPv4 may be taken in IPv6: any other will do there.
-        let unicast6 = |port| match unicast(v6, port) {
-            Err(_) if !fixed && port != 0 => unicast(v6, 0),
-            bound => bound,
-        };
-        let (group6, unicast6) = match (config.multicast, fixed) {
-            (true, true) => (group6(), None),
-            (true, false) => match unicast6(port) {
-                Ok(unicast6) => (group6(), Some(unicast6)),
+        let (group6, unicast6) = if config.multicast && fixed {
+            (group6(), None)
+        } else {
+            match unicast(v6, port) {
+                Ok(unicast6) => (config.multicast.then(group6).flatten(), Some(unicast6)),
                 Err(err) => {
                     no_ipv6(&err);
                     (None, None)
                 }
-            },
-            (false, _) => match unicast6(port) {
-                Ok(unicast6) => (None, Some(unicast6)),
-                Err(err) => {
-                    no_ipv6(&err);
-                    (None, None)
-                }
-            },
+            }
         };
         Ok(Sockets {
             group4,
