@@ -82,7 +82,7 @@ pub fn check_interface(
             Status::Fail,
             format!(
                 "no candidate has carrier: {}",
-                describe_candidates(candidates)
+                interface::describe_candidates(candidates)
             ),
             "connect the link of one of them, or pass --interface NAME of another".into(),
         );
@@ -103,23 +103,12 @@ pub fn check_interface(
         Status::Warn,
         format!(
             "{detail}; other candidates: {}",
-            describe_candidates(&choice.others)
+            interface::describe_candidates(&choice.others)
         ),
         format!(
             "if the peers are on another of them, give it to every command by name or network: --interface NAME or NETWORK (e.g. --interface {first_other})"
         ),
     )
-}
-
-fn describe_candidates(candidates: &[Candidate]) -> String {
-    let described: Vec<String> = candidates
-        .iter()
-        .map(|c| {
-            let carrier = if c.running { "" } else { ", no carrier" };
-            format!("{} ({}{carrier})", c.interface.name, c.interface.address)
-        })
-        .collect();
-    described.join(", ")
 }
 
 /// The loopback check: did the probe come back? `Err` if the probe socket could not be opened.

@@ -71,15 +71,22 @@ pub async fn run(options: &Options) -> Vec<Check> {
         .await
         .map_err(|err| format!("{err:#}"));
 
-    let addresses = interface::link_addresses().unwrap_or_default();
-    let candidates = interface::candidates().unwrap_or_default();
-    let default_route = interface::default_route();
+    // Each read once: the interfaces, the routing table, this host's addresses by name.
     let host = crate::net::host::list().unwrap_or_default();
+    let addresses = interface::link_addresses_among(&host);
+    let candidates = interface::candidates_among(&host);
+    let routes = std::fs::read_to_string("/proc/net/route").ok();
+    let default_route = routes.as_deref().and_then(interface::default_route_interface);
+    let named = interface::named_addresses();
+    // The interface the spec names, first of those it names.
+    let named_by_spec = options
+        .interface
+        .as_ref()
+        .and_then(|spec| selection::find(spec, &host).into_iter().next());
     // The doctor checks IPv4: the IPv4 address of the interface the spec names (the one
     // given, for an address).
     let given = options.interface.as_ref().map(|spec| {
-        let found = selection::find(spec, &host);
-        let name = found.first().map(|(interface, _)| interface.name.as_str());
+        let name = named_by_spec.as_ref().map(|(interface, _)| interface.name.as_str());
         // An IPv6 address names its interface, as a name does: its IPv4 address is probed.
         let found = addresses.iter().find(|a| match spec {
             InterfaceSpec::Address(IpAddr::V4(given)) => a.address == *given,
@@ -89,11 +96,7 @@ pub async fn run(options: &Options) -> Vec<Check> {
     });
     let choice = match options.interface {
         Some(_) => None,
-        None => interface::choose(
-            &candidates,
-            default_route.as_deref(),
-            &interface::v4_only(&interface::named_addresses()),
-        ),
+        None => interface::choose(&candidates, default_route, &interface::v4_only(&named)),
     };
     let mut checks = vec![check_interface(given, &candidates, choice.as_ref())];
     let probed = match (given, &choice) {
@@ -104,13 +107,12 @@ pub async fn run(options: &Options) -> Vec<Check> {
     // The interface checked, in both families: the one the spec names, the IPv4 pick, or
     // where no interface has IPv4, the one the agent would pick for IPv6.
     let (checked, why) = match &options.interface {
-        Some(spec) => match selection::find(spec, &host).into_iter().next() {
+        Some(_) => match named_by_spec {
             Some((interface, why)) => (Some(interface), why),
             None => (None, String::new()),
         },
         None => {
-            let named = interface::named_addresses();
-            let chosen = selection::choose(&host, default_route.as_deref(), &named);
+            let chosen = selection::choose(&host, default_route, &named);
             let why = chosen.as_ref().map(|j| j.why.clone()).unwrap_or_default();
             (
                 chosen.and_then(|j| host.iter().find(|i| i.index == j.index)),
@@ -214,7 +216,6 @@ pub async fn run(options: &Options) -> Vec<Check> {
         conf(&device).as_deref(),
         &device,
     ));
-    let routes = std::fs::read_to_string("/proc/net/route").ok();
     checks.push(check_route(routes.as_deref(), options.group, &device));
     // Docker marks its containers with this file.
     let in_container = std::path::Path::new("/.dockerenv").exists();
@@ -232,7 +233,7 @@ pub async fn run(options: &Options) -> Vec<Check> {
     let networks = Networks {
         probed: &probed,
         candidates: &candidates,
-        default_route: default_route.as_deref(),
+        default_route,
         routes: routes.as_deref(),
         in_container,
     };

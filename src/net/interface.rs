@@ -132,10 +132,17 @@ pub fn default_route() -> Option<String> {
     default_route_interface(&table).map(str::to_owned)
 }
 
-/// Every interface with IPv4 that could carry beacons, in the kernel's order (see
-/// [`Candidate`]).
-pub(crate) fn candidates() -> anyhow::Result<Vec<Candidate>> {
-    Ok(candidates_among(&host::list()?))
+/// `eth0 (10.0.0.2), eth1 (10.1.0.2, no carrier)`: candidates as the agent's log and the
+/// doctor name them.
+pub fn describe_candidates(candidates: &[Candidate]) -> String {
+    let described: Vec<String> = candidates
+        .iter()
+        .map(|c| {
+            let carrier = if c.running { "" } else { ", no carrier" };
+            format!("{} ({}{carrier})", c.interface.name, c.interface.address)
+        })
+        .collect();
+    described.join(", ")
 }
 
 /// The candidates among `host`: one per IPv4 address of an interface that is up, does
@@ -189,10 +196,9 @@ pub struct LinkAddress {
     pub link: Link,
 }
 
-/// Every IPv4 address of this host, up or down, in the kernel's order.
-pub fn link_addresses() -> anyhow::Result<Vec<LinkAddress>> {
-    Ok(host::list()?
-        .into_iter()
+/// Every IPv4 address among `host`'s interfaces, up or down, in the kernel's order.
+pub fn link_addresses_among(host: &[HostInterface]) -> Vec<LinkAddress> {
+    host.iter()
         .flat_map(|i| {
             let link = Link {
                 name: i.name.clone(),
@@ -201,14 +207,12 @@ pub fn link_addresses() -> anyhow::Result<Vec<LinkAddress>> {
                 multicast: i.multicast,
                 loopback: i.loopback,
             };
-            i.v4.iter()
-                .map(|a| LinkAddress {
-                    address: a.address,
-                    link: link.clone(),
-                })
-                .collect::<Vec<_>>()
+            i.v4.iter().map(move |a| LinkAddress {
+                address: a.address,
+                link: link.clone(),
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Every address of this host's interfaces, of both families, whatever their state: none of

@@ -194,17 +194,9 @@ pub fn choose(
         let chosen = host.iter().find(|i| i.name == choice.chosen.name)?;
         let mut why = choice.reason.to_owned();
         if !choice.others.is_empty() {
-            let others: Vec<String> = choice
-                .others
-                .iter()
-                .map(|c| {
-                    let carrier = if c.running { "" } else { ", no carrier" };
-                    format!("{} ({}{carrier})", c.interface.name, c.interface.address)
-                })
-                .collect();
             why = format!(
                 "{why}; other candidates passed over: {}; pick one with --interface NAME, ADDR or NETWORK, or all",
-                others.join(", ")
+                interface::describe_candidates(&choice.others)
             );
         }
         return Joined::of(chosen, Some(choice.chosen.address), why);

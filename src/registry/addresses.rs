@@ -151,7 +151,6 @@ impl Others {
     }
 }
 
-/// A duration as nanoseconds, saturating (the registry's bounds keep a ttl within an hour).
 /// Both of one family and, for IPv6, of one scope (a link-local address names its link): a
 /// change between them is an address that changed, not another path.
 fn same_kind(a: SocketAddr, b: SocketAddr) -> bool {
@@ -162,6 +161,7 @@ fn same_kind(a: SocketAddr, b: SocketAddr) -> bool {
     }
 }
 
+/// A duration as nanoseconds, saturating (the registry's bounds keep a ttl within an hour).
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }

@@ -75,7 +75,7 @@ pub struct Record {
 }
 
 /// What most peers do not have. Allocated only when one of them is set.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, Default)]
 struct Rare {
     tags: Tags,
     rival: Option<Box<Rival>>,
@@ -293,26 +293,19 @@ impl Record {
         epoch: &Epoch,
     ) -> SocketAddr {
         let old_address = self.address();
-        let last_seen = self.last_seen;
-        let address = match self.rare.as_deref_mut() {
-            Some(rare) => rare
-                .others
-                .renewal(old_address, from, epoch.stamp(now), ttl, last_seen),
-            // The common renewal: no list to look at, nothing to allocate.
-            None if from == old_address => from,
-            None => self.rare.get_or_insert_with(Box::default).others.renewal(
-                old_address,
-                from,
-                epoch.stamp(now),
-                ttl,
-                last_seen,
-            ),
+        let (last_seen, stamp) = (self.last_seen, epoch.stamp(now));
+        // The common renewal: no list to look at, nothing to allocate.
+        let address = if self.rare.is_none() && from == old_address {
+            from
+        } else {
+            let rare = self.rare.get_or_insert_with(Box::default);
+            rare.others.renewal(old_address, from, stamp, ttl, last_seen)
         };
         if address != old_address {
             self.set_address(address);
         }
         self.sequence = beacon.sequence;
-        self.last_seen = epoch.stamp(now);
+        self.last_seen = stamp;
         self.deadline = epoch.stamp(now + ttl);
         self.ttl_micros = micros(ttl);
         self.flags |= ESTABLISHED;
